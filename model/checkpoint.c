@@ -1,0 +1,184 @@
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_MAX 32
+
+static const char *activation_name(Activation a) { return a == ACT_GELU ? "gelu" : "relu"; }
+
+int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
+                    const OptimizerState *opt, const StMeta *extra, int n_extra, Error *err) {
+    const GPTConfig *c = &model->config;
+    char nums[5][16];
+    snprintf(nums[0], 16, "%d", c->vocab_size);
+    snprintf(nums[1], 16, "%d", c->n_layer);
+    snprintf(nums[2], 16, "%d", c->n_head);
+    snprintf(nums[3], 16, "%d", c->n_embd);
+    snprintf(nums[4], 16, "%d", c->block_size);
+    char *vocab = tokenizer_to_string(tok);
+    if (!vocab) return error_set(err, "out of memory");
+    StMeta meta[META_MAX] = {
+        {"format", "gptd-gpt"},
+        {"vocab_size", nums[0]},
+        {"n_layer", nums[1]},
+        {"n_head", nums[2]},
+        {"n_embd", nums[3]},
+        {"block_size", nums[4]},
+        {"activation", (char *)activation_name(c->activation)},
+        {"qkv_bias", c->qkv_bias ? "true" : "false"},
+        {"tied_head", c->tied_head ? "true" : "false"},
+        {"vocab", vocab},
+    };
+    int n_meta = 10;
+    for (int i = 0; i < n_extra && n_meta < META_MAX; i++) meta[n_meta++] = extra[i];
+
+    int n = model->n_tensors * (opt ? 3 : 1);
+    StWriteTensor *ts = calloc((size_t)n, sizeof *ts);
+    char(*names)[80] = calloc((size_t)n, sizeof *names);
+    if (!ts || !names) {
+        free(ts);
+        free(names);
+        free(vocab);
+        return error_set(err, "out of memory");
+    }
+    for (int copy = 0; copy < (opt ? 3 : 1); copy++) {
+        const float *base = copy == 0 ? model->param_memory : copy == 1 ? opt->m : opt->v;
+        const char *prefix = copy == 0 ? "" : copy == 1 ? "optimizer.m." : "optimizer.v.";
+        for (int i = 0; i < model->n_tensors; i++) {
+            const TensorSpec *t = &model->tensors[i];
+            int k = copy * model->n_tensors + i;
+            snprintf(names[k], sizeof names[k], "%s%s", prefix, t->name);
+            ts[k].name = names[k];
+            ts[k].dtype = ST_F32;
+            ts[k].ndim = t->ndim;
+            ts[k].shape[0] = t->shape[0];
+            ts[k].shape[1] = t->shape[1];
+            ts[k].data = base + t->offset;
+        }
+    }
+    int rc = safetensors_write(path, ts, n, meta, n_meta, err);
+    free(ts);
+    free(names);
+    free(vocab);
+    return rc;
+}
+
+static int meta_int(const SafeTensors *st, const char *key, int *out, Error *err) {
+    const char *s = safetensors_meta(st, key);
+    if (!s) return error_set(err, "metadata has no \"%s\"", key);
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -2147483647 || v > 2147483647)
+        return error_set(err, "metadata \"%s\" is not an integer: \"%s\"", key, s);
+    *out = (int)v;
+    return 0;
+}
+
+static int meta_bool(const SafeTensors *st, const char *key, bool *out, Error *err) {
+    const char *s = safetensors_meta(st, key);
+    if (!s) return error_set(err, "metadata has no \"%s\"", key);
+    if (strcmp(s, "true") == 0) *out = true;
+    else if (strcmp(s, "false") == 0) *out = false;
+    else return error_set(err, "metadata \"%s\" must be true or false, got \"%s\"", key, s);
+    return 0;
+}
+
+static int config_from_meta(const SafeTensors *st, GPTConfig *c, Error *err) {
+    memset(c, 0, sizeof *c);
+    if (meta_int(st, "vocab_size", &c->vocab_size, err) ||
+        meta_int(st, "n_layer", &c->n_layer, err) || meta_int(st, "n_head", &c->n_head, err) ||
+        meta_int(st, "n_embd", &c->n_embd, err) ||
+        meta_int(st, "block_size", &c->block_size, err) ||
+        meta_bool(st, "qkv_bias", &c->qkv_bias, err) ||
+        meta_bool(st, "tied_head", &c->tied_head, err))
+        return -1;
+    const char *act = safetensors_meta(st, "activation");
+    if (!act) return error_set(err, "metadata has no \"activation\"");
+    if (strcmp(act, "relu") == 0) c->activation = ACT_RELU;
+    else if (strcmp(act, "gelu") == 0) c->activation = ACT_GELU;
+    else return error_set(err, "metadata \"activation\" must be relu or gelu, got \"%s\"", act);
+    return gpt_config_validate(c, err);
+}
+
+/* Copies tensor `name` into dst after checking dtype and shape against spec. */
+static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,
+                       float *dst, Error *err) {
+    const StTensor *t = safetensors_find(st, name);
+    if (!t) return error_set(err, "missing tensor '%s'", name);
+    if (t->dtype != ST_F32) return error_set(err, "tensor '%s' must be F32", name);
+    bool ok = t->ndim == spec->ndim;
+    for (int d = 0; ok && d < spec->ndim; d++) ok = t->shape[d] == spec->shape[d];
+    if (!ok) {
+        char want[48], got[96] = "";
+        if (spec->ndim == 1) snprintf(want, sizeof want, "[%d]", spec->shape[0]);
+        else snprintf(want, sizeof want, "[%d, %d]", spec->shape[0], spec->shape[1]);
+        size_t n = 0;
+        for (int d = 0; d < t->ndim && n < sizeof got - 24; d++)
+            n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", d ? ", " : "",
+                                  (long long)t->shape[d]);
+        return error_set(err, "tensor '%s' has shape [%s], the config needs %s", name, got, want);
+    }
+    memcpy(dst, t->data, spec->size * sizeof(float));
+    return 0;
+}
+
+int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState *opt,
+                    SafeTensors *st_out, Error *err) {
+    SafeTensors st;
+    memset(model, 0, sizeof *model);
+    memset(tok, 0, sizeof *tok);
+    if (opt) memset(opt, 0, sizeof *opt);
+    if (safetensors_open(&st, path, err)) return -1;
+    GPTConfig c;
+    const char *vocab;
+    if (config_from_meta(&st, &c, err)) goto fail;
+    if (!(vocab = safetensors_meta(&st, "vocab"))) {
+        error_set(err, "metadata has no \"vocab\"");
+        goto fail;
+    }
+    if (tokenizer_from_string(tok, vocab, err)) goto fail;
+    if (tok->vocab_size != c.vocab_size) {
+        error_set(err, "vocab has %d characters but vocab_size is %d", tok->vocab_size,
+                  c.vocab_size);
+        goto fail;
+    }
+    if (gpt_init(model, &c, err)) goto fail;
+    for (int i = 0; i < model->n_tensors; i++) {
+        const TensorSpec *t = &model->tensors[i];
+        if (load_tensor(&st, t->name, t, model->param_memory + t->offset, err)) goto fail;
+    }
+    if (opt) {
+        opt->m = calloc(model->n_params, sizeof(float));
+        opt->v = calloc(model->n_params, sizeof(float));
+        if (!opt->m || !opt->v) {
+            error_set(err, "out of memory");
+            goto fail;
+        }
+        char name[80];
+        for (int i = 0; i < model->n_tensors; i++) {
+            const TensorSpec *t = &model->tensors[i];
+            snprintf(name, sizeof name, "optimizer.m.%s", t->name);
+            if (load_tensor(&st, name, t, opt->m + t->offset, err)) goto fail;
+            snprintf(name, sizeof name, "optimizer.v.%s", t->name);
+            if (load_tensor(&st, name, t, opt->v + t->offset, err)) goto fail;
+        }
+    }
+    if (st_out) *st_out = st;
+    else safetensors_close(&st);
+    return 0;
+fail:
+    error_wrap(err, "%s", path);
+    safetensors_close(&st);
+    gpt_free(model);
+    tokenizer_free(tok);
+    if (opt) {
+        free(opt->m);
+        free(opt->v);
+        memset(opt, 0, sizeof *opt);
+    }
+    return -1;
+}

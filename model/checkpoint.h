@@ -1,0 +1,27 @@
+/* GPT checkpoints on top of safetensors: the parameters under GPT-2 names, and in
+ * __metadata__ the config, the vocabulary and free-form facts (training step, losses).
+ * A training state adds the AdamW moments ("optimizer.m.<name>", "optimizer.v.<name>") so a
+ * run can resume exactly. */
+#ifndef GPTD_CHECKPOINT_H
+#define GPTD_CHECKPOINT_H
+
+#include "gpt.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+typedef struct {
+    float *m, *v; /* (n_params) each, AdamW moments in parameter layout */
+} OptimizerState;
+
+/* Writes model (and, if opt is non-NULL, the optimizer moments) atomically. extra holds
+ * additional metadata (may be NULL/0). */
+int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
+                    const OptimizerState *opt, const StMeta *extra, int n_extra, Error *err);
+
+/* Loads config, vocabulary and parameters into a fresh model. If opt is non-NULL the moments are
+ * loaded too (allocated here; error if the file has none). If st_out is non-NULL the file stays
+ * open there for the caller to read more metadata (close it with safetensors_close). */
+int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState *opt,
+                    SafeTensors *st_out, Error *err);
+
+#endif

@@ -1,0 +1,172 @@
+#include "tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int utf8_decode(const char *s, size_t len, uint32_t *cp) {
+    const unsigned char *u = (const unsigned char *)s;
+    if (len == 0) return 0;
+    if (u[0] < 0x80) {
+        *cp = u[0];
+        return 1;
+    }
+    int n;
+    uint32_t c, min;
+    if ((u[0] & 0xE0) == 0xC0) n = 2, c = u[0] & 0x1F, min = 0x80;
+    else if ((u[0] & 0xF0) == 0xE0) n = 3, c = u[0] & 0x0F, min = 0x800;
+    else if ((u[0] & 0xF8) == 0xF0) n = 4, c = u[0] & 0x07, min = 0x10000;
+    else return 0;
+    if ((size_t)n > len) return 0;
+    for (int i = 1; i < n; i++) {
+        if ((u[i] & 0xC0) != 0x80) return 0;
+        c = (c << 6) | (u[i] & 0x3F);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are not characters. */
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    *cp = c;
+    return n;
+}
+
+int utf8_encode(uint32_t cp, char *out) {
+    unsigned char *o = (unsigned char *)out;
+    if (cp < 0x80) {
+        o[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (cp >> 6));
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+long tokenizer_count(const char *text, size_t len, Error *err) {
+    long count = 0;
+    for (size_t i = 0; i < len; count++) {
+        uint32_t cp;
+        int n = utf8_decode(text + i, len - i, &cp);
+        if (n == 0) return error_set(err, "invalid UTF-8 at byte %zu", i);
+        i += (size_t)n;
+    }
+    return count;
+}
+
+static int compare_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int tokenizer_build(Tokenizer *tok, const char *text, size_t len, Error *err) {
+    memset(tok, 0, sizeof *tok);
+    long count = tokenizer_count(text, len, err);
+    if (count < 0) return -1;
+    if (count == 0) return error_set(err, "cannot build a vocabulary from empty text");
+    uint32_t *all = malloc((size_t)count * sizeof *all);
+    if (!all) return error_set(err, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < len;) i += (size_t)utf8_decode(text + i, len - i, &all[n++]);
+    qsort(all, n, sizeof *all, compare_u32);
+    size_t unique = 0;
+    for (size_t i = 0; i < n; i++)
+        if (unique == 0 || all[unique - 1] != all[i]) all[unique++] = all[i];
+    tok->chars = realloc(all, unique * sizeof *all);
+    if (!tok->chars) tok->chars = all;
+    tok->vocab_size = (int)unique;
+    return 0;
+}
+
+int tokenizer_from_string(Tokenizer *tok, const char *vocab, Error *err) {
+    memset(tok, 0, sizeof *tok);
+    size_t len = strlen(vocab);
+    long count = tokenizer_count(vocab, len, err);
+    if (count < 0) return error_wrap(err, "vocabulary");
+    if (count == 0) return error_set(err, "vocabulary is empty");
+    tok->chars = malloc((size_t)count * sizeof *tok->chars);
+    if (!tok->chars) return error_set(err, "out of memory");
+    int n = 0;
+    for (size_t i = 0; i < len; n++) {
+        i += (size_t)utf8_decode(vocab + i, len - i, &tok->chars[n]);
+        if (n > 0 && tok->chars[n] <= tok->chars[n - 1]) {
+            free(tok->chars);
+            tok->chars = NULL;
+            return error_set(err, "vocabulary is not sorted and unique at character %d", n);
+        }
+    }
+    tok->vocab_size = n;
+    return 0;
+}
+
+char *tokenizer_to_string(const Tokenizer *tok) {
+    char *s = malloc((size_t)tok->vocab_size * 4 + 1);
+    if (!s) return NULL;
+    size_t n = 0;
+    for (int i = 0; i < tok->vocab_size; i++) n += (size_t)utf8_encode(tok->chars[i], s + n);
+    s[n] = '\0';
+    return s;
+}
+
+void tokenizer_free(Tokenizer *tok) {
+    free(tok->chars);
+    memset(tok, 0, sizeof *tok);
+}
+
+static int lookup(const Tokenizer *tok, uint32_t cp) {
+    int lo = 0, hi = tok->vocab_size - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (tok->chars[mid] == cp) return mid;
+        if (tok->chars[mid] < cp) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Describes a character for an error message: printable ones quoted, others as U+XXXX. */
+static void describe_char(uint32_t cp, char *out, size_t cap) {
+    char utf8[5] = {0};
+    if (cp >= 0x20 && cp != 0x7F && cp != '\'') {
+        utf8[utf8_encode(cp, utf8)] = '\0';
+        snprintf(out, cap, "'%s' (U+%04X)", utf8, (unsigned)cp);
+    } else {
+        snprintf(out, cap, "U+%04X", (unsigned)cp);
+    }
+}
+
+int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
+                     size_t *n, Error *err) {
+    size_t count = 0;
+    for (size_t i = 0; i < len; count++) {
+        uint32_t cp;
+        int bytes = utf8_decode(text + i, len - i, &cp);
+        if (bytes == 0) return error_set(err, "invalid UTF-8 at byte %zu", i);
+        int id = lookup(tok, cp);
+        if (id < 0) {
+            char what[32];
+            describe_char(cp, what, sizeof what);
+            return error_set(err, "character %s at position %zu is not in the vocabulary", what,
+                             count);
+        }
+        if (count >= cap) return error_set(err, "text longer than %zu characters", cap);
+        ids[count] = id;
+        i += (size_t)bytes;
+    }
+    *n = count;
+    return 0;
+}
+
+int tokenizer_decode(const Tokenizer *tok, int id, char *out) {
+    if (id < 0 || id >= tok->vocab_size) return 0;
+    return utf8_encode(tok->chars[id], out);
+}

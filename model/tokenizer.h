@@ -1,0 +1,41 @@
+/* Character tokenizer, as in the seed: the vocabulary is the sorted set of characters (Unicode
+ * code points) of the training text, and token i is the i-th character. It is stored in the
+ * checkpoint as one UTF-8 string of all characters in order. */
+#ifndef GPTD_TOKENIZER_H
+#define GPTD_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct {
+    uint32_t *chars; /* (vocab_size) sorted code points */
+    int vocab_size;
+} Tokenizer;
+
+/* Builds the vocabulary from text (must be valid UTF-8 and non-empty). */
+int tokenizer_build(Tokenizer *tok, const char *text, size_t len, Error *err);
+/* Reads the vocabulary back from its stored string (sorted, unique characters). */
+int tokenizer_from_string(Tokenizer *tok, const char *vocab, Error *err);
+/* The stored form: all characters in order, UTF-8, NUL-terminated; caller frees. */
+char *tokenizer_to_string(const Tokenizer *tok);
+void tokenizer_free(Tokenizer *tok);
+
+/* Decodes one UTF-8 character at s[0..len); returns its byte length, or 0 if malformed. */
+int utf8_decode(const char *s, size_t len, uint32_t *cp);
+/* Writes cp as UTF-8 into out (4 bytes room); returns the byte count. */
+int utf8_encode(uint32_t cp, char *out);
+
+/* Number of characters in text, or -1 with err set if it is not valid UTF-8. */
+long tokenizer_count(const char *text, size_t len, Error *err);
+
+/* Encodes text into ids (room for `cap`), *n set to the count. A character outside the
+ * vocabulary is an error naming it and its (0-based, in characters) position. */
+int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
+                     size_t *n, Error *err);
+
+/* Writes token id's UTF-8 bytes into out (4 bytes room); returns the byte count (0 if bad id). */
+int tokenizer_decode(const Tokenizer *tok, int id, char *out);
+
+#endif

@@ -1,0 +1,236 @@
+#include "trainer.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adamw.h"
+#include "checkpoint.h"
+#include "dataset.h"
+#include "matmul.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Linear warmup, then cosine decay from lr to min_lr (constant when min_lr == lr, the seed). */
+static float learning_rate(const TrainOptions *o, int step) {
+    if (step < o->warmup_iters) return o->lr * (step + 1) / o->warmup_iters;
+    if (o->min_lr >= o->lr || o->max_iters <= o->warmup_iters) return o->lr;
+    float progress = (float)(step - o->warmup_iters) / (o->max_iters - o->warmup_iters);
+    return o->min_lr + 0.5f * (o->lr - o->min_lr) * (1.0f + cosf(3.14159265f * progress));
+}
+
+/* Mean loss over eval_iters batches of one split, dropout off. The batches come from an RNG
+ * seeded by (seed, step, split) so evaluation neither depends on nor disturbs training. */
+static int estimate_loss(GPT *m, const Dataset *d, const TrainOptions *o, int step, bool val,
+                         int *x, int *y, float *out, Error *err) {
+    Rng rng;
+    rng_seed(&rng, o->seed * 1000003ull + (uint64_t)step * 2 + val);
+    double sum = 0.0;
+    for (int i = 0; i < o->eval_iters; i++) {
+        float loss;
+        dataset_batch(d, val, o->batch_size, o->model.block_size, &rng, x, y);
+        if (gpt_forward(m, x, y, o->batch_size, o->model.block_size, 0.0f, NULL, &loss, err))
+            return -1;
+        sum += loss;
+    }
+    *out = (float)(sum / o->eval_iters);
+    return 0;
+}
+
+/* Hyperparameters that define a run, stored in the state so a resume continues the same run. */
+typedef struct {
+    int step;
+    Rng rng;
+} Progress;
+
+static int save(const TrainOptions *o, const GPT *m, const Tokenizer *tok,
+                const OptimizerState *opt, const Progress *p, float train_loss, float val_loss,
+                Error *err) {
+    char step[24], rng[4][24], tl[24], vl[24], batch[16], lr[24], min_lr[24], warm[16], drop[24],
+        wd[24], seed[24], iters[16];
+    snprintf(step, sizeof step, "%d", p->step);
+    for (int i = 0; i < 4; i++) snprintf(rng[i], sizeof rng[i], "%" PRIu64, p->rng.s[i]);
+    snprintf(tl, sizeof tl, "%.4f", train_loss);
+    snprintf(vl, sizeof vl, "%.4f", val_loss);
+    snprintf(batch, sizeof batch, "%d", o->batch_size);
+    snprintf(lr, sizeof lr, "%.9g", o->lr);
+    snprintf(min_lr, sizeof min_lr, "%.9g", o->min_lr);
+    snprintf(warm, sizeof warm, "%d", o->warmup_iters);
+    snprintf(drop, sizeof drop, "%.9g", o->dropout);
+    snprintf(wd, sizeof wd, "%.9g", o->weight_decay);
+    snprintf(seed, sizeof seed, "%llu", o->seed);
+    snprintf(iters, sizeof iters, "%d", o->max_iters);
+    StMeta meta[] = {
+        {"train.step", step},          {"train.train_loss", tl}, {"train.val_loss", vl},
+        {"train.batch_size", batch},   {"train.lr", lr},         {"train.min_lr", min_lr},
+        {"train.warmup_iters", warm},  {"train.dropout", drop},  {"train.weight_decay", wd},
+        {"train.seed", seed},          {"train.max_iters", iters},
+        {"train.command", (char *)(o->command_line ? o->command_line : "")},
+        {"train.rng0", rng[0]},        {"train.rng1", rng[1]},   {"train.rng2", rng[2]},
+        {"train.rng3", rng[3]},
+    };
+    int n_meta = (int)(sizeof meta / sizeof meta[0]);
+    char state_path[4096];
+    snprintf(state_path, sizeof state_path, "%s.state", o->out_path);
+    if (checkpoint_save(state_path, m, tok, opt, meta, n_meta, err)) return -1;
+    /* The served model: no moments, no RNG. */
+    return checkpoint_save(o->out_path, m, tok, NULL, meta, n_meta - 4, err);
+}
+
+static int meta_u64(const SafeTensors *st, const char *key, uint64_t *v, Error *err) {
+    const char *s = safetensors_meta(st, key);
+    char *end;
+    if (!s) return error_set(err, "training state has no \"%s\"", key);
+    *v = strtoull(s, &end, 10);
+    if (end == s || *end) return error_set(err, "training state \"%s\" is not a number", key);
+    return 0;
+}
+
+static int meta_float(const SafeTensors *st, const char *key, float *v, Error *err) {
+    const char *s = safetensors_meta(st, key);
+    char *end;
+    if (!s) return error_set(err, "training state has no \"%s\"", key);
+    *v = strtof(s, &end);
+    if (end == s || *end) return error_set(err, "training state \"%s\" is not a number", key);
+    return 0;
+}
+
+/* Restores model, moments, step, RNG and the run's hyperparameters from a state file. The
+ * options that may change on resume (max_iters, eval settings, out, threads) stay as given. */
+static int resume(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, Progress *p,
+                  Error *err) {
+    SafeTensors st;
+    if (checkpoint_load(o->resume_path, m, tok, opt, &st, err)) return -1;
+    uint64_t step = 0, batch = 0, warm = 0, seed = 0;
+    int rc = meta_u64(&st, "train.step", &step, err) ||
+             meta_u64(&st, "train.batch_size", &batch, err) ||
+             meta_u64(&st, "train.warmup_iters", &warm, err) ||
+             meta_u64(&st, "train.seed", &seed, err) || meta_float(&st, "train.lr", &o->lr, err) ||
+             meta_float(&st, "train.min_lr", &o->min_lr, err) ||
+             meta_float(&st, "train.dropout", &o->dropout, err) ||
+             meta_float(&st, "train.weight_decay", &o->weight_decay, err);
+    for (int i = 0; rc == 0 && i < 4; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "train.rng%d", i);
+        rc = meta_u64(&st, key, &p->rng.s[i], err);
+    }
+    safetensors_close(&st);
+    if (rc) return error_wrap(err, "%s", o->resume_path);
+    p->step = (int)step;
+    o->batch_size = (int)batch;
+    o->warmup_iters = (int)warm;
+    o->seed = seed;
+    o->model = m->config;
+    return 0;
+}
+
+static void format_duration(double s, char *out, size_t cap) {
+    long t = (long)s;
+    if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+}
+
+int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err) {
+    TrainOptions o = *opts;
+    GPT m;
+    Tokenizer tok = {0};
+    OptimizerState opt = {0};
+    Dataset data = {0};
+    Progress p = {0};
+    int *x = NULL, *y = NULL, rc = -1;
+    memset(&m, 0, sizeof m);
+    matmul_set_threads(o.threads);
+
+    if (o.resume_path) {
+        if (resume(&o, &m, &tok, &opt, &p, err)) return -1;
+        if (dataset_load(&data, o.data_path, &tok, err)) goto done;
+    } else {
+        if (dataset_load(&data, o.data_path, &tok, err)) goto done;
+        o.model.vocab_size = tok.vocab_size;
+        if (gpt_init(&m, &o.model, err)) goto done;
+        rng_seed(&p.rng, o.seed);
+        gpt_init_weights(&m, &p.rng);
+        opt.m = calloc(m.n_params, sizeof(float));
+        opt.v = calloc(m.n_params, sizeof(float));
+        if (!opt.m || !opt.v) {
+            error_set(err, "out of memory");
+            goto done;
+        }
+    }
+    if (dataset_check(&data, o.model.block_size, err)) goto done;
+    if (gpt_alloc_grads(&m, err)) goto done;
+    size_t bt = (size_t)o.batch_size * o.model.block_size;
+    x = malloc(bt * sizeof *x);
+    y = malloc(bt * sizeof *y);
+    if (!x || !y) {
+        error_set(err, "out of memory");
+        goto done;
+    }
+    fprintf(progress, "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d\n",
+            m.n_params, (int)data.n_train, data.n - data.n_train, tok.vocab_size);
+
+    AdamWConfig adam = {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay};
+    int first_step = p.step;
+    double t_start = now_seconds(), t_window = t_start;
+    int window_steps = 0;
+    float train_loss = NAN, val_loss = NAN;
+    for (;;) {
+        bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
+        if (at_eval && !(o.resume_path && p.step == first_step)) {
+            double t0 = now_seconds();
+            if (estimate_loss(&m, &data, &o, p.step, false, x, y, &train_loss, err) ||
+                estimate_loss(&m, &data, &o, p.step, true, x, y, &val_loss, err))
+                goto done;
+            fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", p.step, train_loss,
+                    val_loss);
+            fflush(log);
+            if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
+            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step,
+                    now_seconds() - t0, o.out_path);
+            t_window = now_seconds();
+            window_steps = 0;
+        }
+        if (p.step >= o.max_iters) break;
+        if (o.stop && *o.stop) {
+            if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
+            fprintf(progress, "interrupted at step %d; saved %s and %s.state\n", p.step,
+                    o.out_path, o.out_path);
+            break;
+        }
+        float loss;
+        dataset_batch(&data, false, o.batch_size, o.model.block_size, &p.rng, x, y);
+        if (gpt_forward(&m, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
+            goto done;
+        gpt_zero_grads(&m);
+        gpt_backward(&m);
+        adam.lr = learning_rate(&o, p.step);
+        adamw_update(m.param_memory, m.grad_memory, opt.m, opt.v, m.n_params, p.step + 1, &adam);
+        p.step++;
+        window_steps++;
+        if (o.log_interval > 0 && p.step % o.log_interval == 0) {
+            double t = now_seconds(), per_step = (t - t_window) / window_steps;
+            char left[32];
+            format_duration(per_step * (o.max_iters - p.step), left, sizeof left);
+            fprintf(progress, "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
+                    p.step, o.max_iters, loss, adam.lr, per_step * 1e3, bt / per_step, left);
+            fflush(progress);
+        }
+    }
+    fprintf(progress, "done in %.1f s\n", now_seconds() - t_start);
+    rc = 0;
+done:
+    free(x);
+    free(y);
+    free(opt.m);
+    free(opt.v);
+    dataset_free(&data);
+    tokenizer_free(&tok);
+    gpt_free(&m);
+    return rc;
+}

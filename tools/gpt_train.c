@@ -1,0 +1,99 @@
+/* bin/gpt-train: trains the GPT on a text file and writes safetensors checkpoints. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../model/dataset.h"
+#include "../model/trainer.h"
+#include "cli.h"
+
+/* The only mutable global: written by the signal handler, read by the training loop. */
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+int main(int argc, char **argv) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *activation = "relu";
+    TrainOptions o = {
+        .data_path = dataset_default_path(),
+        .out_path = "model.safetensors",
+        .model = {.n_layer = 6, .n_head = 6, .n_embd = 384, .block_size = 256},
+        .batch_size = 64,
+        .max_iters = 5000,
+        .eval_interval = 500,
+        .eval_iters = 200,
+        .threads = cores > 0 ? (int)cores : 1,
+        .log_interval = 10,
+        .lr = 3e-4f,
+        .min_lr = -1.0f,
+        .dropout = 0.2f,
+        .weight_decay = 0.01f,
+        .seed = 1337,
+    };
+    bool qkv_bias = false, tied = false;
+    CliFlag flags[] = {
+        {"data", CLI_STRING, &o.data_path, 0, 0, "training text (UTF-8)", false},
+        {"out", CLI_STRING, &o.out_path, 0, 0, "model checkpoint; <out>.state resumes", false},
+        {"resume", CLI_STRING, &o.resume_path, 0, 0, "continue from a <out>.state file", false},
+        {"n-layer", CLI_INT, &o.model.n_layer, 1, GPT_MAX_LAYERS, "transformer blocks", false},
+        {"n-head", CLI_INT, &o.model.n_head, 1, 1024, "attention heads", false},
+        {"n-embd", CLI_INT, &o.model.n_embd, 1, 16384, "embedding width", false},
+        {"block-size", CLI_INT, &o.model.block_size, 1, 65536, "context length", false},
+        {"batch-size", CLI_INT, &o.batch_size, 1, 1 << 20, "sequences per step", false},
+        {"max-iters", CLI_INT, &o.max_iters, 0, 1 << 30, "optimizer steps", false},
+        {"eval-interval", CLI_INT, &o.eval_interval, 1, 1 << 30, "steps between evals", false},
+        {"eval-iters", CLI_INT, &o.eval_iters, 1, 1 << 20, "batches per eval and split", false},
+        {"lr", CLI_FLOAT, &o.lr, 1e-9, 10, "peak learning rate", false},
+        {"min-lr", CLI_FLOAT, &o.min_lr, 0, 10, "cosine-decay floor (default: lr, constant)", false},
+        {"warmup-iters", CLI_INT, &o.warmup_iters, 0, 1 << 30, "linear warmup steps", false},
+        {"weight-decay", CLI_FLOAT, &o.weight_decay, 0, 10, "AdamW weight decay", false},
+        {"dropout", CLI_FLOAT, &o.dropout, 0, 0.95, "dropout probability", false},
+        {"seed", CLI_U64, &o.seed, 0, 0, "random seed", false},
+        {"activation", CLI_STRING, &activation, 0, 0, "relu (seed) or gelu (GPT-2)", false},
+        {"qkv-bias", CLI_BOOL, &qkv_bias, 0, 0, "bias on the q/k/v projection", false},
+        {"tied-head", CLI_BOOL, &tied, 0, 0, "share the head with the token embedding", false},
+        {"threads", CLI_INT, &o.threads, 1, 1024, "OpenBLAS threads", false},
+        {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines", false},
+    };
+    int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
+                       "usage: gpt-train [--data FILE] [--out FILE] [--resume FILE.state] ...");
+    if (rc) return rc == 1 ? 0 : 2;
+    if (strcmp(activation, "relu") == 0) o.model.activation = ACT_RELU;
+    else if (strcmp(activation, "gelu") == 0) o.model.activation = ACT_GELU;
+    else {
+        fprintf(stderr, "error: --activation must be relu or gelu, got '%s'\n", activation);
+        return 2;
+    }
+    o.model.qkv_bias = qkv_bias;
+    o.model.tied_head = tied;
+    o.model.vocab_size = 1; /* known once the data is read; validated below with the rest */
+    if (o.min_lr < 0) o.min_lr = o.lr;
+    if (o.model.n_embd % o.model.n_head != 0) {
+        fprintf(stderr, "error: --n-embd (%d) must be divisible by --n-head (%d)\n",
+                o.model.n_embd, o.model.n_head);
+        return 2;
+    }
+    char *command = cli_join(argc, argv);
+    o.command_line = command;
+    o.stop = &stop_requested;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    Error err;
+    rc = trainer_run(&o, stdout, stderr, &err);
+    free(command);
+    if (rc) {
+        fprintf(stderr, "gpt-train: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
