@@ -20,17 +20,25 @@ static int visible_keys(const AttentionShape *s, int i) {
     return s->causal ? s->Tk - s->Tq + i + 1 : s->Tk;
 }
 
+static float score_scale(const AttentionShape *s) {
+    return s->scale != 0.0f ? s->scale : 1.0f / sqrtf((float)s->head_size);
+}
+
+void attention_scores(float *scores, const float *q, const float *k, const AttentionShape *s, int b,
+                      int h) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Tq, s->Tk, s->head_size,
+                score_scale(s), q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h), s->kv_stride,
+                0.0f, scores, s->Tk);
+}
+
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
                        const float *k, const float *v, const AttentionShape *s, float dropout,
                        Rng *rng) {
     int Tq = s->Tq, Tk = s->Tk, hs = s->head_size;
-    float scale = 1.0f / sqrtf((float)hs);
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {
             float *p = att + ((size_t)b * s->n_head + h) * Tq * Tk; /* (Tq, Tk) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hs, scale,
-                        q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h), s->kv_stride, 0.0f,
-                        p, Tk);
+            attention_scores(p, q, k, s, b, h);
             for (int i = 0; i < Tq; i++) {
                 float *row = p + (size_t)i * Tk;
                 int n = visible_keys(s, i);
@@ -71,7 +79,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                         const float *att, const float *att_mask, const float *q, const float *k,
                         const float *v, const AttentionShape *s) {
     int Tq = s->Tq, Tk = s->Tk, hs = s->head_size;
-    float scale = 1.0f / sqrtf((float)hs);
+    float scale = score_scale(s);
     float *dp = scratch;              /* (Tq, Tk) */
     float *pd = scratch + (size_t)Tq * Tk; /* (Tq, Tk) dropped probabilities */
     for (int b = 0; b < s->B; b++)

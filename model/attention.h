@@ -20,7 +20,12 @@ typedef struct {
     int B, Tq, Tk, n_head, head_size;
     bool causal;
     int q_stride, kv_stride, out_stride; /* floats from one row to the next */
+    float scale; /* score scale; 0 means 1/sqrt(head_size), the transformer's choice */
 } AttentionShape;
+
+/* scores (Tq, Tk) = scale * q_bh k_bh^T for batch b, head h, before masking and softmax. */
+void attention_scores(float *scores, const float *q, const float *k, const AttentionShape *s, int b,
+                      int h);
 
 /* out (B, Tq, n_head * head_size) = softmax(q k^T / sqrt(head_size) [+ mask]) v.
  * att (B, n_head, Tq, Tk) receives the softmax probabilities (kept for the backward pass).
