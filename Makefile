@@ -12,8 +12,12 @@ BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
-BINS := bin/gpt-train
+BINS := bin/gpt-train bin/gpt-sample
 all: $(BINS)
+
+bin/gpt-sample: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)

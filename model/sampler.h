@@ -1,0 +1,22 @@
+/* Picks the next token from a row of logits: temperature (0 = greedy argmax), top-k, top-p
+ * (nucleus), drawn with the caller's own RNG. Returns the token and its log-probability under
+ * the distribution actually sampled from. */
+#ifndef GPTD_SAMPLER_H
+#define GPTD_SAMPLER_H
+
+#include "error.h"
+#include "rng.h"
+
+typedef struct {
+    float temperature; /* 0 means greedy; otherwise logits / temperature */
+    int top_k;         /* 0 means all tokens */
+    float top_p;       /* 1 means all tokens; keeps the smallest prefix with mass >= top_p */
+} SamplerConfig;
+
+int sampler_config_validate(const SamplerConfig *c, Error *err);
+
+/* probs and index are scratch of V entries each (no allocation on the per-token path). */
+int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng, float *probs,
+                   int *index, float *logprob);
+
+#endif
