@@ -32,7 +32,7 @@ $(BUILD)/san/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
-UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/test_%,$(wildcard tests/unit/test_*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
 $(BUILD)/san/test_%: $(call obj,san,$(MODEL_SRC)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -40,9 +40,36 @@ bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-test: $(UNIT_TESTS) bin/gpt-train-san
+# Debian packages to build and test (the README's set-up commands run this first).
+DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(DEPS); \
+	fi
+
+# The default suite: unit tests and CLI tests under AddressSanitizer/UBSan, plus the seed
+# start-up check on the optimised binary (the sanitizer build is too slow for the full model).
+test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san
+	bash tests/cli/test_seed_start.sh bin/gpt-train
+
+# The PyTorch side needs Debian's python3-torch (opt-in: large).
+REF_DEPS := python3-torch python3-numpy
+ref-deps:
+	@if ! dpkg -s $(REF_DEPS) >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(REF_DEPS); fi
+
+fixtures: ref-deps
+	/usr/bin/python3 tests/reference/make_fixtures.py
+
+bench-train: ref-deps bin/gpt-train
+	bash bench/bench_train.sh
+
+MODEL ?= weights/shakespeare-char.safetensors
+run: bin/gpt-sample
+	./bin/gpt-sample --model $(MODEL) --prompt "$${PROMPT:-ROMEO:}" --max-tokens $${MAX_TOKENS:-500}
 
 DATA_URL := https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
 data: data/tinyshakespeare.txt
@@ -56,5 +83,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all test data format clean
+.PHONY: all deps test ref-deps fixtures bench-train run data format clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

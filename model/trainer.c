@@ -130,6 +130,44 @@ static int resume(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, 
     return 0;
 }
 
+int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
+    TrainOptions o = *opts;
+    GPT m;
+    Tokenizer tok;
+    SafeTensors st;
+    Dataset data = {0};
+    int *x = NULL, *y = NULL, rc = -1;
+    uint64_t step = 0;
+    matmul_set_threads(o.threads);
+    if (checkpoint_load(o.resume_path, &m, &tok, NULL, &st, err)) return -1;
+    if (safetensors_meta(&st, "train.step")) meta_u64(&st, "train.step", &step, err);
+    safetensors_close(&st);
+    o.model = m.config;
+    if (dataset_load(&data, o.data_path, &tok, err) || dataset_check(&data, o.model.block_size, err))
+        goto done;
+    size_t bt = (size_t)o.batch_size * o.model.block_size;
+    x = malloc(bt * sizeof *x);
+    y = malloc(bt * sizeof *y);
+    if (!x || !y) {
+        error_set(err, "out of memory");
+        goto done;
+    }
+    float train_loss, val_loss;
+    if (estimate_loss(&m, &data, &o, (int)step, false, x, y, &train_loss, err) ||
+        estimate_loss(&m, &data, &o, (int)step, true, x, y, &val_loss, err))
+        goto done;
+    fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", (int)step, train_loss,
+            val_loss);
+    rc = 0;
+done:
+    free(x);
+    free(y);
+    dataset_free(&data);
+    tokenizer_free(&tok);
+    gpt_free(&m);
+    return rc;
+}
+
 static void format_duration(double s, char *out, size_t cap) {
     long t = (long)s;
     if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
@@ -179,6 +217,10 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     int first_step = p.step;
     double t_start = now_seconds(), t_window = t_start;
     int window_steps = 0;
+    /* Pure step time after a short warm-up (first allocations, thread start), for benchmarks. */
+    const int warm_steps = 3;
+    double timed_seconds = 0.0;
+    int timed_steps = 0;
     float train_loss = NAN, val_loss = NAN;
     for (;;) {
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
@@ -204,6 +246,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             break;
         }
         float loss;
+        double t_step = now_seconds();
         dataset_batch(&data, false, o.batch_size, o.model.block_size, &p.rng, x, y);
         if (gpt_forward(&m, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
             goto done;
@@ -213,6 +256,10 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         adamw_update(m.param_memory, m.grad_memory, opt.m, opt.v, m.n_params, p.step + 1, &adam);
         p.step++;
         window_steps++;
+        if (p.step - first_step > warm_steps) {
+            timed_seconds += now_seconds() - t_step;
+            timed_steps++;
+        }
         if (o.log_interval > 0 && p.step % o.log_interval == 0) {
             double t = now_seconds(), per_step = (t - t_window) / window_steps;
             char left[32];
@@ -222,6 +269,9 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             fflush(progress);
         }
     }
+    if (timed_steps > 0)
+        fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
+                timed_seconds / timed_steps * 1e3, bt * timed_steps / timed_seconds, timed_steps);
     fprintf(progress, "done in %.1f s\n", now_seconds() - t_start);
     rc = 0;
 done:

@@ -24,4 +24,8 @@ typedef struct {
 /* Runs training; the seed's log line goes to `log`, progress lines to `progress`. */
 int trainer_run(const TrainOptions *o, FILE *log, FILE *progress, Error *err);
 
+/* Evaluates the checkpoint at o->resume_path (a model or a state file) over o->eval_iters
+ * batches of o->batch_size per split and prints the log line for its step. */
+int trainer_evaluate(const TrainOptions *o, FILE *log, Error *err);
+
 #endif

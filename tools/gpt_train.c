@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
         .weight_decay = 0.01f,
         .seed = 1337,
     };
-    bool qkv_bias = false, tied = false;
+    bool qkv_bias = false, tied = false, eval_only = false;
     CliFlag flags[] = {
         {"data", CLI_STRING, &o.data_path, 0, 0, "training text (UTF-8)", false},
         {"out", CLI_STRING, &o.out_path, 0, 0, "model checkpoint; <out>.state resumes", false},
@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
         {"activation", CLI_STRING, &activation, 0, 0, "relu (seed) or gelu (GPT-2)", false},
         {"qkv-bias", CLI_BOOL, &qkv_bias, 0, 0, "bias on the q/k/v projection", false},
         {"tied-head", CLI_BOOL, &tied, 0, 0, "share the head with the token embedding", false},
+        {"eval-only", CLI_BOOL, &eval_only, 0, 0, "evaluate --resume FILE, do not train", false},
         {"threads", CLI_INT, &o.threads, 1, 1024, "OpenBLAS threads", false},
         {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines", false},
     };
@@ -89,7 +90,12 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     Error err;
-    rc = trainer_run(&o, stdout, stderr, &err);
+    if (eval_only && !o.resume_path) {
+        fprintf(stderr, "error: --eval-only needs --resume FILE (a model or .state file)\n");
+        free(command);
+        return 2;
+    }
+    rc = eval_only ? trainer_evaluate(&o, stdout, &err) : trainer_run(&o, stdout, stderr, &err);
     free(command);
     if (rc) {
         fprintf(stderr, "gpt-train: %s\n", err.message);
