@@ -1,9 +1,13 @@
 #include "matmul.h"
 
 #include <cblas.h>
+#include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "thread_pool.h"
 
 void matmul_set_threads(int n) { openblas_set_num_threads(n); }
 
@@ -69,4 +73,75 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     if (dbias)
         for (int n = 0; n < N; n++)
             for (int m = 0; m < M; m++) dbias[m] += dout[(size_t)n * M + m];
+}
+
+/* ---- batch-invariant inference product ---------------------------------------------------- */
+
+#define PANEL 48 /* columns per task: 6 vectors of 8 */
+
+typedef struct {
+    float *out;
+    const float *inp, *w, *bias;
+    int N, K, M;
+} InvariantJob;
+
+/* Rows r0..r0+R (R <= 4) by columns c0..c0+24 (3 vectors): the register tile. */
+static inline void tile_4x24(const InvariantJob *j, int r0, int R, int c0) {
+    __m256 acc[4][3];
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < 3; v++)
+            acc[r][v] = j->bias ? _mm256_loadu_ps(j->bias + c0 + 8 * v) : _mm256_setzero_ps();
+    const float *x[4];
+    for (int r = 0; r < 4; r++) x[r] = j->inp + (size_t)(r0 + (r < R ? r : 0)) * j->K;
+    for (int k = 0; k < j->K; k++) {
+        const float *wk = j->w + (size_t)k * j->M + c0;
+        __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8), w2 = _mm256_loadu_ps(wk + 16);
+        for (int r = 0; r < 4; r++) {
+            __m256 xr = _mm256_broadcast_ss(x[r] + k);
+            acc[r][0] = _mm256_fmadd_ps(xr, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(xr, w1, acc[r][1]);
+            acc[r][2] = _mm256_fmadd_ps(xr, w2, acc[r][2]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < 3; v++)
+            _mm256_storeu_ps(j->out + (size_t)(r0 + r) * j->M + c0 + 8 * v, acc[r][v]);
+}
+
+/* One row by one 8-column vector (used for column remainders that are whole vectors). */
+static inline void tile_1x8(const InvariantJob *j, int r, int c0) {
+    __m256 acc = j->bias ? _mm256_loadu_ps(j->bias + c0) : _mm256_setzero_ps();
+    const float *x = j->inp + (size_t)r * j->K;
+    for (int k = 0; k < j->K; k++)
+        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k), _mm256_loadu_ps(j->w + (size_t)k * j->M + c0), acc);
+    _mm256_storeu_ps(j->out + (size_t)r * j->M + c0, acc);
+}
+
+/* Scalar column: fmaf rounds exactly like one lane of the vector FMA. */
+static inline void tile_1x1(const InvariantJob *j, int r, int c) {
+    float acc = j->bias ? j->bias[c] : 0.0f;
+    const float *x = j->inp + (size_t)r * j->K;
+    for (int k = 0; k < j->K; k++) acc = fmaf(x[k], j->w[(size_t)k * j->M + c], acc);
+    j->out[(size_t)r * j->M + c] = acc;
+}
+
+static void invariant_panel(void *ctx, int task) {
+    const InvariantJob *j = ctx;
+    int c_begin = task * PANEL, c_end = c_begin + PANEL < j->M ? c_begin + PANEL : j->M;
+    int c = c_begin;
+    for (; c + 24 <= c_end; c += 24)
+        for (int r = 0; r < j->N; r += 4) tile_4x24(j, r, j->N - r < 4 ? j->N - r : 4, c);
+    for (; c + 8 <= c_end; c += 8)
+        for (int r = 0; r < j->N; r++) tile_1x8(j, r, c);
+    for (; c < c_end; c++)
+        for (int r = 0; r < j->N; r++) tile_1x1(j, r, c);
+}
+
+void matmul_forward_invariant(float *out, const float *inp, const float *w, const float *bias,
+                              int N, int K, int M, ThreadPool *pool) {
+    InvariantJob j = {out, inp, w, bias, N, K, M};
+    int panels = (M + PANEL - 1) / PANEL;
+    if (pool) thread_pool_run(pool, invariant_panel, &j, panels);
+    else
+        for (int t = 0; t < panels; t++) invariant_panel(&j, t);
 }

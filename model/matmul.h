@@ -16,6 +16,15 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, int N, int K, int M, bool w_is_out_in);
 
+/* Inference product, out (N, M) = inp (N, K) @ W (K, M) + bias, with W in (in, out) layout,
+ * spread over the pool by column panels. Every output is one fused multiply-add chain over k in
+ * order, starting from the bias, whatever the tiling: a row's result never depends on how many
+ * rows share the call or how the work is split. This is what makes generation batch-invariant
+ * (OpenBLAS switches kernels with the row count). */
+struct ThreadPool;
+void matmul_forward_invariant(float *out, const float *inp, const float *w, const float *bias,
+                              int N, int K, int M, struct ThreadPool *pool);
+
 /* Threads OpenBLAS may use (the trainer gives it all cores; the engine decides per phase). */
 void matmul_set_threads(int n);
 

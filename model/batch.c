@@ -1,0 +1,59 @@
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *err) {
+    memset(b, 0, sizeof *b);
+    b->max_slots = max_slots;
+    b->vocab_size = vocab_size;
+    b->segs = calloc((size_t)max_slots, sizeof *b->segs);
+    b->owners = calloc((size_t)max_slots, sizeof *b->owners);
+    b->logits = malloc((size_t)max_slots * vocab_size * sizeof *b->logits);
+    b->probs = malloc((size_t)vocab_size * sizeof *b->probs);
+    b->index = malloc((size_t)vocab_size * sizeof *b->index);
+    if (!b->segs || !b->owners || !b->logits || !b->probs || !b->index) {
+        batch_scratch_free(b);
+        return error_set(err, "out of memory");
+    }
+    return 0;
+}
+
+void batch_scratch_free(BatchScratch *b) {
+    free(b->segs);
+    free(b->owners);
+    free(b->logits);
+    free(b->probs);
+    free(b->index);
+    memset(b, 0, sizeof *b);
+}
+
+static int is_decoding(const Sequence *s) {
+    return s->n_tokens - s->window_start - s->cached == 1 &&
+           s->n_tokens - s->window_start <= s->block_size;
+}
+
+int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err) {
+    if (n > b->max_slots) return error_set(err, "%d sequences, at most %d", n, b->max_slots);
+    int n_segs = 0;
+    /* Decoders first: one row each, they never wait behind a long prompt. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            Sequence *s = seqs[i];
+            if (s->finish != FINISH_NONE || is_decoding(s) != (pass == 0)) continue;
+            int budget = pass == 0 ? 1 : prefill_budget;
+            if (pass == 1 && budget < 1) {
+                if (n_segs > 0) continue;
+                budget = 1; /* an idle step still moves a prompt forward */
+            }
+            float *logits = b->logits + (size_t)n_segs * b->vocab_size;
+            if (!sequence_next_segment(s, budget, logits, &b->segs[n_segs])) continue;
+            if (pass == 1) prefill_budget -= b->segs[n_segs].n;
+            b->owners[n_segs++] = s;
+        }
+    if (n_segs == 0) return 0;
+    if (engine_forward(e, b->segs, n_segs, err)) return -1;
+    for (int i = 0; i < n_segs; i++)
+        sequence_advance(b->owners[i], &b->segs[i], b->probs, b->index);
+    return n_segs;
+}

@@ -1,0 +1,27 @@
+/* One step of continuous batching over a set of sequences: every decoding sequence advances by
+ * one token and prefilling sequences share a budget of prompt tokens, all in one engine call.
+ * The daemon's scheduler and the command-line tools both drive generation through this. */
+#ifndef GPTD_BATCH_H
+#define GPTD_BATCH_H
+
+#include "engine.h"
+#include "sequence.h"
+
+typedef struct {
+    int max_slots, vocab_size;
+    EngineSegment *segs;    /* (max_slots) */
+    Sequence **owners;      /* (max_slots) sequence of each segment */
+    float *logits;          /* (max_slots, V) */
+    float *probs;           /* (V) */
+    int *index;             /* (V) */
+} BatchScratch;
+
+int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *err);
+void batch_scratch_free(BatchScratch *b);
+
+/* Advances each unfinished sequence in seqs (n <= max_slots, distinct slots): decode rows first,
+ * then prefill chunks while prefill_budget tokens last (at least one chunk per step so prompts
+ * always progress). Returns the number of sequences that ran, or -1 with err. */
+int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err);
+
+#endif

@@ -1,0 +1,235 @@
+#include "engine.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "matmul.h"
+#include "thread_pool.h"
+
+struct Engine {
+    const GPT *model;
+    EngineConfig config;
+    ThreadPool *pool;
+    float *head_t;  /* (C, V) head weight transposed for the (in, out) product */
+    float *kv;      /* (slots, L, 2, T, C): keys then values per layer */
+    int *slot_len;  /* (slots) positions of each slot's cache that are filled */
+    /* per-call scratch, sized for max_rows */
+    float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_act; /* (R, C|3C|4C) */
+    float *last;                                      /* (max_slots, C) final rows */
+    float *logits;                                    /* (max_slots, V) */
+    float *scores;                                    /* (max_slots * NH, T) attention */
+    int *row_of;                                      /* (max_slots) first row of segment */
+};
+
+size_t engine_slot_bytes(const GPTConfig *c) {
+    return (size_t)2 * c->n_layer * c->block_size * c->n_embd * sizeof(float);
+}
+
+static float *kv_at(const Engine *e, int slot, int layer, int which) {
+    const GPTConfig *c = &e->model->config;
+    size_t per_layer = (size_t)2 * c->block_size * c->n_embd;
+    return e->kv + ((size_t)slot * c->n_layer + layer) * per_layer +
+           (size_t)which * c->block_size * c->n_embd;
+}
+
+void engine_destroy(Engine *e) {
+    if (!e) return;
+    thread_pool_destroy(e->pool);
+    free(e->head_t);
+    free(e->kv);
+    free(e->slot_len);
+    free(e->x);
+    free(e->ln);
+    free(e->qkv);
+    free(e->atty);
+    free(e->tmp);
+    free(e->fch);
+    free(e->fch_act);
+    free(e->last);
+    free(e->logits);
+    free(e->scores);
+    free(e->row_of);
+    free(e);
+}
+
+int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error *err) {
+    const GPTConfig *c = &model->config;
+    if (cfg->max_slots < 1 || cfg->max_slots > 4096)
+        return error_set(err, "max_slots must be in [1, 4096], got %d", cfg->max_slots);
+    if (cfg->max_rows < cfg->max_slots)
+        return error_set(err, "max_rows (%d) must be at least max_slots (%d)", cfg->max_rows,
+                         cfg->max_slots);
+    if (cfg->threads < 1 || cfg->threads > 256)
+        return error_set(err, "threads must be in [1, 256], got %d", cfg->threads);
+    Engine *e = calloc(1, sizeof *e);
+    if (!e) return error_set(err, "out of memory");
+    e->model = model;
+    e->config = *cfg;
+    size_t R = (size_t)cfg->max_rows, S = (size_t)cfg->max_slots, C = (size_t)c->n_embd;
+    size_t V = (size_t)c->vocab_size, T = (size_t)c->block_size;
+    e->head_t = malloc(C * V * sizeof(float));
+    e->kv = calloc(S, engine_slot_bytes(c));
+    e->slot_len = calloc(S, sizeof(int));
+    e->x = malloc(R * C * sizeof(float));
+    e->ln = malloc(R * C * sizeof(float));
+    e->qkv = malloc(R * 3 * C * sizeof(float));
+    e->atty = malloc(R * C * sizeof(float));
+    e->tmp = malloc(R * C * sizeof(float));
+    e->fch = malloc(R * 4 * C * sizeof(float));
+    e->fch_act = malloc(R * 4 * C * sizeof(float));
+    e->last = malloc(S * C * sizeof(float));
+    e->logits = malloc(S * V * sizeof(float));
+    e->scores = malloc(S * (size_t)c->n_head * T * sizeof(float));
+    e->row_of = malloc(S * sizeof(int));
+    if (!e->head_t || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
+        !e->tmp || !e->fch || !e->fch_act || !e->last || !e->logits || !e->scores || !e->row_of) {
+        engine_destroy(e);
+        return error_set(err, "out of memory for the engine (%zu slots of %zu MB)", S,
+                         engine_slot_bytes(c) >> 20);
+    }
+    for (size_t v = 0; v < V; v++)
+        for (size_t k = 0; k < C; k++) e->head_t[k * V + v] = model->params.head_w[v * C + k];
+    if (thread_pool_create(&e->pool, cfg->threads, err)) {
+        e->pool = NULL;
+        engine_destroy(e);
+        return -1;
+    }
+    *out = e;
+    return 0;
+}
+
+static int validate(const Engine *e, const EngineSegment *segs, int n_segs, Error *err) {
+    const GPTConfig *c = &e->model->config;
+    if (n_segs < 0 || n_segs > e->config.max_slots)
+        return error_set(err, "%d segments, at most %d", n_segs, e->config.max_slots);
+    long rows = 0;
+    for (int s = 0; s < n_segs; s++) {
+        const EngineSegment *g = &segs[s];
+        if (g->slot < 0 || g->slot >= e->config.max_slots)
+            return error_set(err, "slot %d outside [0, %d)", g->slot, e->config.max_slots);
+        for (int t = 0; t < s; t++)
+            if (segs[t].slot == g->slot) return error_set(err, "slot %d appears twice", g->slot);
+        if (g->n < 1 || g->pos < 0 || g->pos + g->n > c->block_size)
+            return error_set(err, "slot %d: positions [%d, %d) outside the context of %d", g->slot,
+                             g->pos, g->pos + g->n, c->block_size);
+        if (g->pos > e->slot_len[g->slot])
+            return error_set(err, "slot %d: position %d but only %d cached", g->slot, g->pos,
+                             e->slot_len[g->slot]);
+        for (int i = 0; i < g->n; i++)
+            if (g->tokens[i] < 0 || g->tokens[i] >= c->vocab_size)
+                return error_set(err, "slot %d: token %d outside the vocabulary", g->slot,
+                                 g->tokens[i]);
+        rows += g->n;
+    }
+    if (rows > e->config.max_rows)
+        return error_set(err, "%ld rows, at most %d per call", rows, e->config.max_rows);
+    return 0;
+}
+
+/* Dot product with a fixed summation order (8 lanes, then a fixed reduction), so a score does
+ * not depend on which thread computes it. */
+static inline float dot(const float *a, const float *b, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < n; i++) sum = fmaf(a[i], b[i], sum);
+    return sum;
+}
+
+typedef struct {
+    Engine *e;
+    const EngineSegment *segs;
+    int layer;
+} AttentionJob;
+
+/* One (segment, head): causal attention of the segment's queries against its slot's cache. */
+static void attention_task(void *ctx, int task) {
+    const AttentionJob *j = ctx;
+    const Engine *e = j->e;
+    const GPTConfig *c = &e->model->config;
+    int NH = c->n_head, C = c->n_embd, hs = C / NH;
+    int s = task / NH, h = task % NH;
+    const EngineSegment *g = &j->segs[s];
+    const float *kc = kv_at(e, g->slot, j->layer, 0), *vc = kv_at(e, g->slot, j->layer, 1);
+    float *scores = e->scores + (size_t)task * c->block_size;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int i = 0; i < g->n; i++) {
+        int row = e->row_of[s] + i, visible = g->pos + i + 1;
+        const float *q = e->qkv + (size_t)row * 3 * C + h * hs;
+        float maxv = -INFINITY;
+        for (int t = 0; t < visible; t++) {
+            scores[t] = dot(q, kc + (size_t)t * C + h * hs, hs) * scale;
+            if (scores[t] > maxv) maxv = scores[t];
+        }
+        float sum = 0.0f;
+        for (int t = 0; t < visible; t++) {
+            scores[t] = expf(scores[t] - maxv);
+            sum += scores[t];
+        }
+        float inv = 1.0f / sum;
+        float *o = e->atty + (size_t)row * C + h * hs;
+        for (int d = 0; d < hs; d++) o[d] = 0.0f;
+        for (int t = 0; t < visible; t++) {
+            float p = scores[t] * inv;
+            const float *v = vc + (size_t)t * C + h * hs;
+            for (int d = 0; d < hs; d++) o[d] = fmaf(p, v[d], o[d]);
+        }
+    }
+}
+
+int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err) {
+    if (validate(e, segs, n_segs, err)) return -1;
+    if (n_segs == 0) return 0;
+    const GPTConfig *c = &e->model->config;
+    const GPTParams *p = &e->model->params;
+    int C = c->n_embd, V = c->vocab_size, R = 0;
+    for (int s = 0; s < n_segs; s++) {
+        e->row_of[s] = R;
+        for (int i = 0; i < segs[s].n; i++) {
+            float *x = e->x + (size_t)(R + i) * C;
+            const float *te = p->wte + (size_t)segs[s].tokens[i] * C;
+            const float *pe = p->wpe + (size_t)(segs[s].pos + i) * C;
+            for (int k = 0; k < C; k++) x[k] = te[k] + pe[k];
+        }
+        R += segs[s].n;
+    }
+    size_t RC = (size_t)R * C;
+    for (int l = 0; l < c->n_layer; l++) {
+        const LayerParams *lp = &p->layer[l];
+        layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln1_w, lp->ln1_b, R, C);
+        matmul_forward_invariant(e->qkv, e->ln, lp->qkv_w, lp->qkv_b, R, C, 3 * C, e->pool);
+        for (int s = 0; s < n_segs; s++) /* keys and values join the slot's cache */
+            for (int i = 0; i < segs[s].n; i++) {
+                const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
+                size_t at = (size_t)(segs[s].pos + i) * C;
+                memcpy(kv_at(e, segs[s].slot, l, 0) + at, row + C, C * sizeof(float));
+                memcpy(kv_at(e, segs[s].slot, l, 1) + at, row + 2 * C, C * sizeof(float));
+            }
+        AttentionJob job = {e, segs, l};
+        thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
+        matmul_forward_invariant(e->tmp, e->atty, lp->proj_w, lp->proj_b, R, C, C, e->pool);
+        residual_forward(e->x, e->x, e->tmp, RC);
+        layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln2_w, lp->ln2_b, R, C);
+        matmul_forward_invariant(e->fch, e->ln, lp->fc_w, lp->fc_b, R, C, 4 * C, e->pool);
+        activation_forward(e->fch_act, e->fch, 4 * RC, c->activation);
+        matmul_forward_invariant(e->tmp, e->fch_act, lp->fcproj_w, lp->fcproj_b, R, 4 * C, C,
+                                 e->pool);
+        residual_forward(e->x, e->x, e->tmp, RC);
+    }
+    for (int s = 0; s < n_segs; s++) {
+        e->slot_len[segs[s].slot] = segs[s].pos + segs[s].n;
+        const float *x = e->x + (size_t)(e->row_of[s] + segs[s].n - 1) * C;
+        layernorm_forward(e->last + (size_t)s * C, NULL, NULL, x, p->lnf_w, p->lnf_b, 1, C);
+    }
+    matmul_forward_invariant(e->logits, e->last, e->head_t, p->head_b, n_segs, C, V, e->pool);
+    for (int s = 0; s < n_segs; s++)
+        if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
+    return 0;
+}

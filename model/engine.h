@@ -1,0 +1,46 @@
+/* The inference engine: a fixed pool of KV-cache slots and one forward pass that advances any
+ * mix of sequences at once. Each call takes segments (slot, first position, tokens): a decode
+ * step is one token per sequence, a prefill is many tokens of one sequence, and both can share a
+ * call. All rows of a call go through each weight matrix together (one product per matrix);
+ * attention runs per segment and head against the segment's own slot, on the worker pool.
+ *
+ * Everything is allocated by engine_create; engine_forward allocates nothing. Results are
+ * batch-invariant: a segment's logits are bit-identical whatever else shares the call.
+ * The engine knows nothing of sampling, text or HTTP (see generator.h). */
+#ifndef GPTD_ENGINE_H
+#define GPTD_ENGINE_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "gpt.h"
+
+typedef struct Engine Engine;
+
+typedef struct {
+    int max_slots; /* sequences held at once */
+    int max_rows;  /* tokens one engine_forward may process in all (decode rows + prefill) */
+    int threads;   /* worker threads, the caller's included */
+} EngineConfig;
+
+typedef struct {
+    int slot;          /* [0, max_slots) */
+    int pos;           /* position of tokens[0]; the slot's cache must hold [0, pos) */
+    int n;             /* tokens, pos + n <= block_size */
+    const int *tokens; /* (n) */
+    float *logits;     /* (V) receives the logits after the last token; NULL: not needed */
+} EngineSegment;
+
+/* The model must outlive the engine; its weights are only read. */
+int engine_create(Engine **engine, const GPT *model, const EngineConfig *config, Error *err);
+void engine_destroy(Engine *engine);
+
+/* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size x n_embd floats. */
+size_t engine_slot_bytes(const GPTConfig *c);
+
+/* Runs the segments (at most one per slot), writing their keys/values into the slots and the
+ * requested logits. Errors (bad slot, positions past the context, too many rows, a token outside
+ * the vocabulary) are reported before anything is computed. */
+int engine_forward(Engine *engine, const EngineSegment *segs, int n_segs, Error *err);
+
+#endif

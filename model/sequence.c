@@ -1,0 +1,120 @@
+#include "sequence.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int generation_params_validate(const GenerationParams *p, Error *err) {
+    if (sampler_config_validate(&p->sampler, err)) return -1;
+    if (p->max_tokens < 0) return error_set(err, "max_tokens must be >= 0, got %d", p->max_tokens);
+    if (p->n_stop < 0 || p->n_stop > SEQUENCE_MAX_STOP)
+        return error_set(err, "at most %d stop strings", SEQUENCE_MAX_STOP);
+    for (int i = 0; i < p->n_stop; i++)
+        if (p->stop[i][0] == '\0') return error_set(err, "stop strings must not be empty");
+    return 0;
+}
+
+int sequence_init(Sequence *s, const Tokenizer *tok, int block_size, const char *prompt,
+                  size_t prompt_len, const GenerationParams *params, Error *err) {
+    memset(s, 0, sizeof *s);
+    if (generation_params_validate(params, err)) return -1;
+    long chars = tokenizer_count(prompt, prompt_len, err);
+    if (chars < 0) return error_wrap(err, "prompt");
+    int *all = malloc(((size_t)chars + 1) * sizeof *all);
+    if (!all) return error_set(err, "out of memory");
+    size_t n = 0;
+    if (tokenizer_encode(tok, prompt, prompt_len, all, (size_t)chars + 1, &n, err)) {
+        free(all);
+        return error_wrap(err, "prompt");
+    }
+    if (n == 0) all[n++] = 0; /* the seed starts generation from token 0 */
+    size_t keep = n > (size_t)block_size ? (size_t)block_size : n;
+    s->params = *params;
+    s->tok = tok;
+    s->block_size = block_size;
+    s->vocab_size = tok->vocab_size;
+    s->tokens = malloc(((size_t)block_size + params->max_tokens) * sizeof *s->tokens);
+    s->text = malloc((size_t)params->max_tokens * 4 + 1);
+    if (!s->tokens || !s->text) {
+        free(all);
+        sequence_free(s);
+        return error_set(err, "out of memory");
+    }
+    memcpy(s->tokens, all + (n - keep), keep * sizeof *all);
+    free(all);
+    s->n_tokens = s->n_prompt = (int)keep;
+    s->prompt_dropped = (int)(n - keep);
+    rng_seed(&s->rng, params->seed);
+    if (params->max_tokens == 0) s->finish = FINISH_LENGTH;
+    return 0;
+}
+
+void sequence_free(Sequence *s) {
+    free(s->tokens);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}
+
+int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSegment *seg) {
+    if (s->finish != FINISH_NONE) return 0;
+    int window = s->n_tokens - s->window_start;
+    if (window > s->block_size) { /* full: recompute the last block_size tokens */
+        s->window_start = s->n_tokens - s->block_size;
+        s->cached = 0;
+        window = s->block_size;
+    }
+    int pending = window - s->cached;
+    int n = pending < max_prefill ? pending : max_prefill;
+    if (n < 1) n = 1;
+    seg->slot = s->slot;
+    seg->pos = s->cached;
+    seg->n = n;
+    seg->tokens = s->tokens + s->window_start + s->cached;
+    seg->logits = n == pending ? logits : NULL;
+    return 1;
+}
+
+/* Length of the longest suffix of text[from..len) that is a proper prefix of a stop string. */
+static size_t stop_prefix_suffix(const Sequence *s, size_t from) {
+    size_t best = 0;
+    for (int i = 0; i < s->params.n_stop; i++) {
+        size_t sl = strlen(s->params.stop[i]);
+        for (size_t k = sl - 1; k > best; k--)
+            if (k <= s->text_len - from &&
+                memcmp(s->text + s->text_len - k, s->params.stop[i], k) == 0) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index) {
+    s->cached += seg->n;
+    if (!seg->logits) return;
+    int token = sampler_sample(seg->logits, s->vocab_size, &s->params.sampler, &s->rng, probs,
+                               index, &s->last_logprob);
+    s->tokens[s->n_tokens++] = token;
+    s->n_generated++;
+    s->text_len += (size_t)tokenizer_decode(s->tok, token, s->text + s->text_len);
+    for (int i = 0; i < s->params.n_stop; i++) {
+        size_t sl = strlen(s->params.stop[i]);
+        if (s->text_len >= sl && memcmp(s->text + s->text_len - sl, s->params.stop[i], sl) == 0) {
+            s->text_len -= sl; /* the stop string is not part of the reply */
+            s->finish = FINISH_STOP;
+            break;
+        }
+    }
+    if (s->finish == FINISH_NONE && s->n_generated >= s->params.max_tokens)
+        s->finish = FINISH_LENGTH;
+    s->text[s->text_len] = '\0';
+}
+
+size_t sequence_take_text(Sequence *s, const char **out) {
+    size_t end = s->text_len;
+    if (s->finish == FINISH_NONE) end -= stop_prefix_suffix(s, s->emitted);
+    if (end < s->emitted) end = s->emitted; /* a stop cut text already... never emitted */
+    *out = s->text + s->emitted;
+    size_t n = end - s->emitted;
+    s->emitted = end;
+    return n;
+}

@@ -1,0 +1,77 @@
+/* One generation request as the engine sees it: its tokens, its window onto the model's
+ * context, its own sampler settings and RNG, stop strings, and the text produced so far.
+ *
+ * Past the context: positions are learned and absolute, so the model must always see the last
+ * block_size tokens at positions 0..block_size-1, as the seed's generate() does. Shifting a KV
+ * cache would leave keys computed at the wrong positions, so when the window is full the
+ * sequence recomputes it: the last block_size tokens are prefilled again (in chunks) and decoding
+ * continues from there. Each token past the context costs one window prefill; exact, and the
+ * price of learned positions. */
+#ifndef GPTD_SEQUENCE_H
+#define GPTD_SEQUENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "rng.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+#define SEQUENCE_MAX_STOP 4
+#define SEQUENCE_MAX_STOP_LEN 64
+
+typedef enum { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP } FinishReason;
+
+typedef struct {
+    SamplerConfig sampler;
+    uint64_t seed;
+    int max_tokens; /* >= 0 */
+    int n_stop;
+    char stop[SEQUENCE_MAX_STOP][SEQUENCE_MAX_STOP_LEN + 1]; /* non-empty strings */
+} GenerationParams;
+
+typedef struct {
+    GenerationParams params;
+    const Tokenizer *tok;
+    int block_size, vocab_size;
+    int slot; /* the engine slot it runs in, set by the caller */
+    Rng rng;
+    int *tokens; /* (block_size + max_tokens): the window's prompt part, then generated */
+    int n_tokens;
+    int n_prompt;         /* prompt tokens kept (at most block_size) */
+    int prompt_dropped;   /* prompt tokens cut from the front to fit the context */
+    int window_start;     /* index in tokens of the slot's position 0 */
+    int cached;           /* tokens of the window already in the slot's cache */
+    int n_generated;
+    float last_logprob;
+    char *text; /* generated text (UTF-8), text_len bytes; the stop string is cut off */
+    size_t text_len, emitted;
+    FinishReason finish;
+} Sequence;
+
+/* Checks sampling values, max_tokens and stop strings; names the bad field. */
+int generation_params_validate(const GenerationParams *p, Error *err);
+
+/* Encodes the prompt (a character outside the vocabulary is an error naming it and its
+ * position). An empty prompt starts from token 0, as the seed does; a prompt longer than the
+ * context keeps its last block_size tokens (prompt_dropped says how many were cut). */
+int sequence_init(Sequence *s, const Tokenizer *tok, int block_size, const char *prompt,
+                  size_t prompt_len, const GenerationParams *params, Error *err);
+void sequence_free(Sequence *s);
+
+/* The work this sequence needs from the next engine call: a prefill chunk of at most
+ * max_prefill tokens, or one decode token. logits (V) is where the engine should write, or
+ * NULL when a prefill chunk does not end the window yet. Returns 0 if finished (no segment). */
+int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSegment *seg);
+
+/* After the engine ran seg: records the cached tokens and, if seg asked for logits, samples the
+ * next token (probs, index: scratch of V). */
+void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index);
+
+/* New text that is safe to hand out: whole characters, never part of a possible stop string.
+ * Returns its length and points *out at it; marks it as emitted. */
+size_t sequence_take_text(Sequence *s, const char **out);
+
+#endif

@@ -1,0 +1,109 @@
+#include "thread_pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ThreadPool {
+    int n_threads;
+    pthread_t *workers;
+    /* lock guards generation, stop, fn, ctx, n_tasks and running; next_task is atomic so
+     * workers claim tasks without the lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t work_ready, work_done;
+    unsigned long generation; /* bumped for each run; workers wait for a new one */
+    int stop;
+    PoolTask fn;
+    void *ctx;
+    int n_tasks;
+    int running; /* workers still inside the current run */
+    atomic_int next_task;
+};
+
+static void run_tasks(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
+    for (;;) {
+        int t = atomic_fetch_add(&p->next_task, 1);
+        if (t >= n_tasks) return;
+        fn(ctx, t);
+    }
+}
+
+static void *worker_main(void *arg) {
+    ThreadPool *p = arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_ready, &p->lock);
+        if (p->stop) break;
+        seen = p->generation;
+        PoolTask fn = p->fn;
+        void *ctx = p->ctx;
+        int n = p->n_tasks;
+        pthread_mutex_unlock(&p->lock);
+        run_tasks(p, fn, ctx, n);
+        pthread_mutex_lock(&p->lock);
+        if (--p->running == 0) pthread_cond_signal(&p->work_done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int thread_pool_create(ThreadPool **out, int n_threads, Error *err) {
+    if (n_threads < 1) return error_set(err, "thread pool needs at least 1 thread");
+    ThreadPool *p = calloc(1, sizeof *p);
+    if (!p) return error_set(err, "out of memory");
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work_ready, NULL);
+    pthread_cond_init(&p->work_done, NULL);
+    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    if (!p->workers) {
+        free(p);
+        return error_set(err, "out of memory");
+    }
+    for (int i = 0; i < n_threads - 1; i++)
+        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+            p->n_threads = i + 1; /* destroy joins only the ones started */
+            thread_pool_destroy(p);
+            return error_set(err, "cannot start worker thread %d", i);
+        }
+    *out = p;
+    return 0;
+}
+
+void thread_pool_destroy(ThreadPool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->work_ready);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->workers[i], NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->work_ready);
+    pthread_cond_destroy(&p->work_done);
+    free(p->workers);
+    free(p);
+}
+
+int thread_pool_size(const ThreadPool *p) { return p->n_threads; }
+
+void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
+    if (p->n_threads == 1 || n_tasks <= 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store(&p->next_task, 0);
+    p->running = p->n_threads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->work_ready);
+    pthread_mutex_unlock(&p->lock);
+    run_tasks(p, fn, ctx, n_tasks);
+    pthread_mutex_lock(&p->lock);
+    while (p->running > 0) pthread_cond_wait(&p->work_done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,168 @@
+/* The inference engine against the training forward pass, and batch invariance: a seeded
+ * request yields the same bytes alone or among 1, 7, 31 or 63 other sequences that start and
+ * finish at other steps. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../model/batch.h"
+#include "../../model/checkpoint.h"
+
+#define SHIPPED "weights/shakespeare-char.safetensors"
+
+static void random_model(GPT *m, Tokenizer *tok) {
+    GPTConfig c = {.vocab_size = 65, .n_layer = 2, .n_head = 4, .n_embd = 32, .block_size = 16,
+                   .activation = ACT_GELU, .qkv_bias = true};
+    Error err;
+    assert_int_equal(gpt_init(m, &c, &err), 0);
+    Rng rng;
+    rng_seed(&rng, 5);
+    gpt_init_weights(m, &rng);
+    for (size_t i = 0; i < m->n_params; i++) m->param_memory[i] += 0.1f * rng_normal(&rng);
+    char vocab[66];
+    for (int i = 0; i < 65; i++) vocab[i] = (char)(' ' + i);
+    vocab[65] = '\0';
+    assert_int_equal(tokenizer_from_string(tok, vocab, &err), 0);
+}
+
+/* Engine logits at every position equal the full forward's on the same tokens (the last
+ * block_size of them past the context), within 1e-4. */
+static void check_logits(GPT *m) {
+    Error err;
+    int T = m->config.block_size, V = m->config.vocab_size, N = T + 20;
+    int *tokens = malloc(sizeof(int) * N);
+    Rng rng;
+    rng_seed(&rng, 11);
+    for (int i = 0; i < N; i++) tokens[i] = (int)rng_below(&rng, (uint64_t)V);
+    Engine *e;
+    EngineConfig ec = {.max_slots = 2, .max_rows = T + 2, .threads = 2};
+    assert_int_equal(engine_create(&e, m, &ec, &err), 0);
+    float *logits = malloc(sizeof(float) * V);
+    float worst = 0.0f;
+    int prefill = 5;
+    for (int t = prefill - 1; t < N; t++) {
+        EngineSegment seg = {.slot = 1, .logits = logits};
+        if (t == prefill - 1) seg.pos = 0, seg.n = prefill, seg.tokens = tokens;
+        else if (t < T) seg.pos = t, seg.n = 1, seg.tokens = tokens + t;
+        else seg.pos = 0, seg.n = T, seg.tokens = tokens + t - T + 1; /* window recompute */
+        if (engine_forward(e, &seg, 1, &err)) fail_msg("%s", err.message);
+        int start = t < T ? 0 : t - T + 1, len = t - start + 1;
+        assert_int_equal(gpt_forward(m, tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err), 0);
+        const float *ref = m->acts.logits + (size_t)(len - 1) * V;
+        for (int v = 0; v < V; v++) worst = fmaxf(worst, fabsf(logits[v] - ref[v]));
+    }
+    printf("  block_size %d, %d positions: max |engine - forward| = %.2e\n", T, N - prefill + 1,
+           worst);
+    assert_true(worst < 1e-4f);
+    free(logits);
+    free(tokens);
+    engine_destroy(e);
+}
+
+static void logits_match_forward_random(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    random_model(&m, &tok);
+    check_logits(&m);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
+static void logits_match_forward_shipped(void **state) {
+    (void)state;
+    if (access(SHIPPED, R_OK) != 0) skip();
+    GPT m;
+    Tokenizer tok;
+    Error err;
+    if (checkpoint_load(SHIPPED, &m, &tok, NULL, NULL, &err)) fail_msg("%s", err.message);
+    check_logits(&m);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
+typedef struct {
+    Sequence seq;
+    int start_step;
+} Job;
+
+/* Runs job 0 (the seeded request) with n_others, which start at other steps and stop at other
+ * lengths; returns job 0's text (caller frees). */
+static char *run_with_others(GPT *m, Tokenizer *tok, int n_others) {
+    Error err;
+    int n = 1 + n_others;
+    Engine *e;
+    EngineConfig ec = {.max_slots = 64, .max_rows = 64 + 24, .threads = 2};
+    assert_int_equal(engine_create(&e, m, &ec, &err), 0);
+    BatchScratch b;
+    assert_int_equal(batch_scratch_init(&b, 64, m->config.vocab_size, &err), 0);
+    Job *jobs = calloc((size_t)n, sizeof *jobs);
+    for (int i = 0; i < n; i++) {
+        GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
+        gp.seed = i == 0 ? 424242 : 1000 + i;
+        gp.max_tokens = i == 0 ? 40 : 5 + (i * 7) % 37;
+        char prompt[64];
+        int len = i == 0 ? 9 : 1 + (i * 5) % 30; /* some longer than the context */
+        for (int k = 0; k < len; k++) prompt[k] = (char)('A' + (i + k) % 26);
+        prompt[len] = '\0';
+        if (i == 0) memcpy(prompt, "TO BE, OR", 9);
+        assert_int_equal(sequence_init(&jobs[i].seq, tok, m->config.block_size, prompt,
+                                       strlen(prompt), &gp, &err), 0);
+        jobs[i].seq.slot = i;
+        jobs[i].start_step = i == 0 ? 3 : (i * 3) % 11;
+    }
+    Sequence **active = calloc((size_t)n, sizeof *active);
+    for (int step = 0;; step++) {
+        int n_active = 0, unfinished = 0;
+        for (int i = 0; i < n; i++) {
+            if (jobs[i].seq.finish == FINISH_NONE) unfinished++;
+            if (step >= jobs[i].start_step && jobs[i].seq.finish == FINISH_NONE)
+                active[n_active++] = &jobs[i].seq;
+        }
+        if (!unfinished) break;
+        if (batch_step(e, active, n_active, 24, &b, &err) < 0) fail_msg("%s", err.message);
+    }
+    char *text = strdup(jobs[0].seq.text);
+    for (int i = 0; i < n; i++) sequence_free(&jobs[i].seq);
+    free(jobs);
+    free(active);
+    batch_scratch_free(&b);
+    engine_destroy(e);
+    return text;
+}
+
+static void batch_invariance(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    random_model(&m, &tok);
+    char *alone = run_with_others(&m, &tok, 0);
+    assert_int_equal(strlen(alone), 40);
+    int others[] = {1, 7, 31, 63};
+    for (int i = 0; i < 4; i++) {
+        char *mixed = run_with_others(&m, &tok, others[i]);
+        printf("  alone vs with %2d others: %s\n", others[i],
+               strcmp(alone, mixed) == 0 ? "identical" : "DIFFERENT");
+        assert_string_equal(alone, mixed);
+        free(mixed);
+    }
+    free(alone);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(logits_match_forward_random),
+        cmocka_unit_test(logits_match_forward_shipped),
+        cmocka_unit_test(batch_invariance),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
