@@ -50,17 +50,18 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
             d->valuedouble != (double)(int64_t)d->valuedouble)
             return error_set(err, "tensor '%s': shape entries must be non-negative integers",
                              name);
-        t->shape[i++] = (int64_t)d->valuedouble;
-        t->numel *= (size_t)d->valuedouble;
-        if (t->numel > ((size_t)1 << 40))
+        size_t dim = (size_t)d->valuedouble;
+        t->shape[i++] = (int64_t)dim;
+        /* Check before multiplying: a product could wrap around to a small number. */
+        if (dim && t->numel > ((size_t)1 << 40) / dim)
             return error_set(err, "tensor '%s': shape is too large", name);
+        t->numel *= dim;
     }
     if (cJSON_GetArraySize(offsets) != 2)
         return error_set(err, "tensor '%s': data_offsets must be [begin, end]", name);
     const cJSON *b = cJSON_GetArrayItem(offsets, 0), *e = cJSON_GetArrayItem(offsets, 1);
-    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 || e->valuedouble < 0 ||
-        b->valuedouble != (double)(int64_t)b->valuedouble ||
-        e->valuedouble != (double)(int64_t)e->valuedouble)
+    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || !(b->valuedouble >= 0) ||
+        !(e->valuedouble >= 0))
         return error_set(err, "tensor '%s': data_offsets must be non-negative integers", name);
     if (b->valuedouble > e->valuedouble)
         return error_set(err, "tensor '%s': data_offsets begin %.0f is after end %.0f", name,
@@ -70,6 +71,10 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
                          "tensor '%s': data_offsets end %.0f is past the end of the data (%zu "
                          "bytes; file truncated?)",
                          name, e->valuedouble, data_size);
+    /* Only now, with both in range, is the conversion to an integer defined. */
+    if (b->valuedouble != (double)(size_t)b->valuedouble ||
+        e->valuedouble != (double)(size_t)e->valuedouble)
+        return error_set(err, "tensor '%s': data_offsets must be non-negative integers", name);
     t->begin = (size_t)b->valuedouble;
     t->end = (size_t)e->valuedouble;
     if (t->end - t->begin != t->numel * 4)
@@ -82,8 +87,14 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
 
 static int parse_header(SafeTensors *st, const char *json, size_t len, size_t data_size,
                         Error *err) {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) return error_set(err, "header is not valid JSON");
+    for (; end && end < json + len; end++) /* only padding may follow the object */
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(root);
+            return error_set(err, "header is not valid JSON: data after the object");
+        }
     int rc = -1;
     if (!cJSON_IsObject(root)) {
         error_set(err, "header is not a JSON object");
@@ -99,6 +110,10 @@ static int parse_header(SafeTensors *st, const char *json, size_t len, size_t da
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         if (strcmp(item->string, "__metadata__") == 0) {
+            if (st->meta) {
+                error_set(err, "__metadata__ appears more than once");
+                goto done;
+            }
             if (!cJSON_IsObject(item)) {
                 error_set(err, "__metadata__ must be an object of strings");
                 goto done;
@@ -136,13 +151,19 @@ static int parse_header(SafeTensors *st, const char *json, size_t len, size_t da
     }
     for (int i = 0; i < st->n_tensors; i++) order[i] = &st->tensors[i];
     qsort(order, (size_t)st->n_tensors, sizeof *order, compare_begin);
-    for (int i = 1; i < st->n_tensors; i++)
-        if (order[i]->begin < order[i - 1]->end && order[i]->end > order[i]->begin) {
-            error_set(err, "tensors '%s' and '%s' overlap in the data section", order[i - 1]->name,
-                      order[i]->name);
+    /* In begin order, each non-empty tensor must start at or after the furthest end so far. */
+    const StTensor *reach = NULL;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const StTensor *t = order[i];
+        if (t->begin == t->end) continue;
+        if (reach && t->begin < reach->end) {
+            error_set(err, "tensors '%s' and '%s' overlap in the data section", reach->name,
+                      t->name);
             free(order);
             goto done;
         }
+        if (!reach || t->end > reach->end) reach = t;
+    }
     free(order);
     rc = 0;
 done:

@@ -76,7 +76,13 @@ int tokenizer_build(Tokenizer *tok, const char *text, size_t len, Error *err) {
     uint32_t *all = malloc((size_t)count * sizeof *all);
     if (!all) return error_set(err, "out of memory");
     size_t n = 0;
-    for (size_t i = 0; i < len;) i += (size_t)utf8_decode(text + i, len - i, &all[n++]);
+    for (size_t i = 0; i < len;) {
+        if (text[i] == '\0') { /* the vocabulary is stored as a C string */
+            free(all);
+            return error_set(err, "NUL character at byte %zu: text must not contain NUL", i);
+        }
+        i += (size_t)utf8_decode(text + i, len - i, &all[n++]);
+    }
     qsort(all, n, sizeof *all, compare_u32);
     size_t unique = 0;
     for (size_t i = 0; i < n; i++)

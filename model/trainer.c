@@ -186,7 +186,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     matmul_set_threads(o.threads);
 
     if (o.resume_path) {
-        if (resume(&o, &m, &tok, &opt, &p, err)) return -1;
+        if (resume(&o, &m, &tok, &opt, &p, err)) goto done;
         if (dataset_load(&data, o.data_path, &tok, err)) goto done;
     } else {
         if (dataset_load(&data, o.data_path, &tok, err)) goto done;

@@ -6,7 +6,6 @@
 #
 # usage: bash tests/cli/test_train_cli.sh bin/gpt-train-san
 # GPTD_DATA overrides the text used (default ../shared/data/tinyshakespeare.txt).
-# GPTD_TEST_KNOWN_BUGS=1 also runs the cases that reproduce known bugs (they fail today).
 set -u
 
 BIN=${1:?usage: $0 path/to/gpt-train}
@@ -255,12 +254,12 @@ check "resume after SIGINT, 2 more iters" \
     --eval-interval 1000000 --eval-iters 2 --threads 1
 check "  logs step $((STOP + 2))" steps_are "$((STOP + 2))"
 
-# ---- known bugs --------------------------------------------------------------------------------
-if [ "${GPTD_TEST_KNOWN_BUGS:-}" = 1 ]; then
+# ---- regressions (defects these tests found, now fixed) ------------------------------------------
+if true; then
     # trainer.c trainer_run: `if (resume(...)) return -1;` leaks the loaded model, vocabulary
     # and moments when the .state lacks a train.* key (LeakSanitizer: exit code 23).
     LC_ALL=C sed 's/"train\.rng0"/"train.rngX"/' "$OUT.state" >"$TMP/norng.state"
-    check "known bug: .state without train.rng0 is refused without a leak" \
+    check ".state without train.rng0 is refused without a leak" \
         refused 'training state has no "train.rng0"' --data "$DATA" --out "$TMP/m.st" \
         --resume "$TMP/norng.state"
     # tokenizer.c/checkpoint.c: a NUL in the text enters the vocabulary, which is stored as a
@@ -268,11 +267,11 @@ if [ "${GPTD_TEST_KNOWN_BUGS:-}" = 1 ]; then
     printf 'ab\0cdefghijklmnopqrstuvwxyz%.0s' $(seq 1 50) >"$TMP/nul.txt"
     run --data "$TMP/nul.txt" --out "$TMP/nul.st" "${TINY[@]}" --max-iters 2 --eval-iters 2
     if [ "$RC" -eq 0 ]; then
-        check "known bug: a run on text with NUL resumes" \
+        check "a run on text with NUL resumes" \
             succeeded --data "$TMP/nul.txt" --out "$TMP/nul.st" --resume "$TMP/nul.st.state" \
             --max-iters 4 --threads 1
     else
-        check "known bug: text with NUL is refused up front" refused "" --data "$TMP/nul.txt" \
+        check "text with NUL is refused up front" refused "NUL character" --data "$TMP/nul.txt" \
             --out "$TMP/nul.st" "${TINY[@]}"
     fi
 fi

@@ -5,9 +5,8 @@
  * (8-byte little-endian header length, JSON header, data) or a good checkpoint whose JSON
  * header is edited with cJSON and written back in front of the same data.
  *
- * Tests named known_bug_* reproduce defects in model/ and are skipped unless
- * GPTD_TEST_KNOWN_BUGS=1 (so the suite stays green until they are fixed); run one with e.g.
- * GPTD_TEST_KNOWN_BUGS=1 GPTD_TEST_FILTER=known_bug_nul_in_text build/san/test_checkpoint. */
+ * Tests named regression_* reproduce defects these tests found in model/ (now fixed). Run a
+ * subset with e.g. GPTD_TEST_FILTER=regression_nul_in_text build/san/test_checkpoint. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1022,18 +1021,12 @@ static void tokenizer_round_trips_multibyte(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Known bugs (see the file comment)                                                        */
-
-static bool known_bugs_enabled(void) {
-    const char *e = getenv("GPTD_TEST_KNOWN_BUGS");
-    return e && strcmp(e, "1") == 0;
-}
+/* Regressions: defects found by these tests and fixed                                                        */
 
 /* safetensors.c parse_header: a second "__metadata__" object reallocates st->meta without
  * resetting st->n_meta, so its entries are written past the new array (heap overflow under
  * ASan) and the first array leaks. */
-static void known_bug_duplicate_metadata(void **state) {
-    if (!known_bugs_enabled()) skip();
+static void regression_duplicate_metadata(void **state) {
     Tmp *t = *state;
     const char *good = path_in(t, "good.safetensors"), *bad = path_in(t, "bad.safetensors");
     save_good(good, false);
@@ -1044,8 +1037,7 @@ static void known_bug_duplicate_metadata(void **state) {
 
 /* safetensors.c parse_header: the overlap check compares each tensor only with its
  * predecessor in begin order, so an empty tensor between two overlapping ones hides it. */
-static void known_bug_overlap_hidden_by_empty_tensor(void **state) {
-    if (!known_bugs_enabled()) skip();
+static void regression_overlap_hidden_by_empty_tensor(void **state) {
     Tmp *t = *state;
     const char *path = path_in(t, "overlap.safetensors");
     unsigned char data[16] = {0};
@@ -1059,8 +1051,7 @@ static void known_bug_overlap_hidden_by_empty_tensor(void **state) {
 
 /* safetensors.c parse_tensor: numel is multiplied before the size check, so the product can
  * wrap: shape [2^32, 2^32] gives numel 0 and is accepted with no data at all. */
-static void known_bug_shape_product_wraps(void **state) {
-    if (!known_bugs_enabled()) skip();
+static void regression_shape_product_wraps(void **state) {
     Tmp *t = *state;
     const char *path = path_in(t, "wrap.safetensors");
     write_raw(path,
@@ -1073,8 +1064,7 @@ static void known_bug_shape_product_wraps(void **state) {
 /* safetensors.c parse_tensor: data_offsets are cast to int64_t before any range check;
  * 1e300 makes the cast undefined (clang's -fsanitize=undefined aborts here; gcc's does not
  * check float-cast-overflow and the file happens to be refused). */
-static void known_bug_huge_offsets_cast(void **state) {
-    if (!known_bugs_enabled()) skip();
+static void regression_huge_offsets_cast(void **state) {
     Tmp *t = *state;
     const char *path = path_in(t, "huge.safetensors");
     unsigned char data[16] = {0};
@@ -1085,8 +1075,7 @@ static void known_bug_huge_offsets_cast(void **state) {
 
 /* tokenizer.c / checkpoint.c: a NUL character in the training text enters the vocabulary, but
  * the vocabulary is stored as a C string, so the checkpoint cannot be loaded back. */
-static void known_bug_nul_in_text(void **state) {
-    if (!known_bugs_enabled()) skip();
+static void regression_nul_in_text(void **state) {
     Tmp *t = *state;
     const char *path = path_in(t, "nul.safetensors");
     Tokenizer tok, tok2;
@@ -1139,13 +1128,13 @@ int main(void) {
         cmocka_unit_test(tokenizer_names_unknown_character_and_position),
         cmocka_unit_test(tokenizer_refuses_invalid_utf8),
         cmocka_unit_test(tokenizer_round_trips_multibyte),
-        T(known_bug_duplicate_metadata),
-        T(known_bug_overlap_hidden_by_empty_tensor),
-        T(known_bug_shape_product_wraps),
-        T(known_bug_huge_offsets_cast),
-        T(known_bug_nul_in_text),
+        T(regression_duplicate_metadata),
+        T(regression_overlap_hidden_by_empty_tensor),
+        T(regression_shape_product_wraps),
+        T(regression_huge_offsets_cast),
+        T(regression_nul_in_text),
     };
-    /* e.g. GPTD_TEST_FILTER='known_bug_*' to run a subset */
+    /* e.g. GPTD_TEST_FILTER='regression_*' to run a subset */
     const char *filter = getenv("GPTD_TEST_FILTER");
     if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
