@@ -99,7 +99,7 @@ typedef struct {
  * lengths; returns job 0's text (caller frees) and fills logprobs (40) with the log-probability
  * of each of its tokens: those carry the logits' bits, so they show any numerical difference
  * even where sampling happens to pick the same token. */
-static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, float *logprobs) {
+static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed, float *logprobs) {
     Error err;
     int n = 1 + n_others;
     Engine *e;
@@ -110,7 +110,7 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, float *logpro
     Job *jobs = calloc((size_t)n, sizeof *jobs);
     for (int i = 0; i < n; i++) {
         GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
-        gp.seed = i == 0 ? 424242 : 1000 + i;
+        gp.seed = i == 0 ? seed : 1000 + i;
         gp.max_tokens = i == 0 ? 40 : 5 + (i * 7) % 37;
         char prompt[64];
         int len = i == 0 ? 9 : 1 + (i * 5) % 30; /* some longer than the context */
@@ -150,11 +150,11 @@ static void batch_invariance(void **state) {
     Tokenizer tok;
     random_model(&m, &tok);
     float lp_alone[40], lp_mixed[40];
-    char *alone = run_with_others(&m, &tok, 0, lp_alone);
+    char *alone = run_with_others(&m, &tok, 0, 424242, lp_alone);
     assert_int_equal(strlen(alone), 40);
     int others[] = {1, 7, 31, 63};
     for (int i = 0; i < 4; i++) {
-        char *mixed = run_with_others(&m, &tok, others[i], lp_mixed);
+        char *mixed = run_with_others(&m, &tok, others[i], 424242, lp_mixed);
         bool same_lp = memcmp(lp_alone, lp_mixed, sizeof lp_alone) == 0;
         printf("  alone vs with %2d others: text %s, logprobs %s\n", others[i],
                strcmp(alone, mixed) == 0 ? "identical" : "DIFFERENT",
@@ -168,11 +168,30 @@ static void batch_invariance(void **state) {
     tokenizer_free(&tok);
 }
 
+/* Same seed, same text, run after run; different seeds, different texts. */
+static void seeds(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    random_model(&m, &tok);
+    float lp[40];
+    char *texts[4];
+    for (int i = 0; i < 4; i++) texts[i] = run_with_others(&m, &tok, 0, i < 2 ? 7 : (uint64_t)i, lp);
+    assert_string_equal(texts[0], texts[1]);
+    assert_string_not_equal(texts[0], texts[2]);
+    assert_string_not_equal(texts[0], texts[3]);
+    assert_string_not_equal(texts[2], texts[3]);
+    for (int i = 0; i < 4; i++) free(texts[i]);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(logits_match_forward_random),
         cmocka_unit_test(logits_match_forward_shipped),
         cmocka_unit_test(batch_invariance),
+        cmocka_unit_test(seeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,256 @@
+/* Sampler and sequence properties: greedy equivalences, the exact top-p cut, sampled
+ * frequencies against the softmax (chi-square), seeds, stop strings held back while streaming,
+ * and the documented handling of bad prompts and out-of-range values. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../model/sampler.h"
+#include "../../model/sequence.h"
+
+#define V 65
+
+static void random_logits(float *logits, int n, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) logits[i] = 3.0f * rng_normal(&rng);
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void greedy_equivalences(void **state) {
+    (void)state;
+    float logits[V], probs[V];
+    int index[V];
+    for (int trial = 0; trial < 200; trial++) {
+        random_logits(logits, V, trial);
+        Rng rng;
+        rng_seed(&rng, 1000 + trial);
+        SamplerConfig topk1 = {.temperature = 1.0f, .top_k = 1, .top_p = 1.0f};
+        SamplerConfig temp0 = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
+        assert_int_equal(sampler_sample(logits, V, &topk1, &rng, probs, index, NULL), argmax(logits, V));
+        assert_int_equal(sampler_sample(logits, V, &temp0, &rng, probs, index, NULL), argmax(logits, V));
+    }
+}
+
+/* Probabilities 0.5, 0.2, 0.15, 0.1, 0.05: top-p keeps the smallest prefix with mass >= p. */
+static void top_p_keeps_smallest_prefix(void **state) {
+    (void)state;
+    const float p[5] = {0.5f, 0.2f, 0.15f, 0.1f, 0.05f};
+    float logits[5], probs[5];
+    int index[5];
+    /* shuffled token order, so the cut is by probability and not by id */
+    const int ids[5] = {3, 0, 4, 1, 2};
+    for (int i = 0; i < 5; i++) logits[ids[i]] = logf(p[i]);
+    struct {
+        float top_p;
+        int kept;
+    } cases[] = {{0.5f, 1}, {0.6f, 2}, {0.7f, 2}, {0.8f, 3}, {0.86f, 4}, {0.96f, 5}, {1.0f, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        SamplerConfig sc = {.temperature = 1.0f, .top_k = 0, .top_p = cases[c].top_p};
+        int seen[5] = {0};
+        Rng rng;
+        rng_seed(&rng, 77);
+        for (int draw = 0; draw < 4000; draw++) {
+            int t = sampler_sample(logits, 5, &sc, &rng, probs, index, NULL);
+            for (int i = 0; i < 5; i++)
+                if (ids[i] == t) seen[i]++;
+        }
+        for (int i = 0; i < 5; i++) {
+            if (i < cases[c].kept && seen[i] == 0)
+                fail_msg("top_p %.2f: token of p=%.2f never drawn", cases[c].top_p, p[i]);
+            if (i >= cases[c].kept && seen[i] != 0)
+                fail_msg("top_p %.2f: token of p=%.2f drawn %d times", cases[c].top_p, p[i], seen[i]);
+        }
+    }
+}
+
+/* 40,000 draws at temperature 0.7 against softmax(logits / 0.7): chi-square with 7 degrees of
+ * freedom stays below 24.32 (p = 0.001). */
+static void frequencies_match_softmax(void **state) {
+    (void)state;
+    const int n = 8, draws = 40000;
+    float logits[8], probs[8];
+    int index[8], counts[8] = {0};
+    random_logits(logits, n, 3);
+    for (int i = 0; i < n; i++) logits[i] *= 0.3f;
+    float T = 0.7f;
+    double expect[8], sum = 0;
+    for (int i = 0; i < n; i++) sum += expect[i] = exp(logits[i] / T);
+    SamplerConfig sc = {.temperature = T, .top_k = 0, .top_p = 1.0f};
+    Rng rng;
+    rng_seed(&rng, 2024);
+    for (int d = 0; d < draws; d++) counts[sampler_sample(logits, n, &sc, &rng, probs, index, NULL)]++;
+    double chi2 = 0;
+    for (int i = 0; i < n; i++) {
+        double e = draws * expect[i] / sum;
+        chi2 += (counts[i] - e) * (counts[i] - e) / e;
+    }
+    printf("  chi-square %.2f (7 dof, bound 24.32)\n", chi2);
+    assert_true(chi2 < 24.32);
+}
+
+static void logprob_is_of_the_sampled_distribution(void **state) {
+    (void)state;
+    float logits[V], probs[V], lp;
+    int index[V];
+    random_logits(logits, V, 9);
+    SamplerConfig greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
+    Rng rng;
+    rng_seed(&rng, 1);
+    int t = sampler_sample(logits, V, &greedy, &rng, probs, index, &lp);
+    double z = 0;
+    for (int i = 0; i < V; i++) z += exp(logits[i]);
+    assert_true(fabs(lp - (logits[t] - log(z))) < 1e-5);
+}
+
+static Tokenizer ascii_tokenizer(void) {
+    char vocab[96];
+    for (int i = 0; i < 95; i++) vocab[i] = (char)(' ' + i);
+    vocab[95] = '\0';
+    Tokenizer tok;
+    Error err;
+    assert_int_equal(tokenizer_from_string(&tok, vocab, &err), 0);
+    return tok;
+}
+
+static GenerationParams params(void) {
+    GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
+                           .seed = 1, .max_tokens = 10};
+    return gp;
+}
+
+static void bad_values_are_refused(void **state) {
+    (void)state;
+    Tokenizer tok = ascii_tokenizer();
+    Sequence s;
+    Error err;
+    struct {
+        const char *field;
+        GenerationParams gp;
+    } cases[6];
+    for (int i = 0; i < 6; i++) cases[i].gp = params();
+    cases[0].field = "temperature", cases[0].gp.sampler.temperature = -1.0f;
+    cases[1].field = "temperature", cases[1].gp.sampler.temperature = NAN;
+    cases[2].field = "top_k", cases[2].gp.sampler.top_k = -2;
+    cases[3].field = "top_p", cases[3].gp.sampler.top_p = 0.0f;
+    cases[4].field = "top_p", cases[4].gp.sampler.top_p = 1.5f;
+    cases[5].field = "max_tokens", cases[5].gp.max_tokens = -1;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(sequence_init(&s, &tok, 16, "hi", 2, &cases[i].gp, &err), -1);
+        assert_non_null(strstr(err.message, cases[i].field));
+    }
+    GenerationParams gp = params();
+    gp.n_stop = 1; /* an empty stop string */
+    assert_int_equal(sequence_init(&s, &tok, 16, "hi", 2, &gp, &err), -1);
+    assert_non_null(strstr(err.message, "stop"));
+    tokenizer_free(&tok);
+}
+
+static void prompts(void **state) {
+    (void)state;
+    Tokenizer tok = ascii_tokenizer();
+    Sequence s;
+    Error err;
+    GenerationParams gp = params();
+    /* outside the vocabulary: named, with its position in characters */
+    assert_int_equal(sequence_init(&s, &tok, 16, "caf\xc3\xa9!", 6, &gp, &err), -1);
+    assert_non_null(strstr(err.message, "U+00E9"));
+    assert_non_null(strstr(err.message, "position 3"));
+    /* empty: starts from token 0, as the seed */
+    assert_int_equal(sequence_init(&s, &tok, 16, "", 0, &gp, &err), 0);
+    assert_int_equal(s.n_prompt, 1);
+    assert_int_equal(s.tokens[0], 0);
+    sequence_free(&s);
+    /* longer than the context: its last block_size tokens are kept, and it says so */
+    const char *long_prompt = "abcdefghijklmnopqrstuvwxyz";
+    assert_int_equal(sequence_init(&s, &tok, 16, long_prompt, 26, &gp, &err), 0);
+    assert_int_equal(s.n_prompt, 16);
+    assert_int_equal(s.prompt_dropped, 10);
+    assert_int_equal(s.tokens[0], 'k' - ' ');
+    sequence_free(&s);
+    tokenizer_free(&tok);
+}
+
+/* Feeds the sequence the logits that make `c` certain. */
+static void feed(Sequence *s, char c, float *logits, float *probs, int *index) {
+    for (int i = 0; i < 95; i++) logits[i] = i == c - ' ' ? 100.0f : 0.0f;
+    EngineSegment seg = {.slot = 0, .pos = 0, .n = 1, .logits = logits};
+    sequence_advance(s, &seg, probs, index);
+}
+
+static void stop_strings_are_held_back_and_cut(void **state) {
+    (void)state;
+    Tokenizer tok = ascii_tokenizer();
+    Sequence s;
+    Error err;
+    GenerationParams gp = params();
+    gp.n_stop = 2;
+    strcpy(gp.stop[0], "END");
+    strcpy(gp.stop[1], "\n\n");
+    assert_int_equal(sequence_init(&s, &tok, 16, "x", 1, &gp, &err), 0);
+    float logits[95], probs[95];
+    int index[95];
+    const char *out;
+    char streamed[64] = "";
+    const char *gen = "abEXEN"; /* "EX" is released when X breaks the match, "EN" held */
+    for (const char *c = gen; *c; c++) {
+        feed(&s, *c, logits, probs, index);
+        size_t n = sequence_take_text(&s, &out);
+        strncat(streamed, out, n);
+    }
+    assert_string_equal(streamed, "abEX");
+    feed(&s, 'D', logits, probs, index);
+    assert_int_equal(s.finish, FINISH_STOP);
+    size_t n = sequence_take_text(&s, &out);
+    strncat(streamed, out, n);
+    assert_string_equal(streamed, "abEX");
+    assert_string_equal(s.text, "abEX");
+    sequence_free(&s);
+    tokenizer_free(&tok);
+}
+
+static void max_tokens_ends_with_length(void **state) {
+    (void)state;
+    Tokenizer tok = ascii_tokenizer();
+    Sequence s;
+    Error err;
+    GenerationParams gp = params();
+    gp.max_tokens = 3;
+    assert_int_equal(sequence_init(&s, &tok, 16, "x", 1, &gp, &err), 0);
+    float logits[95], probs[95];
+    int index[95];
+    feed(&s, 'a', logits, probs, index);
+    feed(&s, 'b', logits, probs, index);
+    assert_int_equal(s.finish, FINISH_NONE);
+    feed(&s, 'c', logits, probs, index);
+    assert_int_equal(s.finish, FINISH_LENGTH);
+    assert_string_equal(s.text, "abc");
+    sequence_free(&s);
+    tokenizer_free(&tok);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(greedy_equivalences),
+        cmocka_unit_test(top_p_keeps_smallest_prefix),
+        cmocka_unit_test(frequencies_match_softmax),
+        cmocka_unit_test(logprob_is_of_the_sampled_distribution),
+        cmocka_unit_test(bad_values_are_refused),
+        cmocka_unit_test(prompts),
+        cmocka_unit_test(stop_strings_are_held_back_and_cut),
+        cmocka_unit_test(max_tokens_ends_with_length),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
