@@ -110,7 +110,7 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed
     Job *jobs = calloc((size_t)n, sizeof *jobs);
     for (int i = 0; i < n; i++) {
         GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
-        gp.seed = i == 0 ? seed : 1000 + i;
+        gp.seed = i == 0 ? seed : (uint64_t)(1000 + i);
         gp.max_tokens = i == 0 ? 40 : 5 + (i * 7) % 37;
         char prompt[64];
         int len = i == 0 ? 9 : 1 + (i * 5) % 30; /* some longer than the context */
