@@ -12,8 +12,12 @@ BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
-BINS := bin/gpt-train bin/gpt-sample
+BINS := bin/gpt-train bin/gpt-sample bin/bench-engine
 all: $(BINS)
+
+bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) bench/bench_engine.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 bin/gpt-sample: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
 	@mkdir -p $(@D)

@@ -213,7 +213,13 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
                 memcpy(kv_at(e, segs[s].slot, l, 1) + at, row + 2 * C, C * sizeof(float));
             }
         AttentionJob job = {e, segs, l};
-        thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
+        /* Only spread attention over the pool when there is enough of it (decode at batch 1
+         * is microseconds of work). */
+        long att_work = 0;
+        for (int s = 0; s < n_segs; s++) att_work += (long)segs[s].n * (segs[s].pos + segs[s].n);
+        if (att_work * C > 200000) thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
+        else
+            for (int t = 0; t < n_segs * c->n_head; t++) attention_task(&job, t);
         matmul_forward_invariant(e->tmp, e->atty, lp->proj_w, lp->proj_b, R, C, C, e->pool);
         residual_forward(e->x, e->x, e->tmp, RC);
         layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln2_w, lp->ln2_b, R, C);

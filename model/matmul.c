@@ -85,19 +85,20 @@ typedef struct {
     int N, K, M;
 } InvariantJob;
 
-/* Rows r0..r0+R (R <= 4) by columns c0..c0+24 (3 vectors): the register tile. */
-static inline void tile_4x24(const InvariantJob *j, int r0, int R, int c0) {
+/* R rows (1..4, a compile-time constant after inlining) by 24 columns (3 vectors): the
+ * register tile. Each output is bias + x[0] w[0] + x[1] w[1] + ... fused in k order. */
+static inline __attribute__((always_inline)) void tile_rx24(const InvariantJob *j, int r0,
+                                                            const int R, int c0) {
     __m256 acc[4][3];
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < R; r++)
         for (int v = 0; v < 3; v++)
             acc[r][v] = j->bias ? _mm256_loadu_ps(j->bias + c0 + 8 * v) : _mm256_setzero_ps();
-    const float *x[4];
-    for (int r = 0; r < 4; r++) x[r] = j->inp + (size_t)(r0 + (r < R ? r : 0)) * j->K;
+    const float *x = j->inp + (size_t)r0 * j->K;
     for (int k = 0; k < j->K; k++) {
         const float *wk = j->w + (size_t)k * j->M + c0;
         __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8), w2 = _mm256_loadu_ps(wk + 16);
-        for (int r = 0; r < 4; r++) {
-            __m256 xr = _mm256_broadcast_ss(x[r] + k);
+        for (int r = 0; r < R; r++) {
+            __m256 xr = _mm256_broadcast_ss(x + (size_t)r * j->K + k);
             acc[r][0] = _mm256_fmadd_ps(xr, w0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(xr, w1, acc[r][1]);
             acc[r][2] = _mm256_fmadd_ps(xr, w2, acc[r][2]);
@@ -106,6 +107,15 @@ static inline void tile_4x24(const InvariantJob *j, int r0, int R, int c0) {
     for (int r = 0; r < R; r++)
         for (int v = 0; v < 3; v++)
             _mm256_storeu_ps(j->out + (size_t)(r0 + r) * j->M + c0 + 8 * v, acc[r][v]);
+}
+
+static void tile_rows_x24(const InvariantJob *j, int r0, int R, int c0) {
+    switch (R) {
+        case 1: tile_rx24(j, r0, 1, c0); break;
+        case 2: tile_rx24(j, r0, 2, c0); break;
+        case 3: tile_rx24(j, r0, 3, c0); break;
+        default: tile_rx24(j, r0, 4, c0); break;
+    }
 }
 
 /* One row by one 8-column vector (used for column remainders that are whole vectors). */
@@ -130,7 +140,7 @@ static void invariant_panel(void *ctx, int task) {
     int c_begin = task * PANEL, c_end = c_begin + PANEL < j->M ? c_begin + PANEL : j->M;
     int c = c_begin;
     for (; c + 24 <= c_end; c += 24)
-        for (int r = 0; r < j->N; r += 4) tile_4x24(j, r, j->N - r < 4 ? j->N - r : 4, c);
+        for (int r = 0; r < j->N; r += 4) tile_rows_x24(j, r, j->N - r < 4 ? j->N - r : 4, c);
     for (; c + 8 <= c_end; c += 8)
         for (int r = 0; r < j->N; r++) tile_1x8(j, r, c);
     for (; c < c_end; c++)
@@ -141,7 +151,9 @@ void matmul_forward_invariant(float *out, const float *inp, const float *w, cons
                               int N, int K, int M, ThreadPool *pool) {
     InvariantJob j = {out, inp, w, bias, N, K, M};
     int panels = (M + PANEL - 1) / PANEL;
-    if (pool) thread_pool_run(pool, invariant_panel, &j, panels);
+    /* Below ~1 MFLOP waking a worker costs more than it saves. The split never changes a
+     * result, only who computes it. */
+    if (pool && 2.0 * N * K * M > 1e6) thread_pool_run(pool, invariant_panel, &j, panels);
     else
         for (int t = 0; t < panels; t++) invariant_panel(&j, t);
 }

@@ -19,6 +19,7 @@ struct ThreadPool {
     int n_tasks;
     int running; /* workers still inside the current run */
     atomic_int next_task;
+    atomic_ulong published; /* copy of generation readable without the lock, for spinning */
 };
 
 static void run_tasks(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
@@ -34,6 +35,12 @@ static void *worker_main(void *arg) {
     unsigned long seen = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
+        /* Phases of a step follow each other within microseconds: look for the next one
+         * briefly before sleeping (bounded, so an idle pool costs no CPU). */
+        pthread_mutex_unlock(&p->lock);
+        for (int spin = 0; spin < 4000 && atomic_load(&p->published) == seen; spin++)
+            __builtin_ia32_pause();
+        pthread_mutex_lock(&p->lock);
         while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_ready, &p->lock);
         if (p->stop) break;
         seen = p->generation;
@@ -100,6 +107,7 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     atomic_store(&p->next_task, 0);
     p->running = p->n_threads - 1;
     p->generation++;
+    atomic_store(&p->published, p->generation);
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     run_tasks(p, fn, ctx, n_tasks);
