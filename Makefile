@@ -12,8 +12,17 @@ BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
-BINS := bin/gpt-train bin/gpt-sample bin/bench-engine
+BINS := bin/gpt-train bin/gpt-sample bin/bench-engine bin/gptd
 all: $(BINS)
+
+SERVER_SRC := $(wildcard server/*.c) $(wildcard api/*.c) $(TOOLS_LIB)
+bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC))
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
+
+bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC))
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
 bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) bench/bench_engine.c)
 	@mkdir -p $(@D)
@@ -72,8 +81,8 @@ bench-train: ref-deps bin/gpt-train
 	bash bench/bench_train.sh
 
 MODEL ?= weights/shakespeare-char.safetensors
-run: bin/gpt-sample
-	./bin/gpt-sample --model $(MODEL) --prompt "$${PROMPT:-ROMEO:}" --max-tokens $${MAX_TOKENS:-500}
+run: bin/gptd
+	./bin/gptd --model $(MODEL)
 
 DATA_URL := https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
 data: data/tinyshakespeare.txt

@@ -20,9 +20,12 @@ static void print_usage(const CliFlag *flags, int n, const char *usage) {
             if (*(const char **)f->value)
                 snprintf(def, sizeof def, " (default %s)", *(const char **)f->value);
             break;
-        case CLI_BOOL: break;
+        case CLI_BOOL:
+        case CLI_LIST: break;
         }
-        printf("  --%-16s %s%s\n", f->name, f->help, def);
+        printf("  --%-16s %s%s", f->name, f->help, def);
+        if (f->env) printf(" [$%s]", f->env);
+        printf("\n");
     }
 }
 
@@ -53,6 +56,15 @@ static int set_value(CliFlag *f, const char *arg) {
     }
     case CLI_STRING: *(const char **)f->value = arg; return 0;
     case CLI_BOOL: *(bool *)f->value = true; return 0;
+    case CLI_LIST: {
+        CliList *l = f->value;
+        if (l->n >= CLI_LIST_MAX) {
+            fprintf(stderr, "error: --%s given more than %d times\n", f->name, CLI_LIST_MAX);
+            return 2;
+        }
+        l->items[l->n++] = arg;
+        return 0;
+    }
     }
     return 0;
 not_number:
@@ -64,6 +76,26 @@ out_of_range:
 }
 
 int cli_parse(CliFlag *flags, int n_flags, int argc, char **argv, const char *usage) {
+    for (int k = 0; k < n_flags; k++) {
+        const char *v = flags[k].env ? getenv(flags[k].env) : NULL;
+        if (!v || !*v) continue;
+        if (flags[k].type == CLI_BOOL) {
+            *(bool *)flags[k].value = strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+            continue;
+        }
+        if (flags[k].type == CLI_LIST) { /* comma-separated; the strings stay in environ */
+            char *copy = strdup(v);
+            for (char *save, *item = copy ? strtok_r(copy, ",", &save) : NULL; item;
+                 item = strtok_r(NULL, ",", &save))
+                if (set_value(&flags[k], item)) return 2;
+            /* copy is referenced by the list for the life of the process */
+            continue;
+        }
+        if (set_value(&flags[k], v)) {
+            fprintf(stderr, "error: from $%s\n", flags[k].env);
+            return 2;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

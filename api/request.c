@@ -1,0 +1,184 @@
+#include "request.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int api_error(ApiError *e, int status, const char *type, const char *fmt, ...) {
+    e->status = status;
+    snprintf(e->type, sizeof e->type, "%s", type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+char *api_error_json(const ApiError *e) {
+    cJSON *root = cJSON_CreateObject(), *err = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(err, "type", e->type);
+    cJSON_AddStringToObject(err, "message", e->message);
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static int bad(ApiError *e, const char *fmt, const char *field) {
+    return api_error(e, 400, "invalid_request_error", fmt, field);
+}
+
+/* An integer field in [lo, hi]; absent or null leaves *out unchanged. */
+static int get_int(const cJSON *root, const char *field, long long lo, long long hi,
+                   long long *out, bool *given, ApiError *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (given) *given = false;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return bad(e, "\"%s\" must be an integer", field);
+    if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
+        return api_error(e, 400, "invalid_request_error", "\"%s\" must be in [%lld, %lld], got %.17g",
+                         field, lo, hi, v->valuedouble);
+    *out = (long long)v->valuedouble;
+    if (given) *given = true;
+    return 0;
+}
+
+static int get_float(const cJSON *root, const char *field, double lo, double hi, bool lo_open,
+                     float *out, ApiError *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) return bad(e, "\"%s\" must be a number", field);
+    double x = v->valuedouble;
+    if (!(lo_open ? x > lo : x >= lo) || !(x <= hi))
+        return api_error(e, 400, "invalid_request_error", "\"%s\" must be in %c%g, %g], got %g",
+                         field, lo_open ? '(' : '[', lo, hi, x);
+    *out = (float)x;
+    return 0;
+}
+
+static int get_bool(const cJSON *root, const char *field, bool *out, ApiError *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsBool(v)) return bad(e, "\"%s\" must be true or false", field);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int add_stop(GenerationParams *p, const cJSON *s, ApiError *e) {
+    if (!cJSON_IsString(s)) return bad(e, "\"%s\" must be a string or an array of strings", "stop");
+    size_t n = strlen(s->valuestring);
+    if (n == 0) return bad(e, "\"%s\" strings must not be empty", "stop");
+    if (n > SEQUENCE_MAX_STOP_LEN)
+        return api_error(e, 400, "invalid_request_error",
+                         "\"stop\" strings must be at most %d bytes", SEQUENCE_MAX_STOP_LEN);
+    if (p->n_stop >= SEQUENCE_MAX_STOP)
+        return api_error(e, 400, "invalid_request_error", "\"stop\" takes at most %d strings",
+                         SEQUENCE_MAX_STOP);
+    memcpy(p->stop[p->n_stop++], s->valuestring, n + 1);
+    return 0;
+}
+
+static int get_stop(const cJSON *root, GenerationParams *p, ApiError *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "stop");
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsArray(v)) {
+        const cJSON *s;
+        cJSON_ArrayForEach(s, v) if (add_stop(p, s, e)) return -1;
+        return 0;
+    }
+    return add_stop(p, v, e);
+}
+
+/* The prompt: a string (or, for OpenAI, an array holding exactly one string). */
+static int get_prompt(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if (!v || cJSON_IsNull(v)) v = NULL;
+    if (v && kind == API_COMPLETIONS && cJSON_IsArray(v)) {
+        if (cJSON_GetArraySize(v) != 1)
+            return bad(e, "\"%s\" as an array must hold exactly one string (batches are not "
+                          "supported; send one request per prompt)", "prompt");
+        v = cJSON_GetArrayItem(v, 0);
+    }
+    if (v && !cJSON_IsString(v)) return bad(e, "\"%s\" must be a string", "prompt");
+    const char *s = v ? v->valuestring : "";
+    req->prompt_len = strlen(s);
+    req->prompt = strdup(s);
+    if (!req->prompt) return api_error(e, 500, "server_error", "out of memory");
+    return 0;
+}
+
+static const char *const generate_fields[] = {"prompt", "max_tokens", "temperature", "top_k",
+                                              "top_p",  "seed",       "stop",        "stream"};
+
+int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimits *limits,
+                      uint64_t random_seed, ApiRequest *req, ApiError *e) {
+    memset(req, 0, sizeof *req);
+    req->kind = kind;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root) return api_error(e, 400, "invalid_request_error", "body is not valid JSON");
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        api_error(e, 400, "invalid_request_error", "body must be a JSON object");
+        goto done;
+    }
+    if (kind == API_GENERATE) { /* a typo in a field name should not pass silently */
+        const cJSON *item;
+        cJSON_ArrayForEach(item, root) {
+            bool known = false;
+            for (size_t i = 0; i < sizeof generate_fields / sizeof *generate_fields; i++)
+                known |= strcmp(item->string, generate_fields[i]) == 0;
+            if (!known) {
+                api_error(e, 400, "invalid_request_error", "unknown field \"%s\"", item->string);
+                goto done;
+            }
+        }
+    }
+    GenerationParams *p = &req->params;
+    p->sampler.temperature = 1.0f;
+    p->sampler.top_k = 0;
+    p->sampler.top_p = 1.0f;
+    long long max_tokens = limits->default_max_tokens, top_k = 0, seed = 0, n = 1;
+    bool seed_given = false;
+    if (get_prompt(root, kind, req, e) ||
+        get_int(root, "max_tokens", 0, limits->max_tokens_cap, &max_tokens, NULL, e) ||
+        get_float(root, "temperature", 0, 100, false, &p->sampler.temperature, e) ||
+        get_float(root, "top_p", 0, 1, true, &p->sampler.top_p, e) ||
+        get_int(root, "seed", 0, 9007199254740991LL, &seed, &seed_given, e) ||
+        get_stop(root, p, e) || get_bool(root, "stream", &req->stream, e))
+        goto done;
+    if (kind == API_GENERATE) {
+        if (get_int(root, "top_k", 0, 1 << 24, &top_k, NULL, e)) goto done;
+    } else {
+        if (get_int(root, "n", 1, 1000000, &n, NULL, e)) goto done;
+        if (n != 1) {
+            api_error(e, 400, "invalid_request_error", "\"n\" must be 1: gptd returns one choice "
+                                                       "per request");
+            goto done;
+        }
+        const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+        if (so && !cJSON_IsNull(so)) {
+            if (!cJSON_IsObject(so)) {
+                api_error(e, 400, "invalid_request_error", "\"stream_options\" must be an object");
+                goto done;
+            }
+            if (get_bool(so, "include_usage", &req->include_usage, e)) goto done;
+        }
+    }
+    p->max_tokens = (int)max_tokens;
+    p->sampler.top_k = (int)top_k;
+    p->seed = seed_given ? (uint64_t)seed : random_seed;
+    req->seed_given = seed_given;
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    if (rc) api_request_free(req);
+    return rc;
+}
+
+void api_request_free(ApiRequest *req) {
+    free(req->prompt);
+    req->prompt = NULL;
+}

@@ -1,0 +1,50 @@
+/* Request bodies of POST /generate and POST /v1/completions, parsed and validated with cJSON
+ * into plain structs. Knows nothing of sockets: the server hands it bytes and gets back either
+ * a request or an ApiError with the HTTP status and a message that names the field. */
+#ifndef GPTD_API_REQUEST_H
+#define GPTD_API_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../model/sequence.h"
+
+typedef enum { API_GENERATE, API_COMPLETIONS } ApiKind;
+
+typedef struct {
+    int status;       /* 400, 413, 422, ... */
+    char type[32];    /* "invalid_request_error", ... */
+    char message[512];
+} ApiError;
+
+typedef struct {
+    ApiKind kind;
+    char *prompt; /* UTF-8, NUL-terminated; owned */
+    size_t prompt_len;
+    GenerationParams params;
+    bool seed_given;
+    bool stream;
+    bool include_usage; /* OpenAI stream_options.include_usage */
+} ApiRequest;
+
+typedef struct {
+    int max_tokens_cap;     /* a request may not ask for more */
+    int default_max_tokens; /* when it does not ask */
+} ApiLimits;
+
+/* Parses body (len bytes, not NUL-terminated). random_seed is used when no seed is given.
+ * Returns 0, or -1 with *e filled (status 400 for malformed JSON, wrong types or out-of-range
+ * values). */
+int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimits *limits,
+                      uint64_t random_seed, ApiRequest *req, ApiError *e);
+void api_request_free(ApiRequest *req);
+
+/* Fills *e; returns -1 for `return api_error(...)`. */
+int api_error(ApiError *e, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* {"error": {"type": ..., "message": ...}}; caller frees. */
+char *api_error_json(const ApiError *e);
+
+#endif

@@ -1,0 +1,592 @@
+#define _GNU_SOURCE /* POLLRDHUP */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../api/response.h"
+#include "clock.h"
+#include "log.h"
+#include "sse.h"
+
+#ifndef GPTD_VERSION
+#define GPTD_VERSION "dev"
+#endif
+
+struct HttpServer {
+    const ServerConfig *config; /* immutable */
+    Metrics *metrics;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    atomic_int state; /* ServerState */
+    /* set once by http_server_ready before state becomes READY, read-only afterwards */
+    const GPT *model;
+    const Tokenizer *tok;
+    Scheduler *scheduler;
+    atomic_ulong next_id;
+    unsigned long long id_base; /* random per process, so ids differ across replicas */
+};
+
+/* Per-connection state, owned by the connection's thread. */
+typedef struct {
+    HttpServer *server;
+    struct MHD_Connection *conn;
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_big;
+    const char *endpoint; /* for metrics and the log line */
+    int status;
+    double t_start;
+    /* streaming */
+    Request *req;
+    ApiKind kind;
+    bool include_usage;
+    long long created;
+    SseWriter sse;
+    int next_event;
+    bool finished;
+    double last_write;
+} Conn;
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static const char *origin_allowed(const HttpServer *s, struct MHD_Connection *conn) {
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (!origin) return NULL;
+    for (int i = 0; i < s->config->n_cors_origins; i++)
+        if (strcmp(s->config->cors_origins[i], origin) == 0 ||
+            strcmp(s->config->cors_origins[i], "*") == 0)
+            return origin;
+    return NULL;
+}
+
+static void add_cors(const HttpServer *s, struct MHD_Connection *conn, struct MHD_Response *r) {
+    const char *origin = origin_allowed(s, conn);
+    if (!origin) return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+}
+
+/* Queues a body we own (malloc'd; freed by MHD). */
+static enum MHD_Result reply(Conn *c, int status, const char *content_type, char *body,
+                             const char *extra_header, const char *extra_value) {
+    if (!body) {
+        status = 500;
+        body = strdup("{\"error\":{\"type\":\"server_error\",\"message\":\"out of memory\"}}");
+        content_type = "application/json";
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type);
+    if (extra_header) MHD_add_response_header(r, extra_header, extra_value);
+    add_cors(c->server, c->conn, r);
+    enum MHD_Result ok = MHD_queue_response(c->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    c->status = status;
+    return ok;
+}
+
+static enum MHD_Result reply_error(Conn *c, const ApiError *e) {
+    const char *retry = e->status == 503 || e->status == 429 ? "Retry-After" : NULL;
+    return reply(c, e->status, "application/json", api_error_json(e), retry, "1");
+}
+
+static enum MHD_Result reply_json(Conn *c, int status, cJSON *root) {
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return reply(c, status, "application/json", s, NULL, NULL);
+}
+
+/* True when the client has closed its side (or the socket failed). */
+static bool client_gone(Conn *c) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return false;
+    struct pollfd p = {.fd = info->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+    char byte;
+    return recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+static ApiResult result_of(const Conn *c, const Request *r) {
+    double decode_s = r->t_done > r->t_first_token && r->t_first_token > 0
+                          ? r->t_done - r->t_first_token : 0;
+    ApiResult res = {
+        .id = r->id,
+        .model = c->server->config->model_name,
+        .created = c->created,
+        .text = r->text,
+        .text_len = (size_t)r->text_len,
+        .finish_reason = r->finish_reason ? r->finish_reason : "length",
+        .seed = r->api.params.seed,
+        .prompt_tokens = r->prompt_tokens,
+        .completion_tokens = r->completion_tokens,
+        .prompt_dropped = r->prompt_dropped,
+        .queue_ms = r->t_admit > 0 ? (r->t_admit - r->t_arrival) * 1e3 : 0,
+        .prefill_ms = r->t_first_token > 0 ? (r->t_first_token - r->t_admit) * 1e3 : 0,
+        .decode_ms = decode_s * 1e3,
+        .tokens_per_second = decode_s > 0 ? (r->completion_tokens - 1) / decode_s : 0,
+    };
+    return res;
+}
+
+/* Waits until the request has news beyond `seen_events` (or is done), up to `wait_s`; returns
+ * with r->lock held. */
+static void wait_for_news(Request *r, int seen_events, double wait_s) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ns = until.tv_nsec + (long)(wait_s * 1e9);
+    until.tv_sec += ns / 1000000000L;
+    until.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&r->lock);
+    while (!r->done && r->n_events == seen_events)
+        if (pthread_cond_timedwait(&r->changed, &r->lock, &until) == ETIMEDOUT) break;
+}
+
+/* ---- streaming ---------------------------------------------------------------------------- */
+
+/* Appends to c->sse what the channel holds beyond what was sent. Called with r->lock held. */
+static void stream_collect(Conn *c, Request *r) {
+    ApiResult res = result_of(c, r);
+    for (; c->next_event < r->n_events; c->next_event++) {
+        const TokenEvent *ev = &r->events[c->next_event];
+        char *json = c->kind == API_GENERATE
+                         ? api_generate_token_event(ev->index, r->text + ev->offset,
+                                                    (size_t)ev->len, ev->logprob)
+                         : api_completion_chunk(&res, r->text + ev->offset, (size_t)ev->len, NULL);
+        sse_write_data(&c->sse, json);
+        free(json);
+    }
+    if (!r->done) return;
+    if (r->failed) {
+        char *json = api_error_json(&r->error);
+        sse_write_data(&c->sse, json);
+        free(json);
+    } else if (c->kind == API_GENERATE) {
+        char *json = api_generate_final_event(&res);
+        sse_write_data(&c->sse, json);
+        free(json);
+    } else {
+        char *json = api_completion_chunk(&res, "", 0, res.finish_reason);
+        sse_write_data(&c->sse, json);
+        free(json);
+        if (c->include_usage) {
+            json = api_completion_usage_chunk(&res);
+            sse_write_data(&c->sse, json);
+            free(json);
+        }
+    }
+    sse_write_data(&c->sse, "[DONE]");
+    c->finished = true;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    Conn *c = cls;
+    Request *r = c->req;
+    for (;;) {
+        if (sse_pending(&c->sse) > 0) {
+            c->last_write = clock_seconds();
+            return (ssize_t)sse_take(&c->sse, buf, max);
+        }
+        if (c->finished) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (c->sse.failed) return MHD_CONTENT_READER_END_WITH_ERROR;
+        /* Short waits, so a closed connection is noticed within a step or two. */
+        wait_for_news(r, c->next_event, 0.02);
+        stream_collect(c, r);
+        pthread_mutex_unlock(&r->lock);
+        if (sse_pending(&c->sse) > 0) continue;
+        if (client_gone(c)) {
+            atomic_store(&r->cancelled, true);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (clock_seconds() - c->last_write >= c->server->config->keepalive_s)
+            sse_write_comment(&c->sse, "keep-alive"); /* proxies close silent streams */
+    }
+}
+
+/* ---- generation endpoints ------------------------------------------------------------------ */
+
+static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
+    HttpServer *s = c->server;
+    ApiError e;
+    if (atomic_load(&s->state) != SERVER_READY) {
+        api_error(&e, 503, "unavailable", atomic_load(&s->state) == SERVER_LOADING
+                                               ? "the model is still loading"
+                                               : "the server is shutting down");
+        return reply_error(c, &e);
+    }
+    if (c->body_too_big) {
+        api_error(&e, 413, "invalid_request_error", "request body exceeds %d bytes",
+                  s->config->body_limit);
+        return reply_error(c, &e);
+    }
+    ApiLimits limits = {s->config->max_tokens, s->config->default_max_tokens};
+    unsigned long n = atomic_fetch_add(&s->next_id, 1);
+    char id[40];
+    snprintf(id, sizeof id, "%s-%08llx%06lx", kind == API_GENERATE ? "gen" : "cmpl",
+             s->id_base & 0xffffffffull, n & 0xffffff);
+    uint64_t random_seed = (s->id_base * 6364136223846793005ull) ^ (n * 0x9E3779B97F4A7C15ull) ^
+                           (uint64_t)(clock_seconds() * 1e9);
+    random_seed &= 0x1FFFFFFFFFFFFFull; /* exact in a JSON number */
+    ApiRequest api;
+    if (api_parse_request(kind, c->body ? c->body : "", c->body_len, &limits, random_seed, &api,
+                          &e))
+        return reply_error(c, &e);
+    const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
+    bool stream = api.stream || (kind == API_GENERATE && accept && strstr(accept, "text/event-stream"));
+    Request *r = request_create(id, &api, s->tok, s->model->config.block_size,
+                                s->config->timeout_s, &e);
+    api_request_free(&api);
+    if (!r) return reply_error(c, &e);
+    if (scheduler_submit(s->scheduler, r, &e)) {
+        request_release(r);
+        return reply_error(c, &e);
+    }
+    c->req = r;
+    c->kind = kind;
+    c->include_usage = r->api.include_usage;
+    c->created = (long long)time(NULL);
+
+    /* Until the first token (or the end) nothing is sent, so an error there is a plain HTTP
+     * error. The wait polls the socket: a client that leaves frees its place. */
+    for (;;) {
+        wait_for_news(r, 0, 0.02);
+        bool news = r->done || r->n_events > 0 || r->completion_tokens > 0;
+        pthread_mutex_unlock(&r->lock);
+        if (news && (stream || r->done)) break;
+        if (client_gone(c)) {
+            atomic_store(&r->cancelled, true);
+            c->status = 499; /* client closed request */
+            return MHD_NO;
+        }
+    }
+    pthread_mutex_lock(&r->lock);
+    if (r->failed && r->n_events == 0) {
+        ApiError failure = r->error;
+        pthread_mutex_unlock(&r->lock);
+        return reply_error(c, &failure);
+    }
+    if (r->done && strcmp(r->finish_reason, "shutdown") == 0 && r->n_events == 0) {
+        pthread_mutex_unlock(&r->lock);
+        api_error(&e, 503, "unavailable", "the server shut down before this request ran");
+        return reply_error(c, &e);
+    }
+    if (r->done && strcmp(r->finish_reason, "timeout") == 0 && r->n_events == 0) {
+        pthread_mutex_unlock(&r->lock);
+        api_error(&e, 503, "timeout", "the request timed out after %.0f s before generating",
+                  s->config->timeout_s);
+        return reply_error(c, &e);
+    }
+    if (!stream) {
+        ApiResult res = result_of(c, r);
+        char *body = kind == API_GENERATE ? api_generate_reply(&res) : api_completion_reply(&res);
+        pthread_mutex_unlock(&r->lock);
+        return reply(c, 200, "application/json", body, NULL, NULL);
+    }
+    pthread_mutex_unlock(&r->lock);
+    sse_init(&c->sse);
+    c->last_write = clock_seconds();
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, c, NULL);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    add_cors(s, c->conn, resp);
+    enum MHD_Result ok = MHD_queue_response(c->conn, 200, resp);
+    MHD_destroy_response(resp);
+    c->status = 200;
+    return ok;
+}
+
+/* ---- other endpoints ---------------------------------------------------------------------- */
+
+static enum MHD_Result handle_health(Conn *c) {
+    int state = atomic_load(&c->server->state);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "status", state == SERVER_READY     ? "ok"
+                                            : state == SERVER_LOADING ? "loading"
+                                                                      : "draining");
+    return reply_json(c, state == SERVER_READY ? 200 : 503, root);
+}
+
+static enum MHD_Result handle_metrics(Conn *c) {
+    return reply(c, 200, "text/plain; version=0.0.4", metrics_render(c->server->metrics), NULL,
+                 NULL);
+}
+
+static enum MHD_Result handle_models(Conn *c) {
+    cJSON *root = cJSON_CreateObject(), *data;
+    cJSON_AddStringToObject(root, "object", "list");
+    data = cJSON_AddArrayToObject(root, "data");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", c->server->config->model_name);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", 0);
+    cJSON_AddStringToObject(m, "owned_by", "gptd");
+    cJSON_AddItemToArray(data, m);
+    return reply_json(c, 200, root);
+}
+
+static enum MHD_Result handle_info(Conn *c) {
+    const HttpServer *s = c->server;
+    const ServerConfig *cfg = s->config;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", cfg->model_name);
+    cJSON_AddStringToObject(root, "status", atomic_load(&s->state) == SERVER_READY ? "ready" : "not ready");
+    if (atomic_load(&s->state) != SERVER_LOADING && s->model) {
+        const GPTConfig *g = &s->model->config;
+        cJSON *mc = cJSON_AddObjectToObject(root, "config");
+        cJSON_AddNumberToObject(mc, "vocab_size", g->vocab_size);
+        cJSON_AddNumberToObject(mc, "n_layer", g->n_layer);
+        cJSON_AddNumberToObject(mc, "n_head", g->n_head);
+        cJSON_AddNumberToObject(mc, "n_embd", g->n_embd);
+        cJSON_AddNumberToObject(mc, "block_size", g->block_size);
+        cJSON_AddStringToObject(mc, "activation", g->activation == ACT_GELU ? "gelu" : "relu");
+        cJSON_AddBoolToObject(mc, "qkv_bias", g->qkv_bias);
+        cJSON_AddBoolToObject(mc, "tied_head", g->tied_head);
+        cJSON_AddNumberToObject(mc, "parameters", (double)s->model->n_params);
+    }
+    cJSON *lim = cJSON_AddObjectToObject(root, "limits");
+    cJSON_AddNumberToObject(lim, "max_batch", cfg->max_batch);
+    cJSON_AddNumberToObject(lim, "max_queue", cfg->max_queue);
+    cJSON_AddNumberToObject(lim, "max_tokens", cfg->max_tokens);
+    cJSON_AddNumberToObject(lim, "body_limit_bytes", cfg->body_limit);
+    cJSON_AddNumberToObject(lim, "timeout_s", cfg->timeout_s);
+    cJSON_AddNumberToObject(lim, "threads", cfg->threads);
+    cJSON *build = cJSON_AddObjectToObject(root, "build");
+    cJSON_AddStringToObject(build, "version", GPTD_VERSION);
+    cJSON_AddStringToObject(build, "compiled", __DATE__ " " __TIME__);
+    return reply_json(c, 200, root);
+}
+
+typedef struct {
+    const char *path, *method, *endpoint;
+    bool needs_key;
+    enum MHD_Result (*get)(Conn *);
+    ApiKind kind; /* for POST routes */
+} Route;
+
+static const Route routes[] = {
+    {"/health", "GET", "health", false, handle_health, 0},
+    {"/metrics", "GET", "metrics", false, handle_metrics, 0},
+    {"/v1/models", "GET", "models", true, handle_models, 0},
+    {"/info", "GET", "info", true, handle_info, 0},
+    {"/generate", "POST", "generate", true, NULL, API_GENERATE},
+    {"/v1/completions", "POST", "completions", true, NULL, API_COMPLETIONS},
+};
+
+static bool key_ok(const HttpServer *s, struct MHD_Connection *conn) {
+    if (!s->config->api_key || !*s->config->api_key) return true;
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0) return false;
+    /* compare without an early exit, so timing does not reveal the key */
+    const char *given = auth + 7, *key = s->config->api_key;
+    size_t n = strlen(key), m = strlen(given);
+    unsigned diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < n; i++) diff |= (unsigned)(key[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}
+
+static enum MHD_Result route(Conn *c, const char *url, const char *method) {
+    HttpServer *s = c->server;
+    ApiError e;
+    const Route *rt = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (strcmp(routes[i].path, url) == 0) rt = &routes[i];
+    if (!rt) {
+        c->endpoint = "other";
+        api_error(&e, 404, "not_found", "no such endpoint: %s", url);
+        return reply_error(c, &e);
+    }
+    c->endpoint = rt->endpoint;
+    if (strcmp(method, "OPTIONS") == 0) { /* CORS preflight: answered before the key check */
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (origin_allowed(s, c->conn)) {
+            add_cors(s, c->conn, r);
+            MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                    "Content-Type, Authorization, Accept");
+            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+        }
+        enum MHD_Result ok = MHD_queue_response(c->conn, 204, r);
+        MHD_destroy_response(r);
+        c->status = 204;
+        return ok;
+    }
+    bool head = strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;
+    if (strcmp(method, rt->method) != 0 && !head) {
+        api_error(&e, 405, "method_not_allowed", "%s %s is not allowed; use %s", method, url,
+                  rt->method);
+        return reply(c, 405, "application/json", api_error_json(&e), "Allow", rt->method);
+    }
+    if (rt->needs_key && !key_ok(s, c->conn)) {
+        api_error(&e, 401, "authentication_error",
+                  "missing or wrong API key (send Authorization: Bearer <key>)");
+        return reply(c, 401, "application/json", api_error_json(&e), "WWW-Authenticate", "Bearer");
+    }
+    return rt->get ? rt->get(c) : handle_generate(c, rt->kind);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+    (void)version;
+    HttpServer *s = cls;
+    Conn *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        c->server = s;
+        c->conn = conn;
+        c->endpoint = "other";
+        c->t_start = clock_seconds();
+        *con_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) { /* body arrives in pieces; keep it up to the limit */
+        size_t limit = (size_t)s->config->body_limit;
+        if (!c->body_too_big && c->body_len + *upload_size <= limit) {
+            if (c->body_len + *upload_size > c->body_cap) {
+                size_t cap = c->body_cap ? c->body_cap : 4096;
+                while (cap < c->body_len + *upload_size) cap *= 2;
+                char *grown = realloc(c->body, cap);
+                if (!grown) return MHD_NO;
+                c->body = grown;
+                c->body_cap = cap;
+            }
+            memcpy(c->body + c->body_len, upload_data, *upload_size);
+            c->body_len += *upload_size;
+        } else {
+            c->body_too_big = true; /* read and drop the rest, then answer 413 */
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return route(c, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    HttpServer *s = cls;
+    Conn *c = *con_cls;
+    if (!c) return;
+    if (c->req) {
+        Request *r = c->req;
+        pthread_mutex_lock(&r->lock);
+        bool done = r->done;
+        int tokens = r->completion_tokens, prompt = r->prompt_tokens;
+        const char *finish = r->finish_reason ? r->finish_reason : "-";
+        pthread_mutex_unlock(&r->lock);
+        if (!done || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) atomic_store(&r->cancelled, true);
+        log_info("%s %s status=%d prompt_tokens=%d tokens=%d finish=%s%s ms=%.1f", r->id,
+                 c->endpoint, c->status, prompt, tokens, finish,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " client_gone",
+                 (clock_seconds() - c->t_start) * 1e3);
+        request_release(r);
+    } else if (c->status >= 400) {
+        log_info("%s status=%d ms=%.1f", c->endpoint, c->status, (clock_seconds() - c->t_start) * 1e3);
+    }
+    if (c->status) metrics_request_done(s->metrics, c->endpoint, c->status);
+    sse_free(&c->sse);
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+/* Our own listening socket: a port in use or a bad address gets a clear message. */
+static int open_listener(const char *host, int port, Error *err) {
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) return error_set(err, "cannot resolve host '%s': %s", host, gai_strerror(rc));
+    int fd = -1, saved = 0;
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 512) != 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return error_set(err, "cannot listen on %s:%d: %s%s", host, port, strerror(saved),
+                         saved == EADDRINUSE ? " (is another server running on this port?)" : "");
+    return fd;
+}
+
+int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *metrics, Error *err) {
+    HttpServer *s = calloc(1, sizeof *s);
+    if (!s) return error_set(err, "out of memory");
+    s->config = config;
+    s->metrics = metrics;
+    atomic_init(&s->state, SERVER_LOADING);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->id_base = (unsigned long long)ts.tv_nsec * 2654435761ull ^ (unsigned long long)getpid() << 32;
+    s->listen_fd = open_listener(config->host, config->port, err);
+    if (s->listen_fd < 0) {
+        free(s);
+        return -1;
+    }
+    s->mhd = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)config->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!s->mhd) {
+        close(s->listen_fd);
+        free(s);
+        return error_set(err, "cannot start the HTTP server on %s:%d", config->host, config->port);
+    }
+    *out = s;
+    return 0;
+}
+
+void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched) {
+    s->model = model;
+    s->tok = tok;
+    s->scheduler = sched;
+    atomic_store(&s->state, SERVER_READY);
+}
+
+void http_server_drain(HttpServer *s) { atomic_store(&s->state, SERVER_DRAINING); }
+
+void http_server_stop(HttpServer *s) {
+    if (!s) return;
+    MHD_stop_daemon(s->mhd); /* joins the connection threads */
+    close(s->listen_fd);
+    free(s);
+}

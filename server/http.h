@@ -1,0 +1,38 @@
+/* The HTTP side of gptd on libmicrohttpd: routes, limits, CORS, API keys, JSON replies and
+ * server-sent-event streams. One thread per connection: a connection's thread parses and
+ * validates its request, hands it to the scheduler, then waits on the request's channel and
+ * writes what arrives. It never runs the model. */
+#ifndef GPTD_HTTP_H
+#define GPTD_HTTP_H
+
+#include <stdatomic.h>
+
+#include "../model/gpt.h"
+#include "../model/tokenizer.h"
+#include "metrics.h"
+#include "scheduler.h"
+
+#define MAX_CORS_ORIGINS 8
+
+typedef struct {
+    const char *model_path, *host, *api_key, *model_name;
+    int port, threads, max_batch, max_queue, max_tokens, default_max_tokens, prefill_budget;
+    int max_connections, per_ip_connections, connection_timeout, body_limit, keepalive_s;
+    double timeout_s, drain_timeout_s;
+    const char *cors_origins[MAX_CORS_ORIGINS];
+    int n_cors_origins;
+} ServerConfig;
+
+typedef enum { SERVER_LOADING = 0, SERVER_READY, SERVER_DRAINING } ServerState;
+
+typedef struct HttpServer HttpServer;
+
+/* Binds host:port and starts serving (/health answers "loading" until http_server_ready). */
+int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *metrics, Error *err);
+/* The model is loaded: generation endpoints open. model, tok and scheduler outlive the server. */
+void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched);
+/* /health goes 503 and new generation requests get 503; requests in flight go on. */
+void http_server_drain(HttpServer *s);
+void http_server_stop(HttpServer *s);
+
+#endif

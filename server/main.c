@@ -1,0 +1,149 @@
+/* bin/gptd: the daemon. Start-up order: parse the configuration table (flags and environment
+ * variables), bind the port and answer /health with "loading", load the checkpoint and build
+ * the engine, open the generation endpoints, then wait for SIGTERM/SIGINT and drain.
+ * Start-up errors (bad flag, port in use, unreadable model) exit with code 2. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../model/checkpoint.h"
+#include "../model/engine.h"
+#include "../tools/cli.h"
+#include "clock.h"
+#include "http.h"
+#include "log.h"
+
+static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **log_level) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *cfg = (ServerConfig){
+        .model_path = "weights/shakespeare-char.safetensors",
+        .host = "127.0.0.1",
+        .api_key = NULL,
+        .model_name = "gptd-shakespeare-char",
+        .port = 8080,
+        .threads = cores > 0 ? (int)cores : 1,
+        .max_batch = 64,
+        .max_queue = 256,
+        .max_tokens = 1024,
+        .default_max_tokens = 256,
+        .prefill_budget = 128,
+        .max_connections = 512,
+        .per_ip_connections = 0,
+        .connection_timeout = 60,
+        .body_limit = 1 << 20,
+        .keepalive_s = 15,
+        .timeout_s = 300,
+        .drain_timeout_s = 30,
+    };
+    CliList cors = {{0}, 0};
+    float timeout = (float)cfg->timeout_s, drain = (float)cfg->drain_timeout_s;
+    CliFlag flags[] = {
+        {"model", CLI_STRING, &cfg->model_path, 0, 0, "checkpoint to serve", false, "GPTD_MODEL"},
+        {"host", CLI_STRING, &cfg->host, 0, 0, "address to listen on", false, "GPTD_HOST"},
+        {"port", CLI_INT, &cfg->port, 1, 65535, "TCP port", false, "GPTD_PORT"},
+        {"threads", CLI_INT, &cfg->threads, 1, 256, "engine worker threads", false, "GPTD_THREADS"},
+        {"max-batch", CLI_INT, &cfg->max_batch, 1, 1024, "sequences decoded together (KV slots)", false, "GPTD_MAX_BATCH"},
+        {"max-queue", CLI_INT, &cfg->max_queue, 1, 1 << 20, "waiting requests before 503", false, "GPTD_MAX_QUEUE"},
+        {"max-tokens", CLI_INT, &cfg->max_tokens, 1, 1 << 20, "cap on a request's max_tokens", false, "GPTD_MAX_TOKENS"},
+        {"default-max-tokens", CLI_INT, &cfg->default_max_tokens, 0, 1 << 20, "max_tokens when a request gives none", false, "GPTD_DEFAULT_MAX_TOKENS"},
+        {"prefill-budget", CLI_INT, &cfg->prefill_budget, 1, 1 << 20, "prompt tokens per engine step", false, "GPTD_PREFILL_BUDGET"},
+        {"timeout", CLI_FLOAT, &timeout, 0, 86400, "seconds a request may take (0 = none)", false, "GPTD_TIMEOUT"},
+        {"api-key", CLI_STRING, &cfg->api_key, 0, 0, "require Authorization: Bearer KEY", false, "GPTD_API_KEY"},
+        {"cors-origin", CLI_LIST, &cors, 0, 0, "allowed browser origin (repeatable)", false, "GPTD_CORS_ORIGIN"},
+        {"drain-timeout", CLI_FLOAT, &drain, 0, 86400, "seconds to finish requests on SIGTERM", false, "GPTD_DRAIN_TIMEOUT"},
+        {"max-connections", CLI_INT, &cfg->max_connections, 1, 65536, "open connections", false, "GPTD_MAX_CONNECTIONS"},
+        {"per-ip-connections", CLI_INT, &cfg->per_ip_connections, 0, 65536, "per client address (0 = no limit)", false, "GPTD_PER_IP_CONNECTIONS"},
+        {"connection-timeout", CLI_INT, &cfg->connection_timeout, 1, 86400, "seconds an idle connection lives", false, "GPTD_CONNECTION_TIMEOUT"},
+        {"body-limit", CLI_INT, &cfg->body_limit, 1024, 1 << 30, "largest request body in bytes", false, "GPTD_BODY_LIMIT"},
+        {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600, "seconds of stream silence before a comment", false, "GPTD_KEEPALIVE"},
+        {"model-name", CLI_STRING, &cfg->model_name, 0, 0, "name reported by /v1/models", false, "GPTD_MODEL_NAME"},
+        {"log-level", CLI_STRING, log_level, 0, 0, "debug, info, warn or error", false, "GPTD_LOG_LEVEL"},
+    };
+    int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
+                       "usage: gptd [--model FILE] [--host ADDR] [--port N] ...\n"
+                       "Every option can also be set by the environment variable shown.");
+    if (rc) return rc;
+    for (int i = 0; i < cors.n; i++) cfg->cors_origins[i] = cors.items[i];
+    cfg->n_cors_origins = cors.n;
+    cfg->timeout_s = timeout;
+    cfg->drain_timeout_s = drain;
+    if (cfg->default_max_tokens > cfg->max_tokens) cfg->default_max_tokens = cfg->max_tokens;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ServerConfig cfg;
+    const char *level = "info";
+    int rc = parse_config(&cfg, argc, argv, &level);
+    if (rc) return rc == 1 ? 0 : 2;
+    LogLevel lv = strcmp(level, "debug") == 0 ? LOG_DEBUG
+                  : strcmp(level, "warn") == 0 ? LOG_WARN
+                  : strcmp(level, "error") == 0 ? LOG_ERROR : LOG_INFO;
+    log_set_level(lv);
+
+    /* Signals are taken by sigwait below; every thread inherits the blocked mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    Error err;
+    Metrics *metrics = metrics_create();
+    HttpServer *http = NULL;
+    if (!metrics || http_server_start(&http, &cfg, metrics, &err)) {
+        fprintf(stderr, "gptd: %s\n", metrics ? err.message : "out of memory");
+        return 2;
+    }
+    log_info("listening on %s:%d; loading %s", cfg.host, cfg.port, cfg.model_path);
+
+    double t0 = clock_seconds();
+    GPT model;
+    Tokenizer tok;
+    Engine *engine = NULL;
+    Scheduler *sched = NULL;
+    if (checkpoint_load(cfg.model_path, &model, &tok, NULL, NULL, &err)) {
+        fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
+        http_server_stop(http);
+        return 2;
+    }
+    EngineConfig ec = {.max_slots = cfg.max_batch,
+                       .max_rows = cfg.max_batch + cfg.prefill_budget,
+                       .threads = cfg.threads};
+    SchedulerConfig sc = {.max_batch = cfg.max_batch,
+                          .max_queue = cfg.max_queue,
+                          .prefill_budget = cfg.prefill_budget,
+                          .vocab_size = model.config.vocab_size};
+    if (engine_create(&engine, &model, &ec, &err) ||
+        scheduler_create(&sched, engine, &sc, metrics, &err)) {
+        fprintf(stderr, "gptd: %s\n", err.message);
+        http_server_stop(http);
+        return 2;
+    }
+    http_server_ready(http, &model, &tok, sched);
+    log_info("ready in %.2f s: %zu parameters, context %d, %d slots of %zu KB, %d threads",
+             clock_seconds() - t0, model.n_params, model.config.block_size, cfg.max_batch,
+             engine_slot_bytes(&model.config) >> 10, cfg.threads);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_info("%s: draining (up to %.0f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+             cfg.drain_timeout_s);
+    http_server_drain(http);
+    scheduler_drain(sched);
+    double deadline = clock_seconds() + cfg.drain_timeout_s;
+    while (scheduler_pending(sched) > 0 && clock_seconds() < deadline) usleep(20000);
+    int left = scheduler_pending(sched);
+    if (left > 0) log_warn("drain timeout: %d requests cut short", left);
+    scheduler_destroy(sched); /* ends what is left, so streams close */
+    http_server_stop(http);
+    engine_destroy(engine);
+    tokenizer_free(&tok);
+    gpt_free(&model);
+    metrics_destroy(metrics);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* Server-sent events framing: "data: <payload>\n\n" events and ": comment\n\n" keep-alives,
+ * buffered until the HTTP layer takes them. The buffer has a cap; past it the writer fails
+ * (a client that never reads cannot make the daemon grow without bound). */
+#ifndef GPTD_SSE_H
+#define GPTD_SSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SSE_MAX_BUFFER (1u << 20)
+
+typedef struct {
+    char *buf;
+    size_t len, pos, cap;
+    bool failed;
+} SseWriter;
+
+void sse_init(SseWriter *w);
+void sse_free(SseWriter *w);
+/* One event; a payload with newlines becomes several data: lines, as the format requires. */
+void sse_write_data(SseWriter *w, const char *payload);
+void sse_write_comment(SseWriter *w, const char *text);
+size_t sse_pending(const SseWriter *w);
+/* Copies up to max pending bytes into out; returns the count. */
+size_t sse_take(SseWriter *w, char *out, size_t max);
+
+#endif
