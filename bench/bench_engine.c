@@ -115,9 +115,9 @@ int main(int argc, char **argv) {
     const char *model_path = "weights/shakespeare-char.safetensors";
     int threads = 2, new_tokens = 100;
     CliFlag flags[] = {
-        {"model", CLI_STRING, &model_path, 0, 0, "checkpoint", false},
-        {"threads", CLI_INT, &threads, 1, 256, "threads (engine pool and OpenBLAS)", false},
-        {"new-tokens", CLI_INT, &new_tokens, 1, 100000, "tokens per sequence in decode runs", false},
+        {"model", CLI_STRING, &model_path, 0, 0, "checkpoint", false, NULL},
+        {"threads", CLI_INT, &threads, 1, 256, "threads (engine pool and OpenBLAS)", false, NULL},
+        {"new-tokens", CLI_INT, &new_tokens, 1, 100000, "tokens per sequence in decode runs", false, NULL},
     };
     int rc = cli_parse(flags, 3, argc, argv, "usage: bench-engine [--model FILE] [--threads N]");
     if (rc) return rc == 1 ? 0 : 2;

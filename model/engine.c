@@ -13,7 +13,8 @@ struct Engine {
     const GPT *model;
     EngineConfig config;
     ThreadPool *pool;
-    float *head_t;  /* (C, V) head weight transposed for the (in, out) product */
+    PackedMatrix *packed; /* (L, 4): qkv, proj, fc, fcproj of each layer, repacked at start-up */
+    PackedMatrix head;    /* (C, V): the head transposed to (in, out), then packed */
     float *kv;      /* (slots, L, 2, T, C): keys then values per layer */
     int *slot_len;  /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
@@ -38,7 +39,10 @@ static float *kv_at(const Engine *e, int slot, int layer, int which) {
 void engine_destroy(Engine *e) {
     if (!e) return;
     thread_pool_destroy(e->pool);
-    free(e->head_t);
+    if (e->packed)
+        for (int i = 0; i < 4 * e->model->config.n_layer; i++) packed_matrix_free(&e->packed[i]);
+    free(e->packed);
+    packed_matrix_free(&e->head);
     free(e->kv);
     free(e->slot_len);
     free(e->x);
@@ -70,7 +74,7 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->config = *cfg;
     size_t R = (size_t)cfg->max_rows, S = (size_t)cfg->max_slots, C = (size_t)c->n_embd;
     size_t V = (size_t)c->vocab_size, T = (size_t)c->block_size;
-    e->head_t = malloc(C * V * sizeof(float));
+    e->packed = calloc((size_t)c->n_layer * 4, sizeof *e->packed);
     e->kv = calloc(S, engine_slot_bytes(c));
     e->slot_len = calloc(S, sizeof(int));
     e->x = malloc(R * C * sizeof(float));
@@ -84,14 +88,33 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->logits = malloc(S * V * sizeof(float));
     e->scores = malloc(S * (size_t)c->n_head * T * sizeof(float));
     e->row_of = malloc(S * sizeof(int));
-    if (!e->head_t || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
+    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
         !e->tmp || !e->fch || !e->fch_act || !e->last || !e->logits || !e->scores || !e->row_of) {
         engine_destroy(e);
         return error_set(err, "out of memory for the engine (%zu slots of %zu MB)", S,
                          engine_slot_bytes(c) >> 20);
     }
-    for (size_t v = 0; v < V; v++)
-        for (size_t k = 0; k < C; k++) e->head_t[k * V + v] = model->params.head_w[v * C + k];
+    int packing_failed = 0;
+    for (int l = 0; l < c->n_layer; l++) {
+        const LayerParams *lp = &model->params.layer[l];
+        PackedMatrix *pm = e->packed + 4 * l;
+        int n = (int)C;
+        packing_failed |= packed_matrix_init(&pm[0], lp->qkv_w, lp->qkv_b, n, 3 * n) |
+                          packed_matrix_init(&pm[1], lp->proj_w, lp->proj_b, n, n) |
+                          packed_matrix_init(&pm[2], lp->fc_w, lp->fc_b, n, 4 * n) |
+                          packed_matrix_init(&pm[3], lp->fcproj_w, lp->fcproj_b, 4 * n, n);
+    }
+    float *head_t = malloc(C * V * sizeof(float));
+    if (head_t) {
+        for (size_t v = 0; v < V; v++)
+            for (size_t k = 0; k < C; k++) head_t[k * V + v] = model->params.head_w[v * C + k];
+        packing_failed |= packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V);
+        free(head_t);
+    }
+    if (!head_t || packing_failed) {
+        engine_destroy(e);
+        return error_set(err, "out of memory for the engine's packed weights");
+    }
     if (thread_pool_create(&e->pool, cfg->threads, err)) {
         e->pool = NULL;
         engine_destroy(e);
@@ -204,7 +227,8 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
     for (int l = 0; l < c->n_layer; l++) {
         const LayerParams *lp = &p->layer[l];
         layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln1_w, lp->ln1_b, R, C);
-        matmul_forward_invariant(e->qkv, e->ln, lp->qkv_w, lp->qkv_b, R, C, 3 * C, e->pool);
+        const PackedMatrix *pm = e->packed + 4 * l;
+        matmul_packed(e->qkv, e->ln, &pm[0], R, e->pool);
         for (int s = 0; s < n_segs; s++) /* keys and values join the slot's cache */
             for (int i = 0; i < segs[s].n; i++) {
                 const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
@@ -220,13 +244,12 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         if (att_work * C > 200000) thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
         else
             for (int t = 0; t < n_segs * c->n_head; t++) attention_task(&job, t);
-        matmul_forward_invariant(e->tmp, e->atty, lp->proj_w, lp->proj_b, R, C, C, e->pool);
+        matmul_packed(e->tmp, e->atty, &pm[1], R, e->pool);
         residual_forward(e->x, e->x, e->tmp, RC);
         layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln2_w, lp->ln2_b, R, C);
-        matmul_forward_invariant(e->fch, e->ln, lp->fc_w, lp->fc_b, R, C, 4 * C, e->pool);
+        matmul_packed(e->fch, e->ln, &pm[2], R, e->pool);
         activation_forward(e->fch_act, e->fch, 4 * RC, c->activation);
-        matmul_forward_invariant(e->tmp, e->fch_act, lp->fcproj_w, lp->fcproj_b, R, 4 * C, C,
-                                 e->pool);
+        matmul_packed(e->tmp, e->fch_act, &pm[3], R, e->pool);
         residual_forward(e->x, e->x, e->tmp, RC);
     }
     for (int s = 0; s < n_segs; s++) {
@@ -234,7 +257,7 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         const float *x = e->x + (size_t)(e->row_of[s] + segs[s].n - 1) * C;
         layernorm_forward(e->last + (size_t)s * C, NULL, NULL, x, p->lnf_w, p->lnf_b, 1, C);
     }
-    matmul_forward_invariant(e->logits, e->last, e->head_t, p->head_b, n_segs, C, V, e->pool);
+    matmul_packed(e->logits, e->last, &e->head, n_segs, e->pool);
     for (int s = 0; s < n_segs; s++)
         if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
     return 0;

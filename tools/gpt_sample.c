@@ -67,16 +67,16 @@ int main(int argc, char **argv) {
     GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
                            .max_tokens = 500};
     CliFlag flags[] = {
-        {"model", CLI_STRING, &model_path, 0, 0, "checkpoint (.safetensors)", false},
-        {"prompt", CLI_STRING, &prompt, 0, 0, "text to continue (empty: start from token 0)", false},
-        {"max-tokens", CLI_INT, &gp.max_tokens, 0, 1 << 24, "tokens to generate", false},
-        {"temperature", CLI_FLOAT, &gp.sampler.temperature, 0, 100, "0 = greedy", false},
-        {"top-k", CLI_INT, &gp.sampler.top_k, 0, 1 << 24, "keep the k most likely (0 = all)", false},
-        {"top-p", CLI_FLOAT, &gp.sampler.top_p, 1e-6, 1, "nucleus mass to keep", false},
-        {"stop", CLI_STRING, &stop, 0, 0, "stop when the text ends with this", false},
-        {"seed", CLI_U64, &seed, 0, 0, "random seed (default: time)", false},
-        {"threads", CLI_INT, &threads, 1, 256, "worker threads", false},
-        {"verbose", CLI_BOOL, &verbose, 0, 0, "report tokens, finish reason and seed", false},
+        {"model", CLI_STRING, &model_path, 0, 0, "checkpoint (.safetensors)", false, NULL},
+        {"prompt", CLI_STRING, &prompt, 0, 0, "text to continue (empty: start from token 0)", false, NULL},
+        {"max-tokens", CLI_INT, &gp.max_tokens, 0, 1 << 24, "tokens to generate", false, NULL},
+        {"temperature", CLI_FLOAT, &gp.sampler.temperature, 0, 100, "0 = greedy", false, NULL},
+        {"top-k", CLI_INT, &gp.sampler.top_k, 0, 1 << 24, "keep the k most likely (0 = all)", false, NULL},
+        {"top-p", CLI_FLOAT, &gp.sampler.top_p, 1e-6, 1, "nucleus mass to keep", false, NULL},
+        {"stop", CLI_STRING, &stop, 0, 0, "stop when the text ends with this", false, NULL},
+        {"seed", CLI_U64, &seed, 0, 0, "random seed (default: time)", false, NULL},
+        {"threads", CLI_INT, &threads, 1, 256, "worker threads", false, NULL},
+        {"verbose", CLI_BOOL, &verbose, 0, 0, "report tokens, finish reason and seed", false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gpt-sample [--model FILE] [--prompt STR] [--max-tokens N] ...");
