@@ -12,10 +12,12 @@
 #include "../model/engine.h"
 #include "../tools/cli.h"
 #include "clock.h"
+#include "healthcheck.h"
 #include "http.h"
 #include "log.h"
 
-static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **log_level) {
+static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **log_level,
+                        bool *healthcheck) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     *cfg = (ServerConfig){
         .model_path = "weights/shakespeare-char.safetensors",
@@ -60,6 +62,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600, "seconds of stream silence before a comment", false, "GPTD_KEEPALIVE"},
         {"model-name", CLI_STRING, &cfg->model_name, 0, 0, "name reported by /v1/models", false, "GPTD_MODEL_NAME"},
         {"log-level", CLI_STRING, log_level, 0, 0, "debug, info, warn or error", false, "GPTD_LOG_LEVEL"},
+        {"healthcheck", CLI_BOOL, healthcheck, 0, 0, "ask the gptd at --host/--port for /health; exit 0 if ready", false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gptd [--model FILE] [--host ADDR] [--port N] ...\n"
@@ -76,8 +79,10 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
 int main(int argc, char **argv) {
     ServerConfig cfg;
     const char *level = "info";
-    int rc = parse_config(&cfg, argc, argv, &level);
+    bool healthcheck = false;
+    int rc = parse_config(&cfg, argc, argv, &level, &healthcheck);
     if (rc) return rc == 1 ? 0 : 2;
+    if (healthcheck) return healthcheck_run(cfg.host, cfg.port, 3.0);
     LogLevel lv = strcmp(level, "debug") == 0 ? LOG_DEBUG
                   : strcmp(level, "warn") == 0 ? LOG_WARN
                   : strcmp(level, "error") == 0 ? LOG_ERROR : LOG_INFO;
