@@ -15,12 +15,17 @@ obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 BINS := bin/gpt-train bin/gpt-sample bin/bench-engine bin/gptd
 all: $(BINS)
 
+# The web page is compiled in, so the daemon needs no files beside its checkpoint.
+$(BUILD)/gen/web_page.c: web/index.html tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh web_index_html $< > $@
+
 SERVER_SRC := $(wildcard server/*.c) $(wildcard api/*.c) $(TOOLS_LIB)
-bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC))
+bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
-bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC))
+bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
@@ -37,6 +42,14 @@ bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/rel/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/rel/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "log.h"
 #include "sse.h"
+#include "web_page.h"
 
 #ifndef GPTD_VERSION
 #define GPTD_VERSION "dev"
@@ -377,6 +378,18 @@ static enum MHD_Result handle_info(Conn *c) {
     return reply_json(c, 200, root);
 }
 
+static enum MHD_Result handle_page(Conn *c) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        web_index_html_len, (void *)web_index_html, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ok = MHD_queue_response(c->conn, 200, r);
+    MHD_destroy_response(r);
+    c->status = 200;
+    return ok;
+}
+
 typedef struct {
     const char *path, *method, *endpoint;
     bool needs_key;
@@ -385,6 +398,8 @@ typedef struct {
 } Route;
 
 static const Route routes[] = {
+    {"/", "GET", "page", false, handle_page, 0},
+    {"/index.html", "GET", "page", false, handle_page, 0},
     {"/health", "GET", "health", false, handle_health, 0},
     {"/metrics", "GET", "metrics", false, handle_metrics, 0},
     {"/v1/models", "GET", "models", true, handle_models, 0},
