@@ -76,6 +76,8 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     return 0;
 }
 
+static void on_stop_signal(int sig) { (void)sig; }
+
 int main(int argc, char **argv) {
     ServerConfig cfg;
     const char *level = "info";
@@ -94,6 +96,11 @@ int main(int argc, char **argv) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    /* As PID 1 in a container, a signal whose disposition is the default is dropped: install
+     * a handler (never run, the signals stay blocked) so SIGTERM reaches sigwait. */
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     Error err;
