@@ -3,10 +3,16 @@ CC       ?= cc
 ARCH     ?= -march=x86-64-v3
 CFLAGS   ?= -O3 $(ARCH) -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP
-LDLIBS   += -lopenblas -lcjson -lm -pthread
+LDLIBS   += -lcjson -lm -pthread
+BLAS     := -lopenblas
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 MODEL_SRC := $(wildcard model/*.c)
+# The training pass needs OpenBLAS; inference (engine, gptd, gpt-sample) does not, so the
+# runtime image carries no BLAS library.
+TRAIN_SRC := model/matmul.c model/attention.c model/gpt_backprop.c model/adamw.c \
+             model/dataset.c model/trainer.c
+INFER_SRC := $(filter-out $(TRAIN_SRC),$(MODEL_SRC))
 TOOLS_LIB := tools/cli.c
 BUILD     := build
 
@@ -21,25 +27,25 @@ $(BUILD)/gen/web_page.c: web/index.html tools/embed.sh
 	sh tools/embed.sh web_index_html $< > $@
 
 SERVER_SRC := $(wildcard server/*.c) $(wildcard api/*.c) $(TOOLS_LIB)
-bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
+bin/gptd: $(call obj,rel,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
-bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
+bin/gptd-san: $(call obj,san,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
 bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) bench/bench_engine.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
-bin/gpt-sample: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
+bin/gpt-sample: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
 $(BUILD)/rel/%.o: %.c
 	@mkdir -p $(@D)
@@ -60,11 +66,11 @@ $(BUILD)/san/%.o: %.c
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
 $(BUILD)/san/test_%: $(call obj,san,$(MODEL_SRC)) $(BUILD)/san/tests/unit/test_%.o
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS) -lcmocka
 
 bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
 
 # Debian packages to build and test (the README's set-up commands run this first).
 DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "layers.h"
-#include "matmul.h"
+#include "packed_matmul.h"
 #include "thread_pool.h"
 
 struct Engine {

@@ -1,0 +1,210 @@
+/* The training pass of the GPT: forward over a batch (B, T) keeping every activation, then
+ * backward into the gradients. Matrix products on OpenBLAS (matmul.c), attention in
+ * attention.c. Inference does not come here: it uses the engine (engine.c). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "gpt.h"
+#include "matmul.h"
+
+/* Allocates the activations for (B, T), growing when a bigger batch comes. */
+static int alloc_activations(GPT *m, int B, int T, bool dropout, Error *err) {
+    if (m->act_memory && B * T <= m->act_B * m->act_T && T <= m->act_T && B <= m->act_B &&
+        (!dropout || m->act_dropout))
+        return 0;
+    free(m->act_memory);
+    m->act_memory = NULL;
+    const GPTConfig *c = &m->config;
+    size_t L = c->n_layer, C = c->n_embd, V = c->vocab_size, NH = c->n_head;
+    size_t BT = (size_t)B * T, att = (size_t)B * NH * T * T;
+    struct {
+        float **slot;
+        size_t n;
+    } table[] = {
+        {&m->acts.encoded, BT * C},
+        {&m->acts.ln1, L * BT * C},
+        {&m->acts.ln1_mean, L * BT},
+        {&m->acts.ln1_rstd, L * BT},
+        {&m->acts.qkv, L * BT * 3 * C},
+        {&m->acts.att, L * att},
+        {&m->acts.att_mask, dropout ? L * att : 0},
+        {&m->acts.atty, L * BT * C},
+        {&m->acts.attproj, L * BT * C},
+        {&m->acts.attproj_mask, L * BT * C},
+        {&m->acts.resid1, L * BT * C},
+        {&m->acts.ln2, L * BT * C},
+        {&m->acts.ln2_mean, L * BT},
+        {&m->acts.ln2_rstd, L * BT},
+        {&m->acts.fch, L * BT * 4 * C},
+        {&m->acts.fch_act, L * BT * 4 * C},
+        {&m->acts.fcproj, L * BT * C},
+        {&m->acts.fcproj_mask, L * BT * C},
+        {&m->acts.resid2, L * BT * C},
+        {&m->acts.lnf, BT * C},
+        {&m->acts.lnf_mean, BT},
+        {&m->acts.lnf_rstd, BT},
+        {&m->acts.logits, BT * V},
+        {&m->acts.losses, BT},
+        {&m->acts.dresid, BT * C},
+        {&m->acts.dln, BT * C},
+        {&m->acts.datty, BT * C},
+        {&m->acts.dsmall, BT * C},
+        {&m->acts.dqkv, BT * 3 * C},
+        {&m->acts.dfch, BT * 4 * C},
+        {&m->acts.dfch_act, BT * 4 * C},
+        {&m->acts.dlogits, BT * V},
+        {&m->acts.att_scratch, 2 * (size_t)T * T},
+    };
+    size_t n = sizeof table / sizeof table[0], total = 0;
+    for (size_t i = 0; i < n; i++) total += table[i].n;
+    m->act_memory = malloc(total * sizeof(float));
+    if (!m->act_memory)
+        return error_set(err, "out of memory for activations (%zu MB) at batch %d x %d",
+                         total * sizeof(float) >> 20, B, T);
+    float *p = m->act_memory;
+    for (size_t i = 0; i < n; i++) {
+        *table[i].slot = table[i].n ? p : NULL;
+        p += table[i].n;
+    }
+    m->act_B = B;
+    m->act_T = T;
+    m->act_dropout = dropout;
+    return 0;
+}
+
+static AttentionShape causal_shape(const GPTConfig *c, int B, int T) {
+    int C = c->n_embd;
+    AttentionShape s = {.B = B,
+                        .Tq = T,
+                        .Tk = T,
+                        .n_head = c->n_head,
+                        .head_size = C / c->n_head,
+                        .causal = true,
+                        .q_stride = 3 * C,
+                        .kv_stride = 3 * C,
+                        .out_stride = C};
+    return s;
+}
+
+int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, float dropout,
+                Rng *rng, float *loss, Error *err) {
+    const GPTConfig *c = &m->config;
+    if (B < 1 || T < 1 || T > c->block_size)
+        return error_set(err, "batch %d x %d: T must be in [1, block_size=%d]", B, T,
+                         c->block_size);
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= c->vocab_size)
+            return error_set(err, "token %d at index %zu is outside the vocabulary [0, %d)",
+                             inputs[i], i, c->vocab_size);
+        if (targets && (targets[i] < 0 || targets[i] >= c->vocab_size))
+            return error_set(err, "target %d at index %zu is outside the vocabulary [0, %d)",
+                             targets[i], i, c->vocab_size);
+    }
+    if (alloc_activations(m, B, T, dropout > 0.0f, err)) return -1;
+    const GPTParams *p = &m->params;
+    Activations *a = &m->acts;
+    int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head;
+    size_t NC = (size_t)N * C, att_size = (size_t)B * NH * T * T;
+    AttentionShape shape = causal_shape(c, B, T);
+
+    embedding_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        const LayerParams *lp = &p->layer[l];
+        const float *x = l == 0 ? a->encoded : a->resid2 + (l - 1) * NC;
+        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        float *attproj = a->attproj + l * NC, *resid1 = a->resid1 + l * NC;
+        float *ln2 = a->ln2 + l * NC, *fch = a->fch + l * 4 * NC;
+        float *fch_act = a->fch_act + l * 4 * NC, *fcproj = a->fcproj + l * NC;
+        float *resid2 = a->resid2 + l * NC;
+
+        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b,
+                          N, C);
+        matmul_forward(qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
+        attention_forward(atty, a->att + l * att_size,
+                          a->att_mask ? a->att_mask + l * att_size : NULL, a->att_scratch, qkv,
+                          qkv + C, qkv + 2 * C, &shape, dropout, rng);
+        matmul_forward(attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
+        dropout_forward(a->dsmall, a->attproj_mask + l * NC, attproj, NC, dropout, rng);
+        residual_forward(resid1, x, a->dsmall, NC);
+        layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, resid1, lp->ln2_w,
+                          lp->ln2_b, N, C);
+        matmul_forward(fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false);
+        activation_forward(fch_act, fch, 4 * NC, c->activation);
+        matmul_forward(fcproj, fch_act, lp->fcproj_w, lp->fcproj_b, N, 4 * C, C, false);
+        dropout_forward(a->dsmall, a->fcproj_mask + l * NC, fcproj, NC, dropout, rng);
+        residual_forward(resid2, resid1, a->dsmall, NC);
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->resid2 + (L - 1) * NC, p->lnf_w,
+                      p->lnf_b, N, C);
+    matmul_forward(a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true);
+
+    m->last_inputs = inputs;
+    m->last_targets = targets;
+    m->last_B = B;
+    m->last_T = T;
+    m->last_dropout = dropout;
+    float mean_loss = 0.0f;
+    if (targets)
+        mean_loss = crossentropy_forward_backward(a->losses, a->dlogits, a->logits, targets, N, V);
+    if (loss) *loss = mean_loss;
+    return 0;
+}
+
+void gpt_backward(GPT *m) {
+    const GPTConfig *c = &m->config;
+    const GPTParams *p = &m->params;
+    GPTParams *g = &m->grads;
+    Activations *a = &m->acts;
+    int B = m->last_B, T = m->last_T;
+    int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head;
+    size_t NC = (size_t)N * C, att_size = (size_t)B * NH * T * T;
+    AttentionShape shape = causal_shape(c, B, T);
+    bool dropout = m->last_dropout > 0.0f;
+
+    /* dlogits was filled by the forward pass's cross-entropy. */
+    memset(a->dln, 0, NC * sizeof(float));
+    matmul_backward(a->dln, g->head_w, g->head_b, a->dlogits, a->lnf, p->head_w, N, C, V, true);
+    memset(a->dresid, 0, NC * sizeof(float));
+    layernorm_backward(a->dresid, g->lnf_w, g->lnf_b, a->dln, a->resid2 + (L - 1) * NC, p->lnf_w,
+                       a->lnf_mean, a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const LayerParams *lp = &p->layer[l];
+        LayerParams *lg = &g->layer[l];
+        const float *x = l == 0 ? a->encoded : a->resid2 + (l - 1) * NC;
+        const float *qkv = a->qkv + l * 3 * NC;
+
+        /* resid2 = resid1 + dropout(fcproj): dresid already is d(resid1) along the identity. */
+        memset(a->dsmall, 0, NC * sizeof(float));
+        dropout_backward(a->dsmall, a->dresid, a->fcproj_mask + l * NC, NC);
+        memset(a->dfch_act, 0, 4 * NC * sizeof(float));
+        matmul_backward(a->dfch_act, lg->fcproj_w, lg->fcproj_b, a->dsmall, a->fch_act + l * 4 * NC,
+                        lp->fcproj_w, N, 4 * C, C, false);
+        memset(a->dfch, 0, 4 * NC * sizeof(float));
+        activation_backward(a->dfch, a->fch + l * 4 * NC, a->dfch_act, 4 * NC, c->activation);
+        memset(a->dln, 0, NC * sizeof(float));
+        matmul_backward(a->dln, lg->fc_w, lg->fc_b, a->dfch, a->ln2 + l * NC, lp->fc_w, N, C,
+                        4 * C, false);
+        layernorm_backward(a->dresid, lg->ln2_w, lg->ln2_b, a->dln, a->resid1 + l * NC, lp->ln2_w,
+                           a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
+
+        /* resid1 = x + dropout(attproj) */
+        memset(a->dsmall, 0, NC * sizeof(float));
+        dropout_backward(a->dsmall, a->dresid, a->attproj_mask + l * NC, NC);
+        memset(a->datty, 0, NC * sizeof(float));
+        matmul_backward(a->datty, lg->proj_w, lg->proj_b, a->dsmall, a->atty + l * NC, lp->proj_w,
+                        N, C, C, false);
+        memset(a->dqkv, 0, 3 * NC * sizeof(float));
+        attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->att_scratch, a->datty,
+                           a->att + l * att_size, dropout ? a->att_mask + l * att_size : NULL,
+                           qkv, qkv + C, qkv + 2 * C, &shape);
+        memset(a->dln, 0, NC * sizeof(float));
+        matmul_backward(a->dln, lg->qkv_w, lg->qkv_b, a->dqkv, a->ln1 + l * NC, lp->qkv_w, N, C,
+                        3 * C, false);
+        layernorm_backward(a->dresid, lg->ln1_w, lg->ln1_b, a->dln, x, lp->ln1_w,
+                           a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
+    }
+    embedding_backward(g->wte, g->wpe, a->dresid, m->last_inputs, B, T, C);
+}
