@@ -35,11 +35,11 @@ static int is_decoding(const Sequence *s) {
 
 int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err) {
     if (n > b->max_slots) return error_set(err, "%d sequences, at most %d", n, b->max_slots);
-    int n_segs = 0;
+    int n_segs = 0, first = n > 0 ? (int)(b->step++ % (unsigned long)n) : 0;
     /* Decoders first: one row each, they never wait behind a long prompt. */
     for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < n; i++) {
-            Sequence *s = seqs[i];
+        for (int k = 0; k < n; k++) {
+            Sequence *s = seqs[(first + k) % n];
             if (s->finish != FINISH_NONE || is_decoding(s) != (pass == 0)) continue;
             int budget = pass == 0 ? 1 : prefill_budget;
             if (pass == 1 && budget < 1) {

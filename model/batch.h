@@ -14,6 +14,7 @@ typedef struct {
     float *logits;          /* (max_slots, V) */
     float *probs;           /* (V) */
     int *index;             /* (V) */
+    unsigned long step;     /* rotates which sequence's prefill goes first */
 } BatchScratch;
 
 int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *err);
@@ -21,7 +22,9 @@ void batch_scratch_free(BatchScratch *b);
 
 /* Advances each unfinished sequence in seqs (n <= max_slots, distinct slots): decode rows first,
  * then prefill chunks while prefill_budget tokens last (at least one chunk per step so prompts
- * always progress). Returns the number of sequences that ran, or -1 with err. */
+ * always progress). Prefills take turns: the sequence that goes first rotates every step, so a
+ * sequence past the context (which re-prefills its window for every token) cannot starve the
+ * others. Returns the number of sequences that ran, or -1 with err. */
 int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err);
 
 #endif

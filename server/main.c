@@ -30,7 +30,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .max_queue = 256,
         .max_tokens = 1024,
         .default_max_tokens = 256,
-        .prefill_budget = 128,
+        .prefill_budget = 256,
         .max_connections = 512,
         .per_ip_connections = 0,
         .connection_timeout = 60,

@@ -133,14 +133,22 @@ test("a killed replica fails only its own streams; new requests go to the others
 
 test("a replica sent SIGTERM drains its streams to completion and exits 0", async () => {
   const target = 1;
-  const direct = Array.from({ length: 6 }, (_, i) => stream(ports[target], 120, 3000 + i));
-  await sleep(300);
+  let signalledAt = 0;
+  const finishedAt = [];
+  // 30 streams of 120 tokens: within the context (5 + 120 <= 128), long enough to be in flight
+  const direct = Array.from({ length: 30 }, (_, i) =>
+    stream(ports[target], 120, 3000 + i).then((r) => { finishedAt.push(Date.now()); return r; }));
+  await sleep(150);
+  signalledAt = Date.now();
   replicas[target].kill("SIGTERM");
   await sleep(100);
   const health = await fetch(`http://127.0.0.1:${ports[target]}/health`).then((r) => r.status, () => 0);
   const viaLb = await Promise.all(Array.from({ length: 10 }, (_, i) => stream(lbPort, 10, 4000 + i)));
   const drained = await Promise.all(direct);
   assert.equal(drained.filter((r) => !r.ok).length, 0, "a draining stream did not complete");
+  // they were really in flight when the signal came, and ran to their end after it
+  for (const t of finishedAt) assert.ok(t > signalledAt + 50, "a stream ended before SIGTERM");
+  console.log(`  streams finished ${Math.min(...finishedAt) - signalledAt}..${Math.max(...finishedAt) - signalledAt} ms after SIGTERM`);
   assert.ok(health === 503 || health === 0, `health while draining: ${health}`);
   assert.equal(viaLb.filter((r) => !r.ok).length, 0, "a request through nginx failed while a replica drained");
   const { code } = await replicas[target].exited;

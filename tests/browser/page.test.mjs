@@ -1,0 +1,464 @@
+// Browser test of the page gptd serves at GET / (web/index.html compiled into bin/gptd).
+//
+// Drives Debian's headless Chromium (/usr/bin/chromium) with playwright-core against the real
+// daemon: token-by-token streaming, Stop (and the server freeing the slot), server errors shown
+// in #error, the Ctrl+Enter / Escape shortcuts, cross-origin use with and without --cors-origin,
+// a phone-sized viewport, and a clean exit on SIGTERM. Screenshots go to artifacts/.
+//
+// Env: GPTD_BIN (default bin/gptd), GPTD_TEST_MODEL (default weights/shakespeare-char.safetensors),
+// CHROMIUM (default /usr/bin/chromium). Run: node --test tests/browser/  (or tests/browser/run.sh)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const GPTD_BIN = path.resolve(process.env.GPTD_BIN || path.join(repo, 'bin/gptd'));
+const MODEL_SRC = path.resolve(process.env.GPTD_TEST_MODEL ||
+                               path.join(repo, 'weights/shakespeare-char.safetensors'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.join(here, 'artifacts');
+const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                     '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-quic'];
+
+let tmpDir, modelCopy, browser, staticServer, staticOrigin, pageHtml;
+let gptd;      // the daemon most tests use; no --cors-origin
+let gptdCors;  // a second daemon started with --cors-origin <static origin>
+const started = Date.now();
+
+// unref: a pending sleep never keeps the test process alive.
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms).unref());
+const log = (...args) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
+
+// ---- processes and HTTP from Node --------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// A plain GET on a fresh connection (no keep-alive pool holding gptd's threads open).
+function httpGet(url, timeoutMs = 2000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
+// The value of one sample in /metrics, e.g. metric(g, 'gptd_active_sequences').
+async function metric(g, name) {
+  const { status, body } = await httpGet(g.base + '/metrics');
+  assert.equal(status, 200);
+  const line = body.split('\n').find((l) => l.startsWith(name + ' '));
+  assert.ok(line, `no ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
+
+async function startGptd(name, extraArgs = []) {
+  // Flags only: a GPTD_* variable in the caller's environment must not change the daemon.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GPTD_')));
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const args = ['--model', modelCopy, '--host', '127.0.0.1', '--port', String(port),
+                  '--threads', '2', ...extraArgs];
+    const proc = spawn(GPTD_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const g = { name, port, proc, args, base: `http://127.0.0.1:${port}`, log: '', exit: null };
+    proc.stdout.setEncoding('utf8').on('data', (d) => { g.log += d; });
+    proc.stderr.setEncoding('utf8').on('data', (d) => { g.log += d; });
+    g.exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
+      g.exit = { code, signal };
+      resolve(g.exit);
+    }));
+    const t0 = Date.now();
+    while (!g.exit && Date.now() - t0 < 30000) {
+      try {
+        if ((await httpGet(g.base + '/health', 1000)).status === 200) {
+          log(`${name}: gptd ${args.join(' ')} healthy in ${Date.now() - t0} ms`);
+          return g;
+        }
+      } catch { /* not listening yet */ }
+      await sleep(50);
+    }
+    if (g.exit && g.exit.code === 2 && /in use/.test(g.log) && attempt < 3) continue; // port race
+    if (!g.exit) proc.kill('SIGKILL');
+    throw new Error(`${name}: gptd did not become healthy (exit ${JSON.stringify(g.exit)}):\n${g.log}`);
+  }
+}
+
+// ---- the browser ---------------------------------------------------------------------------------
+
+// A fresh context and page; JS exceptions on the page are collected and fail the test.
+async function openPage(url, contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') log(`  console.error: ${m.text()}`); });
+  const generateRequests = [];
+  page.on('request', (r) => { if (r.url().endsWith('/generate')) generateRequests.push(r.method()); });
+  const res = await page.goto(url);
+  assert.equal(res.status(), 200, `GET ${url}`);
+  return {
+    page, context, generateRequests,
+    async close() {
+      await context.close();
+      assert.deepEqual(problems, [], 'JavaScript errors on the page');
+    },
+  };
+}
+
+const outputText = (page) => page.locator('#output').textContent();
+const statsText = (page) => page.locator('#stats').textContent();
+const errorText = (page) => page.locator('#error').textContent();
+const finishReason = (page) => page.locator('#stats').getAttribute('data-finish');
+
+async function typePrompt(page, prompt) {
+  const box = page.locator('#prompt');
+  await box.clear();
+  assert.equal(await box.inputValue(), '');
+  await box.pressSequentially(prompt); // real key events, as a person types
+  assert.equal(await box.inputValue(), prompt);
+}
+
+const waitOutputLonger = (page, n, timeout) =>
+  page.waitForFunction((n) => document.getElementById('output').textContent.length > n, n,
+                       { timeout, polling: 5 });
+const waitFinished = (page, timeout = 60000) =>
+  page.waitForFunction(() => document.getElementById('stats').dataset.finish, null, { timeout });
+const waitIdle = (page, timeout = 20000) =>
+  page.waitForFunction(() => !document.getElementById('generate').disabled, null, { timeout });
+
+async function screenshot(page, name, fullPage = true) {
+  const file = path.join(ARTIFACTS, name);
+  await page.screenshot({ path: file, fullPage });
+  log(`  screenshot ${path.relative(repo, file)}`);
+}
+
+// Polls /metrics until no sequence holds a slot; returns Date.now() then (Infinity after 5 s).
+async function waitSlotsFree(g) {
+  const t0 = Date.now();
+  for (;;) {
+    if ((await metric(g, 'gptd_active_sequences')) === 0) return Date.now();
+    if (Date.now() - t0 > 5000) return Infinity;
+    await sleep(10);
+  }
+}
+
+// Records in the page the wall-clock time of the next `type` event (capture phase), i.e. the
+// moment the person's click or key press reaches the page, without the driver's own overhead.
+const markEvent = (page, type, selector) => page.evaluate(([type, selector]) => {
+  window.__eventAt = null;
+  const target = selector ? document.querySelector(selector) : document;
+  target.addEventListener(type, () => { window.__eventAt ??= Date.now(); }, { capture: true, once: true });
+}, [type, selector]);
+const eventAt = (page) => page.evaluate(() => window.__eventAt);
+
+// ---- set-up and tear-down -------------------------------------------------------------------
+
+before(async () => {
+  assert.ok(fs.existsSync(GPTD_BIN), `${GPTD_BIN} is missing: build it first (make)`);
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gptd-browser-'));
+  // A training job may replace the shipped file while we run: serve a private copy.
+  modelCopy = path.join(tmpDir, 'model.safetensors');
+  fs.copyFileSync(MODEL_SRC, modelCopy);
+
+  const launching = chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  gptd = await startGptd('gptd');
+
+  // A second origin: a tiny static server re-serving the page gptd serves at /.
+  const page = await httpGet(gptd.base + '/');
+  assert.equal(page.status, 200);
+  assert.match(page.headers['content-type'], /^text\/html/);
+  pageHtml = page.body;
+  staticServer = http.createServer((req, res) => {
+    if (req.method === 'GET' && new URL(req.url, 'http://x').pathname === '/') {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' });
+      res.end(pageHtml);
+    } else {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('not found');
+    }
+  });
+  await new Promise((resolve) => staticServer.listen(0, '127.0.0.1', resolve));
+  staticOrigin = `http://127.0.0.1:${staticServer.address().port}`;
+  log(`static page server at ${staticOrigin}`);
+  gptdCors = await startGptd('gptd-cors', ['--cors-origin', staticOrigin]);
+  browser = await launching;
+  log(`chromium ${browser.version()}`);
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (staticServer) staticServer.close();
+  for (const g of [gptd, gptdCors]) {
+    if (!g) continue;
+    if (!g.exit) { g.proc.kill('SIGKILL'); await g.exited; }
+    fs.writeFileSync(path.join(ARTIFACTS, `${g.name}.log`), g.log);
+  }
+  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+});
+
+// ---- the tests ------------------------------------------------------------------------------
+
+test('1. streams a generation token by token and shows the finish reason', { timeout: 90000 }, async () => {
+  const { page, close } = await openPage(gptd.base + '/');
+  assert.equal(await page.title(), 'gptd');
+  const prompt = 'KING RICHARD:\nNow is the ';
+  await typePrompt(page, prompt);
+  await page.fill('#max_tokens', '400');
+  await page.fill('#seed', '1234');
+  // Every change of #output, with its time: the page must update many times, not once at the end.
+  await page.evaluate(() => {
+    const out = document.getElementById('output');
+    window.__trace = [];
+    new MutationObserver(() => window.__trace.push([performance.now(), out.textContent.length]))
+      .observe(out, { childList: true, characterData: true, subtree: true });
+  });
+  const t0 = performance.now();
+  await page.click('#generate');
+  assert.equal(await page.locator('#generate').isDisabled(), true, 'Generate is disabled while running');
+  assert.equal(await page.locator('#stop').isEnabled(), true, 'Stop is enabled while running');
+
+  // Two moments: as soon as text appears, and at least 100 ms later once more has come.
+  await waitOutputLonger(page, prompt.length, 30000);
+  const first = { len: (await outputText(page)).length, finished: await finishReason(page),
+                  at: performance.now() - t0 };
+  await sleep(100);
+  await waitOutputLonger(page, first.len, 10000);
+  const second = { len: (await outputText(page)).length, finished: await finishReason(page),
+                   at: performance.now() - t0 };
+  log(`  #output length ${first.len} at ${first.at.toFixed(0)} ms (no finish reason yet), ` +
+      `${second.len} at ${second.at.toFixed(0)} ms (finish reason ${second.finished})`);
+  assert.equal(first.finished, null, 'the first sample was taken before the end');
+  assert.ok(first.len < prompt.length + 400, 'the first sample has part of the text');
+  assert.ok(second.len > first.len, `output grew between the samples (${first.len} -> ${second.len})`);
+
+  await waitFinished(page);
+  const total = performance.now() - t0;
+  const stats = await statsText(page);
+  log(`  finished in ${total.toFixed(0)} ms; stats: ${JSON.stringify(stats)}`);
+  assert.equal(await finishReason(page), 'length');
+  assert.match(stats, /finish reason: length/);
+  assert.match(stats, /^400 tokens, \d+ tokens\/s, finish reason: length, seed 1234$/);
+  const out = await outputText(page);
+  assert.ok(out.startsWith(prompt), 'output starts with the prompt');
+  assert.equal(await page.locator('#output .prompt').textContent(), prompt);
+  assert.equal(out.length, prompt.length + 400, 'a character model: 400 tokens are 400 characters');
+  assert.equal(await errorText(page), '');
+  await waitIdle(page);
+  assert.equal(await page.locator('#stop').isDisabled(), true);
+
+  const trace = await page.evaluate(() => window.__trace);
+  const lengths = [...new Set(trace.map(([, n]) => n))].filter((n) => n > prompt.length);
+  const span = trace.at(-1)[0] - trace.find(([, n]) => n > prompt.length)[0];
+  log(`  #output changed ${lengths.length} times with new text over ${span.toFixed(0)} ms`);
+  assert.ok(lengths.length >= 20, `text arrived in many pieces (${lengths.length})`);
+  await screenshot(page, '1-finished.png');
+  await close();
+});
+
+test('2. Stop aborts the request and the server frees the slot within 1 s', { timeout: 90000 }, async () => {
+  const { page, close } = await openPage(gptd.base + '/');
+  const prompt = 'ROMEO:';
+  await typePrompt(page, prompt);
+  await page.fill('#max_tokens', '1000');
+  await page.click('#generate');
+  await waitOutputLonger(page, prompt.length + 30, 30000);
+  assert.equal(await metric(gptd, 'gptd_active_sequences'), 1, 'the generation holds a slot');
+  await markEvent(page, 'click', '#stop');
+  const t0 = Date.now();
+  await page.click('#stop');
+  const freedAt = await waitSlotsFree(gptd);
+  const clickedAt = await eventAt(page);
+  const freedMs = freedAt - clickedAt;
+  log(`  Stop clicked -> gptd_active_sequences 0 in ${freedMs} ms (${freedAt - t0} ms counting the driver's click)`);
+  assert.ok(freedMs <= 1000, `slot freed within 1 s of Stop (took ${freedMs} ms)`);
+
+  await page.waitForFunction(() => /stopped/.test(document.getElementById('stats').textContent));
+  await waitIdle(page);
+  const stats = await statsText(page);
+  log(`  stats: ${JSON.stringify(stats)}`);
+  assert.match(stats, /\(stopped\)$/);
+  assert.equal(await finishReason(page), null, 'no finish reason after Stop');
+  assert.equal(await errorText(page), '');
+  const len = (await outputText(page)).length;
+  assert.ok(len < prompt.length + 1000, `stopped early (${len - prompt.length} of 1000 tokens)`);
+  await sleep(200);
+  assert.equal((await outputText(page)).length, len, 'no text arrives after Stop');
+  // The daemon logs the cut-short request as client_gone with fewer tokens than asked for.
+  const line = gptd.log.split('\n').filter((l) => / generate status=200 .*client_gone/.test(l)).at(-1);
+  assert.ok(line, `gptd logged the cancelled request:\n${gptd.log}`);
+  assert.ok(Number(/ tokens=(\d+)/.exec(line)[1]) < 1000, line);
+  await screenshot(page, '2-stopped.png');
+  await close();
+});
+
+test('3. a request the server refuses shows its error message in #error', { timeout: 90000 }, async () => {
+  const { page, close, generateRequests } = await openPage(gptd.base + '/');
+  // top_p = 0 passes the page's own checks (min="0") and the server refuses it: (0, 1].
+  await page.fill('#top_p', '0');
+  await page.click('#generate');
+  await page.waitForFunction(() => document.getElementById('error').textContent !== '');
+  let error = await errorText(page);
+  log(`  top_p=0, Generate: #error ${JSON.stringify(error)}`);
+  assert.match(error, /^400: .*top_p/);
+  assert.equal(await outputText(page), 'ROMEO:', 'nothing generated');
+  assert.equal(await finishReason(page), null);
+  await waitIdle(page);
+  assert.deepEqual(generateRequests, ['POST']);
+  await screenshot(page, '3-error.png');
+
+  // max_tokens above the server's cap (1024): the page has no max, the server names the field.
+  await page.fill('#top_p', '1');
+  await page.fill('#max_tokens', '5000');
+  await page.click('#generate');
+  await page.waitForFunction(() => /max_tokens/.test(document.getElementById('error').textContent));
+  log(`  max_tokens=5000, Generate: #error ${JSON.stringify(await errorText(page))}`);
+  await waitIdle(page);
+
+  // temperature = -1 (or top_p = 5) breaks the inputs' min/max: clicking Generate is stopped by
+  // the browser's form validation before any request (the form has no novalidate), while
+  // Ctrl+Enter calls generate() directly, so the server's message appears.
+  await page.fill('#max_tokens', '50');
+  await page.fill('#temperature', '-1');
+  const before = generateRequests.length;
+  await page.click('#generate');
+  await sleep(300);
+  const blocked = generateRequests.length === before;
+  const validity = await page.locator('#temperature').evaluate((e) => e.validationMessage);
+  log(`  temperature=-1, Generate: ${blocked ? `no request, browser validation: ${JSON.stringify(validity)}`
+                                             : `sent; #error ${JSON.stringify(await errorText(page))}`}`);
+  if (blocked) assert.notEqual(validity, '', 'blocked by constraint validation');
+  else await page.waitForFunction(() => /temperature/.test(document.getElementById('error').textContent));
+  await page.locator('#prompt').focus();
+  await page.keyboard.press('Control+Enter');
+  await page.waitForFunction(() => /temperature/.test(document.getElementById('error').textContent));
+  error = await errorText(page);
+  log(`  temperature=-1, Ctrl+Enter: #error ${JSON.stringify(error)}`);
+  assert.match(error, /^400: "temperature" must be in \[0, 100\], got -1$/);
+  await waitIdle(page);
+  await close();
+});
+
+test('4. Ctrl+Enter in the prompt starts a generation, Escape stops it', { timeout: 90000 }, async () => {
+  const { page, close } = await openPage(gptd.base + '/');
+  const prompt = 'JULIET:';
+  await typePrompt(page, prompt);
+  await page.fill('#max_tokens', '1000');
+  await page.locator('#prompt').focus();
+  await page.keyboard.press('Control+Enter');
+  await waitOutputLonger(page, prompt.length + 10, 30000);
+  assert.equal(await page.locator('#generate').isDisabled(), true, 'running');
+  assert.equal(await page.locator('#prompt').inputValue(), prompt, 'Ctrl+Enter added no newline');
+  assert.ok((await outputText(page)).startsWith(prompt));
+  await markEvent(page, 'keydown');
+  await page.keyboard.press('Escape');
+  const freedMs = (await waitSlotsFree(gptd)) - (await eventAt(page));
+  await page.waitForFunction(() => /stopped/.test(document.getElementById('stats').textContent));
+  log(`  started by Ctrl+Enter, stopped by Escape; slot free ${freedMs} ms after the key press`);
+  assert.ok(freedMs <= 1000, `slot freed within 1 s of Escape (took ${freedMs} ms)`);
+  await waitIdle(page);
+  await close();
+});
+
+test('5. cross-origin: works with --cors-origin, an error without it', { timeout: 90000 }, async () => {
+  // gptdCors allows the static origin: the page from there generates through it.
+  let { page, close } = await openPage(`${staticOrigin}/?server=${gptdCors.base}`);
+  assert.equal(await page.evaluate(() => location.origin), staticOrigin);
+  assert.equal(await page.locator('#server').inputValue(), gptdCors.base, '?server= fills #server');
+  await page.fill('#max_tokens', '60');
+  await page.click('#generate');
+  await waitFinished(page);
+  const out = await outputText(page);
+  log(`  via ${gptdCors.name} (--cors-origin ${staticOrigin}): ${JSON.stringify(await statsText(page))}`);
+  assert.equal(await errorText(page), '');
+  assert.equal(await finishReason(page), 'length');
+  assert.ok(out.startsWith('ROMEO:') && out.length === 'ROMEO:'.length + 60);
+  const metrics = (await httpGet(gptdCors.base + '/metrics')).body;
+  assert.match(metrics, /gptd_requests_total\{endpoint="generate",status="204"\} [1-9]/, 'preflight answered');
+  assert.match(metrics, /gptd_requests_total\{endpoint="generate",status="200"\} 1\b/);
+  await screenshot(page, '5-cross-origin-ok.png');
+  await close();
+
+  // gptd has no --cors-origin: the browser refuses the answer and the page says so.
+  const served = (await httpGet(gptd.base + '/metrics')).body;
+  const okBefore = /gptd_requests_total\{endpoint="generate",status="200"\} (\d+)/.exec(served)?.[1];
+  ({ page, close } = await openPage(`${staticOrigin}/?server=${gptd.base}`));
+  assert.equal(await page.locator('#server').inputValue(), gptd.base);
+  await page.fill('#max_tokens', '60');
+  await page.click('#generate');
+  await page.waitForFunction(() => document.getElementById('error').textContent !== '');
+  await waitIdle(page);
+  const error = await errorText(page);
+  log(`  via ${gptd.name} (no --cors-origin): #error ${JSON.stringify(error)}`);
+  assert.equal(error, 'Failed to fetch');
+  assert.equal(await outputText(page), 'ROMEO:', 'nothing generated');
+  assert.equal(await finishReason(page), null);
+  const after = (await httpGet(gptd.base + '/metrics')).body;
+  assert.equal(/gptd_requests_total\{endpoint="generate",status="200"\} (\d+)/.exec(after)?.[1], okBefore,
+               'the preflight failed, so no POST reached the server');
+  await screenshot(page, '5-cross-origin-refused.png');
+  await close();
+});
+
+test('6. phone-sized viewport: Generate visible, no horizontal scroll', { timeout: 90000 }, async () => {
+  const { page, close } = await openPage(gptd.base + '/', {
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2,
+  });
+  const scrollWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
+  const button = page.locator('#generate');
+  assert.equal(await button.isVisible(), true);
+  const box = await button.boundingBox();
+  log(`  #generate at ${JSON.stringify(box)}; scrollWidth ${await scrollWidth()}`);
+  assert.ok(box.x >= 0 && box.x + box.width <= 390 && box.y + box.height <= 844, 'on the first screen');
+  assert.ok(box.height >= 44, 'a comfortable touch target');
+  assert.ok((await scrollWidth()) <= 390, 'no horizontal scroll');
+  // Long generated lines must wrap too.
+  await page.fill('#max_tokens', '300');
+  await button.tap();
+  await waitFinished(page);
+  const width = await scrollWidth();
+  log(`  after a generation: scrollWidth ${width}; ${JSON.stringify(await statsText(page))}`);
+  assert.ok(width <= 390, `no horizontal scroll after a generation (${width})`);
+  await screenshot(page, '6-phone.png');
+  await close();
+});
+
+test('7. gptd exits 0 on SIGTERM', { timeout: 90000 }, async () => {
+  await browser.close(); // lets go of keep-alive connections first
+  browser = null;
+  await new Promise((r) => staticServer.close(r));
+  staticServer = null;
+  for (const g of [gptd, gptdCors]) {
+    const t0 = performance.now();
+    g.proc.kill('SIGTERM');
+    const exit = await Promise.race([g.exited, sleep(35000).then(() => 'still running')]);
+    log(`  ${g.name}: ${JSON.stringify(exit)} ${(performance.now() - t0).toFixed(0)} ms after SIGTERM`);
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.match(g.log, /info stopped/);
+  }
+});
