@@ -87,6 +87,24 @@ test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san
 	bash tests/cli/test_seed_start.sh bin/gpt-train
 
+# Beyond the unit suite: real clients against the real daemon (Node), the browser (Chromium via
+# playwright-core), the container image (podman), three replicas behind nginx, and the
+# deployment files checked by real tools. .ci/run runs them all.
+test-integration: bin/gptd-san
+	bash tests/integration/run.sh bin/gptd-san
+
+test-browser: bin/gptd
+	bash tests/browser/run.sh bin/gptd
+
+test-docker:
+	bash tests/docker/test_docker.sh
+
+test-lb: bin/gptd
+	GPTD_BIN=bin/gptd node --test tests/lb/
+
+test-deploy:
+	bash tests/deploy/check.sh
+
 # The PyTorch side needs Debian's python3-torch (opt-in: large).
 REF_DEPS := python3-torch python3-numpy
 ref-deps:
@@ -115,5 +133,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps test ref-deps fixtures bench-train run data format clean
+.PHONY: all deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
