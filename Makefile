@@ -18,8 +18,12 @@ BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
-BINS := bin/gpt-train bin/gpt-sample bin/bench-engine bin/gptd
+BINS := bin/gpt-train bin/gpt-sample bin/bench-engine bin/gptd bin/bench-server
 all: $(BINS)
+
+bin/bench-server: $(call obj,rel,$(TOOLS_LIB) bench/bench_server.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -pthread
 
 # The web page is compiled in, so the daemon needs no files beside its checkpoint.
 $(BUILD)/gen/web_page.c: web/index.html tools/embed.sh
@@ -117,6 +121,14 @@ fixtures: ref-deps
 bench-train: ref-deps bin/gpt-train
 	bash bench/bench_train.sh
 
+bench-engine: ref-deps bin/bench-engine
+	bash bench/bench_engine.sh
+
+bench-server: bin/gptd bin/bench-engine bin/bench-server
+	bash bench/bench_server.sh
+
+bench: bench-train bench-engine bench-server
+
 MODEL ?= weights/shakespeare-char.safetensors
 run: bin/gptd
 	./bin/gptd --model $(MODEL)
@@ -133,5 +145,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean
+.PHONY: all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
