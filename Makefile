@@ -69,7 +69,8 @@ $(BUILD)/san/%.o: %.c
 	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
-$(BUILD)/san/test_%: $(call obj,san,$(MODEL_SRC)) $(BUILD)/san/tests/unit/test_%.o
+UNIT_LIB := $(MODEL_SRC) $(wildcard api/*.c) server/sse.c
+$(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS) -lcmocka
 
 bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)

@@ -1,0 +1,131 @@
+/* Request parsing and validation (api/request.c) and the SSE framing (server/sse.c): every field
+ * checked for type and range with a message naming it; defaults; OpenAI specifics. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../api/request.h"
+#include "../../server/sse.h"
+
+static const ApiLimits limits = {.max_tokens_cap = 500, .default_max_tokens = 100};
+
+static int parse(ApiKind kind, const char *body, ApiRequest *req, ApiError *e) {
+    return api_parse_request(kind, body, strlen(body), &limits, 12345, req, e);
+}
+
+static void defaults(void **state) {
+    (void)state;
+    ApiRequest r;
+    ApiError e;
+    assert_int_equal(parse(API_GENERATE, "{}", &r, &e), 0);
+    assert_string_equal(r.prompt, "");
+    assert_int_equal(r.params.max_tokens, 100);
+    assert_true(r.params.sampler.temperature == 1.0f);
+    assert_int_equal(r.params.sampler.top_k, 0);
+    assert_true(r.params.sampler.top_p == 1.0f);
+    assert_int_equal(r.params.seed, 12345);
+    assert_false(r.seed_given);
+    assert_false(r.stream);
+    api_request_free(&r);
+}
+
+static void all_fields(void **state) {
+    (void)state;
+    ApiRequest r;
+    ApiError e;
+    assert_int_equal(parse(API_GENERATE,
+                           "{\"prompt\":\"Hi\",\"max_tokens\":7,\"temperature\":0,\"top_k\":3,"
+                           "\"top_p\":0.5,\"seed\":9,\"stop\":[\"a\",\"bc\"],\"stream\":true}",
+                           &r, &e), 0);
+    assert_string_equal(r.prompt, "Hi");
+    assert_int_equal(r.params.max_tokens, 7);
+    assert_true(r.params.sampler.temperature == 0.0f);
+    assert_int_equal(r.params.sampler.top_k, 3);
+    assert_true(r.params.sampler.top_p == 0.5f);
+    assert_int_equal(r.params.seed, 9);
+    assert_int_equal(r.params.n_stop, 2);
+    assert_string_equal(r.params.stop[1], "bc");
+    assert_true(r.stream);
+    api_request_free(&r);
+}
+
+static void refused(void **state) {
+    (void)state;
+    struct {
+        ApiKind kind;
+        const char *body, *needle;
+    } cases[] = {
+        {API_GENERATE, "{bad", "not valid JSON"},
+        {API_GENERATE, "[1]", "JSON object"},
+        {API_GENERATE, "{\"prompt\":5}", "\"prompt\""},
+        {API_GENERATE, "{\"max_tokens\":\"9\"}", "\"max_tokens\""},
+        {API_GENERATE, "{\"max_tokens\":1.5}", "\"max_tokens\""},
+        {API_GENERATE, "{\"max_tokens\":501}", "\"max_tokens\""},
+        {API_GENERATE, "{\"max_tokens\":-1}", "\"max_tokens\""},
+        {API_GENERATE, "{\"temperature\":-0.1}", "\"temperature\""},
+        {API_GENERATE, "{\"temperature\":\"hot\"}", "\"temperature\""},
+        {API_GENERATE, "{\"top_p\":0}", "\"top_p\""},
+        {API_GENERATE, "{\"top_p\":1.01}", "\"top_p\""},
+        {API_GENERATE, "{\"top_k\":-1}", "\"top_k\""},
+        {API_GENERATE, "{\"seed\":-3}", "\"seed\""},
+        {API_GENERATE, "{\"stream\":\"yes\"}", "\"stream\""},
+        {API_GENERATE, "{\"stop\":5}", "\"stop\""},
+        {API_GENERATE, "{\"stop\":\"\"}", "\"stop\""},
+        {API_GENERATE, "{\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "\"stop\""},
+        {API_GENERATE, "{\"promt\":\"typo\"}", "unknown field \"promt\""},
+        {API_COMPLETIONS, "{\"n\":2}", "\"n\""},
+        {API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}", "\"prompt\""},
+        {API_COMPLETIONS, "{\"stream_options\":3}", "\"stream_options\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ApiRequest r;
+        ApiError e;
+        if (parse(cases[i].kind, cases[i].body, &r, &e) != -1)
+            fail_msg("accepted %s", cases[i].body);
+        assert_int_equal(e.status, 400);
+        if (!strstr(e.message, cases[i].needle))
+            fail_msg("%s: message \"%s\" lacks %s", cases[i].body, e.message, cases[i].needle);
+    }
+}
+
+static void openai_specifics(void **state) {
+    (void)state;
+    ApiRequest r;
+    ApiError e;
+    assert_int_equal(parse(API_COMPLETIONS,
+                           "{\"model\":\"x\",\"prompt\":[\"Hello\"],\"n\":1,\"user\":\"u\","
+                           "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                           &r, &e), 0);
+    assert_string_equal(r.prompt, "Hello");
+    assert_true(r.stream);
+    assert_true(r.include_usage);
+    api_request_free(&r);
+}
+
+static void sse_framing(void **state) {
+    (void)state;
+    SseWriter w;
+    sse_init(&w);
+    sse_write_data(&w, "{\"a\":1}");
+    sse_write_data(&w, "two\nlines");
+    sse_write_comment(&w, "keep-alive");
+    char out[256];
+    size_t n = sse_take(&w, out, sizeof out - 1);
+    out[n] = '\0';
+    assert_string_equal(out, "data: {\"a\":1}\n\ndata: two\ndata: lines\n\n: keep-alive\n\n");
+    assert_int_equal(sse_pending(&w), 0);
+    sse_free(&w);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),        cmocka_unit_test(all_fields),
+        cmocka_unit_test(refused),         cmocka_unit_test(openai_specifics),
+        cmocka_unit_test(sse_framing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
