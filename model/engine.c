@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "layers.h"
 #include "packed_matmul.h"
@@ -15,13 +16,14 @@ struct Engine {
     ThreadPool *pool;
     PackedMatrix *packed; /* (L, 4): qkv, proj, fc, fcproj of each layer, repacked at start-up */
     PackedMatrix head;    /* (C, V): the head transposed to (in, out), then packed */
-    float *kv;      /* (slots, L, 2, T, C): keys then values per layer */
+    float *kv;      /* (slots, L, 2, T * C): keys as (NH, hs, T), then values as (NH, T, hs):
+                     * each head's keys and values are contiguous for its attention task */
     int *slot_len;  /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
     float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_act; /* (R, C|3C|4C) */
     float *last;                                      /* (max_slots, C) final rows */
     float *logits;                                    /* (max_slots, V) */
-    float *scores;                                    /* (max_slots * NH, T) attention */
+    float *scores;                                    /* (max_slots * NH, T + 8) attention */
     int *row_of;                                      /* (max_slots) first row of segment */
 };
 
@@ -34,6 +36,17 @@ static float *kv_at(const Engine *e, int slot, int layer, int which) {
     size_t per_layer = (size_t)2 * c->block_size * c->n_embd;
     return e->kv + ((size_t)slot * c->n_layer + layer) * per_layer +
            (size_t)which * c->block_size * c->n_embd;
+}
+
+/* The KV cache is large and read all over each step: back it with huge pages where the kernel
+ * offers them (fewer TLB misses). Zeroed, like calloc. */
+static float *alloc_cache(size_t bytes) {
+    size_t huge = (size_t)2 << 20, rounded = (bytes + huge - 1) / huge * huge;
+    float *p = aligned_alloc(huge, rounded);
+    if (!p) return NULL;
+    madvise(p, rounded, MADV_HUGEPAGE);
+    memset(p, 0, rounded);
+    return p;
 }
 
 void engine_destroy(Engine *e) {
@@ -75,7 +88,7 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     size_t R = (size_t)cfg->max_rows, S = (size_t)cfg->max_slots, C = (size_t)c->n_embd;
     size_t V = (size_t)c->vocab_size, T = (size_t)c->block_size;
     e->packed = calloc((size_t)c->n_layer * 4, sizeof *e->packed);
-    e->kv = calloc(S, engine_slot_bytes(c));
+    e->kv = alloc_cache(S * engine_slot_bytes(c));
     e->slot_len = calloc(S, sizeof(int));
     e->x = malloc(R * C * sizeof(float));
     e->ln = malloc(R * C * sizeof(float));
@@ -86,7 +99,7 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->fch_act = malloc(R * 4 * C * sizeof(float));
     e->last = malloc(S * C * sizeof(float));
     e->logits = malloc(S * V * sizeof(float));
-    e->scores = malloc(S * (size_t)c->n_head * T * sizeof(float));
+    e->scores = malloc(S * (size_t)c->n_head * (T + 8) * sizeof(float));
     e->row_of = malloc(S * sizeof(int));
     if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
         !e->tmp || !e->fch || !e->fch_act || !e->last || !e->logits || !e->scores || !e->row_of) {
@@ -152,18 +165,24 @@ static int validate(const Engine *e, const EngineSegment *segs, int n_segs, Erro
     return 0;
 }
 
-/* Dot product with a fixed summation order (8 lanes, then a fixed reduction), so a score does
- * not depend on which thread computes it. */
-static inline float dot(const float *a, const float *b, int n) {
-    __m256 acc = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    float lanes[8];
-    _mm256_storeu_ps(lanes, acc);
-    float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-                ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for (; i < n; i++) sum = fmaf(a[i], b[i], sum);
-    return sum;
+/* exp(x) for x <= 0 (softmax after subtracting the maximum): range reduction to 2^n * e^r and
+ * a degree-6 polynomial, 8 lanes at a time; about 2 ulp, and far cheaper than 8 calls of expf.
+ * Every lane does the same operations, so a value never depends on its neighbours. */
+static inline __m256 exp_nonpositive(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
 }
 
 typedef struct {
@@ -172,37 +191,89 @@ typedef struct {
     int layer;
 } AttentionJob;
 
-/* One (segment, head): causal attention of the segment's queries against its slot's cache. */
+/* One (segment, head): causal attention of the segment's queries against its slot's cache.
+ * Keys are cached transposed, (C, T), so eight scores come from one vector per channel; every
+ * score, and every output channel, is a fused multiply-add chain in a fixed order. */
 static void attention_task(void *ctx, int task) {
     const AttentionJob *j = ctx;
     const Engine *e = j->e;
     const GPTConfig *c = &e->model->config;
-    int NH = c->n_head, C = c->n_embd, hs = C / NH;
+    int NH = c->n_head, C = c->n_embd, T = c->block_size, hs = C / NH;
     int s = task / NH, h = task % NH;
     const EngineSegment *g = &j->segs[s];
-    const float *kc = kv_at(e, g->slot, j->layer, 0), *vc = kv_at(e, g->slot, j->layer, 1);
-    float *scores = e->scores + (size_t)task * c->block_size;
+    const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) */
+    const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs;  /* (T, hs) */
+    float *scores = e->scores + (size_t)task * (T + 8);
     float scale = 1.0f / sqrtf((float)hs);
     for (int i = 0; i < g->n; i++) {
-        int row = e->row_of[s] + i, visible = g->pos + i + 1;
+        int row = e->row_of[s] + i, visible = g->pos + i + 1, t = 0;
         const float *q = e->qkv + (size_t)row * 3 * C + h * hs;
-        float maxv = -INFINITY;
-        for (int t = 0; t < visible; t++) {
-            scores[t] = dot(q, kc + (size_t)t * C + h * hs, hs) * scale;
-            if (scores[t] > maxv) maxv = scores[t];
+        /* 32 keys at a time: four independent chains keep the FMA units busy */
+        for (; t + 32 <= visible; t += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < hs; d++) {
+                __m256 qd = _mm256_broadcast_ss(q + d);
+                const float *k = kt + (size_t)d * T + t;
+                a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k), a0);
+                a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8), a1);
+                a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 16), a2);
+                a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 24), a3);
+            }
+            __m256 sc = _mm256_set1_ps(scale);
+            _mm256_storeu_ps(scores + t, _mm256_mul_ps(a0, sc));
+            _mm256_storeu_ps(scores + t + 8, _mm256_mul_ps(a1, sc));
+            _mm256_storeu_ps(scores + t + 16, _mm256_mul_ps(a2, sc));
+            _mm256_storeu_ps(scores + t + 24, _mm256_mul_ps(a3, sc));
         }
+        for (; t + 8 <= visible; t += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int d = 0; d < hs; d++)
+                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(kt + (size_t)d * T + t), acc);
+            _mm256_storeu_ps(scores + t, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+        }
+        for (; t < visible; t++) { /* the same chain as one lane above */
+            float acc = 0.0f;
+            for (int d = 0; d < hs; d++) acc = fmaf(q[d], kt[(size_t)d * T + t], acc);
+            scores[t] = acc * scale;
+        }
+        float maxv = scores[0];
+        for (t = 1; t < visible; t++) maxv = scores[t] > maxv ? scores[t] : maxv;
+        for (t = visible; t % 8; t++) scores[t] = maxv; /* pad the last vector */
+        for (t = 0; t < visible; t += 8)
+            _mm256_storeu_ps(scores + t, exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(scores + t),
+                                                                        _mm256_set1_ps(maxv))));
         float sum = 0.0f;
-        for (int t = 0; t < visible; t++) {
-            scores[t] = expf(scores[t] - maxv);
-            sum += scores[t];
-        }
+        for (t = 0; t < visible; t++) sum += scores[t];
         float inv = 1.0f / sum;
         float *o = e->atty + (size_t)row * C + h * hs;
-        for (int d = 0; d < hs; d++) o[d] = 0.0f;
-        for (int t = 0; t < visible; t++) {
-            float p = scores[t] * inv;
-            const float *v = vc + (size_t)t * C + h * hs;
-            for (int d = 0; d < hs; d++) o[d] = fmaf(p, v[d], o[d]);
+        int d = 0;
+        if (hs % 32 == 0) /* four output vectors per pass over the keys: independent chains */
+            for (; d < hs; d += 32) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (t = 0; t < visible; t++) {
+                    __m256 pt = _mm256_set1_ps(scores[t] * inv);
+                    const float *v = vc + (size_t)t * hs + d;
+                    a0 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v), a0);
+                    a1 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + 8), a1);
+                    a2 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + 16), a2);
+                    a3 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + 24), a3);
+                }
+                _mm256_storeu_ps(o + d, a0);
+                _mm256_storeu_ps(o + d + 8, a1);
+                _mm256_storeu_ps(o + d + 16, a2);
+                _mm256_storeu_ps(o + d + 24, a3);
+            }
+        for (; d + 8 <= hs; d += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (t = 0; t < visible; t++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[t] * inv),
+                                      _mm256_loadu_ps(vc + (size_t)t * hs + d), acc);
+            _mm256_storeu_ps(o + d, acc);
+        }
+        for (; d < hs; d++) {
+            float acc = 0.0f;
+            for (t = 0; t < visible; t++) acc = fmaf(scores[t] * inv, vc[(size_t)t * hs + d], acc);
+            o[d] = acc;
         }
     }
 }
@@ -229,12 +300,15 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln1_w, lp->ln1_b, R, C);
         const PackedMatrix *pm = e->packed + 4 * l;
         matmul_packed(e->qkv, e->ln, &pm[0], R, e->pool);
-        for (int s = 0; s < n_segs; s++) /* keys and values join the slot's cache */
+        for (int s = 0; s < n_segs; s++) /* keys (transposed) and values join the cache */
             for (int i = 0; i < segs[s].n; i++) {
                 const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
-                size_t at = (size_t)(segs[s].pos + i) * C;
-                memcpy(kv_at(e, segs[s].slot, l, 0) + at, row + C, C * sizeof(float));
-                memcpy(kv_at(e, segs[s].slot, l, 1) + at, row + 2 * C, C * sizeof(float));
+                int pos = segs[s].pos + i;
+                float *kt = kv_at(e, segs[s].slot, l, 0), *vt = kv_at(e, segs[s].slot, l, 1);
+                int T = c->block_size, hs = C / c->n_head;
+                for (int k = 0; k < C; k++) kt[(size_t)k * T + pos] = row[C + k];
+                for (int h = 0; h < c->n_head; h++)
+                    memcpy(vt + ((size_t)h * T + pos) * hs, row + 2 * C + h * hs, hs * sizeof(float));
             }
         AttentionJob job = {e, segs, l};
         /* Only spread attention over the pool when there is enough of it (decode at batch 1

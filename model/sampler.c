@@ -45,6 +45,19 @@ int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng,
         sum += probs[i];
     }
     for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+    if ((c->top_k == 0 || c->top_k >= V) && c->top_p >= 1.0f) { /* nothing to cut: no sort */
+        double r = rng_float(rng), acc = 0.0;
+        int pick = V - 1;
+        for (int i = 0; i < V; i++) {
+            acc += probs[i];
+            if (r < acc) {
+                pick = i;
+                break;
+            }
+        }
+        if (logprob) *logprob = logf(probs[pick]);
+        return pick;
+    }
     /* Candidates in descending probability; top-k and top-p cut this list. */
     for (int i = 0; i < V; i++) index[i] = i;
     qsort_r(index, (size_t)V, sizeof *index, by_prob_desc, probs);

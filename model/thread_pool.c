@@ -38,7 +38,7 @@ static void *worker_main(void *arg) {
         /* Phases of a step follow each other within microseconds: look for the next one
          * briefly before sleeping (bounded, so an idle pool costs no CPU). */
         pthread_mutex_unlock(&p->lock);
-        for (int spin = 0; spin < 4000 && atomic_load(&p->published) == seen; spin++)
+        for (int spin = 0; spin < 1000 && atomic_load(&p->published) == seen; spin++)
             __builtin_ia32_pause();
         pthread_mutex_lock(&p->lock);
         while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_ready, &p->lock);
