@@ -31,16 +31,17 @@ static int bad(ApiError *e, const char *fmt, const char *field) {
 }
 
 /* An integer field in [lo, hi]; absent or null leaves *out unchanged. */
-static int get_int(const cJSON *root, const char *field, long long lo, long long hi,
-                   long long *out, bool *given, ApiError *e) {
+static int get_int(const cJSON *root, const char *field, long long lo, long long hi, long long *out,
+                   bool *given, ApiError *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
     if (given) *given = false;
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
         return bad(e, "\"%s\" must be an integer", field);
     if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
-        return api_error(e, 400, "invalid_request_error", "\"%s\" must be in [%lld, %lld], got %.17g",
-                         field, lo, hi, v->valuedouble);
+        return api_error(e, 400, "invalid_request_error",
+                         "\"%s\" must be in [%lld, %lld], got %.17g", field, lo, hi,
+                         v->valuedouble);
     *out = (long long)v->valuedouble;
     if (given) *given = true;
     return 0;
@@ -98,8 +99,10 @@ static int get_prompt(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError
     if (!v || cJSON_IsNull(v)) v = NULL;
     if (v && kind == API_COMPLETIONS && cJSON_IsArray(v)) {
         if (cJSON_GetArraySize(v) != 1)
-            return bad(e, "\"%s\" as an array must hold exactly one string (batches are not "
-                          "supported; send one request per prompt)", "prompt");
+            return bad(e,
+                       "\"%s\" as an array must hold exactly one string (batches are not "
+                       "supported; send one request per prompt)",
+                       "prompt");
         v = cJSON_GetArrayItem(v, 0);
     }
     if (v && !cJSON_IsString(v)) return bad(e, "\"%s\" must be a string", "prompt");
@@ -154,8 +157,9 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
     } else {
         if (get_int(root, "n", 1, 1000000, &n, NULL, e)) goto done;
         if (n != 1) {
-            api_error(e, 400, "invalid_request_error", "\"n\" must be 1: gptd returns one choice "
-                                                       "per request");
+            api_error(e, 400, "invalid_request_error",
+                      "\"n\" must be 1: gptd returns one choice "
+                      "per request");
             goto done;
         }
         const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");

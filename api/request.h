@@ -13,8 +13,8 @@
 typedef enum { API_GENERATE, API_COMPLETIONS } ApiKind;
 
 typedef struct {
-    int status;       /* 400, 413, 422, ... */
-    char type[32];    /* "invalid_request_error", ... */
+    int status;    /* 400, 413, 422, ... */
+    char type[32]; /* "invalid_request_error", ... */
     char message[512];
 } ApiError;
 

@@ -78,8 +78,10 @@ static void add_choice(cJSON *root, const char *text, size_t len, const char *fi
     add_text(c, "text", text, len);
     cJSON_AddNumberToObject(c, "index", 0);
     cJSON_AddNullToObject(c, "logprobs");
-    if (finish_reason) cJSON_AddStringToObject(c, "finish_reason", finish_reason);
-    else cJSON_AddNullToObject(c, "finish_reason");
+    if (finish_reason)
+        cJSON_AddStringToObject(c, "finish_reason", finish_reason);
+    else
+        cJSON_AddNullToObject(c, "finish_reason");
     cJSON_AddItemToArray(choices, c);
 }
 

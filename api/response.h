@@ -9,9 +9,9 @@
 
 typedef struct {
     const char *id;
-    const char *model;   /* name reported to OpenAI clients */
-    long long created;   /* unix seconds */
-    const char *text;    /* generated text (UTF-8) */
+    const char *model; /* name reported to OpenAI clients */
+    long long created; /* unix seconds */
+    const char *text;  /* generated text (UTF-8) */
     size_t text_len;
     const char *finish_reason; /* "length", "stop", ... */
     uint64_t seed;

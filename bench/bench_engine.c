@@ -25,14 +25,16 @@ static double sgemm_gflops(const GPTConfig *c, int rows, int threads) {
     openblas_set_num_threads(threads);
     for (int s = 0; s < 4; s++) {
         int K = shapes[s][0], M = shapes[s][1];
-        float *a = calloc((size_t)rows * K, 4), *w = calloc((size_t)K * M, 4), *o = malloc((size_t)rows * M * 4);
+        float *a = calloc((size_t)rows * K, 4), *w = calloc((size_t)K * M, 4),
+              *o = malloc((size_t)rows * M * 4);
         for (size_t i = 0; i < (size_t)K * M; i++) w[i] = (float)(i % 7) * 0.1f;
         for (size_t i = 0; i < (size_t)rows * K; i++) a[i] = (float)(i % 5) * 0.1f;
         int reps = (int)(2e9 / (2.0 * rows * K * M)) + 3;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M, 0, o, M);
         double t0 = now();
         for (int r = 0; r < reps; r++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M, 0, o, M);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M, 0, o,
+                        M);
         seconds += now() - t0;
         flops += 2.0 * rows * K * M * reps;
         free(a);
@@ -63,7 +65,8 @@ static int decode_rate(const GPT *m, const Tokenizer *tok, int B, int n, int thr
     Sequence *seqs = calloc((size_t)B, sizeof *seqs);
     Sequence **active = calloc((size_t)B, sizeof *active);
     for (int i = 0; i < B; i++) {
-        GenerationParams gp = {.sampler = {1.0f, 0, 1.0f}, .seed = (uint64_t)i + 1, .max_tokens = n};
+        GenerationParams gp = {
+            .sampler = {1.0f, 0, 1.0f}, .seed = (uint64_t)i + 1, .max_tokens = n};
         if (sequence_init(&seqs[i], tok, m->config.block_size, "\n", 1, &gp, err)) return -1;
         seqs[i].slot = i;
         active[i] = &seqs[i];
@@ -117,7 +120,8 @@ int main(int argc, char **argv) {
     CliFlag flags[] = {
         {"model", CLI_STRING, &model_path, 0, 0, "checkpoint", false, NULL},
         {"threads", CLI_INT, &threads, 1, 256, "threads (engine pool and OpenBLAS)", false, NULL},
-        {"new-tokens", CLI_INT, &new_tokens, 1, 100000, "tokens per sequence in decode runs", false, NULL},
+        {"new-tokens", CLI_INT, &new_tokens, 1, 100000, "tokens per sequence in decode runs", false,
+         NULL},
     };
     int rc = cli_parse(flags, 3, argc, argv, "usage: bench-engine [--model FILE] [--threads N]");
     if (rc) return rc == 1 ? 0 : 2;
@@ -135,7 +139,8 @@ int main(int argc, char **argv) {
     printf("model %s: %d layers, %d heads, width %d, context %d, %zu parameters; %d threads\n\n",
            model_path, c->n_layer, c->n_head, c->n_embd, c->block_size, m.n_params, threads);
     printf("OpenBLAS sgemm at the block's weight shapes: %.1f GFLOP/s with 64 rows, %.1f GFLOP/s "
-           "with 4096 rows\n\n", sg64, sg_big);
+           "with 4096 rows\n\n",
+           sg64, sg_big);
     printf("| run | tokens/s | ms/step | GFLOP/s | of sgemm (64 rows) | of sgemm (4096 rows) |\n");
     printf("|---|---:|---:|---:|---:|---:|\n");
     int batches[] = {1, 4, 16, 64};
@@ -157,7 +162,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     double gf = r.tokens_per_s * flops_per_token(c, used / 2.0) / 1e9;
-    printf("| prefill, 256-char prompt (%d tokens in context) | %.0f | %.2f | %.1f | %.0f%% | %.0f%% |\n",
+    printf("| prefill, 256-char prompt (%d tokens in context) | %.0f | %.2f | %.1f | %.0f%% | "
+           "%.0f%% |\n",
            used, r.tokens_per_s, r.ms_per_step, gf, 100 * gf / sg64, 100 * gf / sg_big);
     tokenizer_free(&tok);
     gpt_free(&m);

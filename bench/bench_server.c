@@ -63,8 +63,10 @@ static void *client_main(void *arg) {
         char scan[sizeof buf + sizeof carry];
         snprintf(scan, sizeof scan, "%s%s", carry, buf);
         for (char *p = scan; (p = strstr(p, "data: {\"index\"")); p += 6) {
-            if (c->tokens == 0) c->first = t;
-            else if (c->n_gaps < c->max_tokens) c->gaps[c->n_gaps++] = t - last;
+            if (c->tokens == 0)
+                c->first = t;
+            else if (c->n_gaps < c->max_tokens)
+                c->gaps[c->n_gaps++] = t - last;
             last = t;
             c->tokens++;
         }
@@ -98,7 +100,8 @@ int main(int argc, char **argv) {
         {"clients", CLI_INT, &clients, 1, 4096, "concurrent streaming clients", false, NULL},
         {"max-tokens", CLI_INT, &max_tokens, 1, 100000, "tokens per request", false, NULL},
     };
-    int rc = cli_parse(flags, 3, argc, argv, "usage: bench-server --port N --clients N --max-tokens N");
+    int rc =
+        cli_parse(flags, 3, argc, argv, "usage: bench-server --port N --clients N --max-tokens N");
     if (rc) return rc == 1 ? 0 : 2;
     Client *cs = calloc((size_t)clients, sizeof *cs);
     pthread_t *th = calloc((size_t)clients, sizeof *th);

@@ -26,9 +26,9 @@ static float score_scale(const AttentionShape *s) {
 
 void attention_scores(float *scores, const float *q, const float *k, const AttentionShape *s, int b,
                       int h) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Tq, s->Tk, s->head_size,
-                score_scale(s), q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h), s->kv_stride,
-                0.0f, scores, s->Tk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Tq, s->Tk, s->head_size, score_scale(s),
+                q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h), s->kv_stride, 0.0f, scores,
+                s->Tk);
 }
 
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
@@ -80,7 +80,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                         const float *v, const AttentionShape *s) {
     int Tq = s->Tq, Tk = s->Tk, hs = s->head_size;
     float scale = score_scale(s);
-    float *dp = scratch;              /* (Tq, Tk) */
+    float *dp = scratch;                   /* (Tq, Tk) */
     float *pd = scratch + (size_t)Tq * Tk; /* (Tq, Tk) dropped probabilities */
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {

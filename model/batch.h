@@ -9,12 +9,12 @@
 
 typedef struct {
     int max_slots, vocab_size;
-    EngineSegment *segs;    /* (max_slots) */
-    Sequence **owners;      /* (max_slots) sequence of each segment */
-    float *logits;          /* (max_slots, V) */
-    float *probs;           /* (V) */
-    int *index;             /* (V) */
-    unsigned long step;     /* rotates which sequence's prefill goes first */
+    EngineSegment *segs; /* (max_slots) */
+    Sequence **owners;   /* (max_slots) sequence of each segment */
+    float *logits;       /* (max_slots, V) */
+    float *probs;        /* (V) */
+    int *index;          /* (V) */
+    unsigned long step;  /* rotates which sequence's prefill goes first */
 } BatchScratch;
 
 int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *err);

@@ -81,9 +81,12 @@ static int meta_int(const SafeTensors *st, const char *key, int *out, Error *err
 static int meta_bool(const SafeTensors *st, const char *key, bool *out, Error *err) {
     const char *s = safetensors_meta(st, key);
     if (!s) return error_set(err, "metadata has no \"%s\"", key);
-    if (strcmp(s, "true") == 0) *out = true;
-    else if (strcmp(s, "false") == 0) *out = false;
-    else return error_set(err, "metadata \"%s\" must be true or false, got \"%s\"", key, s);
+    if (strcmp(s, "true") == 0)
+        *out = true;
+    else if (strcmp(s, "false") == 0)
+        *out = false;
+    else
+        return error_set(err, "metadata \"%s\" must be true or false, got \"%s\"", key, s);
     return 0;
 }
 
@@ -98,15 +101,18 @@ static int config_from_meta(const SafeTensors *st, GPTConfig *c, Error *err) {
         return -1;
     const char *act = safetensors_meta(st, "activation");
     if (!act) return error_set(err, "metadata has no \"activation\"");
-    if (strcmp(act, "relu") == 0) c->activation = ACT_RELU;
-    else if (strcmp(act, "gelu") == 0) c->activation = ACT_GELU;
-    else return error_set(err, "metadata \"activation\" must be relu or gelu, got \"%s\"", act);
+    if (strcmp(act, "relu") == 0)
+        c->activation = ACT_RELU;
+    else if (strcmp(act, "gelu") == 0)
+        c->activation = ACT_GELU;
+    else
+        return error_set(err, "metadata \"activation\" must be relu or gelu, got \"%s\"", act);
     return gpt_config_validate(c, err);
 }
 
 /* Copies tensor `name` into dst after checking dtype and shape against spec. */
-static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,
-                       float *dst, Error *err) {
+static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec, float *dst,
+                       Error *err) {
     const StTensor *t = safetensors_find(st, name);
     if (!t) return error_set(err, "missing tensor '%s'", name);
     if (t->dtype != ST_F32) return error_set(err, "tensor '%s' must be F32", name);
@@ -114,8 +120,10 @@ static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec
     for (int d = 0; ok && d < spec->ndim; d++) ok = t->shape[d] == spec->shape[d];
     if (!ok) {
         char want[48], got[96] = "";
-        if (spec->ndim == 1) snprintf(want, sizeof want, "[%d]", spec->shape[0]);
-        else snprintf(want, sizeof want, "[%d, %d]", spec->shape[0], spec->shape[1]);
+        if (spec->ndim == 1)
+            snprintf(want, sizeof want, "[%d]", spec->shape[0]);
+        else
+            snprintf(want, sizeof want, "[%d, %d]", spec->shape[0], spec->shape[1]);
         size_t n = 0;
         for (int d = 0; d < t->ndim && n < sizeof got - 24; d++)
             n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", d ? ", " : "",
@@ -167,8 +175,10 @@ int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState
             if (load_tensor(&st, name, t, opt->v + t->offset, err)) goto fail;
         }
     }
-    if (st_out) *st_out = st;
-    else safetensors_close(&st);
+    if (st_out)
+        *st_out = st;
+    else
+        safetensors_close(&st);
     return 0;
 fail:
     error_wrap(err, "%s", path);

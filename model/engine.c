@@ -16,9 +16,9 @@ struct Engine {
     ThreadPool *pool;
     PackedMatrix *packed; /* (L, 4): qkv, proj, fc, fcproj of each layer, repacked at start-up */
     PackedMatrix head;    /* (C, V): the head transposed to (in, out), then packed */
-    float *kv;      /* (slots, L, 2, T * C): keys as (NH, hs, T), then values as (NH, T, hs):
-                     * each head's keys and values are contiguous for its attention task */
-    int *slot_len;  /* (slots) positions of each slot's cache that are filled */
+    float *kv;            /* (slots, L, 2, T * C): keys as (NH, hs, T), then values as (NH, T, hs):
+                           * each head's keys and values are contiguous for its attention task */
+    int *slot_len;        /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
     float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_act; /* (R, C|3C|4C) */
     float *last;                                      /* (max_slots, C) final rows */
@@ -101,8 +101,8 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->logits = malloc(S * V * sizeof(float));
     e->scores = malloc(S * (size_t)c->n_head * (T + 8) * sizeof(float));
     e->row_of = malloc(S * sizeof(int));
-    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
-        !e->tmp || !e->fch || !e->fch_act || !e->last || !e->logits || !e->scores || !e->row_of) {
+    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty || !e->tmp ||
+        !e->fch || !e->fch_act || !e->last || !e->logits || !e->scores || !e->row_of) {
         engine_destroy(e);
         return error_set(err, "out of memory for the engine (%zu slots of %zu MB)", S,
                          engine_slot_bytes(c) >> 20);
@@ -121,7 +121,8 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     if (head_t) {
         for (size_t v = 0; v < V; v++)
             for (size_t k = 0; k < C; k++) head_t[k * V + v] = model->params.head_w[v * C + k];
-        packing_failed |= packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V);
+        packing_failed |=
+            packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V);
         free(head_t);
     }
     if (!head_t || packing_failed) {
@@ -181,7 +182,8 @@ static inline __m256 exp_nonpositive(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256i pow2 =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
 }
 
@@ -202,7 +204,7 @@ static void attention_task(void *ctx, int task) {
     int s = task / NH, h = task % NH;
     const EngineSegment *g = &j->segs[s];
     const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) */
-    const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs;  /* (T, hs) */
+    const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) */
     float *scores = e->scores + (size_t)task * (T + 8);
     float scale = 1.0f / sqrtf((float)hs);
     for (int i = 0; i < g->n; i++) {
@@ -228,7 +230,8 @@ static void attention_task(void *ctx, int task) {
         for (; t + 8 <= visible; t += 8) {
             __m256 acc = _mm256_setzero_ps();
             for (int d = 0; d < hs; d++)
-                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(kt + (size_t)d * T + t), acc);
+                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d),
+                                      _mm256_loadu_ps(kt + (size_t)d * T + t), acc);
             _mm256_storeu_ps(scores + t, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
         }
         for (; t < visible; t++) { /* the same chain as one lane above */
@@ -241,7 +244,7 @@ static void attention_task(void *ctx, int task) {
         for (t = visible; t % 8; t++) scores[t] = maxv; /* pad the last vector */
         for (t = 0; t < visible; t += 8)
             _mm256_storeu_ps(scores + t, exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(scores + t),
-                                                                        _mm256_set1_ps(maxv))));
+                                                                       _mm256_set1_ps(maxv))));
         float sum = 0.0f;
         for (t = 0; t < visible; t++) sum += scores[t];
         float inv = 1.0f / sum;
@@ -308,14 +311,16 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
                 int T = c->block_size, hs = C / c->n_head;
                 for (int k = 0; k < C; k++) kt[(size_t)k * T + pos] = row[C + k];
                 for (int h = 0; h < c->n_head; h++)
-                    memcpy(vt + ((size_t)h * T + pos) * hs, row + 2 * C + h * hs, hs * sizeof(float));
+                    memcpy(vt + ((size_t)h * T + pos) * hs, row + 2 * C + h * hs,
+                           hs * sizeof(float));
             }
         AttentionJob job = {e, segs, l};
         /* Only spread attention over the pool when there is enough of it (decode at batch 1
          * is microseconds of work). */
         long att_work = 0;
         for (int s = 0; s < n_segs; s++) att_work += (long)segs[s].n * (segs[s].pos + segs[s].n);
-        if (att_work * C > 200000) thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
+        if (att_work * C > 200000)
+            thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
         else
             for (int t = 0; t < n_segs * c->n_head; t++) attention_task(&job, t);
         matmul_packed(e->tmp, e->atty, &pm[1], R, e->pool);

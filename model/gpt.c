@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int gpt_config_validate(const GPTConfig *c, Error *err) {
     if (c->vocab_size < 1 || c->vocab_size > (1 << 24))
         return error_set(err, "vocab_size must be in [1, 16777216], got %d", c->vocab_size);
@@ -15,8 +14,7 @@ int gpt_config_validate(const GPTConfig *c, Error *err) {
     if (c->n_embd < 1 || c->n_embd > 16384)
         return error_set(err, "n_embd must be in [1, 16384], got %d", c->n_embd);
     if (c->n_embd % c->n_head != 0)
-        return error_set(err, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd,
-                         c->n_head);
+        return error_set(err, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd, c->n_head);
     if (c->block_size < 1 || c->block_size > 65536)
         return error_set(err, "block_size must be in [1, 65536], got %d", c->block_size);
     if (c->activation != ACT_RELU && c->activation != ACT_GELU)
@@ -56,7 +54,7 @@ static void gpt_layout(const GPTConfig *c, TensorSpec *specs, int *n_specs, size
     for (int l = 0; l < c->n_layer; l++) {
         LayerParams *lp = &p->layer[l];
 #define ADD(field, suffix, d0, d1)                                                                 \
-    snprintf(name, sizeof name, "transformer.h.%d.%s", l, suffix);                                \
+    snprintf(name, sizeof name, "transformer.h.%d.%s", l, suffix);                                 \
     lp->field = layout_add(&lo, name, d0, d1)
         ADD(ln1_w, "ln_1.weight", C, 0);
         ADD(ln1_b, "ln_1.bias", C, 0);
@@ -93,8 +91,7 @@ int gpt_init(GPT *m, const GPTConfig *c, Error *err) {
     m->config = *c;
     gpt_layout(c, m->tensors, &m->n_tensors, &m->n_params, NULL, &m->params);
     m->param_memory = calloc(m->n_params, sizeof(float));
-    if (!m->param_memory)
-        return error_set(err, "out of memory for %zu parameters", m->n_params);
+    if (!m->param_memory) return error_set(err, "out of memory for %zu parameters", m->n_params);
     gpt_layout(c, m->tensors, &m->n_tensors, &m->n_params, m->param_memory, &m->params);
     return 0;
 }

@@ -60,26 +60,26 @@ typedef struct {
 /* Activations kept by the training forward pass for the backward pass. Per-layer tensors hold
  * all L layers one after another. */
 typedef struct {
-    float *encoded;                         /* (B, T, C) */
-    float *ln1, *ln1_mean, *ln1_rstd;       /* (L, B, T, C), (L, B, T), (L, B, T) */
-    float *qkv;                             /* (L, B, T, 3C) */
-    float *att, *att_mask;                  /* (L, B, NH, T, T) each; mask only with dropout */
-    float *atty;                            /* (L, B, T, C) attention output before c_proj */
-    float *attproj, *attproj_mask;          /* (L, B, T, C) */
-    float *resid1;                          /* (L, B, T, C) */
-    float *ln2, *ln2_mean, *ln2_rstd;       /* (L, B, T, C), (L, B, T), (L, B, T) */
-    float *fch, *fch_act;                   /* (L, B, T, 4C) */
-    float *fcproj, *fcproj_mask;            /* (L, B, T, C) */
-    float *resid2;                          /* (L, B, T, C) */
-    float *lnf, *lnf_mean, *lnf_rstd;       /* (B, T, C), (B, T), (B, T) */
-    float *logits;                          /* (B, T, V) */
-    float *losses;                          /* (B, T) */
+    float *encoded;                   /* (B, T, C) */
+    float *ln1, *ln1_mean, *ln1_rstd; /* (L, B, T, C), (L, B, T), (L, B, T) */
+    float *qkv;                       /* (L, B, T, 3C) */
+    float *att, *att_mask;            /* (L, B, NH, T, T) each; mask only with dropout */
+    float *atty;                      /* (L, B, T, C) attention output before c_proj */
+    float *attproj, *attproj_mask;    /* (L, B, T, C) */
+    float *resid1;                    /* (L, B, T, C) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (L, B, T, C), (L, B, T), (L, B, T) */
+    float *fch, *fch_act;             /* (L, B, T, 4C) */
+    float *fcproj, *fcproj_mask;      /* (L, B, T, C) */
+    float *resid2;                    /* (L, B, T, C) */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B, T, C), (B, T), (B, T) */
+    float *logits;                    /* (B, T, V) */
+    float *losses;                    /* (B, T) */
     /* backward scratch, one layer's worth, reused layer after layer */
-    float *dresid, *dln, *datty, *dsmall;   /* (B, T, C) each */
-    float *dqkv;                            /* (B, T, 3C) */
-    float *dfch, *dfch_act;                 /* (B, T, 4C) */
-    float *dlogits;                         /* (B, T, V) */
-    float *att_scratch;                     /* 2 T * T */
+    float *dresid, *dln, *datty, *dsmall; /* (B, T, C) each */
+    float *dqkv;                          /* (B, T, 3C) */
+    float *dfch, *dfch_act;               /* (B, T, 4C) */
+    float *dlogits;                       /* (B, T, V) */
+    float *att_scratch;                   /* 2 T * T */
 } Activations;
 
 typedef struct {

@@ -120,8 +120,8 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
         float *fch_act = a->fch_act + l * 4 * NC, *fcproj = a->fcproj + l * NC;
         float *resid2 = a->resid2 + l * NC;
 
-        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b,
-                          N, C);
+        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b, N,
+                          C);
         matmul_forward(qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
         attention_forward(atty, a->att + l * att_size,
                           a->att_mask ? a->att_mask + l * att_size : NULL, a->att_scratch, qkv,
@@ -185,8 +185,8 @@ void gpt_backward(GPT *m) {
         memset(a->dfch, 0, 4 * NC * sizeof(float));
         activation_backward(a->dfch, a->fch + l * 4 * NC, a->dfch_act, 4 * NC, c->activation);
         memset(a->dln, 0, NC * sizeof(float));
-        matmul_backward(a->dln, lg->fc_w, lg->fc_b, a->dfch, a->ln2 + l * NC, lp->fc_w, N, C,
-                        4 * C, false);
+        matmul_backward(a->dln, lg->fc_w, lg->fc_b, a->dfch, a->ln2 + l * NC, lp->fc_w, N, C, 4 * C,
+                        false);
         layernorm_backward(a->dresid, lg->ln2_w, lg->ln2_b, a->dln, a->resid1 + l * NC, lp->ln2_w,
                            a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
 
@@ -198,8 +198,8 @@ void gpt_backward(GPT *m) {
                         N, C, C, false);
         memset(a->dqkv, 0, 3 * NC * sizeof(float));
         attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->att_scratch, a->datty,
-                           a->att + l * att_size, dropout ? a->att_mask + l * att_size : NULL,
-                           qkv, qkv + C, qkv + 2 * C, &shape);
+                           a->att + l * att_size, dropout ? a->att_mask + l * att_size : NULL, qkv,
+                           qkv + C, qkv + 2 * C, &shape);
         memset(a->dln, 0, NC * sizeof(float));
         matmul_backward(a->dln, lg->qkv_w, lg->qkv_b, a->dqkv, a->ln1 + l * NC, lp->qkv_w, N, C,
                         3 * C, false);

@@ -21,8 +21,8 @@ void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C);
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const float *mean,
-                        const float *rstd, int N, int C);
+                        const float *inp, const float *weight, const float *mean, const float *rstd,
+                        int N, int C);
 
 /* relu or GELU (tanh form, as GPT-2) on n values. */
 void activation_forward(float *out, const float *inp, long n, Activation act);

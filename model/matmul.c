@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 void matmul_set_threads(int n) { openblas_set_num_threads(n); }
 
 /* OpenBLAS picks different kernels (with different summation orders) for small row counts, so
@@ -19,8 +18,8 @@ static void matmul_forward_block(float *out, const float *inp, const float *w, c
 
 static void sgemm_rows(float *out, const float *inp, const float *w, int N, int K, int M,
                        bool w_is_out_in, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_out_in ? CblasTrans : CblasNoTrans, N, M, K,
-                1.0f, inp, K, w, w_is_out_in ? K : M, beta, out, M);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_out_in ? CblasTrans : CblasNoTrans, N, M, K, 1.0f,
+                inp, K, w, w_is_out_in ? K : M, beta, out, M);
 }
 
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K,

@@ -1,6 +1,7 @@
 /* The training pass's matrix products, all on OpenBLAS, so thread and BLAS choices live here
- * (inference uses packed_matmul.h). Row-major throughout. Weights are either GPT-2 "Conv1D" layout (in, out) or, for the
- * language-model head, nn.Linear layout (out, in): `w_is_out_in` picks which. */
+ * (inference uses packed_matmul.h). Row-major throughout. Weights are either GPT-2 "Conv1D" layout
+ * (in, out) or, for the language-model head, nn.Linear layout (out, in): `w_is_out_in` picks which.
+ */
 #ifndef GPTD_MATMUL_H
 #define GPTD_MATMUL_H
 

@@ -82,10 +82,17 @@ static void packed_panel(void *ctx, int p) {
     int r = 0;
     for (; r + 4 <= j->N; r += 4) panel_rows(j, p, r, 4);
     switch (j->N - r) {
-        case 3: panel_rows(j, p, r, 3); break;
-        case 2: panel_rows(j, p, r, 2); break;
-        case 1: panel_rows(j, p, r, 1); break;
-        default: break;
+        case 3:
+            panel_rows(j, p, r, 3);
+            break;
+        case 2:
+            panel_rows(j, p, r, 2);
+            break;
+        case 1:
+            panel_rows(j, p, r, 1);
+            break;
+        default:
+            break;
     }
 }
 
@@ -93,7 +100,8 @@ void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, 
     PackedJob j = {out, inp, pm, N};
     /* Below ~1 MFLOP waking a worker costs more than it saves. The split never changes a
      * result, only who computes it. */
-    if (pool && 2.0 * N * pm->K * pm->M > 1e6) thread_pool_run(pool, packed_panel, &j, pm->panels);
+    if (pool && 2.0 * N * pm->K * pm->M > 1e6)
+        thread_pool_run(pool, packed_panel, &j, pm->panels);
     else
         for (int p = 0; p < pm->panels; p++) packed_panel(&j, p);
 }

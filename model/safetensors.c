@@ -15,9 +15,12 @@
 static const char *dtype_name(StDtype d) { return d == ST_F32 ? "F32" : "I32"; }
 
 static int dtype_parse(const char *s, StDtype *d) {
-    if (strcmp(s, "F32") == 0) *d = ST_F32;
-    else if (strcmp(s, "I32") == 0) *d = ST_I32;
-    else return -1;
+    if (strcmp(s, "F32") == 0)
+        *d = ST_F32;
+    else if (strcmp(s, "I32") == 0)
+        *d = ST_I32;
+    else
+        return -1;
     return 0;
 }
 
@@ -33,23 +36,20 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
     if (!cJSON_IsObject(item) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape) ||
         !cJSON_IsArray(offsets))
-        return error_set(err, "tensor '%s': needs \"dtype\", \"shape\" and \"data_offsets\"",
-                         name);
+        return error_set(err, "tensor '%s': needs \"dtype\", \"shape\" and \"data_offsets\"", name);
     if (dtype_parse(dtype->valuestring, &t->dtype))
-        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32 and I32)",
-                         name, dtype->valuestring);
+        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32 and I32)", name,
+                         dtype->valuestring);
     t->ndim = cJSON_GetArraySize(shape);
     if (t->ndim > ST_MAX_DIMS)
-        return error_set(err, "tensor '%s': %d dimensions, at most %d", name, t->ndim,
-                         ST_MAX_DIMS);
+        return error_set(err, "tensor '%s': %d dimensions, at most %d", name, t->ndim, ST_MAX_DIMS);
     t->numel = 1;
     int i = 0;
     const cJSON *d;
     cJSON_ArrayForEach(d, shape) {
         if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12 ||
             d->valuedouble != (double)(int64_t)d->valuedouble)
-            return error_set(err, "tensor '%s': shape entries must be non-negative integers",
-                             name);
+            return error_set(err, "tensor '%s': shape entries must be non-negative integers", name);
         size_t dim = (size_t)d->valuedouble;
         t->shape[i++] = (int64_t)dim;
         /* Check before multiplying: a product could wrap around to a small number. */
@@ -270,7 +270,8 @@ static char *build_header(const StWriteTensor *tensors, int n_tensors, const StM
     if (!root) return NULL;
     if (n_meta > 0) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
-        for (int i = 0; m && i < n_meta; i++) cJSON_AddStringToObject(m, meta[i].key, meta[i].value);
+        for (int i = 0; m && i < n_meta; i++)
+            cJSON_AddStringToObject(m, meta[i].key, meta[i].value);
     }
     size_t offset = 0;
     for (int i = 0; i < n_tensors; i++) {

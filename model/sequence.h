@@ -40,10 +40,10 @@ typedef struct {
     Rng rng;
     int *tokens; /* (block_size + max_tokens): the window's prompt part, then generated */
     int n_tokens;
-    int n_prompt;         /* prompt tokens kept (at most block_size) */
-    int prompt_dropped;   /* prompt tokens cut from the front to fit the context */
-    int window_start;     /* index in tokens of the slot's position 0 */
-    int cached;           /* tokens of the window already in the slot's cache */
+    int n_prompt;       /* prompt tokens kept (at most block_size) */
+    int prompt_dropped; /* prompt tokens cut from the front to fit the context */
+    int window_start;   /* index in tokens of the slot's position 0 */
+    int cached;         /* tokens of the window already in the slot's cache */
     int n_generated;
     float last_logprob;
     char *text; /* generated text (UTF-8), text_len bytes; the stop string is cut off */

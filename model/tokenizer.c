@@ -13,10 +13,14 @@ int utf8_decode(const char *s, size_t len, uint32_t *cp) {
     }
     int n;
     uint32_t c, min;
-    if ((u[0] & 0xE0) == 0xC0) n = 2, c = u[0] & 0x1F, min = 0x80;
-    else if ((u[0] & 0xF0) == 0xE0) n = 3, c = u[0] & 0x0F, min = 0x800;
-    else if ((u[0] & 0xF8) == 0xF0) n = 4, c = u[0] & 0x07, min = 0x10000;
-    else return 0;
+    if ((u[0] & 0xE0) == 0xC0)
+        n = 2, c = u[0] & 0x1F, min = 0x80;
+    else if ((u[0] & 0xF0) == 0xE0)
+        n = 3, c = u[0] & 0x0F, min = 0x800;
+    else if ((u[0] & 0xF8) == 0xF0)
+        n = 4, c = u[0] & 0x07, min = 0x10000;
+    else
+        return 0;
     if ((size_t)n > len) return 0;
     for (int i = 1; i < n; i++) {
         if ((u[i] & 0xC0) != 0x80) return 0;
@@ -133,8 +137,10 @@ static int lookup(const Tokenizer *tok, uint32_t cp) {
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
         if (tok->chars[mid] == cp) return mid;
-        if (tok->chars[mid] < cp) lo = mid + 1;
-        else hi = mid - 1;
+        if (tok->chars[mid] < cp)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     return -1;
 }

@@ -67,12 +67,21 @@ static int save(const TrainOptions *o, const GPT *m, const Tokenizer *tok,
     snprintf(seed, sizeof seed, "%llu", o->seed);
     snprintf(iters, sizeof iters, "%d", o->max_iters);
     StMeta meta[] = {
-        {"train.step", step},          {"train.train_loss", tl}, {"train.val_loss", vl},
-        {"train.batch_size", batch},   {"train.lr", lr},         {"train.min_lr", min_lr},
-        {"train.warmup_iters", warm},  {"train.dropout", drop},  {"train.weight_decay", wd},
-        {"train.seed", seed},          {"train.max_iters", iters},
+        {"train.step", step},
+        {"train.train_loss", tl},
+        {"train.val_loss", vl},
+        {"train.batch_size", batch},
+        {"train.lr", lr},
+        {"train.min_lr", min_lr},
+        {"train.warmup_iters", warm},
+        {"train.dropout", drop},
+        {"train.weight_decay", wd},
+        {"train.seed", seed},
+        {"train.max_iters", iters},
         {"train.command", (char *)(o->command_line ? o->command_line : "")},
-        {"train.rng0", rng[0]},        {"train.rng1", rng[1]},   {"train.rng2", rng[2]},
+        {"train.rng0", rng[0]},
+        {"train.rng1", rng[1]},
+        {"train.rng2", rng[2]},
         {"train.rng3", rng[3]},
     };
     int n_meta = (int)(sizeof meta / sizeof meta[0]);
@@ -143,7 +152,8 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     if (safetensors_meta(&st, "train.step")) meta_u64(&st, "train.step", &step, err);
     safetensors_close(&st);
     o.model = m.config;
-    if (dataset_load(&data, o.data_path, &tok, err) || dataset_check(&data, o.model.block_size, err))
+    if (dataset_load(&data, o.data_path, &tok, err) ||
+        dataset_check(&data, o.model.block_size, err))
         goto done;
     size_t bt = (size_t)o.batch_size * o.model.block_size;
     x = malloc(bt * sizeof *x);
@@ -156,8 +166,7 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     if (estimate_loss(&m, &data, &o, (int)step, false, x, y, &train_loss, err) ||
         estimate_loss(&m, &data, &o, (int)step, true, x, y, &val_loss, err))
         goto done;
-    fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", (int)step, train_loss,
-            val_loss);
+    fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", (int)step, train_loss, val_loss);
     rc = 0;
 done:
     free(x);
@@ -170,8 +179,10 @@ done:
 
 static void format_duration(double s, char *out, size_t cap) {
     long t = (long)s;
-    if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else
+        snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
 int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err) {
@@ -233,16 +244,16 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
                     val_loss);
             fflush(log);
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
-            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step,
-                    now_seconds() - t0, o.out_path);
+            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step, now_seconds() - t0,
+                    o.out_path);
             t_window = now_seconds();
             window_steps = 0;
         }
         if (p.step >= o.max_iters) break;
         if (o.stop && *o.stop) {
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
-            fprintf(progress, "interrupted at step %d; saved %s and %s.state\n", p.step,
-                    o.out_path, o.out_path);
+            fprintf(progress, "interrupted at step %d; saved %s and %s.state\n", p.step, o.out_path,
+                    o.out_path);
             break;
         }
         float loss;
@@ -264,7 +275,8 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             double t = now_seconds(), per_step = (t - t_window) / window_steps;
             char left[32];
             format_duration(per_step * (o.max_iters - p.step), left, sizeof left);
-            fprintf(progress, "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
+            fprintf(progress,
+                    "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
                     p.step, o.max_iters, loss, adam.lr, per_step * 1e3, bt / per_step, left);
             fflush(progress);
         }

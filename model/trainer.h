@@ -17,7 +17,7 @@ typedef struct {
     int batch_size, max_iters, eval_interval, eval_iters, warmup_iters, threads, log_interval;
     float lr, min_lr, dropout, weight_decay;
     unsigned long long seed;
-    const char *command_line; /* stored in the checkpoint's metadata */
+    const char *command_line;    /* stored in the checkpoint's metadata */
     volatile sig_atomic_t *stop; /* set by a signal handler: save and return */
 } TrainOptions;
 

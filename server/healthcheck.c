@@ -37,7 +37,8 @@ int healthcheck_run(const char *host, int port, double timeout_s) {
     const char req[] = "GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n";
     char buf[512];
     ssize_t n = -1;
-    if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) n = read(fd, buf, sizeof buf - 1);
+    if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1))
+        n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0) {
         fprintf(stderr, "healthcheck: no answer from %s:%d\n", host, port);

@@ -126,8 +126,8 @@ static bool client_gone(Conn *c) {
 }
 
 static ApiResult result_of(const Conn *c, const Request *r) {
-    double decode_s = r->t_done > r->t_first_token && r->t_first_token > 0
-                          ? r->t_done - r->t_first_token : 0;
+    double decode_s =
+        r->t_done > r->t_first_token && r->t_first_token > 0 ? r->t_done - r->t_first_token : 0;
     ApiResult res = {
         .id = r->id,
         .model = c->server->config->model_name,
@@ -228,9 +228,9 @@ static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
     HttpServer *s = c->server;
     ApiError e;
     if (atomic_load(&s->state) != SERVER_READY) {
-        api_error(&e, 503, "unavailable", atomic_load(&s->state) == SERVER_LOADING
-                                               ? "the model is still loading"
-                                               : "the server is shutting down");
+        api_error(&e, 503, "unavailable",
+                  atomic_load(&s->state) == SERVER_LOADING ? "the model is still loading"
+                                                           : "the server is shutting down");
         return reply_error(c, &e);
     }
     if (c->body_too_big) {
@@ -251,9 +251,10 @@ static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
                           &e))
         return reply_error(c, &e);
     const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
-    bool stream = api.stream || (kind == API_GENERATE && accept && strstr(accept, "text/event-stream"));
-    Request *r = request_create(id, &api, s->tok, s->model->config.block_size,
-                                s->config->timeout_s, &e);
+    bool stream =
+        api.stream || (kind == API_GENERATE && accept && strstr(accept, "text/event-stream"));
+    Request *r =
+        request_create(id, &api, s->tok, s->model->config.block_size, s->config->timeout_s, &e);
     api_request_free(&api);
     if (!r) return reply_error(c, &e);
     if (scheduler_submit(s->scheduler, r, &e)) {
@@ -322,9 +323,10 @@ static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
 static enum MHD_Result handle_health(Conn *c) {
     int state = atomic_load(&c->server->state);
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "status", state == SERVER_READY     ? "ok"
-                                            : state == SERVER_LOADING ? "loading"
-                                                                      : "draining");
+    cJSON_AddStringToObject(root, "status",
+                            state == SERVER_READY     ? "ok"
+                            : state == SERVER_LOADING ? "loading"
+                                                      : "draining");
     return reply_json(c, state == SERVER_READY ? 200 : 503, root);
 }
 
@@ -351,7 +353,8 @@ static enum MHD_Result handle_info(Conn *c) {
     const ServerConfig *cfg = s->config;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", cfg->model_name);
-    cJSON_AddStringToObject(root, "status", atomic_load(&s->state) == SERVER_READY ? "ready" : "not ready");
+    cJSON_AddStringToObject(root, "status",
+                            atomic_load(&s->state) == SERVER_READY ? "ready" : "not ready");
     if (atomic_load(&s->state) != SERVER_LOADING && s->model) {
         const GPTConfig *g = &s->model->config;
         cJSON *mc = cJSON_AddObjectToObject(root, "config");
@@ -461,8 +464,8 @@ static enum MHD_Result route(Conn *c, const char *url, const char *method) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
     (void)version;
     HttpServer *s = cls;
     Conn *c = *con_cls;
@@ -518,7 +521,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  (clock_seconds() - c->t_start) * 1e3);
         request_release(r);
     } else if (c->status >= 400) {
-        log_info("%s status=%d ms=%.1f", c->endpoint, c->status, (clock_seconds() - c->t_start) * 1e3);
+        log_info("%s status=%d ms=%.1f", c->endpoint, c->status,
+                 (clock_seconds() - c->t_start) * 1e3);
     }
     if (c->status) metrics_request_done(s->metrics, c->endpoint, c->status);
     sse_free(&c->sse);
@@ -533,8 +537,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static int open_listener(const char *host, int port, Error *err) {
     char service[16];
     snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res;
     int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) return error_set(err, "cannot resolve host '%s': %s", host, gai_strerror(rc));
     int fd = -1, saved = 0;
@@ -567,7 +573,8 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
     atomic_init(&s->state, SERVER_LOADING);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    s->id_base = (unsigned long long)ts.tv_nsec * 2654435761ull ^ (unsigned long long)getpid() << 32;
+    s->id_base = (unsigned long long)ts.tv_nsec * 2654435761ull ^ (unsigned long long)getpid()
+                                                                      << 32;
     s->listen_fd = open_listener(config->host, config->port, err);
     if (s->listen_fd < 0) {
         free(s);
@@ -579,8 +586,8 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)config->connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);
         free(s);

@@ -46,23 +46,40 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         {"host", CLI_STRING, &cfg->host, 0, 0, "address to listen on", false, "GPTD_HOST"},
         {"port", CLI_INT, &cfg->port, 1, 65535, "TCP port", false, "GPTD_PORT"},
         {"threads", CLI_INT, &cfg->threads, 1, 256, "engine worker threads", false, "GPTD_THREADS"},
-        {"max-batch", CLI_INT, &cfg->max_batch, 1, 1024, "sequences decoded together (KV slots)", false, "GPTD_MAX_BATCH"},
-        {"max-queue", CLI_INT, &cfg->max_queue, 1, 1 << 20, "waiting requests before 503", false, "GPTD_MAX_QUEUE"},
-        {"max-tokens", CLI_INT, &cfg->max_tokens, 1, 1 << 20, "cap on a request's max_tokens", false, "GPTD_MAX_TOKENS"},
-        {"default-max-tokens", CLI_INT, &cfg->default_max_tokens, 0, 1 << 20, "max_tokens when a request gives none", false, "GPTD_DEFAULT_MAX_TOKENS"},
-        {"prefill-budget", CLI_INT, &cfg->prefill_budget, 1, 1 << 20, "prompt tokens per engine step", false, "GPTD_PREFILL_BUDGET"},
-        {"timeout", CLI_FLOAT, &timeout, 0, 86400, "seconds a request may take (0 = none)", false, "GPTD_TIMEOUT"},
-        {"api-key", CLI_STRING, &cfg->api_key, 0, 0, "require Authorization: Bearer KEY", false, "GPTD_API_KEY"},
-        {"cors-origin", CLI_LIST, &cors, 0, 0, "allowed browser origin (repeatable)", false, "GPTD_CORS_ORIGIN"},
-        {"drain-timeout", CLI_FLOAT, &drain, 0, 86400, "seconds to finish requests on SIGTERM", false, "GPTD_DRAIN_TIMEOUT"},
-        {"max-connections", CLI_INT, &cfg->max_connections, 1, 65536, "open connections", false, "GPTD_MAX_CONNECTIONS"},
-        {"per-ip-connections", CLI_INT, &cfg->per_ip_connections, 0, 65536, "per client address (0 = no limit)", false, "GPTD_PER_IP_CONNECTIONS"},
-        {"connection-timeout", CLI_INT, &cfg->connection_timeout, 1, 86400, "seconds an idle connection lives", false, "GPTD_CONNECTION_TIMEOUT"},
-        {"body-limit", CLI_INT, &cfg->body_limit, 1024, 1 << 30, "largest request body in bytes", false, "GPTD_BODY_LIMIT"},
-        {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600, "seconds of stream silence before a comment", false, "GPTD_KEEPALIVE"},
-        {"model-name", CLI_STRING, &cfg->model_name, 0, 0, "name reported by /v1/models", false, "GPTD_MODEL_NAME"},
-        {"log-level", CLI_STRING, log_level, 0, 0, "debug, info, warn or error", false, "GPTD_LOG_LEVEL"},
-        {"healthcheck", CLI_BOOL, healthcheck, 0, 0, "ask the gptd at --host/--port for /health; exit 0 if ready", false, NULL},
+        {"max-batch", CLI_INT, &cfg->max_batch, 1, 1024, "sequences decoded together (KV slots)",
+         false, "GPTD_MAX_BATCH"},
+        {"max-queue", CLI_INT, &cfg->max_queue, 1, 1 << 20, "waiting requests before 503", false,
+         "GPTD_MAX_QUEUE"},
+        {"max-tokens", CLI_INT, &cfg->max_tokens, 1, 1 << 20, "cap on a request's max_tokens",
+         false, "GPTD_MAX_TOKENS"},
+        {"default-max-tokens", CLI_INT, &cfg->default_max_tokens, 0, 1 << 20,
+         "max_tokens when a request gives none", false, "GPTD_DEFAULT_MAX_TOKENS"},
+        {"prefill-budget", CLI_INT, &cfg->prefill_budget, 1, 1 << 20,
+         "prompt tokens per engine step", false, "GPTD_PREFILL_BUDGET"},
+        {"timeout", CLI_FLOAT, &timeout, 0, 86400, "seconds a request may take (0 = none)", false,
+         "GPTD_TIMEOUT"},
+        {"api-key", CLI_STRING, &cfg->api_key, 0, 0, "require Authorization: Bearer KEY", false,
+         "GPTD_API_KEY"},
+        {"cors-origin", CLI_LIST, &cors, 0, 0, "allowed browser origin (repeatable)", false,
+         "GPTD_CORS_ORIGIN"},
+        {"drain-timeout", CLI_FLOAT, &drain, 0, 86400, "seconds to finish requests on SIGTERM",
+         false, "GPTD_DRAIN_TIMEOUT"},
+        {"max-connections", CLI_INT, &cfg->max_connections, 1, 65536, "open connections", false,
+         "GPTD_MAX_CONNECTIONS"},
+        {"per-ip-connections", CLI_INT, &cfg->per_ip_connections, 0, 65536,
+         "per client address (0 = no limit)", false, "GPTD_PER_IP_CONNECTIONS"},
+        {"connection-timeout", CLI_INT, &cfg->connection_timeout, 1, 86400,
+         "seconds an idle connection lives", false, "GPTD_CONNECTION_TIMEOUT"},
+        {"body-limit", CLI_INT, &cfg->body_limit, 1024, 1 << 30, "largest request body in bytes",
+         false, "GPTD_BODY_LIMIT"},
+        {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600,
+         "seconds of stream silence before a comment", false, "GPTD_KEEPALIVE"},
+        {"model-name", CLI_STRING, &cfg->model_name, 0, 0, "name reported by /v1/models", false,
+         "GPTD_MODEL_NAME"},
+        {"log-level", CLI_STRING, log_level, 0, 0, "debug, info, warn or error", false,
+         "GPTD_LOG_LEVEL"},
+        {"healthcheck", CLI_BOOL, healthcheck, 0, 0,
+         "ask the gptd at --host/--port for /health; exit 0 if ready", false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gptd [--model FILE] [--host ADDR] [--port N] ...\n"
@@ -85,9 +102,10 @@ int main(int argc, char **argv) {
     int rc = parse_config(&cfg, argc, argv, &level, &healthcheck);
     if (rc) return rc == 1 ? 0 : 2;
     if (healthcheck) return healthcheck_run(cfg.host, cfg.port, 3.0);
-    LogLevel lv = strcmp(level, "debug") == 0 ? LOG_DEBUG
-                  : strcmp(level, "warn") == 0 ? LOG_WARN
-                  : strcmp(level, "error") == 0 ? LOG_ERROR : LOG_INFO;
+    LogLevel lv = strcmp(level, "debug") == 0   ? LOG_DEBUG
+                  : strcmp(level, "warn") == 0  ? LOG_WARN
+                  : strcmp(level, "error") == 0 ? LOG_ERROR
+                                                : LOG_INFO;
     log_set_level(lv);
 
     /* Signals are taken by sigwait below; every thread inherits the blocked mask. */

@@ -8,8 +8,8 @@
 #include "clock.h"
 #include "log.h"
 
-Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
-                        int block_size, double timeout_s, ApiError *e) {
+Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok, int block_size,
+                        double timeout_s, ApiError *e) {
     Request *r = calloc(1, sizeof *r);
     if (!r) {
         api_error(e, 500, "server_error", "out of memory");
@@ -74,9 +74,9 @@ struct Scheduler {
     bool draining, stopping;
     int n_active;
     /* scheduler thread only */
-    Request **active;     /* (max_batch) */
-    Sequence **seqs;      /* (max_batch) */
-    bool *slot_used;      /* (max_batch) */
+    Request **active; /* (max_batch) */
+    Sequence **seqs;  /* (max_batch) */
+    bool *slot_used;  /* (max_batch) */
 };
 
 /* Appends the sequence's new text to the channel and, if it finished, closes it. Called by
@@ -178,8 +178,8 @@ static void *scheduler_main(void *arg) {
         for (int i = 0; i < s->n_active; i++) s->seqs[i] = &s->active[i]->seq;
         Error err;
         double t0 = clock_seconds();
-        int ran = batch_step(s->engine, s->seqs, s->n_active, s->config.prefill_budget,
-                             &s->scratch, &err);
+        int ran = batch_step(s->engine, s->seqs, s->n_active, s->config.prefill_budget, &s->scratch,
+                             &err);
         double t1 = clock_seconds();
         if (ran < 0) { /* a bug, not a user error: fail the batch, keep serving */
             log_error("engine step failed: %s", err.message);
@@ -264,8 +264,8 @@ int scheduler_submit(Scheduler *s, Request *r, ApiError *e) {
     }
     if (s->q_len >= s->config.max_queue) {
         pthread_mutex_unlock(&s->lock);
-        return api_error(e, 503, "overloaded",
-                         "the queue is full (%d waiting); retry shortly", s->config.max_queue);
+        return api_error(e, 503, "overloaded", "the queue is full (%d waiting); retry shortly",
+                         s->config.max_queue);
     }
     pthread_mutex_lock(&r->lock);
     r->refs++;

@@ -11,17 +11,22 @@ static void print_usage(const CliFlag *flags, int n, const char *usage) {
         const CliFlag *f = &flags[i];
         char def[64] = "";
         switch (f->type) {
-        case CLI_INT: snprintf(def, sizeof def, " (default %d)", *(int *)f->value); break;
-        case CLI_FLOAT: snprintf(def, sizeof def, " (default %g)", *(float *)f->value); break;
-        case CLI_U64:
-            snprintf(def, sizeof def, " (default %llu)", *(unsigned long long *)f->value);
-            break;
-        case CLI_STRING:
-            if (*(const char **)f->value)
-                snprintf(def, sizeof def, " (default %s)", *(const char **)f->value);
-            break;
-        case CLI_BOOL:
-        case CLI_LIST: break;
+            case CLI_INT:
+                snprintf(def, sizeof def, " (default %d)", *(int *)f->value);
+                break;
+            case CLI_FLOAT:
+                snprintf(def, sizeof def, " (default %g)", *(float *)f->value);
+                break;
+            case CLI_U64:
+                snprintf(def, sizeof def, " (default %llu)", *(unsigned long long *)f->value);
+                break;
+            case CLI_STRING:
+                if (*(const char **)f->value)
+                    snprintf(def, sizeof def, " (default %s)", *(const char **)f->value);
+                break;
+            case CLI_BOOL:
+            case CLI_LIST:
+                break;
         }
         printf("  --%-16s %s%s", f->name, f->help, def);
         if (f->env) printf(" [$%s]", f->env);
@@ -33,38 +38,42 @@ static int set_value(CliFlag *f, const char *arg) {
     char *end;
     errno = 0;
     switch (f->type) {
-    case CLI_INT: {
-        long v = strtol(arg, &end, 10);
-        if (errno || end == arg || *end) goto not_number;
-        if (v < f->min || v > f->max) goto out_of_range;
-        *(int *)f->value = (int)v;
-        return 0;
-    }
-    case CLI_FLOAT: {
-        float v = strtof(arg, &end);
-        if (errno || end == arg || *end || v != v) goto not_number;
-        if (v < f->min || v > f->max) goto out_of_range;
-        *(float *)f->value = v;
-        return 0;
-    }
-    case CLI_U64: {
-        if (arg[0] == '-') goto not_number;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (errno || end == arg || *end) goto not_number;
-        *(unsigned long long *)f->value = v;
-        return 0;
-    }
-    case CLI_STRING: *(const char **)f->value = arg; return 0;
-    case CLI_BOOL: *(bool *)f->value = true; return 0;
-    case CLI_LIST: {
-        CliList *l = f->value;
-        if (l->n >= CLI_LIST_MAX) {
-            fprintf(stderr, "error: --%s given more than %d times\n", f->name, CLI_LIST_MAX);
-            return 2;
+        case CLI_INT: {
+            long v = strtol(arg, &end, 10);
+            if (errno || end == arg || *end) goto not_number;
+            if (v < f->min || v > f->max) goto out_of_range;
+            *(int *)f->value = (int)v;
+            return 0;
         }
-        l->items[l->n++] = arg;
-        return 0;
-    }
+        case CLI_FLOAT: {
+            float v = strtof(arg, &end);
+            if (errno || end == arg || *end || v != v) goto not_number;
+            if (v < f->min || v > f->max) goto out_of_range;
+            *(float *)f->value = v;
+            return 0;
+        }
+        case CLI_U64: {
+            if (arg[0] == '-') goto not_number;
+            unsigned long long v = strtoull(arg, &end, 10);
+            if (errno || end == arg || *end) goto not_number;
+            *(unsigned long long *)f->value = v;
+            return 0;
+        }
+        case CLI_STRING:
+            *(const char **)f->value = arg;
+            return 0;
+        case CLI_BOOL:
+            *(bool *)f->value = true;
+            return 0;
+        case CLI_LIST: {
+            CliList *l = f->value;
+            if (l->n >= CLI_LIST_MAX) {
+                fprintf(stderr, "error: --%s given more than %d times\n", f->name, CLI_LIST_MAX);
+                return 2;
+            }
+            l->items[l->n++] = arg;
+            return 0;
+        }
     }
     return 0;
 not_number:
@@ -110,15 +119,18 @@ int cli_parse(CliFlag *flags, int n_flags, int argc, char **argv, const char *us
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         CliFlag *f = NULL;
         for (int k = 0; k < n_flags; k++)
-            if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0) f = &flags[k];
+            if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0)
+                f = &flags[k];
         if (!f) {
             fprintf(stderr, "error: unknown option '%s' (see --help)\n", a);
             return 2;
         }
         const char *value = NULL;
         if (f->type != CLI_BOOL) {
-            if (eq) value = eq + 1;
-            else if (i + 1 < argc) value = argv[++i];
+            if (eq)
+                value = eq + 1;
+            else if (i + 1 < argc)
+                value = argv[++i];
             else {
                 fprintf(stderr, "error: --%s needs a value\n", f->name);
                 return 2;

@@ -29,8 +29,10 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
         sequence_init(&seq, &tok, m.config.block_size, prompt, strlen(prompt), gp, err))
         goto done;
     if (verbose && seq.prompt_dropped)
-        fprintf(stderr, "gpt-sample: prompt longer than the context; its first %d characters are "
-                        "not seen\n", seq.prompt_dropped);
+        fprintf(stderr,
+                "gpt-sample: prompt longer than the context; its first %d characters are "
+                "not seen\n",
+                seq.prompt_dropped);
     fputs(prompt, stdout);
     Sequence *all[1] = {&seq};
     while (seq.finish == FINISH_NONE) {
@@ -68,10 +70,12 @@ int main(int argc, char **argv) {
                            .max_tokens = 500};
     CliFlag flags[] = {
         {"model", CLI_STRING, &model_path, 0, 0, "checkpoint (.safetensors)", false, NULL},
-        {"prompt", CLI_STRING, &prompt, 0, 0, "text to continue (empty: start from token 0)", false, NULL},
+        {"prompt", CLI_STRING, &prompt, 0, 0, "text to continue (empty: start from token 0)", false,
+         NULL},
         {"max-tokens", CLI_INT, &gp.max_tokens, 0, 1 << 24, "tokens to generate", false, NULL},
         {"temperature", CLI_FLOAT, &gp.sampler.temperature, 0, 100, "0 = greedy", false, NULL},
-        {"top-k", CLI_INT, &gp.sampler.top_k, 0, 1 << 24, "keep the k most likely (0 = all)", false, NULL},
+        {"top-k", CLI_INT, &gp.sampler.top_k, 0, 1 << 24, "keep the k most likely (0 = all)", false,
+         NULL},
         {"top-p", CLI_FLOAT, &gp.sampler.top_p, 1e-6, 1, "nucleus mass to keep", false, NULL},
         {"stop", CLI_STRING, &stop, 0, 0, "stop when the text ends with this", false, NULL},
         {"seed", CLI_U64, &seed, 0, 0, "random seed (default: time)", false, NULL},

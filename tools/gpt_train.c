@@ -39,34 +39,45 @@ int main(int argc, char **argv) {
     bool qkv_bias = false, tied = false, eval_only = false;
     CliFlag flags[] = {
         {"data", CLI_STRING, &o.data_path, 0, 0, "training text (UTF-8)", false, NULL},
-        {"out", CLI_STRING, &o.out_path, 0, 0, "model checkpoint; <out>.state resumes", false, NULL},
-        {"resume", CLI_STRING, &o.resume_path, 0, 0, "continue from a <out>.state file", false, NULL},
-        {"n-layer", CLI_INT, &o.model.n_layer, 1, GPT_MAX_LAYERS, "transformer blocks", false, NULL},
+        {"out", CLI_STRING, &o.out_path, 0, 0, "model checkpoint; <out>.state resumes", false,
+         NULL},
+        {"resume", CLI_STRING, &o.resume_path, 0, 0, "continue from a <out>.state file", false,
+         NULL},
+        {"n-layer", CLI_INT, &o.model.n_layer, 1, GPT_MAX_LAYERS, "transformer blocks", false,
+         NULL},
         {"n-head", CLI_INT, &o.model.n_head, 1, 1024, "attention heads", false, NULL},
         {"n-embd", CLI_INT, &o.model.n_embd, 1, 16384, "embedding width", false, NULL},
         {"block-size", CLI_INT, &o.model.block_size, 1, 65536, "context length", false, NULL},
         {"batch-size", CLI_INT, &o.batch_size, 1, 1 << 20, "sequences per step", false, NULL},
         {"max-iters", CLI_INT, &o.max_iters, 0, 1 << 30, "optimizer steps", false, NULL},
-        {"eval-interval", CLI_INT, &o.eval_interval, 1, 1 << 30, "steps between evals", false, NULL},
-        {"eval-iters", CLI_INT, &o.eval_iters, 1, 1 << 20, "batches per eval and split", false, NULL},
+        {"eval-interval", CLI_INT, &o.eval_interval, 1, 1 << 30, "steps between evals", false,
+         NULL},
+        {"eval-iters", CLI_INT, &o.eval_iters, 1, 1 << 20, "batches per eval and split", false,
+         NULL},
         {"lr", CLI_FLOAT, &o.lr, 1e-9, 10, "peak learning rate", false, NULL},
-        {"min-lr", CLI_FLOAT, &o.min_lr, 0, 10, "cosine-decay floor (default: lr, constant)", false, NULL},
+        {"min-lr", CLI_FLOAT, &o.min_lr, 0, 10, "cosine-decay floor (default: lr, constant)", false,
+         NULL},
         {"warmup-iters", CLI_INT, &o.warmup_iters, 0, 1 << 30, "linear warmup steps", false, NULL},
         {"weight-decay", CLI_FLOAT, &o.weight_decay, 0, 10, "AdamW weight decay", false, NULL},
         {"dropout", CLI_FLOAT, &o.dropout, 0, 0.95, "dropout probability", false, NULL},
         {"seed", CLI_U64, &o.seed, 0, 0, "random seed", false, NULL},
         {"activation", CLI_STRING, &activation, 0, 0, "relu (seed) or gelu (GPT-2)", false, NULL},
         {"qkv-bias", CLI_BOOL, &qkv_bias, 0, 0, "bias on the q/k/v projection", false, NULL},
-        {"tied-head", CLI_BOOL, &tied, 0, 0, "share the head with the token embedding", false, NULL},
-        {"eval-only", CLI_BOOL, &eval_only, 0, 0, "evaluate --resume FILE, do not train", false, NULL},
+        {"tied-head", CLI_BOOL, &tied, 0, 0, "share the head with the token embedding", false,
+         NULL},
+        {"eval-only", CLI_BOOL, &eval_only, 0, 0, "evaluate --resume FILE, do not train", false,
+         NULL},
         {"threads", CLI_INT, &o.threads, 1, 1024, "OpenBLAS threads", false, NULL},
-        {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines", false, NULL},
+        {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines",
+         false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gpt-train [--data FILE] [--out FILE] [--resume FILE.state] ...");
     if (rc) return rc == 1 ? 0 : 2;
-    if (strcmp(activation, "relu") == 0) o.model.activation = ACT_RELU;
-    else if (strcmp(activation, "gelu") == 0) o.model.activation = ACT_GELU;
+    if (strcmp(activation, "relu") == 0)
+        o.model.activation = ACT_RELU;
+    else if (strcmp(activation, "gelu") == 0)
+        o.model.activation = ACT_GELU;
     else {
         fprintf(stderr, "error: --activation must be relu or gelu, got '%s'\n", activation);
         return 2;
@@ -76,8 +87,8 @@ int main(int argc, char **argv) {
     o.model.vocab_size = 1; /* known once the data is read; validated below with the rest */
     if (o.min_lr < 0) o.min_lr = o.lr;
     if (o.model.n_embd % o.model.n_head != 0) {
-        fprintf(stderr, "error: --n-embd (%d) must be divisible by --n-head (%d)\n",
-                o.model.n_embd, o.model.n_head);
+        fprintf(stderr, "error: --n-embd (%d) must be divisible by --n-head (%d)\n", o.model.n_embd,
+                o.model.n_head);
         return 2;
     }
     char *command = cli_join(argc, argv);

@@ -40,7 +40,8 @@ static void all_fields(void **state) {
     assert_int_equal(parse(API_GENERATE,
                            "{\"prompt\":\"Hi\",\"max_tokens\":7,\"temperature\":0,\"top_k\":3,"
                            "\"top_p\":0.5,\"seed\":9,\"stop\":[\"a\",\"bc\"],\"stream\":true}",
-                           &r, &e), 0);
+                           &r, &e),
+                     0);
     assert_string_equal(r.prompt, "Hi");
     assert_int_equal(r.params.max_tokens, 7);
     assert_true(r.params.sampler.temperature == 0.0f);
@@ -99,7 +100,8 @@ static void openai_specifics(void **state) {
     assert_int_equal(parse(API_COMPLETIONS,
                            "{\"model\":\"x\",\"prompt\":[\"Hello\"],\"n\":1,\"user\":\"u\","
                            "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
-                           &r, &e), 0);
+                           &r, &e),
+                     0);
     assert_string_equal(r.prompt, "Hello");
     assert_true(r.stream);
     assert_true(r.include_usage);
@@ -123,8 +125,8 @@ static void sse_framing(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(defaults),        cmocka_unit_test(all_fields),
-        cmocka_unit_test(refused),         cmocka_unit_test(openai_specifics),
+        cmocka_unit_test(defaults),    cmocka_unit_test(all_fields),
+        cmocka_unit_test(refused),     cmocka_unit_test(openai_specifics),
         cmocka_unit_test(sse_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

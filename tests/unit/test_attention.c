@@ -16,7 +16,11 @@
 #include "../../model/safetensors.h"
 
 static GPT tiny_model(void) {
-    GPTConfig c = {.vocab_size = 65, .n_layer = 2, .n_head = 4, .n_embd = 32, .block_size = 16,
+    GPTConfig c = {.vocab_size = 65,
+                   .n_layer = 2,
+                   .n_head = 4,
+                   .n_embd = 32,
+                   .block_size = 16,
                    .activation = ACT_GELU};
     GPT m;
     Error err;
@@ -66,8 +70,14 @@ static float *randn(size_t n, uint64_t seed) {
 }
 
 static AttentionShape shape(int B, int Tq, int Tk, int NH, int hs, bool causal) {
-    AttentionShape s = {.B = B, .Tq = Tq, .Tk = Tk, .n_head = NH, .head_size = hs,
-                        .causal = causal, .q_stride = NH * hs, .kv_stride = NH * hs,
+    AttentionShape s = {.B = B,
+                        .Tq = Tq,
+                        .Tk = Tk,
+                        .n_head = NH,
+                        .head_size = hs,
+                        .causal = causal,
+                        .q_stride = NH * hs,
+                        .kv_stride = NH * hs,
                         .out_stride = NH * hs};
     return s;
 }
@@ -84,7 +94,8 @@ static void encoder_sees_the_future(void **state) {
         for (int c = 0; c < C; c++) k[j * C + c] += 1.0f, v[j * C + c] += 1.0f;
         attention_forward(out2, att, NULL, scratch, q, k, v, &s, 0.0f, NULL);
         for (int c = 0; c < C; c++) k[j * C + c] -= 1.0f, v[j * C + c] -= 1.0f;
-        if (causal) assert_memory_equal(out1, out2, sizeof(float) * j * C);
+        if (causal)
+            assert_memory_equal(out1, out2, sizeof(float) * j * C);
         else
             for (int t = 0; t < j; t++)
                 assert_memory_not_equal(out1 + t * C, out2 + t * C, sizeof(float) * C);

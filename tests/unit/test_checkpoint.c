@@ -121,13 +121,13 @@ static void write_raw(const char *path, const char *json, const void *data, size
 
 /* Edits to a checkpoint's JSON header. */
 typedef enum {
-    SET_META,      /* __metadata__[name] = value (string) */
-    DEL_META,      /* delete __metadata__[name] */
-    DEL_TENSOR,    /* delete tensor name */
-    SET_DTYPE,     /* tensor name: dtype = value */
-    SET_SHAPE,     /* tensor name: shape = dims[0..ndim) */
-    COPY_OFFSETS,  /* tensor name: data_offsets = those of tensor value */
-    DUP_METADATA,  /* append a second "__metadata__" object holding {name: value} */
+    SET_META,     /* __metadata__[name] = value (string) */
+    DEL_META,     /* delete __metadata__[name] */
+    DEL_TENSOR,   /* delete tensor name */
+    SET_DTYPE,    /* tensor name: dtype = value */
+    SET_SHAPE,    /* tensor name: shape = dims[0..ndim) */
+    COPY_OFFSETS, /* tensor name: data_offsets = those of tensor value */
+    DUP_METADATA, /* append a second "__metadata__" object holding {name: value} */
 } EditKind;
 
 typedef struct {
@@ -147,39 +147,41 @@ static void apply_edit(cJSON *root, const Edit *e) {
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     assert_non_null(meta);
     switch (e->kind) {
-    case SET_META:
-        if (cJSON_GetObjectItemCaseSensitive(meta, e->name))
-            cJSON_ReplaceItemInObjectCaseSensitive(meta, e->name, cJSON_CreateString(e->value));
-        else cJSON_AddStringToObject(meta, e->name, e->value);
-        break;
-    case DEL_META:
-        assert_non_null(cJSON_GetObjectItemCaseSensitive(meta, e->name));
-        cJSON_DeleteItemFromObjectCaseSensitive(meta, e->name);
-        break;
-    case DEL_TENSOR:
-        tensor_item(root, e->name);
-        cJSON_DeleteItemFromObjectCaseSensitive(root, e->name);
-        break;
-    case SET_DTYPE:
-        cJSON_ReplaceItemInObjectCaseSensitive(tensor_item(root, e->name), "dtype",
-                                               cJSON_CreateString(e->value));
-        break;
-    case SET_SHAPE:
-        cJSON_ReplaceItemInObjectCaseSensitive(tensor_item(root, e->name), "shape",
-                                               cJSON_CreateIntArray(e->dims, e->ndim));
-        break;
-    case COPY_OFFSETS: {
-        cJSON *src = cJSON_GetObjectItemCaseSensitive(tensor_item(root, e->value), "data_offsets");
-        cJSON_ReplaceItemInObjectCaseSensitive(tensor_item(root, e->name), "data_offsets",
-                                               cJSON_Duplicate(src, 1));
-        break;
-    }
-    case DUP_METADATA: {
-        cJSON *m2 = cJSON_CreateObject();
-        cJSON_AddStringToObject(m2, e->name, e->value);
-        cJSON_AddItemToObject(root, "__metadata__", m2); /* cJSON keeps duplicate keys */
-        break;
-    }
+        case SET_META:
+            if (cJSON_GetObjectItemCaseSensitive(meta, e->name))
+                cJSON_ReplaceItemInObjectCaseSensitive(meta, e->name, cJSON_CreateString(e->value));
+            else
+                cJSON_AddStringToObject(meta, e->name, e->value);
+            break;
+        case DEL_META:
+            assert_non_null(cJSON_GetObjectItemCaseSensitive(meta, e->name));
+            cJSON_DeleteItemFromObjectCaseSensitive(meta, e->name);
+            break;
+        case DEL_TENSOR:
+            tensor_item(root, e->name);
+            cJSON_DeleteItemFromObjectCaseSensitive(root, e->name);
+            break;
+        case SET_DTYPE:
+            cJSON_ReplaceItemInObjectCaseSensitive(tensor_item(root, e->name), "dtype",
+                                                   cJSON_CreateString(e->value));
+            break;
+        case SET_SHAPE:
+            cJSON_ReplaceItemInObjectCaseSensitive(tensor_item(root, e->name), "shape",
+                                                   cJSON_CreateIntArray(e->dims, e->ndim));
+            break;
+        case COPY_OFFSETS: {
+            cJSON *src =
+                cJSON_GetObjectItemCaseSensitive(tensor_item(root, e->value), "data_offsets");
+            cJSON_ReplaceItemInObjectCaseSensitive(tensor_item(root, e->name), "data_offsets",
+                                                   cJSON_Duplicate(src, 1));
+            break;
+        }
+        case DUP_METADATA: {
+            cJSON *m2 = cJSON_CreateObject();
+            cJSON_AddStringToObject(m2, e->name, e->value);
+            cJSON_AddItemToObject(root, "__metadata__", m2); /* cJSON keeps duplicate keys */
+            break;
+        }
     }
 }
 
@@ -285,7 +287,8 @@ static void assert_same_model(const GPT *a, const GPT *b) {
     assert_int_equal(a->config.tied_head, b->config.tied_head);
     assert_int_equal(a->n_tensors, b->n_tensors);
     assert_int_equal(a->n_params, b->n_params);
-    for (int i = 0; i < a->n_tensors; i++) assert_string_equal(a->tensors[i].name, b->tensors[i].name);
+    for (int i = 0; i < a->n_tensors; i++)
+        assert_string_equal(a->tensors[i].name, b->tensors[i].name);
     assert_memory_equal(a->param_memory, b->param_memory, a->n_params * sizeof(float));
 }
 
@@ -417,8 +420,12 @@ static void round_trip_variant(Tmp *t, Activation act, bool qkv_bias, bool tied)
     tokenizer_free(&tok);
 }
 
-static void round_trip_relu_untied(void **state) { round_trip_variant(*state, ACT_RELU, false, false); }
-static void round_trip_gelu_tied_qkv_bias(void **state) { round_trip_variant(*state, ACT_GELU, true, true); }
+static void round_trip_relu_untied(void **state) {
+    round_trip_variant(*state, ACT_RELU, false, false);
+}
+static void round_trip_gelu_tied_qkv_bias(void **state) {
+    round_trip_variant(*state, ACT_GELU, true, true);
+}
 
 static void round_trip_with_optimizer_state(void **state) {
     Tmp *t = *state;
@@ -642,10 +649,12 @@ static void refuses_bad_shapes(void **state) {
     expect_open_refused(path, "'a'", "shape entries must be non-negative integers");
     write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", data, 8);
     expect_open_refused(path, "'a'", "shape entries must be non-negative integers");
-    write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}",
+    write_raw(path,
+              "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}",
               data, 8);
     expect_open_refused(path, "'a'", "9 dimensions, at most 8");
-    write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2000000,2000000],\"data_offsets\":[0,4]}}",
+    write_raw(path,
+              "{\"a\":{\"dtype\":\"F32\",\"shape\":[2000000,2000000],\"data_offsets\":[0,4]}}",
               data, 8);
     expect_open_refused(path, "'a'", "too large");
 }
@@ -699,7 +708,8 @@ static void refuses_shape_not_matching_config(void **state) {
     /* the config says n_embd 8 (still divisible by n_head 2); the tensors are 16 wide */
     Edit e1 = {SET_META, "n_embd", "8", 0, {0}};
     rewrite(good, bad, &e1, 1);
-    snprintf(want, sizeof want, "tensor 'transformer.wte.weight' has shape [%s, 16], the config needs [%s, 8]", v, v);
+    snprintf(want, sizeof want,
+             "tensor 'transformer.wte.weight' has shape [%s, 16], the config needs [%s, 8]", v, v);
     expect_refused(bad, want);
 
     /* the config says a longer context than wpe holds */
@@ -711,7 +721,8 @@ static void refuses_shape_not_matching_config(void **state) {
     int V = atoi(v);
     Edit e3 = {SET_SHAPE, "lm_head.weight", NULL, 2, {16, V}};
     rewrite(good, bad, &e3, 1);
-    snprintf(want, sizeof want, "tensor 'lm_head.weight' has shape [16, %d], the config needs [%d, 16]", V, V);
+    snprintf(want, sizeof want,
+             "tensor 'lm_head.weight' has shape [16, %d], the config needs [%d, 16]", V, V);
     expect_refused(bad, want);
 
     /* a vector stored as a matrix, and a matrix flattened */
@@ -725,7 +736,8 @@ static void refuses_shape_not_matching_config(void **state) {
     /* and in the optimizer moments */
     Edit e6 = {SET_SHAPE, "optimizer.v.transformer.h.0.mlp.c_fc.weight", NULL, 2, {64, 16}};
     rewrite(good, bad, &e6, 1);
-    expect_refused_with_opt(bad, "'optimizer.v.transformer.h.0.mlp.c_fc.weight' has shape [64, 16]");
+    expect_refused_with_opt(bad,
+                            "'optimizer.v.transformer.h.0.mlp.c_fc.weight' has shape [64, 16]");
     /* a plain load does not look at the moments */
     GPT m;
     Tokenizer tok;
@@ -927,13 +939,13 @@ static void tokenizer_refuses_invalid_utf8(void **state) {
         const char *s;
         size_t byte;
     } bad[] = {
-        {"he\xffllo", 2},        /* not a lead byte */
-        {"ab\x80", 2},           /* stray continuation */
-        {"h\xc3", 1},            /* cut off */
-        {"h\xc3(", 1},           /* bad continuation */
-        {"\xc0\xaf", 0},         /* overlong '/' */
-        {"x\xe0\x80\xaf", 1},    /* overlong, 3 bytes */
-        {"\xed\xa0\x80", 0},     /* surrogate U+D800 */
+        {"he\xffllo", 2},          /* not a lead byte */
+        {"ab\x80", 2},             /* stray continuation */
+        {"h\xc3", 1},              /* cut off */
+        {"h\xc3(", 1},             /* bad continuation */
+        {"\xc0\xaf", 0},           /* overlong '/' */
+        {"x\xe0\x80\xaf", 1},      /* overlong, 3 bytes */
+        {"\xed\xa0\x80", 0},       /* surrogate U+D800 */
         {"ok\xf4\x90\x80\x80", 2}, /* U+110000 */
         {"\xf8\x88\x80\x80\x80", 0},
     };
@@ -990,7 +1002,8 @@ static void tokenizer_round_trips_multibyte(void **state) {
     tokenizer_free(&tok);
 
     /* 1- to 4-byte characters, including the extremes of each length */
-    const char *all = "a\x7f\xc2\x80é\xdf\xbf\xe0\xa0\x80—✓\xef\xbf\xbf\xf0\x90\x80\x80🙂\xf4\x8f\xbf\xbf";
+    const char *all =
+        "a\x7f\xc2\x80é\xdf\xbf\xe0\xa0\x80—✓\xef\xbf\xbf\xf0\x90\x80\x80🙂\xf4\x8f\xbf\xbf";
     make_tokenizer(&tok, all);
     assert_int_equal(tok.vocab_size, 12);
     assert_int_equal(tok.chars[tok.vocab_size - 1], 0x10FFFF);
@@ -1021,7 +1034,7 @@ static void tokenizer_round_trips_multibyte(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Regressions: defects found by these tests and fixed                                                        */
+/* Regressions: defects found by these tests and fixed */
 
 /* safetensors.c parse_header: a second "__metadata__" object reallocates st->meta without
  * resetting st->n_meta, so its entries are written past the new array (heap overflow under

@@ -20,8 +20,13 @@
 static void random_model(GPT *m, Tokenizer *tok) {
     /* Width 384: shapes where OpenBLAS's results do depend on the row count, so the invariance
      * test would catch a product that is not batch-invariant. */
-    GPTConfig c = {.vocab_size = 65, .n_layer = 2, .n_head = 6, .n_embd = 384, .block_size = 16,
-                   .activation = ACT_GELU, .qkv_bias = true};
+    GPTConfig c = {.vocab_size = 65,
+                   .n_layer = 2,
+                   .n_head = 6,
+                   .n_embd = 384,
+                   .block_size = 16,
+                   .activation = ACT_GELU,
+                   .qkv_bias = true};
     Error err;
     assert_int_equal(gpt_init(m, &c, &err), 0);
     Rng rng;
@@ -51,9 +56,12 @@ static void check_logits(GPT *m) {
     int prefill = 5;
     for (int t = prefill - 1; t < N; t++) {
         EngineSegment seg = {.slot = 1, .logits = logits};
-        if (t == prefill - 1) seg.pos = 0, seg.n = prefill, seg.tokens = tokens;
-        else if (t < T) seg.pos = t, seg.n = 1, seg.tokens = tokens + t;
-        else seg.pos = 0, seg.n = T, seg.tokens = tokens + t - T + 1; /* window recompute */
+        if (t == prefill - 1)
+            seg.pos = 0, seg.n = prefill, seg.tokens = tokens;
+        else if (t < T)
+            seg.pos = t, seg.n = 1, seg.tokens = tokens + t;
+        else
+            seg.pos = 0, seg.n = T, seg.tokens = tokens + t - T + 1; /* window recompute */
         if (engine_forward(e, &seg, 1, &err)) fail_msg("%s", err.message);
         int start = t < T ? 0 : t - T + 1, len = t - start + 1;
         assert_int_equal(gpt_forward(m, tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err), 0);
@@ -118,7 +126,8 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed
         prompt[len] = '\0';
         if (i == 0) memcpy(prompt, "TO BE, OR", 9);
         assert_int_equal(sequence_init(&jobs[i].seq, tok, m->config.block_size, prompt,
-                                       strlen(prompt), &gp, &err), 0);
+                                       strlen(prompt), &gp, &err),
+                         0);
         jobs[i].seq.slot = i;
         jobs[i].start_step = i == 0 ? 3 : (i * 3) % 11;
     }
@@ -176,7 +185,8 @@ static void seeds(void **state) {
     random_model(&m, &tok);
     float lp[40];
     char *texts[4];
-    for (int i = 0; i < 4; i++) texts[i] = run_with_others(&m, &tok, 0, i < 2 ? 7 : (uint64_t)i, lp);
+    for (int i = 0; i < 4; i++)
+        texts[i] = run_with_others(&m, &tok, 0, i < 2 ? 7 : (uint64_t)i, lp);
     assert_string_equal(texts[0], texts[1]);
     assert_string_not_equal(texts[0], texts[2]);
     assert_string_not_equal(texts[0], texts[3]);

@@ -65,7 +65,8 @@ static void check_forward_backward(const char *path) {
     const StTensor *x = tensor(&st, "x");
     int B = (int)x->shape[0], T = (int)x->shape[1], V = m.config.vocab_size;
     float loss;
-    assert_int_equal(gpt_forward(&m, x->data, tensor(&st, "y")->data, B, T, 0.0f, NULL, &loss, &err), 0);
+    assert_int_equal(
+        gpt_forward(&m, x->data, tensor(&st, "y")->data, B, T, 0.0f, NULL, &loss, &err), 0);
     float logit_err = max_abs_diff(m.acts.logits, tensor(&st, "logits")->data, (size_t)B * T * V);
     float loss_ref = *(const float *)tensor(&st, "loss")->data;
     printf("  %s: logits max err %.2e, loss %.7f vs %.7f\n", path, logit_err, loss, loss_ref);
@@ -120,10 +121,22 @@ static void check_adamw_trajectory(const char *path) {
 }
 
 #define FIXTURES "tests/reference/fixtures/"
-static void relu_forward_backward(void **state) { (void)state; check_forward_backward(FIXTURES "tiny_relu.safetensors"); }
-static void gelu_forward_backward(void **state) { (void)state; check_forward_backward(FIXTURES "tiny_gelu.safetensors"); }
-static void relu_adamw(void **state) { (void)state; check_adamw_trajectory(FIXTURES "tiny_relu.safetensors"); }
-static void gelu_adamw(void **state) { (void)state; check_adamw_trajectory(FIXTURES "tiny_gelu.safetensors"); }
+static void relu_forward_backward(void **state) {
+    (void)state;
+    check_forward_backward(FIXTURES "tiny_relu.safetensors");
+}
+static void gelu_forward_backward(void **state) {
+    (void)state;
+    check_forward_backward(FIXTURES "tiny_gelu.safetensors");
+}
+static void relu_adamw(void **state) {
+    (void)state;
+    check_adamw_trajectory(FIXTURES "tiny_relu.safetensors");
+}
+static void gelu_adamw(void **state) {
+    (void)state;
+    check_adamw_trajectory(FIXTURES "tiny_gelu.safetensors");
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {

@@ -20,8 +20,14 @@ static float loss_at(GPT *m, const int *x, const int *y, int B, int T) {
 }
 
 static void check(Activation act, bool tied) {
-    GPTConfig c = {.vocab_size = 65, .n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = 8,
-                   .activation = act, .qkv_bias = true, .tied_head = tied};
+    GPTConfig c = {.vocab_size = 65,
+                   .n_layer = 2,
+                   .n_head = 2,
+                   .n_embd = 16,
+                   .block_size = 8,
+                   .activation = act,
+                   .qkv_bias = true,
+                   .tied_head = tied};
     GPT m;
     Error err;
     assert_int_equal(gpt_init(&m, &c, &err), 0);
@@ -31,7 +37,8 @@ static void check(Activation act, bool tied) {
     gpt_init_weights(&m, &rng);
     for (size_t i = 0; i < m.n_params; i++) m.param_memory[i] += 0.2f * rng_normal(&rng);
     int B = 2, T = 8, x[16], y[16];
-    for (int i = 0; i < B * T; i++) x[i] = (int)rng_below(&rng, 65), y[i] = (int)rng_below(&rng, 65);
+    for (int i = 0; i < B * T; i++)
+        x[i] = (int)rng_below(&rng, 65), y[i] = (int)rng_below(&rng, 65);
     loss_at(&m, x, y, B, T);
     gpt_zero_grads(&m);
     gpt_backward(&m);
@@ -68,8 +75,14 @@ static void check(Activation act, bool tied) {
     gpt_free(&m);
 }
 
-static void relu_untied(void **state) { (void)state; check(ACT_RELU, false); }
-static void gelu_tied(void **state) { (void)state; check(ACT_GELU, true); }
+static void relu_untied(void **state) {
+    (void)state;
+    check(ACT_RELU, false);
+}
+static void gelu_tied(void **state) {
+    (void)state;
+    check(ACT_GELU, true);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(relu_untied), cmocka_unit_test(gelu_tied)};

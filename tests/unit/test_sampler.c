@@ -39,8 +39,10 @@ static void greedy_equivalences(void **state) {
         rng_seed(&rng, 1000 + trial);
         SamplerConfig topk1 = {.temperature = 1.0f, .top_k = 1, .top_p = 1.0f};
         SamplerConfig temp0 = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
-        assert_int_equal(sampler_sample(logits, V, &topk1, &rng, probs, index, NULL), argmax(logits, V));
-        assert_int_equal(sampler_sample(logits, V, &temp0, &rng, probs, index, NULL), argmax(logits, V));
+        assert_int_equal(sampler_sample(logits, V, &topk1, &rng, probs, index, NULL),
+                         argmax(logits, V));
+        assert_int_equal(sampler_sample(logits, V, &temp0, &rng, probs, index, NULL),
+                         argmax(logits, V));
     }
 }
 
@@ -71,7 +73,8 @@ static void top_p_keeps_smallest_prefix(void **state) {
             if (i < cases[c].kept && seen[i] == 0)
                 fail_msg("top_p %.2f: token of p=%.2f never drawn", cases[c].top_p, p[i]);
             if (i >= cases[c].kept && seen[i] != 0)
-                fail_msg("top_p %.2f: token of p=%.2f drawn %d times", cases[c].top_p, p[i], seen[i]);
+                fail_msg("top_p %.2f: token of p=%.2f drawn %d times", cases[c].top_p, p[i],
+                         seen[i]);
         }
     }
 }
@@ -91,7 +94,8 @@ static void frequencies_match_softmax(void **state) {
     SamplerConfig sc = {.temperature = T, .top_k = 0, .top_p = 1.0f};
     Rng rng;
     rng_seed(&rng, 2024);
-    for (int d = 0; d < draws; d++) counts[sampler_sample(logits, n, &sc, &rng, probs, index, NULL)]++;
+    for (int d = 0; d < draws; d++)
+        counts[sampler_sample(logits, n, &sc, &rng, probs, index, NULL)]++;
     double chi2 = 0;
     for (int i = 0; i < n; i++) {
         double e = draws * expect[i] / sum;
@@ -126,8 +130,8 @@ static Tokenizer ascii_tokenizer(void) {
 }
 
 static GenerationParams params(void) {
-    GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
-                           .seed = 1, .max_tokens = 10};
+    GenerationParams gp = {
+        .sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f}, .seed = 1, .max_tokens = 10};
     return gp;
 }
 
