@@ -220,6 +220,18 @@ static void *scheduler_main(void *arg) {
     return NULL;
 }
 
+/* Releases what scheduler_create allocated (the thread must not be running). */
+static void scheduler_free(Scheduler *s) {
+    batch_scratch_free(&s->scratch);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->wake);
+    free(s->queue);
+    free(s->active);
+    free(s->seqs);
+    free(s->slot_used);
+    free(s);
+}
+
 int scheduler_create(Scheduler **out, Engine *engine, const SchedulerConfig *c, Metrics *metrics,
                      Error *err) {
     Scheduler *s = calloc(1, sizeof *s);
@@ -235,21 +247,11 @@ int scheduler_create(Scheduler **out, Engine *engine, const SchedulerConfig *c, 
     s->slot_used = calloc((size_t)c->max_batch, sizeof *s->slot_used);
     if (!s->queue || !s->active || !s->seqs || !s->slot_used ||
         batch_scratch_init(&s->scratch, c->max_batch, c->vocab_size, err)) {
-        batch_scratch_free(&s->scratch);
-        free(s->queue);
-        free(s->active);
-        free(s->seqs);
-        free(s->slot_used);
-        free(s);
+        scheduler_free(s);
         return error_set(err, "out of memory");
     }
     if (pthread_create(&s->thread, NULL, scheduler_main, s) != 0) {
-        batch_scratch_free(&s->scratch);
-        free(s->queue);
-        free(s->active);
-        free(s->seqs);
-        free(s->slot_used);
-        free(s);
+        scheduler_free(s);
         return error_set(err, "cannot start the scheduler thread");
     }
     *out = s;
@@ -298,12 +300,5 @@ void scheduler_destroy(Scheduler *s) {
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
-    batch_scratch_free(&s->scratch);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->wake);
-    free(s->queue);
-    free(s->active);
-    free(s->seqs);
-    free(s->slot_used);
-    free(s);
+    scheduler_free(s);
 }
