@@ -36,6 +36,7 @@ struct HttpServer {
     const Tokenizer *tok;
     Scheduler *scheduler;
     atomic_ulong next_id;
+    atomic_int in_flight;       /* generation requests whose connection is still open */
     unsigned long long id_base; /* random per process, so ids differ across replicas */
 };
 
@@ -262,6 +263,7 @@ static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
         return reply_error(c, &e);
     }
     c->req = r;
+    atomic_fetch_add(&s->in_flight, 1);
     c->kind = kind;
     c->include_usage = r->api.include_usage;
     c->created = (long long)time(NULL);
@@ -520,6 +522,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " client_gone",
                  (clock_seconds() - c->t_start) * 1e3);
         request_release(r);
+        atomic_fetch_sub(&s->in_flight, 1);
     } else if (c->status >= 400) {
         log_info("%s status=%d ms=%.1f", c->endpoint, c->status,
                  (clock_seconds() - c->t_start) * 1e3);
@@ -605,6 +608,8 @@ void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Sc
 }
 
 void http_server_drain(HttpServer *s) { atomic_store(&s->state, SERVER_DRAINING); }
+
+int http_server_in_flight(HttpServer *s) { return atomic_load(&s->in_flight); }
 
 void http_server_stop(HttpServer *s) {
     if (!s) return;

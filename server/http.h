@@ -33,6 +33,8 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched);
 /* /health goes 503 and new generation requests get 503; requests in flight go on. */
 void http_server_drain(HttpServer *s);
+/* Generation requests whose reply is not fully written yet. */
+int http_server_in_flight(HttpServer *s);
 void http_server_stop(HttpServer *s);
 
 #endif

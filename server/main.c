@@ -165,8 +165,11 @@ int main(int argc, char **argv) {
     http_server_drain(http);
     scheduler_drain(sched);
     double deadline = clock_seconds() + cfg.drain_timeout_s;
-    while (scheduler_pending(sched) > 0 && clock_seconds() < deadline) usleep(20000);
-    int left = scheduler_pending(sched);
+    /* Done when the scheduler is empty and every reply has been written out. */
+    while ((scheduler_pending(sched) > 0 || http_server_in_flight(http) > 0) &&
+           clock_seconds() < deadline)
+        usleep(20000);
+    int left = scheduler_pending(sched) + http_server_in_flight(http);
     if (left > 0) log_warn("drain timeout: %d requests cut short", left);
     scheduler_destroy(sched); /* ends what is left, so streams close */
     http_server_stop(http);
