@@ -28,7 +28,7 @@ const ARTIFACTS = path.join(here, 'artifacts');
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                      '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-quic'];
 
-let tmpDir, modelCopy, browser, staticServer, staticOrigin, pageHtml;
+let tmpDir, modelCopy, browser, browserLaunch, staticServer, staticOrigin, pageHtml;
 let gptd;      // the daemon most tests use; no --cors-origin
 let gptdCors;  // a second daemon started with --cors-origin <static origin>
 const started = Date.now();
@@ -186,14 +186,18 @@ before(async () => {
   modelCopy = path.join(tmpDir, 'model.safetensors');
   fs.copyFileSync(MODEL_SRC, modelCopy);
 
-  const launching = chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  browserLaunch = chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  browserLaunch.catch(() => {}); // awaited below; a failure is reported there
   gptd = await startGptd('gptd');
 
   // A second origin: a tiny static server re-serving the page gptd serves at /.
   const page = await httpGet(gptd.base + '/');
-  assert.equal(page.status, 200);
+  assert.equal(page.status, 200, `${GPTD_BIN} serves no page at GET / (built before web/index.html?)`);
   assert.match(page.headers['content-type'], /^text\/html/);
   pageHtml = page.body;
+  const source = path.join(repo, 'web/index.html');
+  if (fs.existsSync(source) && fs.readFileSync(source, 'utf8') !== pageHtml)
+    log(`WARNING: ${GPTD_BIN} serves a page that differs from web/index.html: rebuild it to test the current page`);
   staticServer = http.createServer((req, res) => {
     if (req.method === 'GET' && new URL(req.url, 'http://x').pathname === '/') {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' });
@@ -207,12 +211,13 @@ before(async () => {
   staticOrigin = `http://127.0.0.1:${staticServer.address().port}`;
   log(`static page server at ${staticOrigin}`);
   gptdCors = await startGptd('gptd-cors', ['--cors-origin', staticOrigin]);
-  browser = await launching;
+  browser = await browserLaunch;
   log(`chromium ${browser.version()}`);
-});
+}, { timeout: 90000 });
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  const b = browser ?? (browserLaunch && await browserLaunch.catch(() => null));
+  if (b) await b.close().catch(() => {});
   if (staticServer) staticServer.close();
   for (const g of [gptd, gptdCors]) {
     if (!g) continue;
@@ -220,7 +225,7 @@ after(async () => {
     fs.writeFileSync(path.join(ARTIFACTS, `${g.name}.log`), g.log);
   }
   if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-});
+}, { timeout: 60000 });
 
 // ---- the tests ------------------------------------------------------------------------------
 
@@ -359,9 +364,25 @@ test('3. a request the server refuses shows its error message in #error', { time
   await page.waitForFunction(() => /temperature/.test(document.getElementById('error').textContent));
   error = await errorText(page);
   log(`  temperature=-1, Ctrl+Enter: #error ${JSON.stringify(error)}`);
-  assert.match(error, /^400: "temperature" must be in \[0, 100\], got -1$/);
+  assert.match(error, /^400: .*temperature/);
   await waitIdle(page);
   await close();
+});
+
+// web/index.html gives temperature and top_p step="0.05", so the browser refuses to submit values
+// the server accepts (top_p 0.93, temperature 0.33): Generate does nothing but show a tooltip.
+// A TODO test: reported, not counted as a failure; it passes once the page uses step="any".
+test('3b. a top_p the server accepts (0.93) is sent by Generate', {
+  timeout: 30000, todo: 'web/index.html: step="0.05" on #top_p/#temperature blocks 0.93 / 0.33',
+}, async () => {
+  const { page, close, generateRequests } = await openPage(gptd.base + '/');
+  await page.fill('#top_p', '0.93');
+  await page.fill('#max_tokens', '20');
+  await page.click('#generate');
+  await sleep(500);
+  const why = await page.locator('#top_p').evaluate((e) => e.validationMessage);
+  await close();
+  assert.deepEqual(generateRequests, ['POST'], `no request; the browser says: ${why}`);
 });
 
 test('4. Ctrl+Enter in the prompt starts a generation, Escape stops it', { timeout: 90000 }, async () => {
@@ -415,7 +436,8 @@ test('5. cross-origin: works with --cors-origin, an error without it', { timeout
   await waitIdle(page);
   const error = await errorText(page);
   log(`  via ${gptd.name} (no --cors-origin): #error ${JSON.stringify(error)}`);
-  assert.equal(error, 'Failed to fetch');
+  assert.notEqual(error, '', 'the page reports the failure'); // today: Chromium's "Failed to fetch"
+
   assert.equal(await outputText(page), 'ROMEO:', 'nothing generated');
   assert.equal(await finishReason(page), null);
   const after = (await httpGet(gptd.base + '/metrics')).body;
