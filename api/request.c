@@ -116,10 +116,26 @@ static int get_prompt(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError
 static const char *const generate_fields[] = {"prompt", "max_tokens", "temperature", "top_k",
                                               "top_p",  "seed",       "stop",        "stream"};
 
+/* True if the JSON text has an escaped NUL (\u0000) inside a string: cJSON would decode it and
+ * silently cut the string there, so it is refused instead. An escape is a 'u' after an odd
+ * number of backslashes. */
+static bool has_escaped_nul(const char *body, size_t len) {
+    for (size_t i = 0; i + 5 < len; i++) {
+        if (body[i] != '\\' || body[i + 1] != 'u' || memcmp(body + i + 2, "0000", 4) != 0) continue;
+        size_t slashes = 0;
+        while (slashes <= i && body[i - slashes] == '\\') slashes++;
+        if (slashes % 2 == 1) return true;
+    }
+    return false;
+}
+
 int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimits *limits,
                       uint64_t random_seed, ApiRequest *req, ApiError *e) {
     memset(req, 0, sizeof *req);
     req->kind = kind;
+    if (has_escaped_nul(body, len))
+        return api_error(e, 400, "invalid_request_error",
+                         "NUL characters (\\u0000) are not allowed in prompts or stop strings");
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root) return api_error(e, 400, "invalid_request_error", "body is not valid JSON");
     int rc = -1;

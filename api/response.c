@@ -1,7 +1,9 @@
 #include "response.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,14 @@ static char *print_and_free(cJSON *root) {
     char *s = root ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return s;
+}
+
+/* Seeds go out as exact integers: a double would print large ones rounded, and a rounded seed
+ * does not reproduce the text. */
+static void add_seed(cJSON *obj, uint64_t seed) {
+    char digits[24];
+    snprintf(digits, sizeof digits, "%" PRIu64, seed);
+    cJSON_AddRawToObject(obj, "seed", digits);
 }
 
 static double round3(double x) { return round(x * 1000.0) / 1000.0; }
@@ -42,7 +52,7 @@ char *api_generate_reply(const ApiResult *r) {
     cJSON_AddStringToObject(root, "id", r->id);
     add_text(root, "text", r->text, r->text_len);
     cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
-    cJSON_AddNumberToObject(root, "seed", (double)r->seed);
+    add_seed(root, r->seed);
     add_usage_and_timing(root, r);
     return print_and_free(root);
 }
@@ -59,7 +69,7 @@ char *api_generate_final_event(const ApiResult *r) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
     cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
-    cJSON_AddNumberToObject(root, "seed", (double)r->seed);
+    add_seed(root, r->seed);
     add_usage_and_timing(root, r);
     return print_and_free(root);
 }

@@ -270,9 +270,10 @@ static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
 
     /* Until the first token (or the end) nothing is sent, so an error there is a plain HTTP
      * error. The wait polls the socket: a client that leaves frees its place. */
-    for (;;) {
-        wait_for_news(r, 0, 0.02);
+    for (int seen = 0;;) {
+        wait_for_news(r, seen, 0.02); /* sleeps until a new event, the end, or 20 ms */
         bool news = r->done || r->n_events > 0 || r->completion_tokens > 0;
+        seen = r->n_events;
         pthread_mutex_unlock(&r->lock);
         if (news && (stream || r->done)) break;
         if (client_gone(c)) {

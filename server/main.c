@@ -124,21 +124,21 @@ int main(int argc, char **argv) {
     Error err;
     Metrics *metrics = metrics_create();
     HttpServer *http = NULL;
+    GPT model = {0};
+    Tokenizer tok = {0};
+    Engine *engine = NULL;
+    Scheduler *sched = NULL;
+    int exit_code = 2;
     if (!metrics || http_server_start(&http, &cfg, metrics, &err)) {
         fprintf(stderr, "gptd: %s\n", metrics ? err.message : "out of memory");
-        return 2;
+        goto done;
     }
     log_info("listening on %s:%d; loading %s", cfg.host, cfg.port, cfg.model_path);
 
     double t0 = clock_seconds();
-    GPT model;
-    Tokenizer tok;
-    Engine *engine = NULL;
-    Scheduler *sched = NULL;
     if (checkpoint_load(cfg.model_path, &model, &tok, NULL, NULL, &err)) {
         fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
-        http_server_stop(http);
-        return 2;
+        goto done;
     }
     EngineConfig ec = {.max_slots = cfg.max_batch,
                        .max_rows = cfg.max_batch + cfg.prefill_budget,
@@ -150,8 +150,7 @@ int main(int argc, char **argv) {
     if (engine_create(&engine, &model, &ec, &err) ||
         scheduler_create(&sched, engine, &sc, metrics, &err)) {
         fprintf(stderr, "gptd: %s\n", err.message);
-        http_server_stop(http);
-        return 2;
+        goto done;
     }
     http_server_ready(http, &model, &tok, sched);
     log_info("ready in %.2f s: %zu parameters, context %d, %d slots of %zu KB, %d threads",
@@ -171,12 +170,18 @@ int main(int argc, char **argv) {
         usleep(20000);
     int left = scheduler_pending(sched) + http_server_in_flight(http);
     if (left > 0) log_warn("drain timeout: %d requests cut short", left);
-    scheduler_destroy(sched); /* ends what is left, so streams close */
+    scheduler_destroy(sched); /* ends what is left with "shutdown", so streams get a last event */
+    sched = NULL;
+    deadline = clock_seconds() + 2.0; /* let those last events go out before sockets close */
+    while (http_server_in_flight(http) > 0 && clock_seconds() < deadline) usleep(10000);
+    exit_code = 0;
+    log_info("stopped");
+done:
+    scheduler_destroy(sched);
     http_server_stop(http);
     engine_destroy(engine);
     tokenizer_free(&tok);
     gpt_free(&model);
     metrics_destroy(metrics);
-    log_info("stopped");
-    return 0;
+    return exit_code;
 }

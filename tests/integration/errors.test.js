@@ -1,0 +1,232 @@
+// Error replies: status, {"error":{"type","message"}} and a message that says what is wrong;
+// API keys and CORS.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Gptd, PROMPT, assertApiError } from './helpers.js';
+
+describe('request errors', () => {
+  const CAP = 100; // prompt + CAP stays inside the 128-token context: the boundary request is quick
+  let gptd;
+  before(async () => {
+    gptd = await Gptd.start({ args: ['--max-tokens', String(CAP)] });
+  });
+  after(async () => {
+    await gptd?.stop();
+  });
+
+  test('malformed JSON: 400', async () => {
+    for (const body of ['{"prompt": "ROMEO:",', '{prompt: 1}', 'not json', '']) {
+      const r = await gptd.post('/generate', body);
+      assertApiError(r, 400, /JSON/);
+      assert.equal(r.json.error.type, 'invalid_request_error');
+    }
+    assertApiError(await gptd.post('/v1/completions', '{"prompt":'), 400, /JSON/);
+  });
+
+  test('a body that is not an object: 400', async () => {
+    for (const body of ['[]', '"ROMEO:"', '42', 'null', '[{"prompt":"ROMEO:"}]'])
+      assertApiError(await gptd.post('/generate', body), 400, /object/);
+    assertApiError(await gptd.post('/v1/completions', '["x"]'), 400, /object/);
+  });
+
+  test('wrong types: 400 naming the field', async () => {
+    const cases = [
+      [{ prompt: 42 }, /"prompt"/, /string/],
+      [{ prompt: PROMPT, max_tokens: '10' }, /"max_tokens"/, /integer/],
+      [{ prompt: PROMPT, max_tokens: 2.5 }, /"max_tokens"/, /integer/],
+      [{ prompt: PROMPT, stream: 'yes' }, /"stream"/, /true or false/],
+      [{ prompt: PROMPT, temperature: '0.5' }, /"temperature"/, /number/],
+      [{ prompt: PROMPT, seed: 'abc' }, /"seed"/],
+      [{ prompt: PROMPT, stop: 5 }, /"stop"/],
+      [{ prompt: PROMPT, stop: ['ok', 5] }, /"stop"/],
+      [{ prompt: PROMPT, top_k: 1.5 }, /"top_k"/, /integer/],
+    ];
+    for (const [body, ...patterns] of cases) {
+      const r = await gptd.post('/generate', body);
+      assertApiError(r, 400, ...patterns);
+    }
+    assertApiError(await gptd.post('/v1/completions', { prompt: 42 }), 400, /"prompt"/);
+    assertApiError(await gptd.post('/v1/completions', { prompt: PROMPT, stream_options: 'x' }), 400, /"stream_options"/);
+  });
+
+  test('out-of-range values: 400 naming the field', async () => {
+    const cases = [
+      [{ temperature: -1 }, /"temperature"/],
+      [{ top_p: 0 }, /"top_p"/],
+      [{ top_p: 1.5 }, /"top_p"/],
+      [{ max_tokens: CAP + 1 }, /"max_tokens"/, new RegExp(String(CAP))],
+      [{ max_tokens: -1 }, /"max_tokens"/],
+      [{ top_k: -1 }, /"top_k"/],
+      [{ seed: -1 }, /"seed"/],
+      [{ stop: '' }, /"stop"/],
+      [{ stop: ['a', 'b', 'c', 'd', 'e'] }, /"stop"/],
+    ];
+    for (const [extra, ...patterns] of cases) {
+      const r = await gptd.post('/generate', { prompt: PROMPT, ...extra });
+      assertApiError(r, 400, ...patterns);
+    }
+    // the boundaries themselves are fine
+    for (const extra of [{ temperature: 0 }, { top_p: 1 }, { max_tokens: CAP }, { top_k: 0 }]) {
+      const r = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 1, ...extra });
+      assert.equal(r.status, 200, `${JSON.stringify(extra)}: ${r.text}`);
+      if (extra.max_tokens === CAP) assert.equal(r.json.usage.completion_tokens, CAP);
+    }
+  });
+
+  test('an unknown field on /generate: 400 naming it', async () => {
+    assertApiError(await gptd.post('/generate', { prompt: PROMPT, max_token: 5 }), 400, /unknown field/, /"max_token"/);
+    assertApiError(await gptd.post('/generate', { prompt: PROMPT, n: 1 }), 400, /"n"/);
+  });
+
+  test('a character outside the vocabulary: 400 naming the character and its position', async () => {
+    const cafe = await gptd.post('/generate', { prompt: 'café' });
+    assertApiError(cafe, 400, /é/, /U\+00E9/, /position 3\b/, /vocabulary/);
+    const emoji = await gptd.post('/generate', { prompt: 'Hi 👋 there' });
+    assertApiError(emoji, 400, /U\+1F44B/, /position 3\b/);
+    const digit = await gptd.post('/v1/completions', { prompt: 'ROMEO 7' });
+    assertApiError(digit, 400, /'7'/, /position 6\b/);
+  });
+
+  test('invalid UTF-8 in the prompt: 400 naming the byte', async () => {
+    const body = Buffer.concat([Buffer.from('{"prompt":"ROM'), Buffer.from([0xff]), Buffer.from('EO","max_tokens":2}')]);
+    assertApiError(await gptd.post('/generate', body), 400, /UTF-8/, /byte 3\b/);
+  });
+
+  // Regression (was a bug, api/request.c:110, also add_stop): cJSON decodes "\u0000" into a NUL byte and the
+  // prompt's length is taken with strlen(), so a prompt is silently cut at an escaped NUL: the
+  // prompt "ROMEO\u0000café" is accepted as "ROMEO" (200, prompt_tokens 5) although "café" alone is
+  // a 400, and a stop string "ab\u0000cd" silently becomes "ab". Suggested fix: refuse NUL in
+  // strings (400 naming the field and position), e.g. by checking the raw body for an unescaped
+  // "\u0000" or comparing cJSON's decoded length. Fixed; kept as a regression test.
+  test('an escaped NUL in the prompt or a stop string: 400, not silently cut',
+    {},
+    async () => {
+      assertApiError(await gptd.post('/generate', '{"prompt":"ROMEO\\u0000caf\u00e9","max_tokens":3}'), 400);
+      assertApiError(await gptd.post('/generate', '{"prompt":"ROMEO","max_tokens":3,"stop":"ab\\u0000cd"}'), 400);
+    });
+
+  test('a body over 1 MiB: 413', async () => {
+    const big = JSON.stringify({ prompt: 'a'.repeat(1024 * 1024 + 16) });
+    const r = await gptd.post('/generate', big);
+    assertApiError(r, 413, /1048576/);
+    // the server still answers on a fresh request
+    assert.equal((await gptd.post('/generate', { prompt: PROMPT, max_tokens: 1 })).status, 200);
+  });
+
+  test('unknown path: 404', async () => {
+    assertApiError(await gptd.get('/nope'), 404, /\/nope/);
+    assertApiError(await gptd.post('/v1/chat/completions', { messages: [] }), 404);
+    assertApiError(await gptd.get('/generate/extra'), 404);
+  });
+
+  test('wrong method: 405 with an Allow header', async () => {
+    const a = await gptd.get('/generate');
+    assertApiError(a, 405, /GET/, /POST/);
+    assert.equal(a.headers.get('allow'), 'POST');
+    const b = await gptd.post('/health', {});
+    assertApiError(b, 405);
+    assert.equal(b.headers.get('allow'), 'GET');
+    const c = await gptd.fetch('/v1/completions', { method: 'PUT', body: '{}' });
+    assert.equal(c.status, 405);
+    assert.equal(c.headers.get('allow'), 'POST');
+    const d = await gptd.fetch('/metrics', { method: 'DELETE' });
+    assert.equal(d.status, 405);
+    assert.equal(d.headers.get('allow'), 'GET');
+  });
+});
+
+describe('API key and CORS', () => {
+  const KEY = 'secret-key-42';
+  const ORIGIN = 'http://example.test';
+  let gptd;
+  before(async () => {
+    gptd = await Gptd.start({ args: ['--api-key', KEY, '--cors-origin', ORIGIN] });
+  });
+  after(async () => {
+    await gptd?.stop();
+  });
+
+  const protectedRoutes = [
+    ['POST', '/generate', JSON.stringify({ prompt: PROMPT, max_tokens: 1 })],
+    ['POST', '/v1/completions', JSON.stringify({ prompt: PROMPT, max_tokens: 1 })],
+    ['GET', '/info'],
+    ['GET', '/v1/models'],
+  ];
+
+  test('missing or wrong key: 401 on /generate, /v1/completions, /info, /v1/models', async () => {
+    const bad = [{}, { Authorization: 'Bearer wrong' }, { Authorization: `Bearer ${KEY}x` },
+      { Authorization: `Bearer ${KEY.slice(0, -1)}` }, { Authorization: KEY }, { Authorization: `Basic ${KEY}` }];
+    for (const [method, path, body] of protectedRoutes) {
+      for (const headers of bad) {
+        const res = await gptd.fetch(path, { method, body, headers: { 'Content-Type': 'application/json', ...headers } });
+        const text = await res.text();
+        const reply = { status: res.status, text, json: JSON.parse(text) };
+        assertApiError(reply, 401, /key/);
+        assert.equal(reply.json.error.type, 'authentication_error');
+      }
+    }
+  });
+
+  test('the right key: 200 on the same routes', async () => {
+    for (const [method, path, body] of protectedRoutes) {
+      const res = await gptd.fetch(path, {
+        method, body, headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
+      });
+      assert.equal(res.status, 200, `${method} ${path}: ${await res.text()}`);
+      await res.arrayBuffer().catch(() => {});
+    }
+  });
+
+  test('/health, /metrics and the web page need no key', async () => {
+    assert.equal((await gptd.get('/health')).status, 200);
+    assert.equal((await gptd.get('/metrics')).status, 200);
+    const page = await gptd.get('/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type'), /^text\/html/);
+    assert.equal((await gptd.get('/health', { headers: { Authorization: 'Bearer wrong' } })).status, 200);
+  });
+
+  test('CORS preflight from the allowed origin: 204 with Access-Control-Allow-Origin, without a key', async () => {
+    for (const path of ['/generate', '/v1/completions']) {
+      const res = await gptd.fetch(path, {
+        method: 'OPTIONS',
+        headers: { Origin: ORIGIN, 'Access-Control-Request-Method': 'POST',
+          'Access-Control-Request-Headers': 'content-type, authorization' },
+      });
+      assert.equal(res.status, 204, path);
+      assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
+      assert.match(res.headers.get('access-control-allow-methods') ?? '', /POST/);
+      assert.match(res.headers.get('access-control-allow-headers') ?? '', /Authorization/i);
+      assert.match(res.headers.get('access-control-allow-headers') ?? '', /Content-Type/i);
+    }
+  });
+
+  test('CORS preflight from another origin: no Access-Control-Allow-Origin', async () => {
+    const res = await gptd.fetch('/generate', {
+      method: 'OPTIONS',
+      headers: { Origin: 'http://evil.test', 'Access-Control-Request-Method': 'POST' },
+    });
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+    assert.equal(res.headers.get('access-control-allow-methods'), null);
+  });
+
+  test('a POST from the allowed origin carries Access-Control-Allow-Origin; from another it does not', async () => {
+    const post = (origin) => gptd.post('/generate', { prompt: PROMPT, max_tokens: 2 },
+      { headers: { Origin: origin, Authorization: `Bearer ${KEY}` } });
+    const ok = await post(ORIGIN);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.headers.get('access-control-allow-origin'), ORIGIN);
+    const other = await post('http://evil.test');
+    assert.equal(other.status, 200);
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+    // an error reply to the allowed origin carries it too, so the page can read the error
+    const unauth = await gptd.post('/generate', { prompt: PROMPT }, { headers: { Origin: ORIGIN } });
+    assert.equal(unauth.status, 401);
+    assert.equal(unauth.headers.get('access-control-allow-origin'), ORIGIN);
+    // and so does a stream
+    const s = await gptd.stream({ prompt: PROMPT, max_tokens: 3, stream: true },
+      { headers: { Origin: ORIGIN, Authorization: `Bearer ${KEY}` } });
+    assert.ok(s.done);
+    assert.equal(s.headers.get('access-control-allow-origin'), ORIGIN);
+  });
+});
