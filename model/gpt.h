@@ -79,7 +79,7 @@ typedef struct {
     float *dqkv;                          /* (B, T, 3C) */
     float *dfch, *dfch_act;               /* (B, T, 4C) */
     float *dlogits;                       /* (B, T, V) */
-    float *att_scratch;                   /* 2 T * T */
+    float *att_scratch;                   /* (B, 2 T * T): one per sequence, for the pool */
 } Activations;
 
 typedef struct {
@@ -100,6 +100,8 @@ typedef struct {
     const int *last_inputs, *last_targets;
     int last_B, last_T;
     float last_dropout;
+    /* optional: spreads attention over sequences (set by the trainer; NULL = serial) */
+    struct ThreadPool *pool;
 } GPT;
 
 /* Lays out parameters for c and allocates them (zeroed). */

@@ -9,6 +9,55 @@
 #include "attention.h"
 #include "gpt.h"
 #include "matmul.h"
+#include "thread_pool.h"
+
+/* Attention of one layer, sequence by sequence: sequences are independent, so they are spread
+ * over the pool (OpenBLAS single-threaded meanwhile, so the threads do not oversubscribe the
+ * cores). Each sequence draws its dropout masks from its own RNG, seeded from the main one, so
+ * the result does not depend on which thread ran it. */
+typedef struct {
+    GPT *m;
+    int layer, T;
+    float dropout;
+    uint64_t seed;
+    bool backward;
+} AttentionPass;
+
+static void attention_sequence(void *ctx, int b) {
+    const AttentionPass *p = ctx;
+    GPT *m = p->m;
+    Activations *a = &m->acts;
+    const GPTConfig *c = &m->config;
+    int T = p->T, C = c->n_embd, NH = c->n_head, B = m->last_B;
+    size_t NC = (size_t)B * T * C, att_size = (size_t)B * NH * T * T;
+    size_t row = (size_t)b * T, att_at = p->layer * att_size + (size_t)b * NH * T * T;
+    AttentionShape s = {.B = 1, .Tq = T, .Tk = T, .n_head = NH, .head_size = C / NH,
+                        .causal = true, .q_stride = 3 * C, .kv_stride = 3 * C, .out_stride = C};
+    const float *qkv = a->qkv + p->layer * 3 * NC + row * 3 * C;
+    float *scratch = a->att_scratch + (size_t)b * 2 * T * T;
+    const float *mask = a->att_mask ? a->att_mask + att_at : NULL;
+    if (!p->backward) {
+        Rng rng;
+        rng_seed(&rng, p->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(b + 1)));
+        attention_forward(a->atty + p->layer * NC + row * C, a->att + att_at,
+                          (float *)mask, scratch, qkv, qkv + C, qkv + 2 * C, &s, p->dropout, &rng);
+    } else {
+        float *dqkv = a->dqkv + row * 3 * C;
+        attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, a->datty + row * C,
+                           a->att + att_at, p->dropout > 0.0f ? mask : NULL, qkv, qkv + C,
+                           qkv + 2 * C, &s);
+    }
+}
+
+static void attention_layer(GPT *m, AttentionPass *p) {
+    if (!m->pool) {
+        for (int b = 0; b < m->last_B; b++) attention_sequence(p, b);
+        return;
+    }
+    matmul_set_threads(1);
+    thread_pool_run(m->pool, attention_sequence, p, m->last_B);
+    matmul_set_threads(thread_pool_size(m->pool));
+}
 
 /* Allocates the activations for (B, T), growing when a bigger batch comes. */
 static int alloc_activations(GPT *m, int B, int T, bool dropout, Error *err) {
@@ -56,7 +105,7 @@ static int alloc_activations(GPT *m, int B, int T, bool dropout, Error *err) {
         {&m->acts.dfch, BT * 4 * C},
         {&m->acts.dfch_act, BT * 4 * C},
         {&m->acts.dlogits, BT * V},
-        {&m->acts.att_scratch, 2 * (size_t)T * T},
+        {&m->acts.att_scratch, (size_t)B * 2 * T * T},
     };
     size_t n = sizeof table / sizeof table[0], total = 0;
     for (size_t i = 0; i < n; i++) total += table[i].n;
@@ -73,20 +122,6 @@ static int alloc_activations(GPT *m, int B, int T, bool dropout, Error *err) {
     m->act_T = T;
     m->act_dropout = dropout;
     return 0;
-}
-
-static AttentionShape causal_shape(const GPTConfig *c, int B, int T) {
-    int C = c->n_embd;
-    AttentionShape s = {.B = B,
-                        .Tq = T,
-                        .Tk = T,
-                        .n_head = c->n_head,
-                        .head_size = C / c->n_head,
-                        .causal = true,
-                        .q_stride = 3 * C,
-                        .kv_stride = 3 * C,
-                        .out_stride = C};
-    return s;
 }
 
 int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, float dropout,
@@ -106,10 +141,14 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
     if (alloc_activations(m, B, T, dropout > 0.0f, err)) return -1;
     const GPTParams *p = &m->params;
     Activations *a = &m->acts;
-    int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head;
-    size_t NC = (size_t)N * C, att_size = (size_t)B * NH * T * T;
-    AttentionShape shape = causal_shape(c, B, T);
+    int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer;
+    size_t NC = (size_t)N * C;
 
+    m->last_inputs = inputs;
+    m->last_targets = targets;
+    m->last_B = B;
+    m->last_T = T;
+    m->last_dropout = dropout;
     embedding_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         const LayerParams *lp = &p->layer[l];
@@ -123,9 +162,9 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
         layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b, N,
                           C);
         matmul_forward(qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
-        attention_forward(atty, a->att + l * att_size,
-                          a->att_mask ? a->att_mask + l * att_size : NULL, a->att_scratch, qkv,
-                          qkv + C, qkv + 2 * C, &shape, dropout, rng);
+        AttentionPass pass = {m, l, T, dropout, dropout > 0.0f ? rng_u64(rng) : 0, false};
+        (void)atty;
+        attention_layer(m, &pass);
         matmul_forward(attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
         dropout_forward(a->dsmall, a->attproj_mask + l * NC, attproj, NC, dropout, rng);
         residual_forward(resid1, x, a->dsmall, NC);
@@ -141,11 +180,6 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
                       p->lnf_b, N, C);
     matmul_forward(a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true);
 
-    m->last_inputs = inputs;
-    m->last_targets = targets;
-    m->last_B = B;
-    m->last_T = T;
-    m->last_dropout = dropout;
     float mean_loss = 0.0f;
     if (targets)
         mean_loss = crossentropy_forward_backward(a->losses, a->dlogits, a->logits, targets, N, V);
@@ -159,10 +193,8 @@ void gpt_backward(GPT *m) {
     GPTParams *g = &m->grads;
     Activations *a = &m->acts;
     int B = m->last_B, T = m->last_T;
-    int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head;
-    size_t NC = (size_t)N * C, att_size = (size_t)B * NH * T * T;
-    AttentionShape shape = causal_shape(c, B, T);
-    bool dropout = m->last_dropout > 0.0f;
+    int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer;
+    size_t NC = (size_t)N * C;
 
     /* dlogits was filled by the forward pass's cross-entropy. */
     memset(a->dln, 0, NC * sizeof(float));
@@ -174,7 +206,6 @@ void gpt_backward(GPT *m) {
         const LayerParams *lp = &p->layer[l];
         LayerParams *lg = &g->layer[l];
         const float *x = l == 0 ? a->encoded : a->resid2 + (l - 1) * NC;
-        const float *qkv = a->qkv + l * 3 * NC;
 
         /* resid2 = resid1 + dropout(fcproj): dresid already is d(resid1) along the identity. */
         memset(a->dsmall, 0, NC * sizeof(float));
@@ -197,9 +228,8 @@ void gpt_backward(GPT *m) {
         matmul_backward(a->datty, lg->proj_w, lg->proj_b, a->dsmall, a->atty + l * NC, lp->proj_w,
                         N, C, C, false);
         memset(a->dqkv, 0, 3 * NC * sizeof(float));
-        attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->att_scratch, a->datty,
-                           a->att + l * att_size, dropout ? a->att_mask + l * att_size : NULL, qkv,
-                           qkv + C, qkv + 2 * C, &shape);
+        AttentionPass pass = {m, l, T, m->last_dropout, 0, true};
+        attention_layer(m, &pass);
         memset(a->dln, 0, NC * sizeof(float));
         matmul_backward(a->dln, lg->qkv_w, lg->qkv_b, a->dqkv, a->ln1 + l * NC, lp->qkv_w, N, C,
                         3 * C, false);

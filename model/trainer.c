@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "matmul.h"
+#include "thread_pool.h"
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -193,6 +194,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     Dataset data = {0};
     Progress p = {0};
     int *x = NULL, *y = NULL, rc = -1;
+    ThreadPool *pool = NULL;
     memset(&m, 0, sizeof m);
     matmul_set_threads(o.threads);
 
@@ -214,6 +216,9 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     }
     if (dataset_check(&data, o.model.block_size, err)) goto done;
     if (gpt_alloc_grads(&m, err)) goto done;
+    /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
+    if (o.threads > 1 && thread_pool_create(&pool, o.threads, err)) goto done;
+    m.pool = pool;
     size_t bt = (size_t)o.batch_size * o.model.block_size;
     x = malloc(bt * sizeof *x);
     y = malloc(bt * sizeof *y);
@@ -287,6 +292,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     fprintf(progress, "done in %.1f s\n", now_seconds() - t_start);
     rc = 0;
 done:
+    thread_pool_destroy(pool);
     free(x);
     free(y);
     free(opt.m);
