@@ -16,8 +16,8 @@ struct Engine {
     ThreadPool *pool;
     PackedMatrix *packed; /* (L, 4): qkv, proj, fc, fcproj of each layer, repacked at start-up */
     PackedMatrix head;    /* (C, V): the head transposed to (in, out), then packed */
-    float *kv;            /* (slots, L, 2, T * C): keys as (NH, hs, T), then values as (NH, T, hs):
-                           * each head's keys and values are contiguous for its attention task */
+    float *kv;            /* (slots, L, 2, T * C): keys, then values, each as (NH, T, hs): a head's
+                           * cache is contiguous for its attention task */
     int *slot_len;        /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
     float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_act; /* (R, C|3C|4C) */
@@ -203,41 +203,39 @@ static void attention_task(void *ctx, int task) {
     int NH = c->n_head, C = c->n_embd, T = c->block_size, hs = C / NH;
     int s = task / NH, h = task % NH;
     const EngineSegment *g = &j->segs[s];
-    const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) */
+    const float *kc = kv_at(e, g->slot, j->layer, 0) + (size_t)h * T * hs; /* (T, hs) */
     const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) */
     float *scores = e->scores + (size_t)task * (T + 8);
     float scale = 1.0f / sqrtf((float)hs);
     for (int i = 0; i < g->n; i++) {
         int row = e->row_of[s] + i, visible = g->pos + i + 1, t = 0;
         const float *q = e->qkv + (size_t)row * 3 * C + h * hs;
-        /* 32 keys at a time: four independent chains keep the FMA units busy */
-        for (; t + 32 <= visible; t += 32) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int d = 0; d < hs; d++) {
-                __m256 qd = _mm256_broadcast_ss(q + d);
-                const float *k = kt + (size_t)d * T + t;
-                a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k), a0);
-                a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8), a1);
-                a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 16), a2);
-                a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 24), a3);
+        /* Eight keys at a time: eight independent chains over the head's channels, then one
+         * fixed horizontal reduction. A block may run past `visible` into cache rows that are
+         * not used (finite, masked below); only past the cache's end does a key go alone. */
+        for (; t < visible; t += 8) {
+            if (t + 8 > T) {
+                for (; t < visible; t++) {
+                    float acc = 0.0f;
+                    for (int d = 0; d < hs; d++) acc = fmaf(q[d], kc[(size_t)t * hs + d], acc);
+                    scores[t] = acc * scale;
+                }
+                break;
             }
-            __m256 sc = _mm256_set1_ps(scale);
-            _mm256_storeu_ps(scores + t, _mm256_mul_ps(a0, sc));
-            _mm256_storeu_ps(scores + t + 8, _mm256_mul_ps(a1, sc));
-            _mm256_storeu_ps(scores + t + 16, _mm256_mul_ps(a2, sc));
-            _mm256_storeu_ps(scores + t + 24, _mm256_mul_ps(a3, sc));
-        }
-        for (; t + 8 <= visible; t += 8) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int d = 0; d < hs; d++)
-                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d),
-                                      _mm256_loadu_ps(kt + (size_t)d * T + t), acc);
-            _mm256_storeu_ps(scores + t, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
-        }
-        for (; t < visible; t++) { /* the same chain as one lane above */
-            float acc = 0.0f;
-            for (int d = 0; d < hs; d++) acc = fmaf(q[d], kt[(size_t)d * T + t], acc);
-            scores[t] = acc * scale;
+            __m256 a[8];
+            for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+            for (int d = 0; d < hs; d += 8) {
+                __m256 qd = _mm256_loadu_ps(q + d);
+                for (int k = 0; k < 8; k++)
+                    a[k] =
+                        _mm256_fmadd_ps(qd, _mm256_loadu_ps(kc + (size_t)(t + k) * hs + d), a[k]);
+            }
+            __m256 h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
+            __m256 h45 = _mm256_hadd_ps(a[4], a[5]), h67 = _mm256_hadd_ps(a[6], a[7]);
+            __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+            __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                                       _mm256_permute2f128_ps(h0123, h4567, 0x31));
+            _mm256_storeu_ps(scores + t, _mm256_mul_ps(sum, _mm256_set1_ps(scale)));
         }
         float maxv = scores[0];
         for (t = 1; t < visible; t++) maxv = scores[t] > maxv ? scores[t] : maxv;
@@ -303,16 +301,16 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln1_w, lp->ln1_b, R, C);
         const PackedMatrix *pm = e->packed + 4 * l;
         matmul_packed(e->qkv, e->ln, &pm[0], R, e->pool);
-        for (int s = 0; s < n_segs; s++) /* keys (transposed) and values join the cache */
+        for (int s = 0; s < n_segs; s++) /* keys and values join the cache */
             for (int i = 0; i < segs[s].n; i++) {
                 const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
-                int pos = segs[s].pos + i;
+                int pos = segs[s].pos + i, T = c->block_size, hs = C / c->n_head;
                 float *kt = kv_at(e, segs[s].slot, l, 0), *vt = kv_at(e, segs[s].slot, l, 1);
-                int T = c->block_size, hs = C / c->n_head;
-                for (int k = 0; k < C; k++) kt[(size_t)k * T + pos] = row[C + k];
-                for (int h = 0; h < c->n_head; h++)
-                    memcpy(vt + ((size_t)h * T + pos) * hs, row + 2 * C + h * hs,
-                           hs * sizeof(float));
+                for (int h = 0; h < c->n_head; h++) {
+                    size_t at = ((size_t)h * T + pos) * hs;
+                    memcpy(kt + at, row + C + h * hs, hs * sizeof(float));
+                    memcpy(vt + at, row + 2 * C + h * hs, hs * sizeof(float));
+                }
             }
         AttentionJob job = {e, segs, l};
         /* Only spread attention over the pool when there is enough of it (decode at batch 1

@@ -31,16 +31,23 @@ static void attention_sequence(void *ctx, int b) {
     int T = p->T, C = c->n_embd, NH = c->n_head, B = m->last_B;
     size_t NC = (size_t)B * T * C, att_size = (size_t)B * NH * T * T;
     size_t row = (size_t)b * T, att_at = p->layer * att_size + (size_t)b * NH * T * T;
-    AttentionShape s = {.B = 1, .Tq = T, .Tk = T, .n_head = NH, .head_size = C / NH,
-                        .causal = true, .q_stride = 3 * C, .kv_stride = 3 * C, .out_stride = C};
+    AttentionShape s = {.B = 1,
+                        .Tq = T,
+                        .Tk = T,
+                        .n_head = NH,
+                        .head_size = C / NH,
+                        .causal = true,
+                        .q_stride = 3 * C,
+                        .kv_stride = 3 * C,
+                        .out_stride = C};
     const float *qkv = a->qkv + p->layer * 3 * NC + row * 3 * C;
     float *scratch = a->att_scratch + (size_t)b * 2 * T * T;
     const float *mask = a->att_mask ? a->att_mask + att_at : NULL;
     if (!p->backward) {
         Rng rng;
         rng_seed(&rng, p->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(b + 1)));
-        attention_forward(a->atty + p->layer * NC + row * C, a->att + att_at,
-                          (float *)mask, scratch, qkv, qkv + C, qkv + 2 * C, &s, p->dropout, &rng);
+        attention_forward(a->atty + p->layer * NC + row * C, a->att + att_at, (float *)mask,
+                          scratch, qkv, qkv + C, qkv + 2 * C, &s, p->dropout, &rng);
     } else {
         float *dqkv = a->dqkv + row * 3 * C;
         attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, a->datty + row * C,
