@@ -44,6 +44,25 @@ static int estimate_loss(GPT *m, const Dataset *d, const TrainOptions *o, int st
     return 0;
 }
 
+/* Both splits, then the seed's log line. */
+static int evaluate_and_log(GPT *m, const Dataset *d, const TrainOptions *o, int step, int *x,
+                            int *y, FILE *log, float *train_loss, float *val_loss, Error *err) {
+    if (estimate_loss(m, d, o, step, false, x, y, train_loss, err) ||
+        estimate_loss(m, d, o, step, true, x, y, val_loss, err))
+        return -1;
+    fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", step, *train_loss, *val_loss);
+    fflush(log);
+    return 0;
+}
+
+/* x and y (batch_size, block_size) token buffers. */
+static int alloc_batch(const TrainOptions *o, int **x, int **y, Error *err) {
+    size_t bt = (size_t)o->batch_size * o->model.block_size;
+    *x = malloc(bt * sizeof **x);
+    *y = malloc(bt * sizeof **y);
+    return *x && *y ? 0 : error_set(err, "out of memory");
+}
+
 /* Hyperparameters that define a run, stored in the state so a resume continues the same run. */
 typedef struct {
     int step;
@@ -156,18 +175,10 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     if (dataset_load(&data, o.data_path, &tok, err) ||
         dataset_check(&data, o.model.block_size, err))
         goto done;
-    size_t bt = (size_t)o.batch_size * o.model.block_size;
-    x = malloc(bt * sizeof *x);
-    y = malloc(bt * sizeof *y);
-    if (!x || !y) {
-        error_set(err, "out of memory");
-        goto done;
-    }
     float train_loss, val_loss;
-    if (estimate_loss(&m, &data, &o, (int)step, false, x, y, &train_loss, err) ||
-        estimate_loss(&m, &data, &o, (int)step, true, x, y, &val_loss, err))
+    if (alloc_batch(&o, &x, &y, err) ||
+        evaluate_and_log(&m, &data, &o, (int)step, x, y, log, &train_loss, &val_loss, err))
         goto done;
-    fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", (int)step, train_loss, val_loss);
     rc = 0;
 done:
     free(x);
@@ -219,13 +230,8 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
     if (o.threads > 1 && thread_pool_create(&pool, o.threads, err)) goto done;
     m.pool = pool;
+    if (alloc_batch(&o, &x, &y, err)) goto done;
     size_t bt = (size_t)o.batch_size * o.model.block_size;
-    x = malloc(bt * sizeof *x);
-    y = malloc(bt * sizeof *y);
-    if (!x || !y) {
-        error_set(err, "out of memory");
-        goto done;
-    }
     fprintf(progress, "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d\n",
             m.n_params, (int)data.n_train, data.n - data.n_train, tok.vocab_size);
 
@@ -242,12 +248,8 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
         if (at_eval && !(o.resume_path && p.step == first_step)) {
             double t0 = now_seconds();
-            if (estimate_loss(&m, &data, &o, p.step, false, x, y, &train_loss, err) ||
-                estimate_loss(&m, &data, &o, p.step, true, x, y, &val_loss, err))
+            if (evaluate_and_log(&m, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
                 goto done;
-            fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", p.step, train_loss,
-                    val_loss);
-            fflush(log);
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
             fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step, now_seconds() - t0,
                     o.out_path);
