@@ -305,9 +305,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if os.environ.get("GOMP_SPINCOUNT") != "0":
-        print("warning: GOMP_SPINCOUNT=0 is not set; OpenMP spin-waiting may skew timings",
-              file=sys.stderr)
+    ref.warn_if_openmp_spins()
     if args.batch < 1:
         sys.exit("error: --batch must be >= 1")
     if args.threads < 1:

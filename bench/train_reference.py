@@ -42,9 +42,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if os.environ.get("GOMP_SPINCOUNT") != "0":
-        print("warning: GOMP_SPINCOUNT=0 is not set; OpenMP spin-waiting may skew timings",
-              file=sys.stderr)
+    ref.warn_if_openmp_spins()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 

@@ -155,6 +155,16 @@ export async function runGptd(args, { env = {}, timeoutMs = 30_000 } = {}) {
  * passes --host 127.0.0.1 --port N --threads 2 --model <copy> plus `args`, and waits for
  * /health to answer 200 (unless waitReady is false).
  */
+/** A whole reply: {status, headers, text, json} (json undefined when the body is not JSON). */
+async function readReply(res) {
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, headers: res.headers, text, json };
+}
+
 export class Gptd {
   constructor(child, port) {
     this.child = child;
@@ -245,23 +255,12 @@ export class Gptd {
       body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
       signal,
     });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: res.status, headers: res.headers, text, json };
+    return readReply(res);
   }
 
   /** GET; returns {status, headers, text, json}. */
   async get(pathname, { headers = {} } = {}) {
-    const res = await this.fetch(pathname, { headers });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: res.status, headers: res.headers, text, json };
+    return readReply(await this.fetch(pathname, { headers }));
   }
 
   /** POST /generate (or `pathname`) and read the SSE stream: see readSse. */

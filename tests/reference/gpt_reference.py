@@ -200,3 +200,13 @@ def make_optimizer(model, lr, weight_decay=0.01):
     # AdamW on all parameters (biases and LN included), as in the seed lecture.
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999),
                              eps=1e-8, weight_decay=weight_decay)
+
+
+def warn_if_openmp_spins():
+    """Benchmarks want GOMP_SPINCOUNT=0 (set before the process starts: libgomp reads it at
+    load time); idle OpenMP threads otherwise spin and skew a comparison on 2 cores."""
+    import os
+    import sys
+    if os.environ.get("GOMP_SPINCOUNT") != "0":
+        print("warning: GOMP_SPINCOUNT=0 is not set; OpenMP spin-waiting may skew timings",
+              file=sys.stderr)
