@@ -1,10 +1,10 @@
 """PyTorch side of the gptd inference benchmark (KV-cache generation).
 
-Loads one of our checkpoints into the reference GPT (tests/reference/gpt_reference.py, float32,
-eval mode) and generates with a KV cache written here: per layer, k and v of shape
-(B, n_head, t, head_size), filled for all prompt positions at once by a prefill and extended by
-one position per decode step, in which only the newest token of each of the B sequences goes
-through the model (at its position) and attends over the cache.
+Loads one of our checkpoints (F32 or F16 weights, computed on in float32) into the reference
+GPT (tests/reference/gpt_reference.py, float32, eval mode) and generates with a KV cache written
+here: per layer, k and v of shape (B, n_head, t, head_size), filled for all prompt positions at
+once by a prefill and extended by one position per decode step, in which only the newest token of
+each of the B sequences goes through the model (at its position) and attends over the cache.
 
 Prints exactly one line on stdout:
     torch mode=<decode|prefill> batch=<B> tokens_per_s=<float> ms_per_step=<float>
@@ -101,10 +101,11 @@ def load_model(path):
     if cfg.n_embd % cfg.n_head != 0:
         sys.exit("error: n_embd is not a multiple of n_head")
     for name, arr in tensors.items():
-        if arr.dtype != "float32":
-            sys.exit("error: tensor %s is %s, expected F32" % (name, arr.dtype))
+        if arr.dtype not in ("float32", "float16"):
+            sys.exit("error: tensor %s is %s, expected F32 or F16" % (name, arr.dtype))
     model = ref.GPT(cfg)
-    state = {name: torch.from_numpy(arr) for name, arr in tensors.items()}
+    # float16 weights are widened (exactly) and computed on in float32, as the C engine does
+    state = {name: torch.from_numpy(arr.astype("float32")) for name, arr in tensors.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -1,16 +1,45 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "float16.h"
 
 #define META_MAX 32
 
 static const char *activation_name(Activation a) { return a == ACT_GELU ? "gelu" : "relu"; }
 
-int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
-                    const OptimizerState *opt, const StMeta *extra, int n_extra, Error *err) {
+/* The parameters as float16, or NULL with err set when one does not fit (a finite weight past
+ * the largest half would become infinite). */
+static uint16_t *params_to_float16(const GPT *model, Error *err) {
+    uint16_t *h = malloc(model->n_params * sizeof *h);
+    if (!h) {
+        error_set(err, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < model->n_tensors; i++) {
+        const TensorSpec *t = &model->tensors[i];
+        for (size_t k = 0; k < t->size; k++) {
+            float v = model->param_memory[t->offset + k];
+            h[t->offset + k] = float16_from_float(v);
+            if (isfinite(v) && !isfinite(float_from_float16(h[t->offset + k]))) {
+                error_set(err, "tensor '%s' element %zu is %g, beyond float16's range", t->name,
+                          k, v);
+                free(h);
+                return NULL;
+            }
+        }
+    }
+    return h;
+}
+
+static int save(const char *path, const GPT *model, const Tokenizer *tok,
+                const OptimizerState *opt, const StMeta *extra, int n_extra, StDtype param_dtype,
+                Error *err) {
     const GPTConfig *c = &model->config;
     char nums[5][16];
     snprintf(nums[0], 16, "%d", c->vocab_size);
@@ -38,11 +67,12 @@ int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
     int n = model->n_tensors * (opt ? 3 : 1);
     StWriteTensor *ts = calloc((size_t)n, sizeof *ts);
     char(*names)[80] = calloc((size_t)n, sizeof *names);
-    if (!ts || !names) {
+    uint16_t *half = NULL;
+    if (!ts || !names || (param_dtype == ST_F16 && !(half = params_to_float16(model, err)))) {
         free(ts);
         free(names);
         free(vocab);
-        return error_set(err, "out of memory");
+        return ts && names ? -1 : error_set(err, "out of memory");
     }
     for (int copy = 0; copy < (opt ? 3 : 1); copy++) {
         const float *base = copy == 0 ? model->param_memory : copy == 1 ? opt->m : opt->v;
@@ -52,18 +82,30 @@ int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
             int k = copy * model->n_tensors + i;
             snprintf(names[k], sizeof names[k], "%s%s", prefix, t->name);
             ts[k].name = names[k];
-            ts[k].dtype = ST_F32;
+            ts[k].dtype = copy == 0 ? param_dtype : ST_F32;
             ts[k].ndim = t->ndim;
             ts[k].shape[0] = t->shape[0];
             ts[k].shape[1] = t->shape[1];
-            ts[k].data = base + t->offset;
+            ts[k].data = copy == 0 && half ? (const void *)(half + t->offset)
+                                           : (const void *)(base + t->offset);
         }
     }
     int rc = safetensors_write(path, ts, n, meta, n_meta, err);
     free(ts);
     free(names);
     free(vocab);
+    free(half);
     return rc;
+}
+
+int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
+                    const OptimizerState *opt, const StMeta *extra, int n_extra, Error *err) {
+    return save(path, model, tok, opt, extra, n_extra, ST_F32, err);
+}
+
+int checkpoint_save_float16(const char *path, const GPT *model, const Tokenizer *tok,
+                            const StMeta *extra, int n_extra, Error *err) {
+    return save(path, model, tok, NULL, extra, n_extra, ST_F16, err);
 }
 
 static int meta_int(const SafeTensors *st, const char *key, int *out, Error *err) {
@@ -110,12 +152,14 @@ static int config_from_meta(const SafeTensors *st, GPTConfig *c, Error *err) {
     return gpt_config_validate(c, err);
 }
 
-/* Copies tensor `name` into dst after checking dtype and shape against spec. */
+/* Copies tensor `name` into dst as float after checking dtype and shape against spec. Parameters
+ * may be F16 (widened exactly); optimizer moments must be F32. */
 static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec, float *dst,
-                       Error *err) {
+                       bool allow_f16, Error *err) {
     const StTensor *t = safetensors_find(st, name);
     if (!t) return error_set(err, "missing tensor '%s'", name);
-    if (t->dtype != ST_F32) return error_set(err, "tensor '%s' must be F32", name);
+    if (t->dtype != ST_F32 && !(allow_f16 && t->dtype == ST_F16))
+        return error_set(err, "tensor '%s' must be F32%s", name, allow_f16 ? " or F16" : "");
     bool ok = t->ndim == spec->ndim;
     for (int d = 0; ok && d < spec->ndim; d++) ok = t->shape[d] == spec->shape[d];
     if (!ok) {
@@ -130,7 +174,11 @@ static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec
                                   (long long)t->shape[d]);
         return error_set(err, "tensor '%s' has shape [%s], the config needs %s", name, got, want);
     }
-    memcpy(dst, t->data, spec->size * sizeof(float));
+    if (t->dtype == ST_F16) {
+        const uint16_t *h = t->data;
+        for (size_t k = 0; k < spec->size; k++) dst[k] = float_from_float16(h[k]);
+    } else
+        memcpy(dst, t->data, spec->size * sizeof(float));
     return 0;
 }
 
@@ -157,7 +205,7 @@ int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState
     if (gpt_init(model, &c, err)) goto fail;
     for (int i = 0; i < model->n_tensors; i++) {
         const TensorSpec *t = &model->tensors[i];
-        if (load_tensor(&st, t->name, t, model->param_memory + t->offset, err)) goto fail;
+        if (load_tensor(&st, t->name, t, model->param_memory + t->offset, true, err)) goto fail;
     }
     if (opt) {
         opt->m = calloc(model->n_params, sizeof(float));
@@ -170,9 +218,9 @@ int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState
         for (int i = 0; i < model->n_tensors; i++) {
             const TensorSpec *t = &model->tensors[i];
             snprintf(name, sizeof name, "optimizer.m.%s", t->name);
-            if (load_tensor(&st, name, t, opt->m + t->offset, err)) goto fail;
+            if (load_tensor(&st, name, t, opt->m + t->offset, false, err)) goto fail;
             snprintf(name, sizeof name, "optimizer.v.%s", t->name);
-            if (load_tensor(&st, name, t, opt->v + t->offset, err)) goto fail;
+            if (load_tensor(&st, name, t, opt->v + t->offset, false, err)) goto fail;
         }
     }
     if (st_out)

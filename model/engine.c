@@ -10,6 +10,10 @@
 #include "packed_matmul.h"
 #include "thread_pool.h"
 
+/* A decode step is a chain of short products; between steps the caller samples. Workers keep
+ * looking for work this long before sleeping. */
+#define ENGINE_POOL_SPIN_US 200
+
 struct Engine {
     const GPT *model;
     EngineConfig config;
@@ -108,34 +112,45 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
                          engine_slot_bytes(c) >> 20);
     }
     int packing_failed = 0;
+    bool half = !cfg->float32_weights;
     for (int l = 0; l < c->n_layer; l++) {
         const LayerParams *lp = &model->params.layer[l];
         PackedMatrix *pm = e->packed + 4 * l;
         int n = (int)C;
-        packing_failed |= packed_matrix_init(&pm[0], lp->qkv_w, lp->qkv_b, n, 3 * n) |
-                          packed_matrix_init(&pm[1], lp->proj_w, lp->proj_b, n, n) |
-                          packed_matrix_init(&pm[2], lp->fc_w, lp->fc_b, n, 4 * n) |
-                          packed_matrix_init(&pm[3], lp->fcproj_w, lp->fcproj_b, 4 * n, n);
+        packing_failed |= packed_matrix_init(&pm[0], lp->qkv_w, lp->qkv_b, n, 3 * n, half) |
+                          packed_matrix_init(&pm[1], lp->proj_w, lp->proj_b, n, n, half) |
+                          packed_matrix_init(&pm[2], lp->fc_w, lp->fc_b, n, 4 * n, half) |
+                          packed_matrix_init(&pm[3], lp->fcproj_w, lp->fcproj_b, 4 * n, n, half);
     }
     float *head_t = malloc(C * V * sizeof(float));
     if (head_t) {
         for (size_t v = 0; v < V; v++)
             for (size_t k = 0; k < C; k++) head_t[k * V + v] = model->params.head_w[v * C + k];
         packing_failed |=
-            packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V);
+            packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V, half);
         free(head_t);
     }
     if (!head_t || packing_failed) {
         engine_destroy(e);
         return error_set(err, "out of memory for the engine's packed weights");
     }
-    if (thread_pool_create(&e->pool, cfg->threads, err)) {
+    if (thread_pool_create(&e->pool, cfg->threads, ENGINE_POOL_SPIN_US, err)) {
         e->pool = NULL;
         engine_destroy(e);
         return -1;
     }
     *out = e;
     return 0;
+}
+
+size_t engine_weight_bytes(const Engine *e, bool *all_half) {
+    size_t bytes = packed_matrix_bytes(&e->head);
+    *all_half = e->head.w16 != NULL;
+    for (int i = 0; i < 4 * e->model->config.n_layer; i++) {
+        bytes += packed_matrix_bytes(&e->packed[i]);
+        *all_half = *all_half && e->packed[i].w16;
+    }
+    return bytes;
 }
 
 static int validate(const Engine *e, const EngineSegment *segs, int n_segs, Error *err) {

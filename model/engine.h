@@ -10,6 +10,7 @@
 #ifndef GPTD_ENGINE_H
 #define GPTD_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -21,6 +22,8 @@ typedef struct {
     int max_slots; /* sequences held at once */
     int max_rows;  /* tokens one engine_forward may process in all (decode rows + prefill) */
     int threads;   /* worker threads, the caller's included */
+    bool float32_weights; /* keep weights as float even where float16 holds them exactly (the
+                           * results are the same bits; tests compare the two) */
 } EngineConfig;
 
 typedef struct {
@@ -34,6 +37,9 @@ typedef struct {
 /* The model must outlive the engine; its weights are only read. */
 int engine_create(Engine **engine, const GPT *model, const EngineConfig *config, Error *err);
 void engine_destroy(Engine *engine);
+
+/* Bytes of repacked weights the engine streams per step, and whether all are float16. */
+size_t engine_weight_bytes(const Engine *engine, bool *all_half);
 
 /* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size x n_embd floats. */
 size_t engine_slot_bytes(const GPTConfig *c);

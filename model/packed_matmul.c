@@ -4,18 +4,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "float16.h"
 #include "thread_pool.h"
 
 #define PANEL 24 /* columns per panel: 3 AVX vectors */
+/* Below this many FLOPs, handing half of a product to another thread costs more than it saves
+ * (a hand-off is about 2 microseconds here). */
+#define MIN_SPLIT_FLOPS 2.5e5
 
-int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int K, int M) {
+static bool all_float16(const float *w, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!float16_holds(w[i])) return false;
+    return true;
+}
+
+int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int K, int M,
+                       bool allow_half) {
+    memset(pm, 0, sizeof *pm);
     pm->K = K;
     pm->M = M;
     pm->panels = (M + PANEL - 1) / PANEL;
     size_t n = (size_t)pm->panels * K * PANEL;
-    pm->w = aligned_alloc(32, n * sizeof(float));
+    bool half = allow_half && all_float16(w, (size_t)K * M);
+    if (half)
+        pm->w16 = aligned_alloc(32, (n * sizeof(uint16_t) + 31) / 32 * 32);
+    else
+        pm->w = aligned_alloc(32, n * sizeof(float));
     pm->bias = aligned_alloc(32, (size_t)pm->panels * PANEL * sizeof(float));
-    if (!pm->w || !pm->bias) {
+    if ((!pm->w && !pm->w16) || !pm->bias) {
         packed_matrix_free(pm);
         return -1;
     }
@@ -23,7 +39,12 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
         for (int k = 0; k < K; k++)
             for (int c = 0; c < PANEL; c++) {
                 int col = p * PANEL + c;
-                pm->w[((size_t)p * K + k) * PANEL + c] = col < M ? w[(size_t)k * M + col] : 0.0f;
+                float v = col < M ? w[(size_t)k * M + col] : 0.0f;
+                size_t at = ((size_t)p * K + k) * PANEL + c;
+                if (half)
+                    pm->w16[at] = float16_from_float(v);
+                else
+                    pm->w[at] = v;
             }
     for (int col = 0; col < pm->panels * PANEL; col++)
         pm->bias[col] = bias && col < M ? bias[col] : 0.0f;
@@ -32,8 +53,14 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
 
 void packed_matrix_free(PackedMatrix *pm) {
     free(pm->w);
+    free(pm->w16);
     free(pm->bias);
     pm->w = pm->bias = NULL;
+    pm->w16 = NULL;
+}
+
+size_t packed_matrix_bytes(const PackedMatrix *pm) {
+    return (size_t)pm->panels * pm->K * PANEL * (pm->w16 ? sizeof(uint16_t) : sizeof(float));
 }
 
 typedef struct {
@@ -41,67 +68,109 @@ typedef struct {
     const float *inp;
     const PackedMatrix *pm;
     int N;
+    int chunks;         /* fewer than 4 rows: tasks are ranges of panels */
+    int rows_per_task;  /* 4 or more rows: tasks are (panel, block of rows) */
+    int row_blocks;
 } PackedJob;
 
-/* R rows (1..4, a constant after inlining) of one panel. Each output is the bias plus
- * x[0] w[0] + x[1] w[1] + ... fused in k order: the same arithmetic whatever R is, so a row's
- * result does not depend on which other rows share its tile. */
-static inline __attribute__((always_inline)) void panel_rows(const PackedJob *j, int p, int r0,
-                                                             const int R) {
+/* Row k of a panel (24 weights) as three float vectors. */
+static inline __attribute__((always_inline)) void load_weights(const PackedMatrix *pm, size_t at,
+                                                               __m256 w[3]) {
+    if (pm->w16)
+        for (int v = 0; v < 3; v++)
+            w[v] = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(pm->w16 + at + 8 * v)));
+    else
+        for (int v = 0; v < 3; v++) w[v] = _mm256_load_ps(pm->w + at + 8 * v);
+}
+
+/* R rows times G panels (R * G <= 4, constants after inlining: twelve accumulators at most).
+ * Each output is the bias plus x[0] w[0] + x[1] w[1] + ... fused in k order: the same arithmetic
+ * whatever R and G are, so a row's result does not depend on which other rows share its tile. */
+static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p0, const int G,
+                                                       int r0, const int R) {
     const PackedMatrix *pm = j->pm;
     const int K = pm->K;
-    const float *wp = pm->w + (size_t)p * K * PANEL;
     const float *x = j->inp + (size_t)r0 * K;
     __m256 acc[4][3];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < 3; v++) acc[r][v] = _mm256_load_ps(pm->bias + p * PANEL + 8 * v);
-    for (int k = 0; k < K; k++, wp += PANEL) {
-        __m256 w0 = _mm256_load_ps(wp), w1 = _mm256_load_ps(wp + 8), w2 = _mm256_load_ps(wp + 16);
-        for (int r = 0; r < R; r++) {
-            __m256 xr = _mm256_broadcast_ss(x + (size_t)r * K + k);
-            acc[r][0] = _mm256_fmadd_ps(xr, w0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(xr, w1, acc[r][1]);
-            acc[r][2] = _mm256_fmadd_ps(xr, w2, acc[r][2]);
+    for (int g = 0; g < G; g++)
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < 3; v++)
+                acc[g * R + r][v] = _mm256_load_ps(pm->bias + (p0 + g) * PANEL + 8 * v);
+    for (int k = 0; k < K; k++)
+        for (int g = 0; g < G; g++) {
+            __m256 w[3];
+            load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
+            for (int r = 0; r < R; r++) {
+                __m256 xr = _mm256_broadcast_ss(x + (size_t)r * K + k);
+                for (int v = 0; v < 3; v++)
+                    acc[g * R + r][v] = _mm256_fmadd_ps(xr, w[v], acc[g * R + r][v]);
+            }
         }
-    }
-    int cols = pm->M - p * PANEL < PANEL ? pm->M - p * PANEL : PANEL;
-    for (int r = 0; r < R; r++) {
-        float *o = j->out + (size_t)(r0 + r) * pm->M + p * PANEL;
-        if (cols == PANEL) {
-            for (int v = 0; v < 3; v++) _mm256_storeu_ps(o + 8 * v, acc[r][v]);
-        } else { /* the last, padded panel */
-            float tmp[PANEL];
-            for (int v = 0; v < 3; v++) _mm256_storeu_ps(tmp + 8 * v, acc[r][v]);
-            memcpy(o, tmp, (size_t)cols * sizeof(float));
+    for (int g = 0; g < G; g++) {
+        int p = p0 + g, cols = pm->M - p * PANEL < PANEL ? pm->M - p * PANEL : PANEL;
+        for (int r = 0; r < R; r++) {
+            float *o = j->out + (size_t)(r0 + r) * pm->M + p * PANEL;
+            if (cols == PANEL) {
+                for (int v = 0; v < 3; v++) _mm256_storeu_ps(o + 8 * v, acc[g * R + r][v]);
+            } else { /* the last, padded panel */
+                float tmp[PANEL];
+                for (int v = 0; v < 3; v++) _mm256_storeu_ps(tmp + 8 * v, acc[g * R + r][v]);
+                memcpy(o, tmp, (size_t)cols * sizeof(float));
+            }
         }
     }
 }
 
-static void packed_panel(void *ctx, int p) {
+/* Four or more rows: one panel for a block of rows, four rows at a time (the panel stays in
+ * cache). Blocks of rows let narrow matrices (11 panels) still spread evenly. */
+static void rows_task(void *ctx, int task) {
     const PackedJob *j = ctx;
-    int r = 0;
-    for (; r + 4 <= j->N; r += 4) panel_rows(j, p, r, 4);
-    switch (j->N - r) {
-        case 3:
-            panel_rows(j, p, r, 3);
-            break;
-        case 2:
-            panel_rows(j, p, r, 2);
-            break;
-        case 1:
-            panel_rows(j, p, r, 1);
-            break;
-        default:
-            break;
+    int p = task / j->row_blocks, r = task % j->row_blocks * j->rows_per_task;
+    int end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
+    for (; r + 4 <= end; r += 4) tile(j, p, 1, r, 4);
+    switch (end - r) {
+        case 3: tile(j, p, 1, r, 3); break;
+        case 2: tile(j, p, 1, r, 2); break;
+        case 1: tile(j, p, 1, r, 1); break;
+        default: break;
     }
+}
+
+/* One to three rows: a contiguous range of panels, several panels per pass so that there are
+ * enough independent chains to hide the latency of the fused multiply-adds. */
+static void panels_task(void *ctx, int chunk) {
+    const PackedJob *j = ctx;
+    int p = (int)((long)j->pm->panels * chunk / j->chunks);
+    int end = (int)((long)j->pm->panels * (chunk + 1) / j->chunks);
+    if (j->N == 1)
+        for (; p + 4 <= end; p += 4) tile(j, p, 4, 0, 1);
+    if (j->N == 2)
+        for (; p + 4 <= end; p += 4) { /* row by row: 2 x 2 tiles spill registers */
+            tile(j, p, 4, 0, 1);
+            tile(j, p, 4, 1, 1);
+        }
+    for (; p < end; p++) switch (j->N) {
+            case 3: tile(j, p, 1, 0, 3); break;
+            case 2: tile(j, p, 1, 0, 2); break;
+            default: tile(j, p, 1, 0, 1); break;
+        }
 }
 
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, ThreadPool *pool) {
-    PackedJob j = {out, inp, pm, N};
-    /* Below ~1 MFLOP waking a worker costs more than it saves. The split never changes a
-     * result, only who computes it. */
-    if (pool && 2.0 * N * pm->K * pm->M > 1e6)
-        thread_pool_run(pool, packed_panel, &j, pm->panels);
+    int threads = pool && 2.0 * N * pm->K * pm->M >= MIN_SPLIT_FLOPS ? thread_pool_size(pool) : 1;
+    PackedJob j = {.out = out, .inp = inp, .pm = pm, .N = N, .chunks = threads};
+    if (N < 4) {
+        if (threads > 1)
+            thread_pool_run(pool, panels_task, &j, threads);
+        else
+            panels_task(&j, 0);
+        return;
+    }
+    j.rows_per_task = N < 32 ? 4 : 16;
+    j.row_blocks = (N + j.rows_per_task - 1) / j.rows_per_task;
+    int tasks = pm->panels * j.row_blocks;
+    if (threads > 1)
+        thread_pool_run(pool, rows_task, &j, tasks);
     else
-        for (int p = 0; p < pm->panels; p++) packed_panel(&j, p);
+        for (int t = 0; t < tasks; t++) rows_task(&j, t);
 }

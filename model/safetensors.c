@@ -12,11 +12,15 @@
 
 #define ST_MAX_HEADER (64u << 20) /* a header beyond 64 MiB is not a model we made */
 
-static const char *dtype_name(StDtype d) { return d == ST_F32 ? "F32" : "I32"; }
+static const char *dtype_name(StDtype d) { return d == ST_F32 ? "F32" : d == ST_F16 ? "F16" : "I32"; }
+
+size_t safetensors_dtype_size(StDtype d) { return d == ST_F16 ? 2 : 4; }
 
 static int dtype_parse(const char *s, StDtype *d) {
     if (strcmp(s, "F32") == 0)
         *d = ST_F32;
+    else if (strcmp(s, "F16") == 0)
+        *d = ST_F16;
     else if (strcmp(s, "I32") == 0)
         *d = ST_I32;
     else
@@ -38,7 +42,7 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
         !cJSON_IsArray(offsets))
         return error_set(err, "tensor '%s': needs \"dtype\", \"shape\" and \"data_offsets\"", name);
     if (dtype_parse(dtype->valuestring, &t->dtype))
-        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32 and I32)", name,
+        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32, F16 and I32)", name,
                          dtype->valuestring);
     t->ndim = cJSON_GetArraySize(shape);
     if (t->ndim > ST_MAX_DIMS)
@@ -77,7 +81,7 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
         return error_set(err, "tensor '%s': data_offsets must be non-negative integers", name);
     t->begin = (size_t)b->valuedouble;
     t->end = (size_t)e->valuedouble;
-    if (t->end - t->begin != t->numel * 4)
+    if (t->end - t->begin != t->numel * safetensors_dtype_size(t->dtype))
         return error_set(err, "tensor '%s': %zu bytes of data for %zu %s elements", name,
                          t->end - t->begin, t->numel, dtype_name(t->dtype));
     t->name = strdup(name);
@@ -210,7 +214,7 @@ int safetensors_open(SafeTensors *st, const char *path, Error *err) {
     }
     const unsigned char *data = bytes + data_start;
     if (data_start % 4 != 0) {
-        /* Our writer pads the header; other writers may not. Floats need alignment. */
+        /* Our writer pads the header; other writers may not. Elements need alignment. */
         st->aligned_copy = malloc(data_size ? data_size : 1);
         if (!st->aligned_copy) {
             error_set(err, "%s: out of memory", path);
@@ -221,8 +225,9 @@ int safetensors_open(SafeTensors *st, const char *path, Error *err) {
     }
     for (int i = 0; i < st->n_tensors; i++) {
         StTensor *t = &st->tensors[i];
-        if (t->begin % 4 != 0) {
-            error_set(err, "%s: tensor '%s' data is not 4-byte aligned", path, t->name);
+        if (t->begin % safetensors_dtype_size(t->dtype) != 0) {
+            error_set(err, "%s: tensor '%s' data is not %zu-byte aligned", path, t->name,
+                      safetensors_dtype_size(t->dtype));
             goto fail;
         }
         t->data = data + t->begin;
@@ -282,7 +287,7 @@ static char *build_header(const StWriteTensor *tensors, int n_tensors, const StM
         cJSON *shape = cJSON_AddArrayToObject(item, "shape");
         for (int d = 0; shape && d < t->ndim; d++)
             cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
-        size_t bytes = numel_of(t) * 4;
+        size_t bytes = numel_of(t) * safetensors_dtype_size(t->dtype);
         cJSON *offs = cJSON_AddArrayToObject(item, "data_offsets");
         if (offs) {
             cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)offset));
@@ -331,7 +336,8 @@ int safetensors_write(const char *path, const StWriteTensor *tensors, int n_tens
     for (size_t i = json_len; rc == 0 && i < padded; i++) rc = write_all(fd, " ", 1);
     free(json);
     for (int i = 0; rc == 0 && i < n_tensors; i++)
-        rc = write_all(fd, tensors[i].data, numel_of(&tensors[i]) * 4);
+        rc = write_all(fd, tensors[i].data,
+                       numel_of(&tensors[i]) * safetensors_dtype_size(tensors[i].dtype));
     if (rc == 0) rc = fsync(fd);
     int saved = errno;
     if (close(fd) != 0 && rc == 0) {

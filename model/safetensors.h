@@ -12,7 +12,9 @@
 
 #define ST_MAX_DIMS 8
 
-typedef enum { ST_F32 = 0, ST_I32 = 1 } StDtype;
+typedef enum { ST_F32 = 0, ST_I32 = 1, ST_F16 = 2 } StDtype;
+
+size_t safetensors_dtype_size(StDtype d);
 
 typedef struct {
     char *name;
@@ -20,7 +22,7 @@ typedef struct {
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     size_t numel;
-    const void *data; /* points into the mapping; 4-byte aligned or copied (see below) */
+    const void *data; /* points into the mapping; aligned to its element size or copied */
     size_t begin, end;
 } StTensor;
 

@@ -4,12 +4,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct ThreadPool {
     int n_threads;
+    long spin_ns; /* immutable: how long a thread polls before sleeping */
     pthread_t *workers;
-    /* lock guards generation, stop, fn, ctx, n_tasks and running; next_task is atomic so
-     * workers claim tasks without the lock. */
+    /* lock guards generation, stop, fn, ctx and n_tasks, and every change of running; the
+     * atomics let threads poll without the lock. */
     pthread_mutex_t lock;
     pthread_cond_t work_ready, work_done;
     unsigned long generation; /* bumped for each run; workers wait for a new one */
@@ -17,10 +19,41 @@ struct ThreadPool {
     PoolTask fn;
     void *ctx;
     int n_tasks;
-    int running; /* workers still inside the current run */
+    atomic_int running; /* workers still inside the current run */
     atomic_int next_task;
-    atomic_ulong published; /* copy of generation readable without the lock, for spinning */
+    atomic_ulong published; /* copy of generation readable without the lock, for polling */
 };
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Polls until done(arg) or spin_ns have passed; returns whether done. Sleeping and being woken
+ * costs tens of microseconds on a virtual machine (a cross-CPU interrupt each way), longer than
+ * many whole products at batch 1, so a thread that expects work soon looks for it first. */
+static int poll_until(int (*done)(ThreadPool *, unsigned long), ThreadPool *p, unsigned long arg) {
+    long deadline = 0;
+    for (int i = 0;; i++) {
+        if (done(p, arg)) return 1;
+        if ((i & 63) == 0) {
+            long t = now_ns();
+            if (!deadline) deadline = t + p->spin_ns;
+            if (t >= deadline) return 0;
+        }
+        __builtin_ia32_pause();
+    }
+}
+
+static int new_generation(ThreadPool *p, unsigned long seen) {
+    return atomic_load_explicit(&p->published, memory_order_acquire) != seen;
+}
+
+static int workers_finished(ThreadPool *p, unsigned long unused) {
+    (void)unused;
+    return atomic_load_explicit(&p->running, memory_order_acquire) == 0;
+}
 
 static void run_tasks(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     for (;;) {
@@ -33,13 +66,8 @@ static void run_tasks(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
 static void *worker_main(void *arg) {
     ThreadPool *p = arg;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        /* Phases of a step follow each other within microseconds: look for the next one
-         * briefly before sleeping (bounded, so an idle pool costs no CPU). */
-        pthread_mutex_unlock(&p->lock);
-        for (int spin = 0; spin < 1000 && atomic_load(&p->published) == seen; spin++)
-            __builtin_ia32_pause();
+        poll_until(new_generation, p, seen);
         pthread_mutex_lock(&p->lock);
         while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_ready, &p->lock);
         if (p->stop) break;
@@ -50,17 +78,20 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&p->lock);
         run_tasks(p, fn, ctx, n);
         pthread_mutex_lock(&p->lock);
-        if (--p->running == 0) pthread_cond_signal(&p->work_done);
+        if (atomic_fetch_sub(&p->running, 1) == 1) pthread_cond_signal(&p->work_done);
+        pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
-int thread_pool_create(ThreadPool **out, int n_threads, Error *err) {
+int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err) {
     if (n_threads < 1) return error_set(err, "thread pool needs at least 1 thread");
+    if (spin_us < 0) return error_set(err, "thread pool spin time must be >= 0");
     ThreadPool *p = calloc(1, sizeof *p);
     if (!p) return error_set(err, "out of memory");
     p->n_threads = n_threads;
+    p->spin_ns = spin_us * 1000L;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);
@@ -83,6 +114,7 @@ void thread_pool_destroy(ThreadPool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
     p->stop = 1;
+    atomic_store(&p->published, p->generation + 1); /* ends any polling */
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->workers[i], NULL);
@@ -105,13 +137,14 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     p->ctx = ctx;
     p->n_tasks = n_tasks;
     atomic_store(&p->next_task, 0);
-    p->running = p->n_threads - 1;
+    atomic_store(&p->running, p->n_threads - 1);
     p->generation++;
-    atomic_store(&p->published, p->generation);
+    atomic_store_explicit(&p->published, p->generation, memory_order_release);
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     run_tasks(p, fn, ctx, n_tasks);
+    if (poll_until(workers_finished, p, 0)) return;
     pthread_mutex_lock(&p->lock);
-    while (p->running > 0) pthread_cond_wait(&p->work_done, &p->lock);
+    while (atomic_load(&p->running) > 0) pthread_cond_wait(&p->work_done, &p->lock);
     pthread_mutex_unlock(&p->lock);
 }

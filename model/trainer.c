@@ -12,6 +12,9 @@
 #include "matmul.h"
 #include "thread_pool.h"
 
+/* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
+#define TRAINER_POOL_SPIN_US 20
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -228,7 +231,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     if (dataset_check(&data, o.model.block_size, err)) goto done;
     if (gpt_alloc_grads(&m, err)) goto done;
     /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
-    if (o.threads > 1 && thread_pool_create(&pool, o.threads, err)) goto done;
+    if (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)) goto done;
     m.pool = pool;
     if (alloc_batch(&o, &x, &y, err)) goto done;
     size_t bt = (size_t)o.batch_size * o.model.block_size;

@@ -10,19 +10,21 @@ import struct
 
 import numpy as np
 
-_DTYPES = {"F32": np.dtype("<f4"), "I32": np.dtype("<i4")}
+_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I32": np.dtype("<i4")}
 
 
 def _code_for(arr):
     if arr.dtype == np.float32:
         return "F32"
+    if arr.dtype == np.float16:
+        return "F16"
     if arr.dtype == np.int32:
         return "I32"
     raise TypeError("unsupported dtype %s (convert to float32/int32 first)" % arr.dtype)
 
 
 def save(path, tensors, metadata=None):
-    """tensors: dict name -> numpy array (float32 or int32); metadata: dict str -> str."""
+    """tensors: dict name -> numpy array (float32, float16 or int32); metadata: dict str -> str."""
     header = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}

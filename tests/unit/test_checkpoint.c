@@ -8,6 +8,7 @@
  * Tests named regression_* reproduce defects these tests found in model/ (now fixed). Run a
  * subset with e.g. GPTD_TEST_FILTER=regression_nul_in_text build/san/test_checkpoint. */
 #include <dirent.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include <cmocka.h>
 
 #include "../../model/checkpoint.h"
+#include "../../model/float16.h"
 #include "../../model/gpt.h"
 #include "../../model/rng.h"
 #include "../../model/safetensors.h"
@@ -427,6 +429,48 @@ static void round_trip_gelu_tied_qkv_bias(void **state) {
     round_trip_variant(*state, ACT_GELU, true, true);
 }
 
+/* A float16 checkpoint: F16 tensors of half the size, read back as the rounded floats exactly;
+ * a weight beyond float16's range is refused by name rather than written as infinity. */
+static void round_trip_float16(void **state) {
+    Tmp *t = *state;
+    const char *path = path_in(t, "model16.safetensors"), *path32 = path_in(t, "model.safetensors");
+    Tokenizer tok, tok2;
+    GPT m, m2;
+    Error err;
+    make_tokenizer(&tok, TEXT);
+    make_model(&m, &tok, ACT_GELU, true, false, 9);
+    StMeta extra[] = {{"train.step", "9"}};
+    if (checkpoint_save_float16(path, &m, &tok, extra, 1, &err)) fail_msg("%s", err.message);
+    if (checkpoint_save(path32, &m, &tok, NULL, extra, 1, &err)) fail_msg("%s", err.message);
+    SafeTensors st;
+    if (checkpoint_load(path, &m2, &tok2, NULL, &st, &err)) fail_msg("%s", err.message);
+    assert_string_equal(safetensors_meta(&st, "train.step"), "9");
+    size_t changed = 0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        float v = m.param_memory[i], rounded = float_from_float16(float16_from_float(v));
+        assert_true(m2.param_memory[i] == rounded);
+        assert_true(fabsf(rounded - v) <= fabsf(v) * 0x1p-11f + 0x1p-25f);
+        changed += rounded != v;
+    }
+    assert_true(changed > m.n_params / 2); /* random weights do need rounding */
+    for (int i = 0; i < m.n_tensors; i++)
+        assert_int_equal(safetensors_find(&st, m.tensors[i].name)->dtype, ST_F16);
+    safetensors_close(&st);
+    size_t len16, len32;
+    free(slurp(path, &len16));
+    free(slurp(path32, &len32));
+    assert_true(len16 < len32 / 2 + 4096);
+
+    m.param_memory[m.tensors[3].offset + 2] = 70000.0f;
+    assert_int_equal(checkpoint_save_float16(path, &m, &tok, NULL, 0, &err), -1);
+    assert_non_null(strstr(err.message, m.tensors[3].name));
+    assert_non_null(strstr(err.message, "beyond float16's range"));
+    gpt_free(&m2);
+    tokenizer_free(&tok2);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 static void round_trip_with_optimizer_state(void **state) {
     Tmp *t = *state;
     const char *path = path_in(t, "model.safetensors.state");
@@ -751,7 +795,7 @@ static void refuses_unknown_dtype(void **state) {
     Tmp *t = *state;
     const char *good = path_in(t, "good.safetensors"), *bad = path_in(t, "bad.safetensors");
     save_good(good, false);
-    const char *dtypes[] = {"F16", "Q4", "BF16", "F64", "f32", ""};
+    const char *dtypes[] = {"Q4", "BF16", "F64", "f32", "f16", ""};
     for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++) {
         Edit e = {SET_DTYPE, "transformer.wpe.weight", dtypes[i], 0, {0}};
         rewrite(good, bad, &e, 1);
@@ -762,7 +806,7 @@ static void refuses_unknown_dtype(void **state) {
     /* a dtype safetensors knows but a model cannot use */
     Edit e = {SET_DTYPE, "transformer.wpe.weight", "I32", 0, {0}};
     rewrite(good, bad, &e, 1);
-    expect_refused(bad, "tensor 'transformer.wpe.weight' must be F32");
+    expect_refused(bad, "tensor 'transformer.wpe.weight' must be F32 or F16");
 }
 
 static void refuses_missing_tensor(void **state) {
@@ -1119,6 +1163,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(round_trip_relu_untied),
         T(round_trip_gelu_tied_qkv_bias),
+        T(round_trip_float16),
         T(round_trip_with_optimizer_state),
         T(save_reports_write_failure),
         T(model_file_has_no_optimizer_state),

@@ -14,10 +14,13 @@
 
 #include "../../model/batch.h"
 #include "../../model/checkpoint.h"
+#include "../../model/float16.h"
 
 #define SHIPPED "weights/shakespeare-char.safetensors"
 
-static void random_model(GPT *m, Tokenizer *tok) {
+/* half: every weight rounded to a float16 value, as in a float16 checkpoint, so that the engine
+ * stores its panels as float16. */
+static void random_model(GPT *m, Tokenizer *tok, bool half) {
     /* Width 384: shapes where OpenBLAS's results do depend on the row count, so the invariance
      * test would catch a product that is not batch-invariant. */
     GPTConfig c = {.vocab_size = 65,
@@ -32,7 +35,10 @@ static void random_model(GPT *m, Tokenizer *tok) {
     Rng rng;
     rng_seed(&rng, 5);
     gpt_init_weights(m, &rng);
-    for (size_t i = 0; i < m->n_params; i++) m->param_memory[i] += 0.1f * rng_normal(&rng);
+    for (size_t i = 0; i < m->n_params; i++) {
+        float v = m->param_memory[i] + 0.1f * rng_normal(&rng);
+        m->param_memory[i] = half ? float_from_float16(float16_from_float(v)) : v;
+    }
     char vocab[66];
     for (int i = 0; i < 65; i++) vocab[i] = (char)(' ' + i);
     vocab[65] = '\0';
@@ -41,7 +47,7 @@ static void random_model(GPT *m, Tokenizer *tok) {
 
 /* Engine logits at every position equal the full forward's on the same tokens (the last
  * block_size of them past the context), within 1e-4. */
-static void check_logits(GPT *m) {
+static void check_logits(GPT *m, bool expect_half) {
     Error err;
     int T = m->config.block_size, V = m->config.vocab_size, N = T + 20;
     int *tokens = malloc(sizeof(int) * N);
@@ -51,6 +57,9 @@ static void check_logits(GPT *m) {
     Engine *e;
     EngineConfig ec = {.max_slots = 2, .max_rows = T + 2, .threads = 2};
     assert_int_equal(engine_create(&e, m, &ec, &err), 0);
+    bool all_half;
+    engine_weight_bytes(e, &all_half);
+    assert_int_equal(all_half, expect_half);
     float *logits = malloc(sizeof(float) * V);
     float worst = 0.0f;
     int prefill = 5;
@@ -68,8 +77,8 @@ static void check_logits(GPT *m) {
         const float *ref = m->acts.logits + (size_t)(len - 1) * V;
         for (int v = 0; v < V; v++) worst = fmaxf(worst, fabsf(logits[v] - ref[v]));
     }
-    printf("  block_size %d, %d positions: max |engine - forward| = %.2e\n", T, N - prefill + 1,
-           worst);
+    printf("  block_size %d, %d positions, %s weights: max |engine - forward| = %.2e\n", T,
+           N - prefill + 1, expect_half ? "float16" : "float32", worst);
     assert_true(worst < 1e-4f);
     free(logits);
     free(tokens);
@@ -78,10 +87,52 @@ static void check_logits(GPT *m) {
 
 static void logits_match_forward_random(void **state) {
     (void)state;
+    for (int half = 0; half < 2; half++) {
+        GPT m;
+        Tokenizer tok;
+        random_model(&m, &tok, half);
+        check_logits(&m, half);
+        gpt_free(&m);
+        tokenizer_free(&tok);
+    }
+}
+
+/* Logits of a prefill and decode steps, as computed by an engine. */
+static void engine_logits(GPT *m, bool float32_weights, float *out, size_t *weight_bytes) {
+    Error err;
+    Engine *e;
+    EngineConfig ec = {
+        .max_slots = 1, .max_rows = 8, .threads = 2, .float32_weights = float32_weights};
+    assert_int_equal(engine_create(&e, m, &ec, &err), 0);
+    bool all_half;
+    *weight_bytes = engine_weight_bytes(e, &all_half);
+    assert_int_equal(all_half, !float32_weights);
+    int tokens[12] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}, V = m->config.vocab_size;
+    EngineSegment seg = {.slot = 0, .pos = 0, .n = 6, .tokens = tokens, .logits = out};
+    assert_int_equal(engine_forward(e, &seg, 1, &err), 0);
+    for (int t = 6; t < 12; t++) {
+        seg = (EngineSegment){.slot = 0, .pos = t, .n = 1, .tokens = tokens + t,
+                              .logits = out + (size_t)(t - 5) * V};
+        assert_int_equal(engine_forward(e, &seg, 1, &err), 0);
+    }
+    engine_destroy(e);
+}
+
+/* Float16 panels are a storage format only: on a float16 checkpoint they give the very bits the
+ * same weights give as float, from half the bytes. */
+static void float16_panels_same_bits(void **state) {
+    (void)state;
     GPT m;
     Tokenizer tok;
-    random_model(&m, &tok);
-    check_logits(&m);
+    random_model(&m, &tok, true);
+    size_t n = (size_t)7 * m.config.vocab_size, bytes16, bytes32;
+    float *half = malloc(n * sizeof(float)), *full = malloc(n * sizeof(float));
+    engine_logits(&m, false, half, &bytes16);
+    engine_logits(&m, true, full, &bytes32);
+    assert_memory_equal(half, full, n * sizeof(float));
+    assert_int_equal(bytes32, 2 * bytes16);
+    free(half);
+    free(full);
     gpt_free(&m);
     tokenizer_free(&tok);
 }
@@ -93,7 +144,7 @@ static void logits_match_forward_shipped(void **state) {
     Tokenizer tok;
     Error err;
     if (checkpoint_load(SHIPPED, &m, &tok, NULL, NULL, &err)) fail_msg("%s", err.message);
-    check_logits(&m);
+    check_logits(&m, true); /* the shipped checkpoint is float16 */
     gpt_free(&m);
     tokenizer_free(&tok);
 }
@@ -153,11 +204,11 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed
     return text;
 }
 
-static void batch_invariance(void **state) {
-    (void)state;
+static void check_batch_invariance(bool half) {
     GPT m;
     Tokenizer tok;
-    random_model(&m, &tok);
+    random_model(&m, &tok, half);
+    printf("  %s weights\n", half ? "float16" : "float32");
     float lp_alone[40], lp_mixed[40];
     char *alone = run_with_others(&m, &tok, 0, 424242, lp_alone);
     assert_int_equal(strlen(alone), 40);
@@ -177,12 +228,18 @@ static void batch_invariance(void **state) {
     tokenizer_free(&tok);
 }
 
+static void batch_invariance(void **state) {
+    (void)state;
+    check_batch_invariance(false);
+    check_batch_invariance(true);
+}
+
 /* Same seed, same text, run after run; different seeds, different texts. */
 static void seeds(void **state) {
     (void)state;
     GPT m;
     Tokenizer tok;
-    random_model(&m, &tok);
+    random_model(&m, &tok, false);
     float lp[40];
     char *texts[4];
     for (int i = 0; i < 4; i++)
@@ -200,6 +257,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(logits_match_forward_random),
         cmocka_unit_test(logits_match_forward_shipped),
+        cmocka_unit_test(float16_panels_same_bits),
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
     };
