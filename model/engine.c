@@ -24,7 +24,7 @@ struct Engine {
                            * cache is contiguous for its attention task */
     int *slot_len;        /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
-    float *x, *ln, *qkv, *atty, *tmp, *fch, *fch_act; /* (R, C|3C|4C) */
+    float *x, *ln, *qkv, *atty, *fch; /* (R, C|3C|4C) */
     float *last;                                      /* (max_slots, C) final rows */
     float *logits;                                    /* (max_slots, V) */
     float *scores;                                    /* (max_slots * NH, T + 8) attention */
@@ -66,9 +66,7 @@ void engine_destroy(Engine *e) {
     free(e->ln);
     free(e->qkv);
     free(e->atty);
-    free(e->tmp);
     free(e->fch);
-    free(e->fch_act);
     free(e->last);
     free(e->logits);
     free(e->scores);
@@ -98,15 +96,13 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->ln = malloc(R * C * sizeof(float));
     e->qkv = malloc(R * 3 * C * sizeof(float));
     e->atty = malloc(R * C * sizeof(float));
-    e->tmp = malloc(R * C * sizeof(float));
     e->fch = malloc(R * 4 * C * sizeof(float));
-    e->fch_act = malloc(R * 4 * C * sizeof(float));
     e->last = malloc(S * C * sizeof(float));
     e->logits = malloc(S * V * sizeof(float));
     e->scores = malloc(S * (size_t)c->n_head * (T + 8) * sizeof(float));
     e->row_of = malloc(S * sizeof(int));
-    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty || !e->tmp ||
-        !e->fch || !e->fch_act || !e->last || !e->logits || !e->scores || !e->row_of) {
+    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
+        !e->fch || !e->last || !e->logits || !e->scores || !e->row_of) {
         engine_destroy(e);
         return error_set(err, "out of memory for the engine (%zu slots of %zu MB)", S,
                          engine_slot_bytes(c) >> 20);
@@ -310,12 +306,11 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         }
         R += segs[s].n;
     }
-    size_t RC = (size_t)R * C;
     for (int l = 0; l < c->n_layer; l++) {
         const LayerParams *lp = &p->layer[l];
-        layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln1_w, lp->ln1_b, R, C);
+        layernorm_inference(e->ln, e->x, lp->ln1_w, lp->ln1_b, R, C);
         const PackedMatrix *pm = e->packed + 4 * l;
-        matmul_packed(e->qkv, e->ln, &pm[0], R, e->pool);
+        matmul_packed(e->qkv, e->ln, &pm[0], R, PACKED_STORE, e->pool);
         for (int s = 0; s < n_segs; s++) /* keys and values join the cache */
             for (int i = 0; i < segs[s].n; i++) {
                 const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
@@ -336,20 +331,18 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
             thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
         else
             for (int t = 0; t < n_segs * c->n_head; t++) attention_task(&job, t);
-        matmul_packed(e->tmp, e->atty, &pm[1], R, e->pool);
-        residual_forward(e->x, e->x, e->tmp, RC);
-        layernorm_forward(e->ln, NULL, NULL, e->x, lp->ln2_w, lp->ln2_b, R, C);
-        matmul_packed(e->fch, e->ln, &pm[2], R, e->pool);
-        activation_forward(e->fch_act, e->fch, 4 * RC, c->activation);
-        matmul_packed(e->tmp, e->fch_act, &pm[3], R, e->pool);
-        residual_forward(e->x, e->x, e->tmp, RC);
+        matmul_packed(e->x, e->atty, &pm[1], R, PACKED_ADD, e->pool); /* x += proj(y) */
+        layernorm_inference(e->ln, e->x, lp->ln2_w, lp->ln2_b, R, C);
+        matmul_packed(e->fch, e->ln, &pm[2], R, c->activation == ACT_GELU ? PACKED_GELU : PACKED_RELU,
+                      e->pool);
+        matmul_packed(e->x, e->fch, &pm[3], R, PACKED_ADD, e->pool); /* x += mlp(x) */
     }
     for (int s = 0; s < n_segs; s++) {
         e->slot_len[segs[s].slot] = segs[s].pos + segs[s].n;
         const float *x = e->x + (size_t)(e->row_of[s] + segs[s].n - 1) * C;
-        layernorm_forward(e->last + (size_t)s * C, NULL, NULL, x, p->lnf_w, p->lnf_b, 1, C);
+        layernorm_inference(e->last + (size_t)s * C, x, p->lnf_w, p->lnf_b, 1, C);
     }
-    matmul_packed(e->logits, e->last, &e->head, n_segs, e->pool);
+    matmul_packed(e->logits, e->last, &e->head, n_segs, PACKED_STORE, e->pool);
     for (int s = 0; s < n_segs; s++)
         if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
     return 0;

@@ -47,6 +47,46 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
+/* Eight interleaved partial sums added pairwise at the end: a fixed order the compiler can keep
+ * in one vector register (a single running sum cannot be vectorized without reordering it). */
+static float fold8(const float part[8]) {
+    return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+}
+
+static float row_sum(const float *x, int C) {
+    float part[8] = {0};
+    int c = 0;
+    for (; c + 8 <= C; c += 8)
+        for (int k = 0; k < 8; k++) part[k] += x[c + k];
+    for (int k = 0; c < C; c++, k++) part[k] += x[c];
+    return fold8(part);
+}
+
+static float row_squared_deviation(const float *x, int C, float m) {
+    float part[8] = {0};
+    int c = 0;
+    for (; c + 8 <= C; c += 8)
+        for (int k = 0; k < 8; k++) part[k] += (x[c + k] - m) * (x[c + k] - m);
+    for (int k = 0; c < C; c++, k++) part[k] += (x[c] - m) * (x[c] - m);
+    return fold8(part);
+}
+
+/* The engine's LayerNorm: the same formula with each sum split into eight partial sums (about
+ * 8x faster per row). The trainer keeps the single running sum above: its 20-step trajectories
+ * are what the PyTorch reference test follows, and AdamW amplifies rounding differences in
+ * near-zero gradients. */
+void layernorm_inference(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float m = row_sum(x, C) / C;
+        float v = row_squared_deviation(x, C, m) / C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+    }
+}
+
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean, const float *rstd,
                         int N, int C) {
@@ -74,17 +114,13 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     }
 }
 
-#define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 
 void activation_forward(float *out, const float *inp, long n, Activation act) {
     if (act == ACT_RELU) {
         for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
         return;
     }
-    for (long i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
-    }
+    for (long i = 0; i < n; i++) out[i] = gelu(inp[i]);
 }
 
 void activation_backward(float *dinp, const float *inp, const float *dout, long n, Activation act) {

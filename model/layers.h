@@ -4,6 +4,7 @@
 #ifndef GPTD_LAYERS_H
 #define GPTD_LAYERS_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "rng.h"
@@ -20,11 +21,21 @@ void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *
  * may be NULL at inference. */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C);
+/* The same at inference, with the sums in a faster order (no mean/rstd). */
+void layernorm_inference(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C);
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean, const float *rstd,
                         int N, int C);
 
-/* relu or GELU (tanh form, as GPT-2) on n values. */
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
+
+/* GELU, tanh form (as GPT-2). */
+static inline float gelu(float x) {
+    return 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+}
+
+/* relu or GELU on n values. */
 void activation_forward(float *out, const float *inp, long n, Activation act);
 void activation_backward(float *dinp, const float *inp, const float *dout, long n, Activation act);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "float16.h"
+#include "layers.h"
 #include "thread_pool.h"
 
 #define PANEL 24 /* columns per panel: 3 AVX vectors */
@@ -67,6 +68,7 @@ typedef struct {
     float *out;
     const float *inp;
     const PackedMatrix *pm;
+    PackedOutput how;
     int N;
     int chunks;         /* fewer than 4 rows: tasks are ranges of panels */
     int rows_per_task;  /* 4 or more rows: tasks are (panel, block of rows) */
@@ -81,6 +83,33 @@ static inline __attribute__((always_inline)) void load_weights(const PackedMatri
             w[v] = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(pm->w16 + at + 8 * v)));
     else
         for (int v = 0; v < 3; v++) w[v] = _mm256_load_ps(pm->w + at + 8 * v);
+}
+
+/* Writes one row of a panel's results (cols of them: fewer in the last, padded panel): stored,
+ * added to what is there, or through relu; GELU is applied by the caller afterwards (calls to
+ * tanhf here would make the compiler keep the accumulators in memory). The residual add and the
+ * relu are the same operations as the separate layers'. */
+static inline __attribute__((always_inline)) void write_out(const PackedJob *j, float *o,
+                                                            __m256 r[3], int cols) {
+    float buf[PANEL];
+    bool full = cols == PANEL;
+    float *dst = full ? o : buf;
+    if (j->how == PACKED_ADD) {
+        if (!full) memcpy(buf, o, (size_t)cols * sizeof(float));
+        for (int v = 0; v < 3; v++) r[v] = _mm256_add_ps(_mm256_loadu_ps(dst + 8 * v), r[v]);
+    } else if (j->how == PACKED_RELU)
+        for (int v = 0; v < 3; v++) r[v] = _mm256_max_ps(r[v], _mm256_setzero_ps());
+    for (int v = 0; v < 3; v++) _mm256_storeu_ps(dst + 8 * v, r[v]);
+    if (!full) memcpy(o, buf, (size_t)cols * sizeof(float));
+}
+
+/* GELU over rows [r0, r1) and panels [p0, p1) of the output, after their products. */
+static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
+    int c0 = p0 * PANEL, c1 = p1 * PANEL < j->pm->M ? p1 * PANEL : j->pm->M;
+    for (int r = r0; r < r1; r++) {
+        float *o = j->out + (size_t)r * j->pm->M;
+        for (int c = c0; c < c1; c++) o[c] = gelu(o[c]);
+    }
 }
 
 /* R rows times G panels (R * G <= 4, constants after inlining: twelve accumulators at most).
@@ -108,16 +137,8 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
         }
     for (int g = 0; g < G; g++) {
         int p = p0 + g, cols = pm->M - p * PANEL < PANEL ? pm->M - p * PANEL : PANEL;
-        for (int r = 0; r < R; r++) {
-            float *o = j->out + (size_t)(r0 + r) * pm->M + p * PANEL;
-            if (cols == PANEL) {
-                for (int v = 0; v < 3; v++) _mm256_storeu_ps(o + 8 * v, acc[g * R + r][v]);
-            } else { /* the last, padded panel */
-                float tmp[PANEL];
-                for (int v = 0; v < 3; v++) _mm256_storeu_ps(tmp + 8 * v, acc[g * R + r][v]);
-                memcpy(o, tmp, (size_t)cols * sizeof(float));
-            }
-        }
+        for (int r = 0; r < R; r++)
+            write_out(j, j->out + (size_t)(r0 + r) * pm->M + p * PANEL, acc[g * R + r], cols);
     }
 }
 
@@ -126,7 +147,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
 static void rows_task(void *ctx, int task) {
     const PackedJob *j = ctx;
     int p = task / j->row_blocks, r = task % j->row_blocks * j->rows_per_task;
-    int end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
+    int first = r, end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
     for (; r + 4 <= end; r += 4) tile(j, p, 1, r, 4);
     switch (end - r) {
         case 3: tile(j, p, 1, r, 3); break;
@@ -134,13 +155,14 @@ static void rows_task(void *ctx, int task) {
         case 1: tile(j, p, 1, r, 1); break;
         default: break;
     }
+    if (j->how == PACKED_GELU) gelu_block(j, first, end, p, p + 1);
 }
 
 /* One to three rows: a contiguous range of panels, several panels per pass so that there are
  * enough independent chains to hide the latency of the fused multiply-adds. */
 static void panels_task(void *ctx, int chunk) {
     const PackedJob *j = ctx;
-    int p = (int)((long)j->pm->panels * chunk / j->chunks);
+    int first = (int)((long)j->pm->panels * chunk / j->chunks), p = first;
     int end = (int)((long)j->pm->panels * (chunk + 1) / j->chunks);
     if (j->N == 1)
         for (; p + 4 <= end; p += 4) tile(j, p, 4, 0, 1);
@@ -154,11 +176,13 @@ static void panels_task(void *ctx, int chunk) {
             case 2: tile(j, p, 1, 0, 2); break;
             default: tile(j, p, 1, 0, 1); break;
         }
+    if (j->how == PACKED_GELU) gelu_block(j, 0, j->N, first, end);
 }
 
-void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, ThreadPool *pool) {
+void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
+                   ThreadPool *pool) {
     int threads = pool && 2.0 * N * pm->K * pm->M >= MIN_SPLIT_FLOPS ? thread_pool_size(pool) : 1;
-    PackedJob j = {.out = out, .inp = inp, .pm = pm, .N = N, .chunks = threads};
+    PackedJob j = {.out = out, .inp = inp, .pm = pm, .how = how, .N = N, .chunks = threads};
     if (N < 4) {
         if (threads > 1)
             thread_pool_run(pool, panels_task, &j, threads);

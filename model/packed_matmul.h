@@ -22,6 +22,10 @@ typedef struct {
     float *bias;   /* (panels * 24), zeros where there is no bias */
 } PackedMatrix;
 
+/* What a product does with each result: store it, add it to out (a residual connection), or
+ * store its relu or GELU (the MLP's activation), saving a pass over the output. */
+typedef enum { PACKED_STORE, PACKED_ADD, PACKED_RELU, PACKED_GELU } PackedOutput;
+
 struct ThreadPool;
 /* w (K, M) in (in, out) layout; bias (M) or NULL. allow_half: store float16 panels when that is
  * exact. Returns -1 when out of memory. */
@@ -30,7 +34,7 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
 void packed_matrix_free(PackedMatrix *pm);
 /* Bytes of packed weights (what a product streams). */
 size_t packed_matrix_bytes(const PackedMatrix *pm);
-void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N,
+void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    struct ThreadPool *pool);
 
 #endif
