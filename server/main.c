@@ -153,8 +153,12 @@ int main(int argc, char **argv) {
         goto done;
     }
     http_server_ready(http, &model, &tok, sched);
-    log_info("ready in %.2f s: %zu parameters, context %d, %d slots of %zu KB, %d threads",
-             clock_seconds() - t0, model.n_params, model.config.block_size, cfg.max_batch,
+    bool half;
+    size_t weight_bytes = engine_weight_bytes(engine, &half);
+    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d, %d slots of %zu KB, "
+             "%d threads",
+             clock_seconds() - t0, model.n_params, half ? "float16" : "float32",
+             weight_bytes >> 10, model.config.block_size, cfg.max_batch,
              engine_slot_bytes(&model.config) >> 10, cfg.threads);
 
     int sig = 0;
