@@ -53,6 +53,13 @@ static float *alloc_cache(size_t bytes) {
     return p;
 }
 
+/* Scratch rows start on cache lines, so that threads writing neighbouring heads' outputs or
+ * scores never share a line. */
+static float *alloc_floats(size_t n) {
+    return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+}
+#define SCORES_STRIDE(T) (((size_t)(T) + 8 + 15) / 16 * 16) /* T + 8 scores, whole lines */
+
 void engine_destroy(Engine *e) {
     if (!e) return;
     thread_pool_destroy(e->pool);
@@ -92,14 +99,14 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->packed = calloc((size_t)c->n_layer * 4, sizeof *e->packed);
     e->kv = alloc_cache(S * engine_slot_bytes(c));
     e->slot_len = calloc(S, sizeof(int));
-    e->x = malloc(R * C * sizeof(float));
-    e->ln = malloc(R * C * sizeof(float));
-    e->qkv = malloc(R * 3 * C * sizeof(float));
-    e->atty = malloc(R * C * sizeof(float));
-    e->fch = malloc(R * 4 * C * sizeof(float));
-    e->last = malloc(S * C * sizeof(float));
-    e->logits = malloc(S * V * sizeof(float));
-    e->scores = malloc(S * (size_t)c->n_head * (T + 8) * sizeof(float));
+    e->x = alloc_floats(R * C);
+    e->ln = alloc_floats(R * C);
+    e->qkv = alloc_floats(R * 3 * C);
+    e->atty = alloc_floats(R * C);
+    e->fch = alloc_floats(R * 4 * C);
+    e->last = alloc_floats(S * C);
+    e->logits = alloc_floats(S * V);
+    e->scores = alloc_floats(S * (size_t)c->n_head * SCORES_STRIDE(T));
     e->row_of = malloc(S * sizeof(int));
     if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
         !e->fch || !e->last || !e->logits || !e->scores || !e->row_of) {
@@ -216,7 +223,7 @@ static void attention_task(void *ctx, int task) {
     const EngineSegment *g = &j->segs[s];
     const float *kc = kv_at(e, g->slot, j->layer, 0) + (size_t)h * T * hs; /* (T, hs) */
     const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) */
-    float *scores = e->scores + (size_t)task * (T + 8);
+    float *scores = e->scores + (size_t)task * SCORES_STRIDE(T);
     float scale = 1.0f / sqrtf((float)hs);
     for (int i = 0; i < g->n; i++) {
         int row = e->row_of[s] + i, visible = g->pos + i + 1, t = 0;

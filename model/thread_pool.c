@@ -55,11 +55,17 @@ static int workers_finished(ThreadPool *p, unsigned long unused) {
     return atomic_load_explicit(&p->running, memory_order_acquire) == 0;
 }
 
+/* Threads claim tasks a few at a time: each claim moves the counter's cache line between cores
+ * (a few hundred nanoseconds on a VM), while eight claims per thread still even out tasks of
+ * different sizes. */
 static void run_tasks(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
+    int chunk = n_tasks / (8 * p->n_threads);
+    if (chunk < 1) chunk = 1;
     for (;;) {
-        int t = atomic_fetch_add(&p->next_task, 1);
+        int t = atomic_fetch_add(&p->next_task, chunk);
         if (t >= n_tasks) return;
-        fn(ctx, t);
+        int end = t + chunk < n_tasks ? t + chunk : n_tasks;
+        for (; t < end; t++) fn(ctx, t);
     }
 }
 
