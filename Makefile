@@ -145,7 +145,7 @@ data/tinyshakespeare.txt:
 	curl -fsSL -o $@ $(DATA_URL)
 
 format:
-	clang-format -i model/*.[ch] tools/*.[ch] tests/unit/*.[ch]
+	clang-format -i model/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
 
 clean:
 	rm -rf $(BUILD) bin

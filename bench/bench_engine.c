@@ -38,8 +38,8 @@ static double sgemm_gflops(const GPTConfig *c, int rows, int threads, int repeat
         for (int i = 0; i < repeats; i++) {
             double t0 = now();
             for (int r = 0; r < reps; r++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M,
-                            0, o, M);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M, 0,
+                            o, M);
             double dt = now() - t0;
             best = dt < best ? dt : best;
         }
@@ -175,13 +175,14 @@ int main(int argc, char **argv) {
         {"threads", CLI_INT, &threads, 1, 256, "threads (engine pool and OpenBLAS)", false, NULL},
         {"new-tokens", CLI_INT, &new_tokens, 1, 100000, "tokens per sequence in decode runs", false,
          NULL},
-        {"repeats", CLI_INT, &repeats, 1, MAX_REPEATS, "timed repeats of each run (the fastest counts)",
-         false, NULL},
-        {"batch", CLI_LIST, &batch_list, 0, 0, "decode batch size, repeatable (default 1, 4, 16, 64)",
-         false, NULL},
+        {"repeats", CLI_INT, &repeats, 1, MAX_REPEATS,
+         "timed repeats of each run (the fastest counts)", false, NULL},
+        {"batch", CLI_LIST, &batch_list, 0, 0,
+         "decode batch size, repeatable (default 1, 4, 16, 64)", false, NULL},
     };
-    int rc = cli_parse(flags, 5, argc, argv,
-                       "usage: bench-engine [--model FILE] [--threads N] [--new-tokens N] [--repeats N]");
+    int rc = cli_parse(
+        flags, 5, argc, argv,
+        "usage: bench-engine [--model FILE] [--threads N] [--new-tokens N] [--repeats N]");
     if (rc) return rc == 1 ? 0 : 2;
     GPT m;
     Tokenizer tok;
@@ -211,7 +212,8 @@ int main(int argc, char **argv) {
             char *end;
             long b = strtol(batch_list.items[i], &end, 10);
             if (*end || b < 1 || b > 4096) {
-                fprintf(stderr, "bench-engine: --batch %s is not in [1, 4096]\n", batch_list.items[i]);
+                fprintf(stderr, "bench-engine: --batch %s is not in [1, 4096]\n",
+                        batch_list.items[i]);
                 return 2;
             }
             batches[i] = (int)b;
@@ -236,10 +238,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     double gf = r.tokens_per_s * flops_per_token(c, used / 2.0) / 1e9;
-    printf("| prefill, 256-char prompt (%d tokens in context) | %.0f | %.0f | %.2f | %.1f | %.0f%% | "
-           "%.0f%% |\n",
-           used, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / sg64,
-           100 * gf / sg_big);
+    printf(
+        "| prefill, 256-char prompt (%d tokens in context) | %.0f | %.0f | %.2f | %.1f | %.0f%% | "
+        "%.0f%% |\n",
+        used, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / sg64,
+        100 * gf / sg_big);
     tokenizer_free(&tok);
     gpt_free(&m);
     return 0;

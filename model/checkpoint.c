@@ -27,8 +27,8 @@ static uint16_t *params_to_float16(const GPT *model, Error *err) {
             float v = model->param_memory[t->offset + k];
             h[t->offset + k] = float16_from_float(v);
             if (isfinite(v) && !isfinite(float_from_float16(h[t->offset + k]))) {
-                error_set(err, "tensor '%s' element %zu is %g, beyond float16's range", t->name,
-                          k, v);
+                error_set(err, "tensor '%s' element %zu is %g, beyond float16's range", t->name, k,
+                          v);
                 free(h);
                 return NULL;
             }
@@ -37,9 +37,8 @@ static uint16_t *params_to_float16(const GPT *model, Error *err) {
     return h;
 }
 
-static int save(const char *path, const GPT *model, const Tokenizer *tok,
-                const OptimizerState *opt, const StMeta *extra, int n_extra, StDtype param_dtype,
-                Error *err) {
+static int save(const char *path, const GPT *model, const Tokenizer *tok, const OptimizerState *opt,
+                const StMeta *extra, int n_extra, StDtype param_dtype, Error *err) {
     const GPTConfig *c = &model->config;
     char nums[5][16];
     snprintf(nums[0], 16, "%d", c->vocab_size);

@@ -23,9 +23,10 @@ int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
 int checkpoint_save_float16(const char *path, const GPT *model, const Tokenizer *tok,
                             const StMeta *extra, int n_extra, Error *err);
 
-/* Loads config, vocabulary and parameters (F32 or F16, as float) into a fresh model. If opt is non-NULL the moments are
- * loaded too (allocated here; error if the file has none). If st_out is non-NULL the file stays
- * open there for the caller to read more metadata (close it with safetensors_close). */
+/* Loads config, vocabulary and parameters (F32 or F16, as float) into a fresh model. If opt is
+ * non-NULL the moments are loaded too (allocated here; error if the file has none). If st_out is
+ * non-NULL the file stays open there for the caller to read more metadata (close it with
+ * safetensors_close). */
 int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState *opt,
                     SafeTensors *st_out, Error *err);
 

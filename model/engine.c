@@ -25,10 +25,10 @@ struct Engine {
     int *slot_len;        /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
     float *x, *ln, *qkv, *atty, *fch; /* (R, C|3C|4C) */
-    float *last;                                      /* (max_slots, C) final rows */
-    float *logits;                                    /* (max_slots, V) */
-    float *scores;                                    /* (max_slots * NH, T + 8) attention */
-    int *row_of;                                      /* (max_slots) first row of segment */
+    float *last;                      /* (max_slots, C) final rows */
+    float *logits;                    /* (max_slots, V) */
+    float *scores;                    /* (max_slots * NH, T + 8) attention */
+    int *row_of;                      /* (max_slots) first row of segment */
 };
 
 size_t engine_slot_bytes(const GPTConfig *c) {
@@ -108,8 +108,8 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->logits = alloc_floats(S * V);
     e->scores = alloc_floats(S * (size_t)c->n_head * SCORES_STRIDE(T));
     e->row_of = malloc(S * sizeof(int));
-    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty ||
-        !e->fch || !e->last || !e->logits || !e->scores || !e->row_of) {
+    if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty || !e->fch ||
+        !e->last || !e->logits || !e->scores || !e->row_of) {
         engine_destroy(e);
         return error_set(err, "out of memory for the engine (%zu slots of %zu MB)", S,
                          engine_slot_bytes(c) >> 20);
@@ -340,8 +340,8 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
             for (int t = 0; t < n_segs * c->n_head; t++) attention_task(&job, t);
         matmul_packed(e->x, e->atty, &pm[1], R, PACKED_ADD, e->pool); /* x += proj(y) */
         layernorm_inference(e->ln, e->x, lp->ln2_w, lp->ln2_b, R, C);
-        matmul_packed(e->fch, e->ln, &pm[2], R, c->activation == ACT_GELU ? PACKED_GELU : PACKED_RELU,
-                      e->pool);
+        matmul_packed(e->fch, e->ln, &pm[2], R,
+                      c->activation == ACT_GELU ? PACKED_GELU : PACKED_RELU, e->pool);
         matmul_packed(e->x, e->fch, &pm[3], R, PACKED_ADD, e->pool); /* x += mlp(x) */
     }
     for (int s = 0; s < n_segs; s++) {

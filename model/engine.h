@@ -19,9 +19,9 @@
 typedef struct Engine Engine;
 
 typedef struct {
-    int max_slots; /* sequences held at once */
-    int max_rows;  /* tokens one engine_forward may process in all (decode rows + prefill) */
-    int threads;   /* worker threads, the caller's included */
+    int max_slots;        /* sequences held at once */
+    int max_rows;         /* tokens one engine_forward may process in all (decode rows + prefill) */
+    int threads;          /* worker threads, the caller's included */
     bool float32_weights; /* keep weights as float even where float16 holds them exactly (the
                            * results are the same bits; tests compare the two) */
 } EngineConfig;

@@ -50,7 +50,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 /* Eight interleaved partial sums added pairwise at the end: a fixed order the compiler can keep
  * in one vector register (a single running sum cannot be vectorized without reordering it). */
 static float fold8(const float part[8]) {
-    return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+    return ((part[0] + part[4]) + (part[2] + part[6])) +
+           ((part[1] + part[5]) + (part[3] + part[7]));
 }
 
 static float row_sum(const float *x, int C) {
@@ -113,7 +114,6 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
         }
     }
 }
-
 
 void activation_forward(float *out, const float *inp, long n, Activation act) {
     if (act == ACT_RELU) {

@@ -70,8 +70,8 @@ typedef struct {
     const PackedMatrix *pm;
     PackedOutput how;
     int N;
-    int chunks;         /* fewer than 4 rows: tasks are ranges of panels */
-    int rows_per_task;  /* 4 or more rows: tasks are (panel, block of rows) */
+    int chunks;        /* fewer than 4 rows: tasks are ranges of panels */
+    int rows_per_task; /* 4 or more rows: tasks are (panel, block of rows) */
     int row_blocks;
 } PackedJob;
 
@@ -150,10 +150,17 @@ static void rows_task(void *ctx, int task) {
     int first = r, end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
     for (; r + 4 <= end; r += 4) tile(j, p, 1, r, 4);
     switch (end - r) {
-        case 3: tile(j, p, 1, r, 3); break;
-        case 2: tile(j, p, 1, r, 2); break;
-        case 1: tile(j, p, 1, r, 1); break;
-        default: break;
+        case 3:
+            tile(j, p, 1, r, 3);
+            break;
+        case 2:
+            tile(j, p, 1, r, 2);
+            break;
+        case 1:
+            tile(j, p, 1, r, 1);
+            break;
+        default:
+            break;
     }
     if (j->how == PACKED_GELU) gelu_block(j, first, end, p, p + 1);
 }
@@ -172,9 +179,15 @@ static void panels_task(void *ctx, int chunk) {
             tile(j, p, 4, 1, 1);
         }
     for (; p < end; p++) switch (j->N) {
-            case 3: tile(j, p, 1, 0, 3); break;
-            case 2: tile(j, p, 1, 0, 2); break;
-            default: tile(j, p, 1, 0, 1); break;
+            case 3:
+                tile(j, p, 1, 0, 3);
+                break;
+            case 2:
+                tile(j, p, 1, 0, 2);
+                break;
+            default:
+                tile(j, p, 1, 0, 1);
+                break;
         }
     if (j->how == PACKED_GELU) gelu_block(j, 0, j->N, first, end);
 }

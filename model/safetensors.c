@@ -12,7 +12,9 @@
 
 #define ST_MAX_HEADER (64u << 20) /* a header beyond 64 MiB is not a model we made */
 
-static const char *dtype_name(StDtype d) { return d == ST_F32 ? "F32" : d == ST_F16 ? "F16" : "I32"; }
+static const char *dtype_name(StDtype d) {
+    return d == ST_F32 ? "F32" : d == ST_F16 ? "F16" : "I32";
+}
 
 size_t safetensors_dtype_size(StDtype d) { return d == ST_F16 ? 2 : 4; }
 
@@ -42,8 +44,8 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
         !cJSON_IsArray(offsets))
         return error_set(err, "tensor '%s': needs \"dtype\", \"shape\" and \"data_offsets\"", name);
     if (dtype_parse(dtype->valuestring, &t->dtype))
-        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32, F16 and I32)", name,
-                         dtype->valuestring);
+        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32, F16 and I32)",
+                         name, dtype->valuestring);
     t->ndim = cJSON_GetArraySize(shape);
     if (t->ndim > ST_MAX_DIMS)
         return error_set(err, "tensor '%s': %d dimensions, at most %d", name, t->ndim, ST_MAX_DIMS);

@@ -157,9 +157,9 @@ int main(int argc, char **argv) {
     size_t weight_bytes = engine_weight_bytes(engine, &half);
     log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d, %d slots of %zu KB, "
              "%d threads",
-             clock_seconds() - t0, model.n_params, half ? "float16" : "float32",
-             weight_bytes >> 10, model.config.block_size, cfg.max_batch,
-             engine_slot_bytes(&model.config) >> 10, cfg.threads);
+             clock_seconds() - t0, model.n_params, half ? "float16" : "float32", weight_bytes >> 10,
+             model.config.block_size, cfg.max_batch, engine_slot_bytes(&model.config) >> 10,
+             cfg.threads);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

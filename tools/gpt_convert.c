@@ -14,9 +14,9 @@
 
 /* Metadata written by checkpoint_save itself; everything else is carried over. */
 static bool is_config_key(const char *k) {
-    static const char *keys[] = {"format",     "vocab_size", "n_layer",  "n_head",    "n_embd",
-                                 "block_size", "activation", "qkv_bias", "tied_head", "vocab",
-                                 "weights"};
+    static const char *keys[] = {"format",    "vocab_size", "n_layer",    "n_head",
+                                 "n_embd",    "block_size", "activation", "qkv_bias",
+                                 "tied_head", "vocab",      "weights"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(k, keys[i]) == 0) return true;
     return false;
@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
         {"out", CLI_STRING, &out, 0, 0, "checkpoint to write", false, NULL},
         {"dtype", CLI_STRING, &dtype, 0, 0, "f16 or f32", false, NULL},
     };
-    int rc = cli_parse(flags, 3, argc, argv, "usage: gpt-convert --model IN --out OUT [--dtype f16|f32]");
+    int rc = cli_parse(flags, 3, argc, argv,
+                       "usage: gpt-convert --model IN --out OUT [--dtype f16|f32]");
     if (rc) return rc == 1 ? 0 : 2;
     if (!in || !out) {
         fprintf(stderr, "gpt-convert: --model and --out are required\n");

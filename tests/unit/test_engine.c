@@ -111,8 +111,8 @@ static void engine_logits(GPT *m, bool float32_weights, float *out, size_t *weig
     EngineSegment seg = {.slot = 0, .pos = 0, .n = 6, .tokens = tokens, .logits = out};
     assert_int_equal(engine_forward(e, &seg, 1, &err), 0);
     for (int t = 6; t < 12; t++) {
-        seg = (EngineSegment){.slot = 0, .pos = t, .n = 1, .tokens = tokens + t,
-                              .logits = out + (size_t)(t - 5) * V};
+        seg = (EngineSegment){
+            .slot = 0, .pos = t, .n = 1, .tokens = tokens + t, .logits = out + (size_t)(t - 5) * V};
         assert_int_equal(engine_forward(e, &seg, 1, &err), 0);
     }
     engine_destroy(e);
