@@ -27,7 +27,7 @@ struct Engine {
     float *x, *ln, *qkv, *atty, *fch; /* (R, C|3C|4C) */
     float *last;                      /* (max_slots, C) final rows */
     float *logits;                    /* (max_slots, V) */
-    float *scores;                    /* (max_slots * NH, T + 8) attention */
+    float *scores;                    /* (max_slots * NH, SCORES_STRIDE(T)) attention */
     int *row_of;                      /* (max_slots) first row of segment */
 };
 
