@@ -81,6 +81,10 @@ bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
 
+bin/gpt-convert-san: $(call obj,san,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
 # Debian packages to build and test (the README's set-up commands run this first).
 DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev
 deps:
@@ -91,9 +95,10 @@ deps:
 
 # The default suite: unit tests and CLI tests under AddressSanitizer/UBSan, plus the seed
 # start-up check on the optimised binary (the sanitizer build is too slow for the full model).
-test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train
+test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-convert-san bin/gpt-sample
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san
+	bash tests/cli/test_convert_cli.sh bin/gpt-convert-san bin/gpt-sample
 	bash tests/cli/test_seed_start.sh bin/gpt-train
 
 # Beyond the unit suite: real clients against the real daemon (Node), the browser (Chromium via
