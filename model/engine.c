@@ -230,9 +230,10 @@ static void attention_task(void *ctx, int task) {
         const float *q = e->qkv + (size_t)row * 3 * C + h * hs;
         /* Eight keys at a time: eight independent chains over the head's channels, then one
          * fixed horizontal reduction. A block may run past `visible` into cache rows that are
-         * not used (finite, masked below); only past the cache's end does a key go alone. */
+         * not used (finite, masked below); only past the cache's end, or for heads not a
+         * multiple of 8 wide, does a key go alone. */
         for (; t < visible; t += 8) {
-            if (t + 8 > T) {
+            if (t + 8 > T || hs % 8) {
                 for (; t < visible; t++) {
                     float acc = 0.0f;
                     for (int d = 0; d < hs; d++) acc = fmaf(q[d], kc[(size_t)t * hs + d], acc);

@@ -20,13 +20,11 @@
 
 /* half: every weight rounded to a float16 value, as in a float16 checkpoint, so that the engine
  * stores its panels as float16. */
-static void random_model(GPT *m, Tokenizer *tok, bool half) {
-    /* Width 384: shapes where OpenBLAS's results do depend on the row count, so the invariance
-     * test would catch a product that is not batch-invariant. */
+static void random_model_sized(GPT *m, Tokenizer *tok, bool half, int n_embd, int n_head) {
     GPTConfig c = {.vocab_size = 65,
                    .n_layer = 2,
-                   .n_head = 6,
-                   .n_embd = 384,
+                   .n_head = n_head,
+                   .n_embd = n_embd,
                    .block_size = 16,
                    .activation = ACT_GELU,
                    .qkv_bias = true};
@@ -43,6 +41,12 @@ static void random_model(GPT *m, Tokenizer *tok, bool half) {
     for (int i = 0; i < 65; i++) vocab[i] = (char)(' ' + i);
     vocab[65] = '\0';
     assert_int_equal(tokenizer_from_string(tok, vocab, &err), 0);
+}
+
+/* Width 384: shapes where OpenBLAS's results do depend on the row count, so the invariance test
+ * would catch a product that is not batch-invariant. */
+static void random_model(GPT *m, Tokenizer *tok, bool half) {
+    random_model_sized(m, tok, half, 384, 6);
 }
 
 /* Engine logits at every position equal the full forward's on the same tokens (the last
@@ -95,6 +99,17 @@ static void logits_match_forward_random(void **state) {
         gpt_free(&m);
         tokenizer_free(&tok);
     }
+}
+
+/* Heads 6 wide (not a multiple of the 8-lane vectors) take the scalar paths of attention. */
+static void logits_match_forward_narrow_heads(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    random_model_sized(&m, &tok, false, 36, 6);
+    check_logits(&m, false);
+    gpt_free(&m);
+    tokenizer_free(&tok);
 }
 
 /* Logits of a prefill and decode steps, as computed by an engine. */
@@ -256,6 +271,7 @@ static void seeds(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(logits_match_forward_random),
+        cmocka_unit_test(logits_match_forward_narrow_heads),
         cmocka_unit_test(logits_match_forward_shipped),
         cmocka_unit_test(float16_panels_same_bits),
         cmocka_unit_test(batch_invariance),
