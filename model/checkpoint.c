@@ -61,7 +61,14 @@ static int save(const char *path, const GPT *model, const Tokenizer *tok, const 
         {"vocab", vocab},
     };
     int n_meta = 10;
-    for (int i = 0; i < n_extra && n_meta < META_MAX; i++) meta[n_meta++] = extra[i];
+    /* Extra keys that this function writes itself (a file's own metadata passed back in, as
+     * gpt-convert does) are left out: the values from the model win. */
+    for (int i = 0; i < n_extra && n_meta < META_MAX - 1; i++) {
+        bool own = strcmp(extra[i].key, "weights") == 0;
+        for (int k = 0; k < 10 && !own; k++) own = strcmp(extra[i].key, meta[k].key) == 0;
+        if (!own) meta[n_meta++] = extra[i];
+    }
+    meta[n_meta++] = (StMeta){"weights", param_dtype == ST_F16 ? "float16" : "float32"};
 
     int n = model->n_tensors * (opt ? 3 : 1);
     StWriteTensor *ts = calloc((size_t)n, sizeof *ts);

@@ -14,7 +14,8 @@ typedef struct {
 } OptimizerState;
 
 /* Writes model (and, if opt is non-NULL, the optimizer moments) atomically. extra holds
- * additional metadata (may be NULL/0). */
+ * additional metadata (may be NULL/0); keys this function writes itself (the config, "vocab",
+ * "format", and "weights": float32 or float16) are taken from the model, not from extra. */
 int checkpoint_save(const char *path, const GPT *model, const Tokenizer *tok,
                     const OptimizerState *opt, const StMeta *extra, int n_extra, Error *err);
 

@@ -12,16 +12,6 @@
 #include "../model/float16.h"
 #include "cli.h"
 
-/* Metadata written by checkpoint_save itself; everything else is carried over. */
-static bool is_config_key(const char *k) {
-    static const char *keys[] = {"format",    "vocab_size", "n_layer",    "n_head",
-                                 "n_embd",    "block_size", "activation", "qkv_bias",
-                                 "tied_head", "vocab",      "weights"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (strcmp(k, keys[i]) == 0) return true;
-    return false;
-}
-
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dtype = "f16";
     CliFlag flags[] = {
@@ -49,11 +39,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gpt-convert: %s\n", err.message);
         return 1;
     }
-    StMeta extra[24];
-    int n_extra = 0;
-    for (int i = 0; i < st.n_meta && n_extra < 23; i++)
-        if (!is_config_key(st.meta[i].key)) extra[n_extra++] = st.meta[i];
-    extra[n_extra++] = (StMeta){"weights", half ? "float16" : "float32"};
     double max_err = 0;
     size_t changed = 0;
     for (size_t i = 0; half && i < m.n_params; i++) {
@@ -61,8 +46,9 @@ int main(int argc, char **argv) {
         if (r != v) changed++;
         if (fabs((double)r - v) > max_err) max_err = fabs((double)r - v);
     }
-    rc = half ? checkpoint_save_float16(out, &m, &tok, extra, n_extra, &err)
-              : checkpoint_save(out, &m, &tok, NULL, extra, n_extra, &err);
+    /* The file's notes are carried over; checkpoint_save rewrites the config and "weights". */
+    rc = half ? checkpoint_save_float16(out, &m, &tok, st.meta, st.n_meta, &err)
+              : checkpoint_save(out, &m, &tok, NULL, st.meta, st.n_meta, &err);
     if (rc)
         fprintf(stderr, "gpt-convert: %s\n", err.message);
     else if (half)

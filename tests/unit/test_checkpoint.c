@@ -439,12 +439,18 @@ static void round_trip_float16(void **state) {
     Error err;
     make_tokenizer(&tok, TEXT);
     make_model(&m, &tok, ACT_GELU, true, false, 9);
-    StMeta extra[] = {{"train.step", "9"}};
-    if (checkpoint_save_float16(path, &m, &tok, extra, 1, &err)) fail_msg("%s", err.message);
-    if (checkpoint_save(path32, &m, &tok, NULL, extra, 1, &err)) fail_msg("%s", err.message);
+    /* a file's own keys passed back in (as gpt-convert does) do not override the model's */
+    StMeta extra[] = {{"train.step", "9"}, {"weights", "float32"}, {"n_layer", "99"}};
+    if (checkpoint_save_float16(path, &m, &tok, extra, 3, &err)) fail_msg("%s", err.message);
+    if (checkpoint_save(path32, &m, &tok, NULL, extra, 3, &err)) fail_msg("%s", err.message);
     SafeTensors st;
     if (checkpoint_load(path, &m2, &tok2, NULL, &st, &err)) fail_msg("%s", err.message);
     assert_string_equal(safetensors_meta(&st, "train.step"), "9");
+    assert_string_equal(safetensors_meta(&st, "weights"), "float16");
+    assert_string_equal(safetensors_meta(&st, "n_layer"), "1");
+    int weights_keys = 0;
+    for (int i = 0; i < st.n_meta; i++) weights_keys += strcmp(st.meta[i].key, "weights") == 0;
+    assert_int_equal(weights_keys, 1);
     size_t changed = 0;
     for (size_t i = 0; i < m.n_params; i++) {
         float v = m.param_memory[i], rounded = float_from_float16(float16_from_float(v));
