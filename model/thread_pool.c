@@ -12,18 +12,17 @@ struct ThreadPool {
     int n_threads;
     long spin_ns; /* immutable: how long a thread polls before sleeping */
     pthread_t *workers;
-    /* lock guards generation, stop, fn, ctx and n_tasks, and every change of running; the
-     * atomics let threads poll without the lock. */
+    /* lock guards stop, fn, ctx and n_tasks, and every change of generation and running; both
+     * are atomic so that threads can also poll them without the lock. */
     pthread_mutex_t lock;
     pthread_cond_t work_ready, work_done;
-    unsigned long generation; /* bumped for each run; workers wait for a new one */
     int stop;
     PoolTask fn;
     void *ctx;
     int n_tasks;
     atomic_int running; /* workers still inside the current run */
     atomic_int next_task;
-    atomic_ulong published; /* copy of generation readable without the lock, for polling */
+    atomic_ulong generation; /* bumped for each run (and at stop); workers wait for a new one */
 };
 
 static long now_ns(void) {
@@ -49,7 +48,7 @@ static int poll_until(int (*done)(ThreadPool *, unsigned long), ThreadPool *p, u
 }
 
 static int new_generation(ThreadPool *p, unsigned long seen) {
-    return atomic_load_explicit(&p->published, memory_order_acquire) != seen;
+    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen;
 }
 
 static int workers_finished(ThreadPool *p, unsigned long unused) {
@@ -77,9 +76,10 @@ static void *worker_main(void *arg) {
     for (;;) {
         poll_until(new_generation, p, seen);
         pthread_mutex_lock(&p->lock);
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_ready, &p->lock);
+        while (!p->stop && atomic_load(&p->generation) == seen)
+            pthread_cond_wait(&p->work_ready, &p->lock);
         if (p->stop) break;
-        seen = p->generation;
+        seen = atomic_load(&p->generation);
         PoolTask fn = p->fn;
         void *ctx = p->ctx;
         int n = p->n_tasks;
@@ -127,7 +127,7 @@ void thread_pool_destroy(ThreadPool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
     p->stop = 1;
-    atomic_store(&p->published, p->generation + 1); /* ends any polling */
+    atomic_fetch_add(&p->generation, 1); /* ends any polling */
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->workers[i], NULL);
@@ -151,8 +151,7 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     p->n_tasks = n_tasks;
     atomic_store(&p->next_task, 0);
     atomic_store(&p->running, p->n_threads - 1);
-    p->generation++;
-    atomic_store_explicit(&p->published, p->generation, memory_order_release);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
     run_tasks(p, fn, ctx, n_tasks);
