@@ -18,7 +18,8 @@ BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
-BINS := bin/gpt-train bin/gpt-sample bin/gpt-convert bin/bench-engine bin/gptd bin/bench-server
+BINS := bin/gpt-train bin/gpt-sample bin/gpt-convert bin/gpt-context-loss bin/bench-engine bin/gptd \
+        bin/bench-server
 all: $(BINS)
 
 bin/bench-server: $(call obj,rel,$(TOOLS_LIB) bench/bench_server.c)
@@ -44,6 +45,11 @@ bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) bench/bench_engine.c)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
 bin/gpt-sample: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# The validation split comes from the trainer's dataset code; no OpenBLAS.
+bin/gpt-context-loss: $(call obj,rel,$(INFER_SRC) model/dataset.c $(TOOLS_LIB) tools/gpt_context_loss.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 

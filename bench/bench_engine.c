@@ -81,35 +81,51 @@ static void summarize(Rate *r, double *tokens_per_s, double *ms_per_step, int re
     r->median_tokens_per_s = tokens_per_s[repeats / 2];
 }
 
-/* One generation of B sequences, n tokens each from a 1-character prompt; the decode steps
- * are timed. Returns seconds and steps. */
-static int generate_once(Engine *e, const GPT *m, const Tokenizer *tok, int B, int n,
+/* How a decode run treats the context: the rule past it and the rows of prefill (window
+ * recomputes) a step may add, as the daemon's --prefill-budget. */
+typedef struct {
+    ContextPolicy context;
+    int prefill_budget;
+    int timed_from; /* tokens generated before timing starts (block_size: only past the context) */
+} DecodeSetup;
+
+/* One generation of B sequences, n tokens each from a 1-character prompt; the steps after the
+ * prompt's prefill are timed, re-prefills past the context included. Returns seconds and the
+ * tokens generated. */
+static int generate_once(Engine *e, const Tokenizer *tok, int B, int n, const DecodeSetup *d,
                          BatchScratch *b, Sequence *seqs, Sequence **active, double *seconds,
-                         int *steps, Error *err) {
+                         long *tokens, Error *err) {
     for (int i = 0; i < B; i++) {
         GenerationParams gp = {
             .sampler = {1.0f, 0, 1.0f}, .seed = (uint64_t)i + 1, .max_tokens = n};
-        if (sequence_init(&seqs[i], tok, m->config.block_size, "\n", 1, &gp, err)) return -1;
+        if (sequence_init(&seqs[i], tok, d->context, "\n", 1, &gp, err)) return -1;
         seqs[i].slot = i;
         active[i] = &seqs[i];
     }
-    int rc = batch_step(e, active, B, B * m->config.block_size, b, err) < 0; /* prefill */
-    *steps = 0;
+    int rc = batch_step(e, active, B, B, b, err) < 0; /* the 1-token prompts, first tokens */
+    while (!rc && seqs[0].n_generated < d->timed_from)
+        rc = batch_step(e, active, B, d->prefill_budget, b, err) < 0;
+    long start = 0;
+    for (int i = 0; i < B; i++) start += seqs[i].n_generated;
     double t0 = now();
-    while (!rc && seqs[0].finish == FINISH_NONE) {
-        rc = batch_step(e, active, B, 0, b, err) < 0;
-        ++*steps;
+    int running = B;
+    while (!rc && running > 0) {
+        rc = batch_step(e, active, B, d->prefill_budget, b, err) < 0;
+        running = 0;
+        for (int i = 0; i < B; i++) running += seqs[i].finish == FINISH_NONE;
     }
     *seconds = now() - t0;
+    *tokens = -start;
+    for (int i = 0; i < B; i++) *tokens += seqs[i].n_generated;
     for (int i = 0; i < B; i++) sequence_free(&seqs[i]);
     return rc ? -1 : 0;
 }
 
-static int decode_rate(const GPT *m, const Tokenizer *tok, int B, int n, int threads, int repeats,
-                       Rate *r, Error *err) {
+static int decode_rate(const GPT *m, const Tokenizer *tok, int B, int n, const DecodeSetup *d,
+                       int threads, int repeats, Rate *r, Error *err) {
     Engine *e;
     BatchScratch b;
-    EngineConfig ec = {.max_slots = B, .max_rows = B + m->config.block_size, .threads = threads};
+    EngineConfig ec = {.max_slots = B, .max_rows = B + d->prefill_budget, .threads = threads};
     if (engine_create(&e, m, &ec, err)) return -1;
     if (batch_scratch_init(&b, B, m->config.vocab_size, err)) {
         engine_destroy(e);
@@ -121,11 +137,11 @@ static int decode_rate(const GPT *m, const Tokenizer *tok, int B, int n, int thr
     int rc = 0;
     for (int i = -1; i < repeats && !rc; i++) {
         double seconds = 0;
-        int steps = 0;
-        rc = generate_once(e, m, tok, B, n, &b, seqs, active, &seconds, &steps, err);
+        long tokens = 0;
+        rc = generate_once(e, tok, B, n, d, &b, seqs, active, &seconds, &tokens, err);
         if (i >= 0) {
-            tps[i] = (double)B * steps / seconds;
-            ms[i] = seconds / steps * 1e3;
+            tps[i] = (double)tokens / seconds;
+            ms[i] = seconds / ((double)tokens / B) * 1e3; /* per token of one sequence */
         }
     }
     if (!rc) summarize(r, tps, ms, repeats);
@@ -168,7 +184,8 @@ static int prefill_rate(const GPT *m, const Tokenizer *tok, int chars, int threa
 
 int main(int argc, char **argv) {
     const char *model_path = "weights/shakespeare-char.safetensors";
-    int threads = 2, new_tokens = 100, repeats = 5;
+    int threads = 2, new_tokens = 100, repeats = 5, past_tokens = 1024, context_keep = 0;
+    int prefill_budget = 256;
     CliList batch_list = {{0}, 0};
     CliFlag flags[] = {
         {"model", CLI_STRING, &model_path, 0, 0, "checkpoint", false, NULL},
@@ -179,9 +196,15 @@ int main(int argc, char **argv) {
          "timed repeats of each run (the fastest counts)", false, NULL},
         {"batch", CLI_LIST, &batch_list, 0, 0,
          "decode batch size, repeatable (default 1, 4, 16, 64)", false, NULL},
+        {"past-tokens", CLI_INT, &past_tokens, 0, 100000,
+         "tokens per sequence in the past-the-context runs (0 = skip them)", false, NULL},
+        {"context-keep", CLI_INT, &context_keep, 0, 1 << 20,
+         "tokens the keep rule keeps (0 = half the context)", false, NULL},
+        {"prefill-budget", CLI_INT, &prefill_budget, 1, 1 << 20,
+         "rows of window prefill per step, as gptd's", false, NULL},
     };
     int rc = cli_parse(
-        flags, 5, argc, argv,
+        flags, sizeof flags / sizeof flags[0], argc, argv,
         "usage: bench-engine [--model FILE] [--threads N] [--new-tokens N] [--repeats N]");
     if (rc) return rc == 1 ? 0 : 2;
     GPT m;
@@ -219,9 +242,16 @@ int main(int argc, char **argv) {
             batches[i] = (int)b;
         }
     }
+    ContextPolicy exact, keep;
+    if (context_policy_init(&exact, c->block_size, "exact", 0, &err) ||
+        context_policy_init(&keep, c->block_size, "keep", context_keep, &err)) {
+        fprintf(stderr, "bench-engine: --context-keep: %s\n", err.message);
+        return 2;
+    }
     for (int i = 0; i < n_batches; i++) {
         Rate r;
-        if (decode_rate(&m, &tok, batches[i], new_tokens, threads, repeats, &r, &err)) {
+        DecodeSetup d = {exact, prefill_budget, 0};
+        if (decode_rate(&m, &tok, batches[i], new_tokens, &d, threads, repeats, &r, &err)) {
             fprintf(stderr, "bench-engine: %s\n", err.message);
             return 1;
         }
@@ -231,6 +261,26 @@ int main(int argc, char **argv) {
                100 * gf / sg_big);
         fflush(stdout);
     }
+    /* Past the context: only the tokens after the first full window are timed. The exact rule
+     * costs a window prefill per token, so it runs fewer tokens (the rate is per token). */
+    int past_batches[2] = {1, 64};
+    for (int mode = 0; mode < 2 && past_tokens > 0; mode++)
+        for (int i = 0; i < 2; i++) {
+            int B = past_batches[i];
+            DecodeSetup d = {mode == 0 ? keep : exact, prefill_budget, c->block_size};
+            int n = mode == 0 ? past_tokens : c->block_size + (B == 1 ? 128 : 16);
+            if (n > past_tokens) n = past_tokens;
+            Rate r;
+            if (decode_rate(&m, &tok, B, n, &d, threads, mode == 0 ? repeats : 1, &r, &err)) {
+                fprintf(stderr, "bench-engine: %s\n", err.message);
+                return 1;
+            }
+            printf("| past the context, %s %d, batch %d (tokens %d..%d) | %.0f | %.0f | %.2f | | | "
+                   "|\n",
+                   context_shift_name(d.context.shift), context_policy_kept(&d.context), B,
+                   c->block_size, n, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step);
+            fflush(stdout);
+        }
     Rate r;
     int used;
     if (prefill_rate(&m, &tok, 256, threads, repeats, &r, &used, &err)) {

@@ -28,17 +28,21 @@ static int by_prob_desc(const void *a, const void *b, void *probs) {
     return i - j;
 }
 
+float sampler_logprob(const float *logits, int V, int token) {
+    float maxv = logits[argmax(logits, V)];
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - maxv);
+    return (float)(logits[token] - maxv - log(sum));
+}
+
 int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng, float *probs,
                    int *index, float *logprob) {
-    /* Softmax at temperature 1 for the reported log-probability of greedy picks. */
-    float maxv = logits[argmax(logits, V)];
     if (c->temperature == 0.0f || c->top_k == 1) {
         int best = argmax(logits, V);
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += exp((double)logits[i] - maxv);
-        if (logprob) *logprob = (float)(logits[best] - maxv - log(sum));
+        if (logprob) *logprob = sampler_logprob(logits, V, best); /* at temperature 1 */
         return best;
     }
+    float maxv = logits[argmax(logits, V)];
     double sum = 0.0;
     for (int i = 0; i < V; i++) {
         probs[i] = expf((logits[i] - maxv) / c->temperature);

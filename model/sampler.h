@@ -15,6 +15,9 @@ typedef struct {
 
 int sampler_config_validate(const SamplerConfig *c, Error *err);
 
+/* log softmax(logits)[token] at temperature 1: how likely the model found token. */
+float sampler_logprob(const float *logits, int V, int token);
+
 /* probs and index are scratch of V entries each (no allocation on the per-token path). */
 int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng, float *probs,
                    int *index, float *logprob);

@@ -13,9 +13,37 @@ int generation_params_validate(const GenerationParams *p, Error *err) {
     return 0;
 }
 
-int sequence_init(Sequence *s, const Tokenizer *tok, int block_size, const char *prompt,
+int context_policy_init(ContextPolicy *p, int block_size, const char *shift, int keep, Error *err) {
+    if (block_size < 1) return error_set(err, "block_size must be >= 1, got %d", block_size);
+    ContextShift mode;
+    if (strcmp(shift, "exact") == 0)
+        mode = CONTEXT_EXACT;
+    else if (strcmp(shift, "keep") == 0)
+        mode = CONTEXT_KEEP;
+    else
+        return error_set(err, "the context shift is \"exact\" or \"keep\", not \"%s\"", shift);
+    if (keep == 0) keep = block_size / 2 > 0 ? block_size / 2 : 1;
+    if (keep < 1 || keep > block_size)
+        return error_set(err, "keep %d is outside 1..%d (the model's context)", keep, block_size);
+    *p = (ContextPolicy){.block_size = block_size, .shift = mode, .keep = keep};
+    return 0;
+}
+
+const char *context_shift_name(ContextShift shift) {
+    return shift == CONTEXT_KEEP ? "keep" : "exact";
+}
+
+int context_policy_kept(const ContextPolicy *p) {
+    return p->shift == CONTEXT_KEEP ? p->keep : p->block_size;
+}
+
+int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, const char *prompt,
                   size_t prompt_len, const GenerationParams *params, Error *err) {
     memset(s, 0, sizeof *s);
+    int block_size = context.block_size;
+    if (block_size < 1 || context.keep < 1 || context.keep > block_size)
+        return error_set(err, "bad context policy (block_size %d, keep %d)", block_size,
+                         context.keep);
     if (generation_params_validate(params, err)) return -1;
     long chars = tokenizer_count(prompt, prompt_len, err);
     if (chars < 0) return error_wrap(err, "prompt");
@@ -30,6 +58,7 @@ int sequence_init(Sequence *s, const Tokenizer *tok, int block_size, const char 
     size_t keep = n > (size_t)block_size ? (size_t)block_size : n;
     s->params = *params;
     s->tok = tok;
+    s->context = context;
     s->block_size = block_size;
     s->vocab_size = tok->vocab_size;
     s->tokens = malloc(((size_t)block_size + params->max_tokens) * sizeof *s->tokens);
@@ -57,10 +86,11 @@ void sequence_free(Sequence *s) {
 int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSegment *seg) {
     if (s->finish != FINISH_NONE) return 0;
     int window = s->n_tokens - s->window_start;
-    if (window > s->block_size) { /* full: recompute the last block_size tokens */
-        s->window_start = s->n_tokens - s->block_size;
+    if (window > s->block_size) { /* full: a new window of the last tokens, at position 0 */
+        window = context_policy_kept(&s->context);
+        s->window_start = s->n_tokens - window;
         s->cached = 0;
-        window = s->block_size;
+        s->shifts++;
     }
     int pending = window - s->cached;
     int n = pending < max_prefill ? pending : max_prefill;
@@ -91,8 +121,14 @@ static size_t stop_prefix_suffix(const Sequence *s, size_t from) {
 void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index) {
     s->cached += seg->n;
     if (!seg->logits) return;
-    int token = sampler_sample(seg->logits, s->vocab_size, &s->params.sampler, &s->rng, probs,
+    int token;
+    if (s->teacher) {
+        token = s->teacher[s->n_generated];
+        s->last_logprob = sampler_logprob(seg->logits, s->vocab_size, token);
+    } else {
+        token = sampler_sample(seg->logits, s->vocab_size, &s->params.sampler, &s->rng, probs,
                                index, &s->last_logprob);
+    }
     s->tokens[s->n_tokens++] = token;
     s->n_generated++;
     s->text_len += (size_t)tokenizer_decode(s->tok, token, s->text + s->text_len);

@@ -1,12 +1,15 @@
 /* One generation request as the engine sees it: its tokens, its window onto the model's
  * context, its own sampler settings and RNG, stop strings, and the text produced so far.
  *
- * Past the context: positions are learned and absolute, so the model must always see the last
- * block_size tokens at positions 0..block_size-1, as the seed's generate() does. Shifting a KV
- * cache would leave keys computed at the wrong positions, so when the window is full the
- * sequence recomputes it: the last block_size tokens are prefilled again (in chunks) and decoding
- * continues from there. Each token past the context costs one window prefill; exact, and the
- * price of learned positions. */
+ * Past the context: positions are learned and absolute, so a full window cannot slide by
+ * shifting the cache (its keys were computed at other positions). When the window is full the
+ * sequence starts a new one and prefills it at positions 0.. (ContextPolicy):
+ *   exact  the new window is the last block_size tokens, as the seed's generate() does: every
+ *          token past the context costs a prefill of block_size rows;
+ *   keep   the new window is the last `keep` tokens; decoding goes on from the cache until the
+ *          window is full again: block_size - keep tokens for keep rows of prefill, about one
+ *          extra row per token when keep is half the context.
+ * The re-prefill is an ordinary prefill, charged to the step's prefill budget (batch.h). */
 #ifndef GPTD_SEQUENCE_H
 #define GPTD_SEQUENCE_H
 
@@ -24,6 +27,21 @@
 
 typedef enum { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP } FinishReason;
 
+typedef enum { CONTEXT_EXACT = 0, CONTEXT_KEEP } ContextShift;
+
+/* How a sequence's window moves once it holds block_size tokens (see the top of this file). */
+typedef struct {
+    int block_size;     /* the model's context */
+    ContextShift shift; /* exact or keep */
+    int keep;           /* CONTEXT_KEEP: tokens kept, 1..block_size */
+} ContextPolicy;
+
+/* Parses "exact" or "keep" and checks keep against block_size (keep 0 = half the context). */
+int context_policy_init(ContextPolicy *p, int block_size, const char *shift, int keep, Error *err);
+const char *context_shift_name(ContextShift shift);
+/* Tokens a full window keeps when it moves on. */
+int context_policy_kept(const ContextPolicy *p);
+
 typedef struct {
     SamplerConfig sampler;
     uint64_t seed;
@@ -35,8 +53,9 @@ typedef struct {
 typedef struct {
     GenerationParams params;
     const Tokenizer *tok;
-    int block_size, vocab_size;
-    int slot; /* the engine slot it runs in, set by the caller */
+    ContextPolicy context;
+    int block_size, vocab_size; /* block_size = context.block_size */
+    int slot;                   /* the engine slot it runs in, set by the caller */
     Rng rng;
     int *tokens; /* (block_size + max_tokens): the window's prompt part, then generated */
     int n_tokens;
@@ -45,8 +64,10 @@ typedef struct {
     int window_start;   /* index in tokens of the slot's position 0 */
     int cached;         /* tokens of the window already in the slot's cache */
     int n_generated;
-    float last_logprob;
-    char *text; /* generated text (UTF-8), text_len bytes; the stop string is cut off */
+    int shifts;         /* times the window moved past the context */
+    const int *teacher; /* NULL, or max_tokens tokens forced instead of sampled (evaluation) */
+    float last_logprob; /* of the last token: as sampled, or the model's for a teacher token */
+    char *text;         /* generated text (UTF-8), text_len bytes; the stop string is cut off */
     size_t text_len, emitted;
     FinishReason finish;
 } Sequence;
@@ -57,7 +78,7 @@ int generation_params_validate(const GenerationParams *p, Error *err);
 /* Encodes the prompt (a character outside the vocabulary is an error naming it and its
  * position). An empty prompt starts from token 0, as the seed does; a prompt longer than the
  * context keeps its last block_size tokens (prompt_dropped says how many were cut). */
-int sequence_init(Sequence *s, const Tokenizer *tok, int block_size, const char *prompt,
+int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, const char *prompt,
                   size_t prompt_len, const GenerationParams *params, Error *err);
 void sequence_free(Sequence *s);
 
@@ -67,7 +88,7 @@ void sequence_free(Sequence *s);
 int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSegment *seg);
 
 /* After the engine ran seg: records the cached tokens and, if seg asked for logits, samples the
- * next token (probs, index: scratch of V). */
+ * next token (probs, index: scratch of V), or takes the teacher's. */
 void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index);
 
 /* New text that is safe to hand out: whole characters, never part of a possible stop string.

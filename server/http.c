@@ -35,6 +35,7 @@ struct HttpServer {
     const GPT *model;
     const Tokenizer *tok;
     Scheduler *scheduler;
+    ContextPolicy context;
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
     unsigned long long id_base; /* random per process, so ids differ across replicas */
@@ -254,8 +255,7 @@ static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
     const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
     bool stream =
         api.stream || (kind == API_GENERATE && accept && strstr(accept, "text/event-stream"));
-    Request *r =
-        request_create(id, &api, s->tok, s->model->config.block_size, s->config->timeout_s, &e);
+    Request *r = request_create(id, &api, s->tok, s->context, s->config->timeout_s, &e);
     api_request_free(&api);
     if (!r) return reply_error(c, &e);
     if (scheduler_submit(s->scheduler, r, &e)) {
@@ -370,6 +370,9 @@ static enum MHD_Result handle_info(Conn *c) {
         cJSON_AddBoolToObject(mc, "qkv_bias", g->qkv_bias);
         cJSON_AddBoolToObject(mc, "tied_head", g->tied_head);
         cJSON_AddNumberToObject(mc, "parameters", (double)s->model->n_params);
+        cJSON *ctx = cJSON_AddObjectToObject(root, "context");
+        cJSON_AddStringToObject(ctx, "shift", context_shift_name(s->context.shift));
+        cJSON_AddNumberToObject(ctx, "keep", context_policy_kept(&s->context));
     }
     cJSON *lim = cJSON_AddObjectToObject(root, "limits");
     cJSON_AddNumberToObject(lim, "max_batch", cfg->max_batch);
@@ -377,6 +380,7 @@ static enum MHD_Result handle_info(Conn *c) {
     cJSON_AddNumberToObject(lim, "max_tokens", cfg->max_tokens);
     cJSON_AddNumberToObject(lim, "body_limit_bytes", cfg->body_limit);
     cJSON_AddNumberToObject(lim, "timeout_s", cfg->timeout_s);
+    cJSON_AddNumberToObject(lim, "prefill_budget", cfg->prefill_budget);
     cJSON_AddNumberToObject(lim, "threads", cfg->threads);
     cJSON *build = cJSON_AddObjectToObject(root, "build");
     cJSON_AddStringToObject(build, "version", GPTD_VERSION);
@@ -601,8 +605,10 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
     return 0;
 }
 
-void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched) {
+void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
+                       const ContextPolicy *context) {
     s->model = model;
+    s->context = *context;
     s->tok = tok;
     s->scheduler = sched;
     atomic_store(&s->state, SERVER_READY);

@@ -31,6 +31,8 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .max_tokens = 1024,
         .default_max_tokens = 256,
         .prefill_budget = 256,
+        .context_shift = "keep",
+        .context_keep = 0,
         .max_connections = 512,
         .per_ip_connections = 0,
         .connection_timeout = 60,
@@ -56,6 +58,12 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "max_tokens when a request gives none", false, "GPTD_DEFAULT_MAX_TOKENS"},
         {"prefill-budget", CLI_INT, &cfg->prefill_budget, 1, 1 << 20,
          "prompt tokens per engine step", false, "GPTD_PREFILL_BUDGET"},
+        {"context-shift", CLI_STRING, &cfg->context_shift, 0, 0,
+         "past the context: keep (the last --context-keep tokens) or exact (re-run the window "
+         "for every token)",
+         false, "GPTD_CONTEXT_SHIFT"},
+        {"context-keep", CLI_INT, &cfg->context_keep, 0, 1 << 20,
+         "tokens a full window keeps (0 = half the model's context)", false, "GPTD_CONTEXT_KEEP"},
         {"timeout", CLI_FLOAT, &timeout, 0, 86400, "seconds a request may take (0 = none)", false,
          "GPTD_TIMEOUT"},
         {"api-key", CLI_STRING, &cfg->api_key, 0, 0, "require Authorization: Bearer KEY", false,
@@ -140,6 +148,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
         goto done;
     }
+    ContextPolicy context;
+    if (context_policy_init(&context, model.config.block_size, cfg.context_shift, cfg.context_keep,
+                            &err)) {
+        fprintf(stderr, "gptd: --context-shift %s --context-keep %d: %s\n", cfg.context_shift,
+                cfg.context_keep, err.message);
+        goto done;
+    }
     EngineConfig ec = {.max_slots = cfg.max_batch,
                        .max_rows = cfg.max_batch + cfg.prefill_budget,
                        .threads = cfg.threads};
@@ -152,13 +167,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gptd: %s\n", err.message);
         goto done;
     }
-    http_server_ready(http, &model, &tok, sched);
+    http_server_ready(http, &model, &tok, sched, &context);
     bool half;
     size_t weight_bytes = engine_weight_bytes(engine, &half);
-    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d, %d slots of %zu KB, "
-             "%d threads",
+    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d (past it: %s %d), "
+             "%d slots of %zu KB, %d threads",
              clock_seconds() - t0, model.n_params, half ? "float16" : "float32", weight_bytes >> 10,
-             model.config.block_size, cfg.max_batch, engine_slot_bytes(&model.config) >> 10,
+             model.config.block_size, context_shift_name(context.shift),
+             context_policy_kept(&context), cfg.max_batch, engine_slot_bytes(&model.config) >> 10,
              cfg.threads);
 
     int sig = 0;

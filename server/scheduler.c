@@ -8,15 +8,15 @@
 #include "clock.h"
 #include "log.h"
 
-Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok, int block_size,
-                        double timeout_s, ApiError *e) {
+Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
+                        ContextPolicy context, double timeout_s, ApiError *e) {
     Request *r = calloc(1, sizeof *r);
     if (!r) {
         api_error(e, 500, "server_error", "out of memory");
         return NULL;
     }
     Error err;
-    if (sequence_init(&r->seq, tok, block_size, api->prompt, api->prompt_len, &api->params, &err)) {
+    if (sequence_init(&r->seq, tok, context, api->prompt, api->prompt_len, &api->params, &err)) {
         api_error(e, 400, "invalid_request_error", "%s", err.message);
         free(r);
         return NULL;

@@ -57,8 +57,8 @@ typedef struct Request {
 
 /* Builds a request from a parsed body: tokenizes the prompt into a Sequence. On a bad prompt
  * returns NULL with a 400 in *e. The caller holds one reference. */
-Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok, int block_size,
-                        double timeout_s, ApiError *e);
+Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
+                        ContextPolicy context, double timeout_s, ApiError *e);
 void request_release(Request *r);
 
 typedef struct Scheduler Scheduler;

@@ -13,8 +13,13 @@
 #define DEFAULT_MODEL "weights/shakespeare-char.safetensors"
 #define PREFILL_CHUNK 256
 
-static int run(const char *model_path, const char *prompt, GenerationParams *gp, int threads,
-               bool verbose, Error *err) {
+typedef struct {
+    const char *shift;
+    int keep;
+} ContextFlags;
+
+static int run(const char *model_path, const char *prompt, GenerationParams *gp,
+               const ContextFlags *cf, int threads, bool verbose, Error *err) {
     GPT m;
     Tokenizer tok;
     Engine *e = NULL;
@@ -24,9 +29,14 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
     if (checkpoint_load(model_path, &m, &tok, NULL, NULL, err)) return -1;
     memset(&seq, 0, sizeof seq);
     memset(&b, 0, sizeof b);
+    ContextPolicy context;
+    if (context_policy_init(&context, m.config.block_size, cf->shift, cf->keep, err)) {
+        error_wrap(err, "--context-shift %s --context-keep %d", cf->shift, cf->keep);
+        goto done;
+    }
     EngineConfig ec = {.max_slots = 1, .max_rows = 1 + PREFILL_CHUNK, .threads = threads};
     if (engine_create(&e, &m, &ec, err) || batch_scratch_init(&b, 1, m.config.vocab_size, err) ||
-        sequence_init(&seq, &tok, m.config.block_size, prompt, strlen(prompt), gp, err))
+        sequence_init(&seq, &tok, context, prompt, strlen(prompt), gp, err))
         goto done;
     if (verbose && seq.prompt_dropped)
         fprintf(stderr,
@@ -47,8 +57,9 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
     fwrite(text, 1, n, stdout);
     putchar('\n');
     if (verbose)
-        fprintf(stderr, "gpt-sample: %d tokens, finish: %s, seed %llu\n", seq.n_generated,
-                seq.finish == FINISH_STOP ? "stop" : "length", (unsigned long long)gp->seed);
+        fprintf(stderr, "gpt-sample: %d tokens, finish: %s, seed %llu, %d context shifts (%s)\n",
+                seq.n_generated, seq.finish == FINISH_STOP ? "stop" : "length",
+                (unsigned long long)gp->seed, seq.shifts, context_shift_name(context.shift));
     rc = 0;
 done:
     sequence_free(&seq);
@@ -66,6 +77,7 @@ int main(int argc, char **argv) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores > 0 ? (int)cores : 1;
     bool verbose = false;
+    ContextFlags cf = {.shift = "keep", .keep = 0};
     GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
                            .max_tokens = 500};
     CliFlag flags[] = {
@@ -79,6 +91,11 @@ int main(int argc, char **argv) {
         {"top-p", CLI_FLOAT, &gp.sampler.top_p, 1e-6, 1, "nucleus mass to keep", false, NULL},
         {"stop", CLI_STRING, &stop, 0, 0, "stop when the text ends with this", false, NULL},
         {"seed", CLI_U64, &seed, 0, 0, "random seed (default: time)", false, NULL},
+        {"context-shift", CLI_STRING, &cf.shift, 0, 0,
+         "past the context: keep (the last --context-keep tokens) or exact", false,
+         "GPTD_CONTEXT_SHIFT"},
+        {"context-keep", CLI_INT, &cf.keep, 0, 1 << 20,
+         "tokens a full window keeps (0 = half the context)", false, "GPTD_CONTEXT_KEEP"},
         {"threads", CLI_INT, &threads, 1, 256, "worker threads", false, NULL},
         {"verbose", CLI_BOOL, &verbose, 0, 0, "report tokens, finish reason and seed", false, NULL},
     };
@@ -95,7 +112,7 @@ int main(int argc, char **argv) {
         gp.n_stop = 1;
     }
     Error err;
-    if (run(model_path, prompt, &gp, threads, verbose, &err)) {
+    if (run(model_path, prompt, &gp, &cf, threads, verbose, &err)) {
         fprintf(stderr, "gpt-sample: %s\n", err.message);
         return 1;
     }

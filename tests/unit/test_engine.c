@@ -169,11 +169,87 @@ typedef struct {
     int start_step;
 } Job;
 
+/* Past the context, under each rule: a teacher-forced sequence's logits for every token equal
+ * the full forward pass over the window the rule says the model sees (the last block_size
+ * tokens for exact; for keep, the last `keep` tokens at a shift, growing until full again),
+ * within 1e-4. Checks the window lengths too, so a rule that quietly kept more or fewer tokens
+ * fails. */
+static void check_windows(const char *rule, int keep) {
+    GPT m;
+    Tokenizer tok;
+    Error err;
+    random_model(&m, &tok, true);
+    int T = m.config.block_size, V = m.config.vocab_size, N = 5 * T;
+    ContextPolicy ctx;
+    assert_int_equal(context_policy_init(&ctx, T, rule, keep, &err), 0);
+    int *teacher = malloc(sizeof(int) * (size_t)N);
+    Rng rng;
+    rng_seed(&rng, 21);
+    for (int i = 0; i < N; i++) teacher[i] = (int)rng_below(&rng, (uint64_t)V);
+    Engine *e;
+    EngineConfig ec = {.max_slots = 1, .max_rows = 1 + T, .threads = 2};
+    assert_int_equal(engine_create(&e, &m, &ec, &err), 0);
+    BatchScratch b;
+    assert_int_equal(batch_scratch_init(&b, 1, V, &err), 0);
+    Sequence s;
+    GenerationParams gp = {.sampler = {1.0f, 0, 1.0f}, .max_tokens = N};
+    assert_int_equal(sequence_init(&s, &tok, ctx, "AB", 2, &gp, &err), 0);
+    s.teacher = teacher;
+    Sequence *all[1] = {&s};
+    float worst = 0.0f;
+    int shifts_seen = 0;
+    while (s.finish == FINISH_NONE) {
+        int before = s.n_generated;
+        /* a budget of 3 rows: re-prefills run in chunks over several steps */
+        assert_true(batch_step(e, all, 1, 3, &b, &err) >= 0);
+        if (s.n_generated == before) continue;
+        int start = s.window_start, len = s.n_tokens - 1 - start; /* what the model saw */
+        assert_true(len >= 1 && len <= T);
+        if (s.n_tokens - 1 > T) { /* predicted past the context */
+            if (ctx.shift == CONTEXT_EXACT) assert_int_equal(len, T);
+            if (ctx.shift == CONTEXT_KEEP) assert_true(len >= ctx.keep);
+        }
+        if (s.shifts > shifts_seen) {
+            assert_int_equal(len, context_policy_kept(&ctx));
+            shifts_seen = s.shifts;
+        }
+        assert_int_equal(gpt_forward(&m, s.tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err),
+                         0);
+        const float *ref = m.acts.logits + (size_t)(len - 1) * V;
+        for (int v = 0; v < V; v++) worst = fmaxf(worst, fabsf(b.logits[v] - ref[v]));
+        /* the logprob reported is the model's for the forced token */
+        float lp = sampler_logprob(ref, V, s.tokens[s.n_tokens - 1]);
+        assert_true(fabsf(lp - s.last_logprob) < 1e-4f);
+    }
+    /* 2 prompt tokens: the first shift comes before the token predicted from T + 1; exact then
+     * shifts for every token, keep every T - keep + 1 tokens */
+    int expect = ctx.shift == CONTEXT_EXACT ? N + 1 - T : (N - T) / (T - ctx.keep + 1) + 1;
+    printf("  %s %d: %d tokens, %d shifts, max |engine - forward| = %.2e\n", rule,
+           context_policy_kept(&ctx), N, s.shifts, worst);
+    assert_int_equal(s.shifts, expect);
+    assert_true(worst < 1e-4f);
+    sequence_free(&s);
+    batch_scratch_free(&b);
+    engine_destroy(e);
+    free(teacher);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
+static void windows_past_the_context(void **state) {
+    (void)state;
+    check_windows("exact", 0);
+    check_windows("keep", 0); /* half the context */
+    check_windows("keep", 5);
+    check_windows("keep", 15);
+}
+
 /* Runs job 0 (the seeded request) with n_others, which start at other steps and stop at other
  * lengths; returns job 0's text (caller frees) and fills logprobs (40) with the log-probability
  * of each of its tokens: those carry the logits' bits, so they show any numerical difference
  * even where sampling happens to pick the same token. */
-static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed, float *logprobs) {
+static char *run_with_others(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, int n_others,
+                             uint64_t seed, float *logprobs) {
     Error err;
     int n = 1 + n_others;
     Engine *e;
@@ -191,8 +267,7 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed
         for (int k = 0; k < len; k++) prompt[k] = (char)('A' + (i + k) % 26);
         prompt[len] = '\0';
         if (i == 0) memcpy(prompt, "TO BE, OR", 9);
-        assert_int_equal(sequence_init(&jobs[i].seq, tok, m->config.block_size, prompt,
-                                       strlen(prompt), &gp, &err),
+        assert_int_equal(sequence_init(&jobs[i].seq, tok, *ctx, prompt, strlen(prompt), &gp, &err),
                          0);
         jobs[i].seq.slot = i;
         jobs[i].start_step = i == 0 ? 3 : (i * 3) % 11;
@@ -210,6 +285,7 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed
         if (batch_step(e, active, n_active, 24, &b, &err) < 0) fail_msg("%s", err.message);
         if (jobs[0].seq.n_generated > before) logprobs[before] = jobs[0].seq.last_logprob;
     }
+    assert_true(jobs[0].seq.shifts > 1); /* job 0 runs well past the context */
     char *text = strdup(jobs[0].seq.text);
     for (int i = 0; i < n; i++) sequence_free(&jobs[i].seq);
     free(jobs);
@@ -219,17 +295,20 @@ static char *run_with_others(GPT *m, Tokenizer *tok, int n_others, uint64_t seed
     return text;
 }
 
-static void check_batch_invariance(bool half) {
+static void check_batch_invariance(bool half, const char *rule) {
     GPT m;
     Tokenizer tok;
+    Error err;
     random_model(&m, &tok, half);
-    printf("  %s weights\n", half ? "float16" : "float32");
+    ContextPolicy ctx;
+    assert_int_equal(context_policy_init(&ctx, m.config.block_size, rule, 0, &err), 0);
+    printf("  %s weights, %s past the context\n", half ? "float16" : "float32", rule);
     float lp_alone[40], lp_mixed[40];
-    char *alone = run_with_others(&m, &tok, 0, 424242, lp_alone);
+    char *alone = run_with_others(&m, &tok, &ctx, 0, 424242, lp_alone);
     assert_int_equal(strlen(alone), 40);
     int others[] = {1, 7, 31, 63};
     for (int i = 0; i < 4; i++) {
-        char *mixed = run_with_others(&m, &tok, others[i], 424242, lp_mixed);
+        char *mixed = run_with_others(&m, &tok, &ctx, others[i], 424242, lp_mixed);
         bool same_lp = memcmp(lp_alone, lp_mixed, sizeof lp_alone) == 0;
         printf("  alone vs with %2d others: text %s, logprobs %s\n", others[i],
                strcmp(alone, mixed) == 0 ? "identical" : "DIFFERENT",
@@ -245,8 +324,10 @@ static void check_batch_invariance(bool half) {
 
 static void batch_invariance(void **state) {
     (void)state;
-    check_batch_invariance(false);
-    check_batch_invariance(true);
+    check_batch_invariance(false, "exact");
+    check_batch_invariance(true, "exact");
+    check_batch_invariance(false, "keep");
+    check_batch_invariance(true, "keep");
 }
 
 /* Same seed, same text, run after run; different seeds, different texts. */
@@ -255,10 +336,11 @@ static void seeds(void **state) {
     GPT m;
     Tokenizer tok;
     random_model(&m, &tok, false);
+    ContextPolicy ctx = {.block_size = m.config.block_size, .shift = CONTEXT_KEEP, .keep = 8};
     float lp[40];
     char *texts[4];
     for (int i = 0; i < 4; i++)
-        texts[i] = run_with_others(&m, &tok, 0, i < 2 ? 7 : (uint64_t)i, lp);
+        texts[i] = run_with_others(&m, &tok, &ctx, 0, i < 2 ? 7 : (uint64_t)i, lp);
     assert_string_equal(texts[0], texts[1]);
     assert_string_not_equal(texts[0], texts[2]);
     assert_string_not_equal(texts[0], texts[3]);
@@ -274,6 +356,7 @@ int main(void) {
         cmocka_unit_test(logits_match_forward_narrow_heads),
         cmocka_unit_test(logits_match_forward_shipped),
         cmocka_unit_test(float16_panels_same_bits),
+        cmocka_unit_test(windows_past_the_context),
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
     };

@@ -16,6 +16,9 @@
 
 #define V 65
 
+/* A 16-token context; the rule past it does not matter to these tests. */
+static const ContextPolicy ctx16 = {.block_size = 16, .shift = CONTEXT_EXACT, .keep = 16};
+
 static void random_logits(float *logits, int n, uint64_t seed) {
     Rng rng;
     rng_seed(&rng, seed);
@@ -152,12 +155,12 @@ static void bad_values_are_refused(void **state) {
     cases[4].field = "top_p", cases[4].gp.sampler.top_p = 1.5f;
     cases[5].field = "max_tokens", cases[5].gp.max_tokens = -1;
     for (int i = 0; i < 6; i++) {
-        assert_int_equal(sequence_init(&s, &tok, 16, "hi", 2, &cases[i].gp, &err), -1);
+        assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &cases[i].gp, &err), -1);
         assert_non_null(strstr(err.message, cases[i].field));
     }
     GenerationParams gp = params();
     gp.n_stop = 1; /* an empty stop string */
-    assert_int_equal(sequence_init(&s, &tok, 16, "hi", 2, &gp, &err), -1);
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &gp, &err), -1);
     assert_non_null(strstr(err.message, "stop"));
     tokenizer_free(&tok);
 }
@@ -169,17 +172,17 @@ static void prompts(void **state) {
     Error err;
     GenerationParams gp = params();
     /* outside the vocabulary: named, with its position in characters */
-    assert_int_equal(sequence_init(&s, &tok, 16, "caf\xc3\xa9!", 6, &gp, &err), -1);
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "caf\xc3\xa9!", 6, &gp, &err), -1);
     assert_non_null(strstr(err.message, "U+00E9"));
     assert_non_null(strstr(err.message, "position 3"));
     /* empty: starts from token 0, as the seed */
-    assert_int_equal(sequence_init(&s, &tok, 16, "", 0, &gp, &err), 0);
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "", 0, &gp, &err), 0);
     assert_int_equal(s.n_prompt, 1);
     assert_int_equal(s.tokens[0], 0);
     sequence_free(&s);
     /* longer than the context: its last block_size tokens are kept, and it says so */
     const char *long_prompt = "abcdefghijklmnopqrstuvwxyz";
-    assert_int_equal(sequence_init(&s, &tok, 16, long_prompt, 26, &gp, &err), 0);
+    assert_int_equal(sequence_init(&s, &tok, ctx16, long_prompt, 26, &gp, &err), 0);
     assert_int_equal(s.n_prompt, 16);
     assert_int_equal(s.prompt_dropped, 10);
     assert_int_equal(s.tokens[0], 'k' - ' ');
@@ -203,7 +206,7 @@ static void stop_strings_are_held_back_and_cut(void **state) {
     gp.n_stop = 2;
     strcpy(gp.stop[0], "END");
     strcpy(gp.stop[1], "\n\n");
-    assert_int_equal(sequence_init(&s, &tok, 16, "x", 1, &gp, &err), 0);
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "x", 1, &gp, &err), 0);
     float logits[95], probs[95];
     int index[95];
     const char *out;
@@ -232,7 +235,7 @@ static void max_tokens_ends_with_length(void **state) {
     Error err;
     GenerationParams gp = params();
     gp.max_tokens = 3;
-    assert_int_equal(sequence_init(&s, &tok, 16, "x", 1, &gp, &err), 0);
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "x", 1, &gp, &err), 0);
     float logits[95], probs[95];
     int index[95];
     feed(&s, 'a', logits, probs, index);
