@@ -7,6 +7,17 @@ LDLIBS   += -lcjson -lm -pthread
 BLAS     := -lopenblas
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# Debian 12's OpenBLAS (0.3.21) falls back to its slowest kernels on CPUs newer than itself
+# (Emerald Rapids, Zen 5); the tests and benchmarks name the closest core it knows (gpt-train
+# does the same for itself). A value in the environment stands.
+ifeq ($(origin OPENBLAS_CORETYPE),undefined)
+OPENBLAS_CORETYPE := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo SkylakeX || \
+                       (grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo Haswell))
+ifneq ($(OPENBLAS_CORETYPE),)
+export OPENBLAS_CORETYPE
+endif
+endif
+
 MODEL_SRC := $(wildcard model/*.c)
 # The training pass needs OpenBLAS; inference (engine, gptd, gpt-sample) does not, so the
 # runtime image carries no BLAS library.

@@ -10,7 +10,9 @@ MODEL=${MODEL:-weights/shakespeare-char.safetensors}
 THREADS=${THREADS:-2}
 NEW=${NEW_TOKENS:-100}
 REPEATS=${REPEATS:-5}
-out=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" --repeats "$REPEATS")
+PAST=${PAST_TOKENS:-1024}
+out=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" --repeats "$REPEATS" \
+        --past-tokens "$PAST")
 echo "$out"
 rate() { echo "$out" | awk -F'|' -v r="$1" '$2 ~ r { gsub(/ /, "", $3); print $3 }'; }
 # torch THREADS ARGS...: "best median" tokens/s
@@ -25,11 +27,22 @@ faster() { [ "$(echo "$1" | cut -d' ' -f1 | cut -d. -f1)" -ge "$(echo "$2" | cut
 t1=$(faster "$(torch "$THREADS" --batch 1 --new-tokens "$NEW")" "$(torch 1 --batch 1 --new-tokens "$NEW")")
 t64=$(torch "$THREADS" --batch 64 --new-tokens "$NEW")
 tp=$(torch "$THREADS" --mode prefill --batch 1 --prompt-len 128)
+# Past the context, the same rules and token counts as bench-engine's rows (exact: one repeat, few
+# tokens past the context, since each costs a whole window).
+T=$(echo "$out" | sed -n 's/.*context \([0-9]*\),.*/\1/p' | head -1)
+pk1=$(torch "$THREADS" --mode past --batch 1 --new-tokens "$PAST")
+pk64=$(torch "$THREADS" --mode past --batch 64 --new-tokens "$PAST")
+pe1=$(torch "$THREADS" --mode past --context-shift exact --batch 1 --new-tokens $((T + 128)) --repeats 1)
+pe64=$(torch "$THREADS" --mode past --context-shift exact --batch 64 --new-tokens $((T + 16)) --repeats 1)
 echo
 echo "| run | gptd engine tokens/s | PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') tokens/s (median) | ratio |"
 echo "|---|---:|---:|---:|"
 for row in "decode, batch 1|$(rate 'decode, batch 1 ')|$t1" "decode, batch 64|$(rate 'decode, batch 64')|$t64" \
-           "prefill, 128 tokens|$(rate 'prefill')|$tp"; do
+           "prefill, 128 tokens|$(rate 'prefill')|$tp" \
+           "past the context, keep, batch 1|$(rate 'keep [0-9]*, batch 1 ')|$pk1" \
+           "past the context, keep, batch 64|$(rate 'keep [0-9]*, batch 64 ')|$pk64" \
+           "past the context, exact, batch 1|$(rate 'exact [0-9]*, batch 1 ')|$pe1" \
+           "past the context, exact, batch 64|$(rate 'exact [0-9]*, batch 64 ')|$pe64"; do
   IFS='|' read -r name c t <<<"$row"
   read -r best median <<<"$t"
   awk -v n="$name" -v c="$c" -v t="$best" -v m="$median" \

@@ -9,6 +9,7 @@ THREADS=${THREADS:-2}
 NEW=${NEW_TOKENS:-100}
 PORT=${PORT:-18790}
 REPEATS=${REPEATS:-3}
+LONG=${LONG_TOKENS:-1024}
 engine=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" --batch 64 \
            --repeats "$REPEATS" |
          awk -F'|' '$2 ~ /decode, batch 64/ { gsub(/ /, "", $3); print $3 }')
@@ -31,5 +32,28 @@ for n in 1 8 32 64; do
       'BEGIN { printf "| %d | %.0f | %.1f | %.1f | %.2f | %.2f | %s |\n", n, t, a, b, c, d,
                n == 64 ? sprintf("%.0f%%", 100 * t / e) : "" }'
 done
+# Long replies: 64 clients x LONG tokens (well past the context), every request must complete.
+long=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$LONG") || true
+get() { echo "$long" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
+awk -v n=64 -v t="$(get tokens_per_s)" -v a="$(get ttft_p50_ms)" -v b="$(get ttft_p99_ms)" \
+    -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v ok="$(get ok)" -v L="$LONG" \
+    'BEGIN { printf "| %d x %d tokens (%d completed) | %.0f | %.1f | %.1f | %.2f | %.2f | |\n",
+             n, L, ok, t, a, b, c, d }'
 echo
 echo "engine alone, decode at batch 64 (same run): $engine tokens/s"
+# What a short request pays for its neighbours: one request of $NEW tokens, timed, sent while 8
+# others stream, once beside 8 x $NEW tokens and once beside 8 x $LONG (fastest of REPEATS each).
+probe() {
+  local best=""
+  for _ in $(seq 1 "$REPEATS"); do
+    s=$(./bin/bench-server --port "$PORT" --clients 8 --max-tokens "$1" --probe "$NEW" |
+        sed -n 's/.*probe_s=\([0-9.]*\).*/\1/p')
+    if [ -z "$best" ] || awk -v a="$s" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$s; fi
+  done
+  echo "$best"
+}
+short=$(probe "$NEW")
+longp=$(probe "$LONG")
+awk -v n="$NEW" -v l="$LONG" -v s="$short" -v p="$longp" 'BEGIN {
+  printf "a %d-token request beside 8 x %d tokens: %.3f s; beside 8 x %d tokens: %.3f s (%.2fx)\n",
+         n, n, s, l, p, p / s }'

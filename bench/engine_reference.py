@@ -16,6 +16,11 @@ decode:  one untimed warm-up generation of a few tokens, then --repeats timed ge
          the N-1 decode steps that yield the rest, sampling included. A "step" is one forward
          pass that produces one new token per sequence (the prefill counts as the first), so
          tokens_per_s = B*N / time and ms_per_step = time / N.
+past:    decode well past the context under one rule (--context-shift keep|exact, as gptd's):
+         when the window holds block_size tokens it starts anew from the last --context-keep
+         tokens (keep) or the last block_size tokens (exact), prefilled at positions 0..; only
+         the tokens after the first block_size generated ones are timed (as bench-engine's past
+         rows), so tokens_per_s = B*(N-block_size) / time.
 prefill: --repeats timings of 20 prefills of the P-token prompt for B sequences into an empty
          cache (logits of the last position only, as the C engine computes them), after one
          untimed one; tokens_per_s = 20*B*P / time, ms_per_step = time / 20.
@@ -228,6 +233,46 @@ def generate(model, cache, prompt, n_new, temperature, gen):
     return torch.cat(out, dim=1)
 
 
+def generate_past(model, cache, prompt, n_new, temperature, gen, kept, timed_from):
+    """Like generate, going past the context: a full window restarts from its last `kept`
+    tokens. Returns the seconds spent after `timed_from` tokens were generated."""
+    T = model.cfg.block_size
+    cache.reset()
+    out = [prompt]
+    tok = sample(forward_cached(model, prompt, cache), temperature, gen)
+    out.append(tok)
+    t0 = time.perf_counter() if timed_from <= 1 else None
+    for i in range(1, n_new):
+        if cache.t == T:  # full: a new window of the last `kept` tokens, at positions 0..
+            window = torch.cat(out, dim=1)[:, -kept:]
+            cache.reset()
+            logits = forward_cached(model, window, cache)
+        else:
+            logits = forward_cached(model, tok, cache)
+        tok = sample(logits, temperature, gen)
+        out.append(tok)
+        if i + 1 == timed_from:
+            t0 = time.perf_counter()
+    tok[0, 0].item()
+    return time.perf_counter() - t0
+
+
+def bench_past(model, vocab, args):
+    cfg = model.cfg
+    T = cfg.block_size
+    B, N = args.batch, args.new_tokens
+    kept = T if args.context_shift == "exact" else (args.context_keep or T // 2)
+    prompt = torch.tensor([prompt_tokens(args.prompt_len, vocab)] * B, dtype=torch.long)
+    cache = KVCache(cfg, B)
+    gen = torch.Generator().manual_seed(args.seed)
+    generate_past(model, cache, prompt, min(N, T + 2), args.temperature, gen, kept, T)  # warm-up
+    seconds = []
+    for _ in range(args.repeats):
+        gen.manual_seed(args.seed)
+        seconds.append(generate_past(model, cache, prompt, N, args.temperature, gen, kept, T))
+    report("past-" + args.context_shift, B, B * (N - T), seconds, N - T)
+
+
 # ----------------------------------------------------------------------------- modes
 
 
@@ -301,7 +346,11 @@ def bench_prefill(model, vocab, args):
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="checkpoint (.safetensors)")
-    ap.add_argument("--mode", choices=["decode", "prefill"], default="decode")
+    ap.add_argument("--mode", choices=["decode", "prefill", "past"], default="decode")
+    ap.add_argument("--context-shift", choices=["keep", "exact"], default="keep",
+                    help="past: the rule past the context")
+    ap.add_argument("--context-keep", type=int, default=0,
+                    help="past, keep: tokens a full window keeps (0 = half the context)")
     ap.add_argument("--batch", type=int, default=1, help="sequences generated at once")
     ap.add_argument("--new-tokens", type=int, default=200, help="tokens per sequence (decode)")
     ap.add_argument("--prompt-len", type=int, default=None,
@@ -342,7 +391,13 @@ def main():
             args.prompt_len = 1
         if args.prompt_len < 1:
             sys.exit("error: --prompt-len must be >= 1")
-        if args.mode == "decode":
+        if args.mode == "past":
+            if args.new_tokens <= T or args.prompt_len > T:
+                sys.exit("error: past: --new-tokens must exceed block_size %d" % T)
+            if not 0 <= args.context_keep <= T:
+                sys.exit("error: --context-keep must be in 0..%d" % T)
+            bench_past(model, vocab, args)
+        elif args.mode == "decode":
             if args.new_tokens < 1:
                 sys.exit("error: --new-tokens must be >= 1")
             if args.prompt_len + args.new_tokens > T:

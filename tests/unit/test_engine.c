@@ -244,6 +244,61 @@ static void windows_past_the_context(void **state) {
     check_windows("keep", 15);
 }
 
+/* Prefills and window re-prefills share the step's budget and take turns: a step never runs more
+ * than one row per sequence plus the budget, and no unfinished sequence waits more than n steps
+ * for progress, even while others have long prompts or keep re-prefilling past the context. */
+static void prefills_take_turns(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    Error err;
+    random_model_sized(&m, &tok, false, 32, 4);
+    int T = m.config.block_size, n = 4, budget = 3;
+    ContextPolicy ctx = {.block_size = T, .shift = CONTEXT_KEEP, .keep = T / 2};
+    Engine *e;
+    EngineConfig ec = {.max_slots = n, .max_rows = n + budget, .threads = 2};
+    assert_int_equal(engine_create(&e, &m, &ec, &err), 0);
+    BatchScratch b;
+    assert_int_equal(batch_scratch_init(&b, n, m.config.vocab_size, &err), 0);
+    Sequence seqs[4];
+    Sequence *all[4];
+    int progress[4], last_step[4] = {0};
+    for (int i = 0; i < n; i++) {
+        GenerationParams gp = {
+            .sampler = {1.0f, 0, 1.0f}, .seed = (uint64_t)i, .max_tokens = 3 * T};
+        const char *prompt = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"; /* longer than the context */
+        assert_int_equal(
+            sequence_init(&seqs[i], &tok, ctx, prompt, strlen(prompt) - (size_t)i, &gp, &err), 0);
+        seqs[i].slot = i;
+        all[i] = &seqs[i];
+        progress[i] = 0;
+    }
+    for (int step = 1;; step++) {
+        int ran = batch_step(e, all, n, budget, &b, &err);
+        assert_true(ran >= 0);
+        if (ran == 0) break;
+        int rows = 0;
+        for (int k = 0; k < ran; k++) rows += b.segs[k].n;
+        assert_true(rows <= n + budget);
+        for (int i = 0; i < n; i++) {
+            int now = seqs[i].cached + seqs[i].n_generated * 1000 + seqs[i].shifts * 100000;
+            if (now != progress[i] || seqs[i].finish != FINISH_NONE) last_step[i] = step;
+            progress[i] = now;
+            if (step - last_step[i] > n)
+                fail_msg("sequence %d waited %d steps", i, step - last_step[i]);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(seqs[i].n_generated, 3 * T);
+        assert_true(seqs[i].shifts >= 4);
+        sequence_free(&seqs[i]);
+    }
+    batch_scratch_free(&b);
+    engine_destroy(e);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 /* Runs job 0 (the seeded request) with n_others, which start at other steps and stop at other
  * lengths; returns job 0's text (caller frees) and fills logprobs (40) with the log-probability
  * of each of its tokens: those carry the logits' bits, so they show any numerical difference
@@ -357,6 +412,7 @@ int main(void) {
         cmocka_unit_test(logits_match_forward_shipped),
         cmocka_unit_test(float16_panels_same_bits),
         cmocka_unit_test(windows_past_the_context),
+        cmocka_unit_test(prefills_take_turns),
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
     };
