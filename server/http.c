@@ -38,6 +38,7 @@ struct HttpServer {
     ContextPolicy context;
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
+    atomic_int admitting;       /* generation requests between arrival and submit (or refusal) */
     unsigned long long id_base; /* random per process, so ids differ across replicas */
 };
 
@@ -226,7 +227,20 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 /* ---- generation endpoints ------------------------------------------------------------------ */
 
+static enum MHD_Result admit_generate(Conn *c, ApiKind kind);
+
+/* A request is counted from before the server's state is read until it is in flight or refused:
+ * a drain that sees nothing in flight may free the scheduler, so it must not miss a request that
+ * already passed the state check and is still parsing its body. */
 static enum MHD_Result handle_generate(Conn *c, ApiKind kind) {
+    HttpServer *s = c->server;
+    atomic_fetch_add(&s->admitting, 1);
+    enum MHD_Result rc = admit_generate(c, kind);
+    atomic_fetch_sub(&s->admitting, 1);
+    return rc;
+}
+
+static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
     HttpServer *s = c->server;
     ApiError e;
     if (atomic_load(&s->state) != SERVER_READY) {
@@ -616,7 +630,9 @@ void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Sc
 
 void http_server_drain(HttpServer *s) { atomic_store(&s->state, SERVER_DRAINING); }
 
-int http_server_in_flight(HttpServer *s) { return atomic_load(&s->in_flight); }
+int http_server_in_flight(HttpServer *s) {
+    return atomic_load(&s->admitting) + atomic_load(&s->in_flight);
+}
 
 void http_server_stop(HttpServer *s) {
     if (!s) return;

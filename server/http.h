@@ -37,7 +37,7 @@ void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Sc
                        const ContextPolicy *context);
 /* /health goes 503 and new generation requests get 503; requests in flight go on. */
 void http_server_drain(HttpServer *s);
-/* Generation requests whose reply is not fully written yet. */
+/* Generation requests being admitted, or whose reply is not fully written yet. */
 int http_server_in_flight(HttpServer *s);
 void http_server_stop(HttpServer *s);
 

@@ -136,8 +136,27 @@ static void retire(Scheduler *s, int i) {
     request_release(r);
 }
 
+/* Drops queued requests whose client went away or whose deadline passed, keeping the others in
+ * order, so they hold no queue place. Called with s->lock held. */
+static void drop_abandoned_locked(Scheduler *s, double now) {
+    int kept = 0, n = s->q_len, cap = s->config.max_queue;
+    for (int i = 0; i < n; i++) {
+        Request *r = s->queue[(s->q_head + i) % cap];
+        bool gone = atomic_load(&r->cancelled);
+        if (gone || (r->deadline > 0 && now > r->deadline)) {
+            finish_early(r, gone ? "cancelled" : "timeout", now);
+            request_release(r);
+            continue;
+        }
+        s->queue[(s->q_head + kept++) % cap] = r;
+    }
+    s->q_len = kept;
+    metrics_set_queue_depth(s->metrics, s->q_len);
+}
+
 static void admit(Scheduler *s, double now) {
     pthread_mutex_lock(&s->lock);
+    drop_abandoned_locked(s, now);
     while (s->q_len > 0 && s->n_active < s->config.max_batch) {
         Request *r = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->config.max_queue;
@@ -264,6 +283,7 @@ int scheduler_submit(Scheduler *s, Request *r, ApiError *e) {
         pthread_mutex_unlock(&s->lock);
         return api_error(e, 503, "unavailable", "the server is shutting down");
     }
+    if (s->q_len >= s->config.max_queue) drop_abandoned_locked(s, clock_seconds());
     if (s->q_len >= s->config.max_queue) {
         pthread_mutex_unlock(&s->lock);
         return api_error(e, 503, "overloaded", "the queue is full (%d waiting); retry shortly",

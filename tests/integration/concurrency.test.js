@@ -201,3 +201,41 @@ describe('non-streamed requests under load', () => {
       assert.ok(plain < 2.5 * streamed + 200, `non-streamed ${plain.toFixed(0)} ms vs streamed ${streamed.toFixed(0)} ms`);
     });
 });
+
+// Regression: queued requests whose clients had gone kept their places, so with the only slot
+// busy the next client got 503 "queue is full" though nobody was waiting.
+describe('abandoned queue places', () => {
+  test('--max-batch 1 --max-queue 4: queued requests whose clients left free their places', async () => {
+    // exact past the context: the long request re-runs its window for every token, so it holds
+    // the only slot for the whole test
+    const gptd = await Gptd.start({
+      args: ['--max-batch', '1', '--max-queue', '4', '--context-shift', 'exact'],
+    });
+    const longCtl = new AbortController();
+    try {
+      const long = gptd
+        .stream({ prompt: PROMPT, max_tokens: 1024, stream: true }, { signal: longCtl.signal })
+        .catch((err) => err);
+      await gptd.metricsWhen((m) => m.get('gptd_active_sequences') === 1, 10_000);
+      const ctls = Array.from({ length: 4 }, () => new AbortController());
+      const queued = ctls.map((c, i) =>
+        gptd.post('/generate', { prompt: PROMPT, max_tokens: 5, seed: i }, { signal: c.signal })
+          .catch((err) => err));
+      await gptd.metricsWhen((m) => m.get('gptd_queue_depth') === 4, 10_000);
+      for (const c of ctls) c.abort();
+      for (const r of await Promise.all(queued)) assert.equal(r.name, 'AbortError');
+      await gptd.metricsWhen((m) => m.get('gptd_queue_depth') === 0, 10_000);
+      // the next client waits in the queue instead of being refused
+      const next = gptd.post('/generate', { prompt: PROMPT, max_tokens: 5, seed: 9 });
+      await gptd.metricsWhen((m) => m.get('gptd_queue_depth') === 1, 10_000);
+      longCtl.abort();
+      const r = await next;
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.usage.completion_tokens, 5);
+      await long;
+    } finally {
+      longCtl.abort();
+      await gptd.stop();
+    }
+  });
+});

@@ -2,13 +2,12 @@
 // flight run to their normal end, then the process exits 0.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gptd, PROMPT, assertApiError, withTimeout } from './helpers.js';
+import { Gptd, PROMPT, assertApiError, sleep, withTimeout } from './helpers.js';
 
 test('SIGTERM mid-stream: draining, new POSTs 503, the streams finish normally, exit 0', async (t) => {
   const gptd = await Gptd.start();
   try {
-    // 7 + 120 tokens stay inside the 128-token context, where tokens are cheap (past it each one
-    // recomputes the window: slow under ASan, and the default 30 s drain would cut the streams).
+    // 7 + 120 tokens: short enough for the default 30 s drain under ASan.
     const max_tokens = 120;
     const n = 3;
     let started = 0;
@@ -125,3 +124,25 @@ test('a stream cut by --drain-timeout ends with a final event (finish_reason "sh
     assert.ok(s.done, 'ends with [DONE]');
     assert.equal(s.final.finish_reason, 'shutdown');
   });
+
+// Regression: a request that passed the "ready" check but was still parsing its body when SIGTERM
+// came was not counted in flight, so the drain freed the scheduler under it (ASan:
+// heap-use-after-free in scheduler_submit). Its reply may be 200 or 503, or the connection may
+// close; the daemon must exit 0 with a clean stderr.
+test('SIGTERM while a 1 MB prompt is being parsed: exit 0, no use after free', async (t) => {
+  const prompt = 'a'.repeat(1_000_000);
+  for (const delayMs of [2, 10, 25, 50]) {
+    const gptd = await Gptd.start();
+    try {
+      const reply = gptd.post('/generate', { prompt, max_tokens: 1 }).catch((err) => err);
+      await sleep(delayMs);
+      gptd.child.kill('SIGTERM');
+      const r = await reply;
+      t.diagnostic(`SIGTERM ${delayMs} ms after the POST: ${r.status ?? r.name}`);
+      if (r.status !== undefined) assert.ok([200, 503].includes(r.status), `status ${r.status}`);
+      await gptd.stop({ sendSignal: false });
+    } finally {
+      gptd.kill();
+    }
+  }
+});
