@@ -185,6 +185,11 @@ static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec
         for (size_t k = 0; k < spec->size; k++) dst[k] = float_from_float16(h[k]);
     } else
         memcpy(dst, t->data, spec->size * sizeof(float));
+    /* A NaN or infinity would load and then turn every logit into NaN. */
+    for (size_t k = 0; k < spec->size; k++)
+        if (!isfinite(dst[k]))
+            return error_set(err, "tensor '%s' element %zu is %g: weights must be finite", name, k,
+                             dst[k]);
     return 0;
 }
 

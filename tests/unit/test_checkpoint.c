@@ -838,6 +838,33 @@ static void refuses_missing_tensor(void **state) {
     expect_refused(bad, "missing tensor 'transformer.h.0.attn.c_attn.bias'");
 }
 
+/* NaN or infinite weights would load and make every logit NaN (greedy then always picks token
+ * 0): refused at load, naming the tensor, in float32 and float16 files alike. */
+static void refuses_non_finite_values(void **state) {
+    Tmp *t = *state;
+    const char *bad = path_in(t, "nonfinite.safetensors");
+    const float poison[2] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++)
+        for (int half = 0; half < 2; half++) {
+            Tokenizer tok;
+            GPT m;
+            Error err;
+            make_tokenizer(&tok, TEXT);
+            make_model(&m, &tok, ACT_RELU, false, false, 7);
+            const TensorSpec *ts = &m.tensors[m.n_tensors / 2];
+            m.param_memory[ts->offset + 3] = k == 0 ? poison[0] : -poison[1];
+            int rc = half ? checkpoint_save_float16(bad, &m, &tok, NULL, 0, &err)
+                          : checkpoint_save(bad, &m, &tok, NULL, NULL, 0, &err);
+            if (rc) fail_msg("%s", err.message);
+            char want[128];
+            snprintf(want, sizeof want, "tensor '%s' element 3 is %s", ts->name,
+                     k == 0 ? "nan" : "-inf");
+            gpt_free(&m);
+            tokenizer_free(&tok);
+            expect_refused(bad, want);
+        }
+}
+
 static void refuses_missing_config_key(void **state) {
     Tmp *t = *state;
     const char *good = path_in(t, "good.safetensors"), *bad = path_in(t, "bad.safetensors");
@@ -1185,6 +1212,7 @@ int main(void) {
         T(refuses_shape_not_matching_config),
         T(refuses_unknown_dtype),
         T(refuses_missing_tensor),
+        T(refuses_non_finite_values),
         T(refuses_missing_config_key),
         T(refuses_bad_config_values),
         T(refuses_vocab_size_disagreeing_with_vocab),
