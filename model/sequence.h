@@ -75,9 +75,12 @@ typedef struct {
 /* Checks sampling values, max_tokens and stop strings; names the bad field. */
 int generation_params_validate(const GenerationParams *p, Error *err);
 
+#define SEQUENCE_NO_MEMORY (-2) /* sequence_init's result when an allocation failed */
+
 /* Encodes the prompt (a character outside the vocabulary is an error naming it and its
- * position). An empty prompt starts from token 0, as the seed does; a prompt longer than the
- * context keeps its last block_size tokens (prompt_dropped says how many were cut). */
+ * position; -1), or returns SEQUENCE_NO_MEMORY. An empty prompt starts from token 0, as the seed
+ * does; a prompt longer than the context keeps its last block_size tokens (prompt_dropped says how
+ * many were cut). */
 int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, const char *prompt,
                   size_t prompt_len, const GenerationParams *params, Error *err);
 void sequence_free(Sequence *s);

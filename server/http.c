@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +155,7 @@ static ApiResult result_of(const Conn *c, const Request *r) {
  * with r->lock held. */
 static void wait_for_news(Request *r, int seen_events, double wait_s) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until); /* r->changed waits on the monotonic clock */
     long ns = until.tv_nsec + (long)(wait_s * 1e9);
     until.tv_sec += ns / 1000000000L;
     until.tv_nsec = ns % 1000000000L;
@@ -286,10 +287,10 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
      * error. The wait polls the socket: a client that leaves frees its place. */
     for (int seen = 0;;) {
         wait_for_news(r, seen, 0.02); /* sleeps until a new event, the end, or 20 ms */
-        bool news = r->done || r->n_events > 0 || r->completion_tokens > 0;
+        bool done = r->done, news = done || r->n_events > 0 || r->completion_tokens > 0;
         seen = r->n_events;
         pthread_mutex_unlock(&r->lock);
-        if (news && (stream || r->done)) break;
+        if (news && (stream || done)) break;
         if (client_gone(c)) {
             atomic_store(&r->cancelled, true);
             c->status = 499; /* client closed request */
@@ -587,6 +588,20 @@ static int open_listener(const char *host, int port, Error *err) {
     return fd;
 }
 
+/* libmicrohttpd's own messages go through our log. A client that goes away mid-reply is routine
+ * (it reports the connection we then end as an "internal error"): those are debug lines. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+    if (strstr(line, "Application reported internal error") || strstr(line, "Failed to send"))
+        log_debug("libmicrohttpd: %s", line);
+    else
+        log_warn("libmicrohttpd: %s", line);
+}
+
 int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *metrics, Error *err) {
     HttpServer *s = calloc(1, sizeof *s);
     if (!s) return error_set(err, "out of memory");
@@ -604,12 +619,12 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
     }
     s->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config->per_ip_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)config->connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_END);
+        NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)config->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)config->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)config->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);
         free(s);

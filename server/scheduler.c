@@ -16,8 +16,12 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
         return NULL;
     }
     Error err;
-    if (sequence_init(&r->seq, tok, context, api->prompt, api->prompt_len, &api->params, &err)) {
-        api_error(e, 400, "invalid_request_error", "%s", err.message);
+    int rc = sequence_init(&r->seq, tok, context, api->prompt, api->prompt_len, &api->params, &err);
+    if (rc) {
+        if (rc == SEQUENCE_NO_MEMORY)
+            api_error(e, 500, "server_error", "%s", err.message);
+        else
+            api_error(e, 400, "invalid_request_error", "%s", err.message);
         free(r);
         return NULL;
     }
@@ -35,7 +39,12 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
         return NULL;
     }
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->changed, NULL);
+    /* timed waits on the channel must not stall when the wall clock is stepped */
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->changed, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     atomic_init(&r->cancelled, false);
     r->t_arrival = clock_seconds();
     r->deadline = timeout_s > 0 ? r->t_arrival + timeout_s : 0;
