@@ -122,6 +122,93 @@ static void logprob_is_of_the_sampled_distribution(void **state) {
     assert_true(fabs(lp - (logits[t] - log(z))) < 1e-5);
 }
 
+/* The distribution a config samples from, computed here in double: softmax(logits / T), cut to
+ * the top_k most likely, then to the smallest prefix with mass >= top_p, renormalised. dist[i]
+ * is 0 for tokens cut. */
+static void reference_distribution(const float *logits, int n, const SamplerConfig *c,
+                                   double *dist) {
+    double z = 0;
+    int order[128];
+    for (int i = 0; i < n; i++) z += dist[i] = exp((double)logits[i] / c->temperature);
+    for (int i = 0; i < n; i++) dist[i] /= z, order[i] = i;
+    for (int i = 0; i < n; i++) /* selection sort, descending */
+        for (int j = i + 1; j < n; j++)
+            if (dist[order[j]] > dist[order[i]]) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    int kept = c->top_k > 0 && c->top_k < n ? c->top_k : n;
+    double mass = 0;
+    for (int i = 0; i < kept; i++)
+        if ((mass += dist[order[i]]) >= c->top_p) kept = i + 1;
+    mass = 0;
+    for (int i = 0; i < kept; i++) mass += dist[order[i]];
+    for (int i = kept; i < n; i++) dist[order[i]] = 0;
+    for (int i = 0; i < kept; i++) dist[order[i]] /= mass;
+}
+
+/* top_k 2 and 5 over 20 tokens: only the k most likely are ever drawn, in proportion to their
+ * renormalised probabilities (chi-square below the p = 0.001 bound for k - 1 dof). */
+static void top_k_draws_only_the_k_most_likely(void **state) {
+    (void)state;
+    const int n = 20, draws = 30000;
+    const int ks[2] = {2, 5};
+    const double bound[2] = {10.83, 18.47};
+    float logits[20], probs[20];
+    int index[20];
+    random_logits(logits, n, 17);
+    for (int i = 0; i < n; i++) logits[i] *= 0.2f; /* flat enough that every token is likely */
+    for (int c = 0; c < 2; c++) {
+        SamplerConfig sc = {.temperature = 1.0f, .top_k = ks[c], .top_p = 1.0f};
+        double dist[20];
+        reference_distribution(logits, n, &sc, dist);
+        int counts[20] = {0};
+        Rng rng;
+        rng_seed(&rng, 99);
+        for (int d = 0; d < draws; d++) {
+            int t = sampler_sample(logits, n, &sc, &rng, probs, index, NULL);
+            if (dist[t] == 0)
+                fail_msg("top_k %d drew token %d, not among the %d most likely", ks[c], t, ks[c]);
+            counts[t]++;
+        }
+        double chi2 = 0;
+        for (int i = 0; i < n; i++)
+            if (dist[i] > 0)
+                chi2 += (counts[i] - draws * dist[i]) * (counts[i] - draws * dist[i]) /
+                        (draws * dist[i]);
+        printf("  top_k %d: chi-square %.2f (%d dof, bound %.2f)\n", ks[c], chi2, ks[c] - 1,
+               bound[c]);
+        assert_true(chi2 < bound[c]);
+    }
+}
+
+/* The logprob reported for a sampled token is log of its probability in the distribution it was
+ * drawn from (softmax(logits / T), cut by top_k and top_p, renormalised), on every path. */
+static void logprob_matches_the_renormalised_softmax(void **state) {
+    (void)state;
+    const SamplerConfig configs[] = {
+        {1.0f, 0, 1.0f}, {0.7f, 0, 1.0f}, {1.3f, 5, 1.0f}, {1.0f, 0, 0.8f}, {0.5f, 3, 0.9f},
+    };
+    float logits[V], probs[V], lp;
+    int index[V];
+    for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {
+        random_logits(logits, V, 40 + c);
+        for (int i = 0; i < V; i++) logits[i] *= 0.3f;
+        double dist[V];
+        reference_distribution(logits, V, &configs[c], dist);
+        Rng rng;
+        rng_seed(&rng, 5);
+        for (int d = 0; d < 200; d++) {
+            int t = sampler_sample(logits, V, &configs[c], &rng, probs, index, &lp);
+            assert_true(dist[t] > 0);
+            if (fabs(lp - log(dist[t])) > 1e-5)
+                fail_msg("config %zu: token %d logprob %.7f, expected %.7f", c, t, lp,
+                         log(dist[t]));
+        }
+    }
+}
+
 static Tokenizer ascii_tokenizer(void) {
     char vocab[96];
     for (int i = 0; i < 95; i++) vocab[i] = (char)(' ' + i);
@@ -254,6 +341,8 @@ int main(void) {
         cmocka_unit_test(top_p_keeps_smallest_prefix),
         cmocka_unit_test(frequencies_match_softmax),
         cmocka_unit_test(logprob_is_of_the_sampled_distribution),
+        cmocka_unit_test(top_k_draws_only_the_k_most_likely),
+        cmocka_unit_test(logprob_matches_the_renormalised_softmax),
         cmocka_unit_test(bad_values_are_refused),
         cmocka_unit_test(prompts),
         cmocka_unit_test(stop_strings_are_held_back_and_cut),
