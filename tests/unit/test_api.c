@@ -1,5 +1,6 @@
 /* Request parsing and validation (api/request.c) and the SSE framing (server/sse.c): every field
  * checked for type and range with a message naming it; defaults; OpenAI specifics. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +53,26 @@ static void all_fields(void **state) {
     assert_string_equal(r.params.stop[1], "bc");
     assert_true(r.stream);
     api_request_free(&r);
+}
+
+/* Sampling values reach the request as given, on both APIs (a parser that forced every
+ * temperature to 1 passed all_fields, which only tries 0). */
+static void sampling_values_pass_through(void **state) {
+    (void)state;
+    const float temps[] = {0.25f, 0.7f, 1.5f, 42.0f};
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) {
+            char body[160];
+            snprintf(body, sizeof body, "{\"prompt\":\"a\",\"temperature\":%g,\"top_p\":0.%zu5}",
+                     temps[i], i + 1);
+            ApiRequest r;
+            ApiError e;
+            if (parse(kind ? API_COMPLETIONS : API_GENERATE, body, &r, &e))
+                fail_msg("%s: %s", body, e.message);
+            assert_true(r.params.sampler.temperature == temps[i]);
+            assert_true(fabsf(r.params.sampler.top_p - (0.05f + 0.1f * (float)(i + 1))) < 1e-6f);
+            api_request_free(&r);
+        }
 }
 
 static void refused(void **state) {
@@ -127,7 +148,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),    cmocka_unit_test(all_fields),
         cmocka_unit_test(refused),     cmocka_unit_test(openai_specifics),
-        cmocka_unit_test(sse_framing),
+        cmocka_unit_test(sse_framing), cmocka_unit_test(sampling_values_pass_through),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
