@@ -22,9 +22,9 @@ void batch_scratch_free(BatchScratch *b);
 
 /* Advances each unfinished sequence in seqs (n <= max_slots, distinct slots): decode rows first,
  * then prefill chunks while prefill_budget tokens last (at least one chunk per step so prompts
- * always progress). Prefills take turns: the sequence that goes first rotates every step, so a
- * sequence past the context (which re-prefills its window for every token) cannot starve the
- * others. Returns the number of sequences that ran, or -1 with err. */
+ * always progress). Prompt prefills and window re-prefills past the context alike take turns:
+ * the sequence that goes first rotates every step, so a long prompt or a long reply cannot
+ * starve the others. Returns the number of sequences that ran, or -1 with err. */
 int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err);
 
 #endif

@@ -48,7 +48,10 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     long chars = tokenizer_count(prompt, prompt_len, err);
     if (chars < 0) return error_wrap(err, "prompt");
     int *all = malloc(((size_t)chars + 1) * sizeof *all);
-    if (!all) return error_set(err, "out of memory"), SEQUENCE_NO_MEMORY;
+    if (!all) {
+        error_set(err, "out of memory");
+        return SEQUENCE_NO_MEMORY;
+    }
     size_t n = 0;
     if (tokenizer_encode(tok, prompt, prompt_len, all, (size_t)chars + 1, &n, err)) {
         free(all);
@@ -66,7 +69,8 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     if (!s->tokens || !s->text) {
         free(all);
         sequence_free(s);
-        return error_set(err, "out of memory"), SEQUENCE_NO_MEMORY;
+        error_set(err, "out of memory");
+        return SEQUENCE_NO_MEMORY;
     }
     memcpy(s->tokens, all + (n - keep), keep * sizeof *all);
     free(all);

@@ -7,8 +7,8 @@
  *   exact  the new window is the last block_size tokens, as the seed's generate() does: every
  *          token past the context costs a prefill of block_size rows;
  *   keep   the new window is the last `keep` tokens; decoding goes on from the cache until the
- *          window is full again: block_size - keep tokens for keep rows of prefill, about one
- *          extra row per token when keep is half the context.
+ *          window is full again: block_size - keep + 1 tokens for keep rows of prefill, about
+ *          one extra row per token when keep is half the context.
  * The re-prefill is an ordinary prefill, charged to the step's prefill budget (batch.h). */
 #ifndef GPTD_SEQUENCE_H
 #define GPTD_SEQUENCE_H
