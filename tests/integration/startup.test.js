@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import {
@@ -199,6 +200,33 @@ describe('loading', () => {
       assert.ok(seen.has('200 ok'), [...seen].join(', '));
     } finally {
       await gptd.stop();
+    }
+  });
+});
+
+// The container's HEALTHCHECK: exit 0 only when a ready gptd answers /health with 200.
+describe('gptd --healthcheck', () => {
+  test('exit 0 against a ready gptd; exit 1 when nothing listens or /health is not 200', async () => {
+    const gptd = await Gptd.start();
+    try {
+      const ok = await runGptd(['--healthcheck', '--host', '127.0.0.1', '--port', String(gptd.port)]);
+      assert.equal(ok.code, 0, ok.stderr);
+    } finally {
+      await gptd.stop();
+    }
+    const none = await runGptd(['--healthcheck', '--host', '127.0.0.1', '--port', String(await freePort())]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /nothing listens/);
+    // something else on the port, answering 503 to /health
+    const other = http.createServer((req, res) => { res.statusCode = 503; res.end('{"status":"draining"}'); });
+    other.listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    try {
+      const bad = await runGptd(['--healthcheck', '--host', '127.0.0.1', '--port', String(other.address().port)]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /503/);
+    } finally {
+      other.close();
     }
   });
 });

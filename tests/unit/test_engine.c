@@ -154,7 +154,9 @@ static void float16_panels_same_bits(void **state) {
 
 static void logits_match_forward_shipped(void **state) {
     (void)state;
-    if (access(SHIPPED, R_OK) != 0) skip();
+    /* no silent skip: the suite runs from the repository root, where the shipped model is */
+    if (access(SHIPPED, R_OK) != 0)
+        fail_msg("cannot read %s: run the tests from the repository root", SHIPPED);
     GPT m;
     Tokenizer tok;
     Error err;
