@@ -99,6 +99,27 @@ describe('openai client, server without an API key', () => {
       (err) => err instanceof APIError && err.status === 400);
   });
 
+  test('temperature, top_p and stop reach the sampler: the same choices as /generate makes', async () => {
+    const openai = client(gptd, 'x');
+    const text = async (params) =>
+      (await openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 60, seed: 7, ...params }))
+        .choices[0];
+    const generate = async (params) =>
+      (await gptd.post('/generate', { prompt: PROMPT, max_tokens: 60, seed: 7, ...params })).json.text;
+    for (const params of [{ temperature: 0.4 }, { temperature: 1.7 }, { top_p: 0.5 }, { temperature: 0 }]) {
+      const c = await text(params);
+      assert.equal(c.text, await generate(params), `same text as /generate for ${JSON.stringify(params)}`);
+    }
+    // and they matter: other values, other texts
+    assert.notEqual((await text({ temperature: 0.4 })).text, (await text({ temperature: 1.7 })).text);
+    // a stop string ends the choice before it, with finish_reason "stop"
+    const full = (await text({ temperature: 0 })).text;
+    const stop = full.slice(20, 23);
+    const cut = await text({ temperature: 0, stop });
+    assert.equal(cut.finish_reason, 'stop');
+    assert.equal(cut.text, full.slice(0, full.indexOf(stop)));
+  });
+
   test('models.list names the served model', async () => {
     const page = await client(gptd, 'x').models.list();
     assert.deepEqual(page.data.map((m) => m.id), [MODEL]);
