@@ -162,6 +162,10 @@ int main(int argc, char **argv) {
                           .max_queue = cfg.max_queue,
                           .prefill_budget = cfg.prefill_budget,
                           .vocab_size = model.config.vocab_size};
+    /* A test hook, not a setting: makes one engine step fail, to test how failures reach clients.
+     */
+    const char *fail_step = getenv("GPTD_TEST_FAIL_STEP");
+    if (fail_step) sc.fail_step = atol(fail_step);
     if (engine_create(&engine, &model, &ec, &err) ||
         scheduler_create(&sched, engine, &sc, metrics, &err)) {
         fprintf(stderr, "gptd: %s\n", err.message);

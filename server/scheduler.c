@@ -83,6 +83,7 @@ struct Scheduler {
     bool draining, stopping;
     int n_active;
     /* scheduler thread only */
+    long steps;       /* engine steps run */
     Request **active; /* (max_batch) */
     Sequence **seqs;  /* (max_batch) */
     bool *slot_used;  /* (max_batch) */
@@ -206,7 +207,10 @@ static void *scheduler_main(void *arg) {
         for (int i = 0; i < s->n_active; i++) s->seqs[i] = &s->active[i]->seq;
         Error err;
         double t0 = clock_seconds();
-        int ran = batch_step(s->engine, s->seqs, s->n_active, s->config.prefill_budget, &s->scratch,
+        int ran =
+            ++s->steps == s->config.fail_step
+                ? error_set(&err, "injected fault at step %ld (GPTD_TEST_FAIL_STEP)", s->steps)
+                : batch_step(s->engine, s->seqs, s->n_active, s->config.prefill_budget, &s->scratch,
                              &err);
         double t1 = clock_seconds();
         if (ran < 0) { /* a bug, not a user error: fail the batch, keep serving */

@@ -68,6 +68,8 @@ typedef struct {
     int max_queue;      /* waiting requests before 503 */
     int prefill_budget; /* prompt tokens per step */
     int vocab_size;
+    long fail_step; /* tests only (GPTD_TEST_FAIL_STEP): engine step n fails as a bug would; 0 =
+                       never */
 } SchedulerConfig;
 
 int scheduler_create(Scheduler **s, Engine *engine, const SchedulerConfig *c, Metrics *metrics,

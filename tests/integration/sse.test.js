@@ -91,3 +91,31 @@ describe('SSE streaming of /generate', () => {
     assert.ok(instants >= 20, `only ${instants} distinct arrival times`);
   });
 });
+
+// An engine failure after the first token: the stream ends with an error event and [DONE] (the
+// status line is long gone), and the daemon serves the next request. GPTD_TEST_FAIL_STEP is a
+// test hook that makes engine step n fail as a bug would.
+describe('an engine failure mid-stream', () => {
+  let gptd;
+  before(async () => {
+    gptd = await Gptd.start({ env: { GPTD_TEST_FAIL_STEP: '10' } });
+  });
+  after(async () => {
+    await gptd?.stop();
+  });
+
+  test('token events, then an error event, then [DONE]; the next request succeeds', async () => {
+    const s = await gptd.stream({ prompt: PROMPT, max_tokens: 50, seed: 3, stream: true });
+    assert.equal(s.status, 200);
+    assert.ok(s.tokens.length >= 1 && s.tokens.length < 50, `${s.tokens.length} token events`);
+    const json = s.events.filter((e) => e.json);
+    const last = json[json.length - 1].json;
+    assert.equal(last.error?.type, 'server_error', JSON.stringify(last));
+    assert.match(last.error.message, /injected fault/);
+    assert.equal(s.events[s.events.length - 1].data, '[DONE]');
+    assert.ok(s.done);
+    const next = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 5 });
+    assert.equal(next.status, 200, next.text);
+    assert.equal(next.json.usage.completion_tokens, 5);
+  });
+});
