@@ -12,14 +12,18 @@
 
 #include "../../model/gpt.h"
 
-static float loss_at(GPT *m, const int *x, const int *y, int B, int T) {
+/* The loss with dropout masks drawn from the same seed every time: the same masks, so finite
+ * differences see the function the backward pass differentiates. */
+static float loss_at(GPT *m, const int *x, const int *y, int B, int T, float dropout) {
     Error err;
     float loss;
-    assert_int_equal(gpt_forward(m, x, y, B, T, 0.0f, NULL, &loss, &err), 0);
+    Rng masks;
+    rng_seed(&masks, 4242);
+    assert_int_equal(gpt_forward(m, x, y, B, T, dropout, &masks, &loss, &err), 0);
     return loss;
 }
 
-static void check(Activation act, bool tied) {
+static void check(Activation act, bool tied, float dropout) {
     GPTConfig c = {.vocab_size = 65,
                    .n_layer = 2,
                    .n_head = 2,
@@ -39,7 +43,7 @@ static void check(Activation act, bool tied) {
     int B = 2, T = 8, x[16], y[16];
     for (int i = 0; i < B * T; i++)
         x[i] = (int)rng_below(&rng, 65), y[i] = (int)rng_below(&rng, 65);
-    loss_at(&m, x, y, B, T);
+    loss_at(&m, x, y, B, T, dropout);
     gpt_zero_grads(&m);
     gpt_backward(&m);
     /* relu has a kink at 0: a step of 1e-2 crosses it for some units, so it gets a smaller step
@@ -58,9 +62,9 @@ static void check(Activation act, bool tied) {
             float *w = m.param_memory + s->offset + pick[k];
             float g = m.grad_memory[s->offset + pick[k]], saved = *w;
             *w = saved + eps;
-            float up = loss_at(&m, x, y, B, T);
+            float up = loss_at(&m, x, y, B, T, dropout);
             *w = saved - eps;
-            float down = loss_at(&m, x, y, B, T);
+            float down = loss_at(&m, x, y, B, T, dropout);
             *w = saved;
             float fd = (up - down) / (2 * eps);
             float diff = fabsf(fd - g);
@@ -70,21 +74,28 @@ static void check(Activation act, bool tied) {
             checked++;
         }
     }
-    printf("  %s%s: %d elements in %d tensors, max |fd - grad| %.2e\n",
-           act == ACT_GELU ? "gelu" : "relu", tied ? " tied" : "", checked, m.n_tensors, worst);
+    printf("  %s%s, dropout %.1f: %d elements in %d tensors, max |fd - grad| %.2e\n",
+           act == ACT_GELU ? "gelu" : "relu", tied ? " tied" : "", dropout, checked, m.n_tensors,
+           worst);
     gpt_free(&m);
 }
 
 static void relu_untied(void **state) {
     (void)state;
-    check(ACT_RELU, false);
+    check(ACT_RELU, false, 0.0f);
 }
 static void gelu_tied(void **state) {
     (void)state;
-    check(ACT_GELU, true);
+    check(ACT_GELU, true, 0.0f);
+}
+/* The trainer's default dropout: the backward pass must apply the forward's masks. */
+static void gelu_dropout(void **state) {
+    (void)state;
+    check(ACT_GELU, false, 0.2f);
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(relu_untied), cmocka_unit_test(gelu_tied)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(relu_untied), cmocka_unit_test(gelu_tied),
+                                       cmocka_unit_test(gelu_dropout)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
