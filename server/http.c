@@ -318,7 +318,7 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
         ApiResult res = result_of(c, r);
         char *body = kind == API_GENERATE ? api_generate_reply(&res) : api_completion_reply(&res);
         pthread_mutex_unlock(&r->lock);
-        return reply(c, 200, "application/json", body, NULL, NULL);
+        return reply(c, 200, "application/json", body, "X-Request-Id", r->id);
     }
     pthread_mutex_unlock(&r->lock);
     sse_init(&c->sse);
@@ -329,6 +329,7 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    MHD_add_response_header(resp, "X-Request-Id", r->id);     /* from the first byte on */
     add_cors(s, c->conn, resp);
     enum MHD_Result ok = MHD_queue_response(c->conn, 200, resp);
     MHD_destroy_response(resp);

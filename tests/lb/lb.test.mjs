@@ -41,13 +41,16 @@ function startReplica(port) {
 
 // One streaming request through nginx: resolves with {ok, id, text, finish, error}.
 async function stream(port, maxTokens, seed) {
+  let id = null;
   try {
     const res = await fetch(`http://127.0.0.1:${port}/generate`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ prompt: "KING:", max_tokens: maxTokens, seed, stream: true }) });
     if (res.status !== 200) return { ok: false, error: `status ${res.status}` };
     const decoder = new TextDecoder();
-    let buf = "", text = "", finish = null, id = null, done = false;
+    // the id (and so the replica) is known from the headers on, even if the stream is cut
+    id = res.headers.get("x-request-id");
+    let buf = "", text = "", finish = null, done = false;
     for await (const chunk of res.body) {
       buf += decoder.decode(chunk, { stream: true });
       let cut;
@@ -63,7 +66,7 @@ async function stream(port, maxTokens, seed) {
     }
     return { ok: done && finish === "length" && text.length === maxTokens, id, text, finish };
   } catch (e) {
-    return { ok: false, error: String(e) };
+    return { ok: false, id, error: String(e) };
   }
 }
 
@@ -119,13 +122,19 @@ test("200 streaming requests through nginx are spread over all three replicas", 
 
 test("a killed replica fails only its own streams; new requests go to the others", async () => {
   const victim = 0;
-  const inflight = Array.from({ length: 30 }, (_, i) => stream(lbPort, 150, 1000 + i));
+  // long streams: all 30 are still running when the replica dies
+  const inflight = Array.from({ length: 30 }, (_, i) => stream(lbPort, 1000, 1000 + i));
   await sleep(300);
   replicas[victim].kill("SIGKILL");
   const results = await Promise.all(inflight);
-  const lost = results.filter((r) => !r.ok).length;
-  for (const r of results.filter((r) => r.ok)) assert.notEqual(prefixOf[replicaOf(r.id)], victim);
-  console.log(`  in flight: ${results.length}, completed: ${results.length - lost}, lost with the killed replica: ${lost}`);
+  const lost = results.filter((r) => !r.ok);
+  const onVictim = results.filter((r) => prefixOf[replicaOf(r.id)] === victim);
+  console.log(`  in flight: ${results.length}, on the killed replica: ${onVictim.length}, lost: ${lost.length}`);
+  for (const r of results) assert.ok(r.id, `a stream without a request id: ${JSON.stringify(r)}`);
+  // exactly the killed replica's streams are lost: none of the others, all of its own
+  for (const r of lost) assert.equal(prefixOf[replicaOf(r.id)], victim, `lost elsewhere: ${JSON.stringify(r)}`);
+  assert.ok(onVictim.length >= 1 && onVictim.length < results.length, `${onVictim.length} on the victim`);
+  assert.equal(lost.length, onVictim.length);
   const after = await Promise.all(Array.from({ length: 30 }, (_, i) => stream(lbPort, 10, 2000 + i)));
   assert.equal(after.filter((r) => !r.ok).length, 0, "a request after the kill failed");
   for (const r of after) assert.notEqual(prefixOf[replicaOf(r.id)], victim);
@@ -135,9 +144,10 @@ test("a replica sent SIGTERM drains its streams to completion and exits 0", asyn
   const target = 1;
   let signalledAt = 0;
   const finishedAt = [];
-  // 30 streams of 120 tokens: within the context (5 + 120 <= 128), long enough to be in flight
+  // 30 streams of 400 tokens: still in flight well after the signal, so the replica is
+  // draining (listening, /health 503) when it is asked
   const direct = Array.from({ length: 30 }, (_, i) =>
-    stream(ports[target], 120, 3000 + i).then((r) => { finishedAt.push(Date.now()); return r; }));
+    stream(ports[target], 400, 3000 + i).then((r) => { finishedAt.push(Date.now()); return r; }));
   await sleep(150);
   signalledAt = Date.now();
   replicas[target].kill("SIGTERM");
@@ -149,7 +159,7 @@ test("a replica sent SIGTERM drains its streams to completion and exits 0", asyn
   // they were really in flight when the signal came, and ran to their end after it
   for (const t of finishedAt) assert.ok(t > signalledAt + 50, "a stream ended before SIGTERM");
   console.log(`  streams finished ${Math.min(...finishedAt) - signalledAt}..${Math.max(...finishedAt) - signalledAt} ms after SIGTERM`);
-  assert.ok(health === 503 || health === 0, `health while draining: ${health}`);
+  assert.equal(health, 503, `health while draining: ${health}`);
   assert.equal(viaLb.filter((r) => !r.ok).length, 0, "a request through nginx failed while a replica drained");
   const { code } = await replicas[target].exited;
   assert.equal(code, 0, replicas[target].log.slice(-500));
