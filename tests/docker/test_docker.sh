@@ -8,11 +8,18 @@ PORT=${PORT:-18481}
 IMAGE=gptd:test
 NAME=gptd-test-$$
 fails=0
-check() { if eval "$2"; then echo "ok   - $1"; else echo "FAIL - $1"; fails=$((fails + 1)); fi; }
+# check NAME CONDITION: prints ok/FAIL, counts failures, and returns the condition's status.
+check() {
+  if eval "$2"; then echo "ok   - $1"; return 0; fi
+  echo "FAIL - $1"
+  fails=$((fails + 1))
+  return 1
+}
 
 bash ../shared/tools/container-env.sh >/dev/null || { echo "FAIL - container-env.sh"; exit 1; }
 podman build --pull=never --format docker -f docker/Dockerfile -t "$IMAGE" . >/tmp/gptd-build.log 2>&1
-check "image builds" '[ $? -eq 0 ]' || { tail -30 /tmp/gptd-build.log; exit 1; }
+built=$?
+check "image builds" '[ $built -eq 0 ]' || { tail -30 /tmp/gptd-build.log; exit 1; }
 
 podman run -d --name "$NAME" -p "127.0.0.1:$PORT:8080" "$IMAGE" >/dev/null
 trap 'podman rm -f "$NAME" >/dev/null 2>&1' EXIT
@@ -26,7 +33,8 @@ check "podman healthcheck run (gptd --healthcheck inside)" 'podman healthcheck r
 reply=$(curl -fsS -X POST "http://127.0.0.1:$PORT/generate" -d '{"prompt":"ROMEO:","max_tokens":40,"seed":7}')
 check "POST /generate replies with 40 tokens" \
   'echo "$reply" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[\"usage\"][\"completion_tokens\"]==40 and r[\"finish_reason\"]==\"length\" and len(r[\"text\"])==40"'
-check "runs as a non-root user" '[ "$(podman exec "$NAME" id -u)" != 0 ]'
+uid=$(podman exec "$NAME" id -u) || uid=""
+check "runs as a non-root user (uid $uid)" '[ -n "$uid" ] && [ "$uid" != 0 ]'
 podman stop -t 40 "$NAME" >/dev/null
 code=$(podman inspect "$NAME" --format '{{.State.ExitCode}}')
 check "SIGTERM (podman stop) exits 0 (got $code)" '[ "$code" = 0 ]'
