@@ -1,0 +1,78 @@
+// Connection limits: --connection-timeout closes an idle connection, --max-connections and
+// --per-ip-connections turn away connections past the limit (per IP: closed; in all: left
+// unaccepted until a place frees) and serve again once one closes.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { Gptd, sleep } from './helpers.js';
+
+/** An idle TCP connection to the daemon (nothing sent); resolves once connected. */
+async function idle(port) {
+  const s = net.connect(port, '127.0.0.1');
+  s.closedAt = null;
+  s.on('error', () => {});
+  s.on('close', () => (s.closedAt = performance.now()));
+  await once(s, 'connect');
+  return s;
+}
+
+/** GET /health on a fresh connection (no pooled one): the status, or 0 when the connection is
+ * refused or cut. */
+function health(gptd) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: gptd.port, path: '/health', agent: false, timeout: 3000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+        res.on('error', () => resolve(0));
+      });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+  });
+}
+
+describe('connection limits', () => {
+  test('--connection-timeout 1: an idle connection is closed within a few seconds', async () => {
+    const gptd = await Gptd.start({ args: ['--connection-timeout', '1'] });
+    try {
+      const t0 = performance.now();
+      const s = await idle(gptd.port);
+      await Promise.race([once(s, 'close'), sleep(6000)]);
+      assert.ok(s.closedAt !== null, 'the idle connection is still open after 6 s');
+      assert.ok(s.closedAt - t0 >= 900, `closed after ${s.closedAt - t0} ms, before the timeout`);
+      s.destroy();
+    } finally {
+      await gptd.stop();
+    }
+  });
+
+  for (const [flag, n] of [['--max-connections', 4], ['--per-ip-connections', 3]]) {
+    test(`${flag} ${n}: a connection past the limit is refused, and taken once one closes`, async () => {
+      const gptd = await Gptd.start({ args: [flag, String(n)] });
+      try {
+        assert.equal(await health(gptd), 200);
+        // the test client's own keep-alive connection (from waiting for /health) closes after
+        // 4 s idle; until then it would hold one of the places
+        await sleep(4500);
+        const open = [];
+        for (let i = 0; i < n; i++) open.push(await idle(gptd.port));
+        await sleep(200);
+        assert.ok(open.every((s) => s.closedAt === null), `the first ${n} connections are kept`);
+        // past the limit a connection is closed (per IP) or left unaccepted (in all)
+        assert.equal(await health(gptd), 0, `a connection past ${flag} ${n} was served`);
+        open.pop().destroy();
+        let status = 0;
+        for (let i = 0; i < 20 && status !== 200; i++) {
+          await sleep(250);
+          status = await health(gptd);
+        }
+        assert.equal(status, 200, 'a place freed is taken again');
+        for (const s of open) s.destroy();
+      } finally {
+        await gptd.stop();
+      }
+    });
+  }
+});
