@@ -19,6 +19,7 @@
 #include "../api/response.h"
 #include "clock.h"
 #include "log.h"
+#include "receive_deadline.h"
 #include "sse.h"
 #include "web_page.h"
 
@@ -31,7 +32,8 @@ struct HttpServer {
     Metrics *metrics;
     struct MHD_Daemon *mhd;
     int listen_fd;
-    atomic_int state; /* ServerState */
+    atomic_int state;          /* ServerState */
+    ReceiveDeadline *deadline; /* NULL: no --receive-timeout */
     /* set once by http_server_ready before state becomes READY, read-only afterwards */
     const GPT *model;
     const Tokenizer *tok;
@@ -502,6 +504,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = c;
         return MHD_YES;
     }
+    if (*upload_size == 0 && s->deadline) { /* the request is here whole: no deadline now */
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (info && info->socket_context) receive_deadline_met(s->deadline, info->socket_context);
+    }
     if (*upload_size > 0) { /* body arrives in pieces; keep it up to the limit */
         size_t limit = (size_t)s->config->body_limit;
         if (!c->body_too_big && c->body_len + *upload_size <= limit) {
@@ -522,6 +529,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     return route(c, url, method);
+}
+
+/* Connections start and end: the receive deadline runs from the accept. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    HttpServer *s = cls;
+    if (!s->deadline) return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info ? receive_deadline_track(s->deadline, info->connect_fd) : NULL;
+    } else if (*socket_context) {
+        receive_deadline_untrack(s->deadline, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -618,6 +640,12 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
         free(s);
         return -1;
     }
+    if (config->receive_timeout_s > 0 &&
+        receive_deadline_start(&s->deadline, config->receive_timeout_s, err)) {
+        close(s->listen_fd);
+        free(s);
+        return -1;
+    }
     s->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -625,8 +653,10 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
         (unsigned int)config->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)config->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)config->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->mhd) {
+        receive_deadline_stop(s->deadline);
         close(s->listen_fd);
         free(s);
         return error_set(err, "cannot start the HTTP server on %s:%d", config->host, config->port);
@@ -653,6 +683,7 @@ int http_server_in_flight(HttpServer *s) {
 void http_server_stop(HttpServer *s) {
     if (!s) return;
     MHD_stop_daemon(s->mhd); /* joins the connection threads */
+    receive_deadline_stop(s->deadline);
     close(s->listen_fd);
     free(s);
 }

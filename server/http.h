@@ -21,6 +21,8 @@ typedef struct {
     int port, threads, max_batch, max_queue, max_tokens, default_max_tokens, prefill_budget;
     int max_connections, per_ip_connections, connection_timeout, body_limit, keepalive_s;
     double timeout_s, drain_timeout_s;
+    double receive_timeout_s; /* a connection's first request must arrive whole within it; 0 = no
+                                 limit */
     const char *cors_origins[MAX_CORS_ORIGINS];
     int n_cors_origins;
 } ServerConfig;

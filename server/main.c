@@ -40,9 +40,11 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .keepalive_s = 15,
         .timeout_s = 300,
         .drain_timeout_s = 30,
+        .receive_timeout_s = 30,
     };
     CliList cors = {{0}, 0};
-    float timeout = (float)cfg->timeout_s, drain = (float)cfg->drain_timeout_s;
+    float timeout = (float)cfg->timeout_s, drain = (float)cfg->drain_timeout_s,
+          receive = (float)cfg->receive_timeout_s;
     CliFlag flags[] = {
         {"model", CLI_STRING, &cfg->model_path, 0, 0, "checkpoint to serve", false, "GPTD_MODEL"},
         {"host", CLI_STRING, &cfg->host, 0, 0, "address to listen on", false, "GPTD_HOST"},
@@ -78,6 +80,9 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "per client address (0 = no limit)", false, "GPTD_PER_IP_CONNECTIONS"},
         {"connection-timeout", CLI_INT, &cfg->connection_timeout, 1, 86400,
          "seconds an idle connection lives", false, "GPTD_CONNECTION_TIMEOUT"},
+        {"receive-timeout", CLI_FLOAT, &receive, 0, 86400,
+         "seconds a new connection has to send its whole request (0 = no limit)", false,
+         "GPTD_RECEIVE_TIMEOUT"},
         {"body-limit", CLI_INT, &cfg->body_limit, 1024, 1 << 30, "largest request body in bytes",
          false, "GPTD_BODY_LIMIT"},
         {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600,
@@ -97,6 +102,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     cfg->n_cors_origins = cors.n;
     cfg->timeout_s = timeout;
     cfg->drain_timeout_s = drain;
+    cfg->receive_timeout_s = receive;
     if (cfg->default_max_tokens > cfg->max_tokens) cfg->default_max_tokens = cfg->max_tokens;
     return 0;
 }

@@ -75,4 +75,35 @@ describe('connection limits', () => {
       }
     });
   }
+
+  // Slowloris: clients that send one header line a second renew the idle timeout forever; the
+  // receive deadline cuts them, so /health gets a place again (it hung for as long as they went
+  // on before the deadline existed).
+  test('--receive-timeout 2: 16 slow-header clients filling --max-connections 16 are cut; /health answers', async () => {
+    const gptd = await Gptd.start({
+      args: ['--max-connections', '16', '--connection-timeout', '3', '--receive-timeout', '2'],
+    });
+    const slow = [];
+    try {
+      await sleep(4500); // the test client's own pooled connection closes (see above)
+      for (let i = 0; i < 16; i++) {
+        const s = await idle(gptd.port);
+        s.write('POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+        s.drip = setInterval(() => s.destroyed || s.write('X-Slow: 1\r\n'), 1000);
+        slow.push(s);
+      }
+      const t0 = performance.now();
+      let status = 0;
+      while (status !== 200 && performance.now() - t0 < 15_000) status = await health(gptd);
+      assert.equal(status, 200, '/health never answered while slow clients held every place');
+      for (let i = 0; i < 50 && !slow.every((s) => s.closedAt !== null); i++) await sleep(100);
+      assert.ok(slow.every((s) => s.closedAt !== null), 'every slow client was cut');
+    } finally {
+      for (const s of slow) {
+        clearInterval(s.drip);
+        s.destroy();
+      }
+      await gptd.stop();
+    }
+  });
 });
