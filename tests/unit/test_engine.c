@@ -181,7 +181,7 @@ static void check_windows(const char *rule, int keep) {
     Tokenizer tok;
     Error err;
     random_model(&m, &tok, true);
-    int T = m.config.block_size, V = m.config.vocab_size, N = 5 * T;
+    int T = m.config.block_size, V = m.config.vocab_size, N = 3 * T;
     ContextPolicy ctx;
     assert_int_equal(context_policy_init(&ctx, T, rule, keep, &err), 0);
     int *teacher = malloc(sizeof(int) * (size_t)N);
@@ -318,7 +318,7 @@ static char *run_with_others(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, i
     for (int i = 0; i < n; i++) {
         GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f}};
         gp.seed = i == 0 ? seed : (uint64_t)(1000 + i);
-        gp.max_tokens = i == 0 ? 40 : 5 + (i * 7) % 37;
+        gp.max_tokens = i == 0 ? 40 : 5 + (i * 7) % 19;
         char prompt[64];
         int len = i == 0 ? 9 : 1 + (i * 5) % 30; /* some longer than the context */
         for (int k = 0; k < len; k++) prompt[k] = (char)('A' + (i + k) % 26);
@@ -381,9 +381,9 @@ static void check_batch_invariance(bool half, const char *rule) {
 
 static void batch_invariance(void **state) {
     (void)state;
+    /* each weight format and each rule once: the product kernels differ by format, the
+     * segments (re-prefills past the context) by rule */
     check_batch_invariance(false, "exact");
-    check_batch_invariance(true, "exact");
-    check_batch_invariance(false, "keep");
     check_batch_invariance(true, "keep");
 }
 
