@@ -136,6 +136,13 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
     if (has_escaped_nul(body, len))
         return api_error(e, 400, "invalid_request_error",
                          "NUL characters (\\u0000) are not allowed in prompts or stop strings");
+    /* A raw NUL is not JSON (control characters must be escaped) and cJSON would stop at it,
+     * silently cutting the prompt short. */
+    const char *nul = memchr(body, '\0', len);
+    if (nul)
+        return api_error(e, 400, "invalid_request_error",
+                         "body is not valid JSON: a raw NUL byte at offset %zu",
+                         (size_t)(nul - body));
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root) return api_error(e, 400, "invalid_request_error", "body is not valid JSON");
     int rc = -1;

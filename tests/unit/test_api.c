@@ -75,6 +75,18 @@ static void sampling_values_pass_through(void **state) {
         }
 }
 
+/* A raw NUL inside a JSON string cut the prompt short silently (cJSON stops at it): refused. */
+static void raw_nul_is_refused(void **state) {
+    (void)state;
+    const char body[] = "{\"prompt\":\"ab\0cd\",\"max_tokens\":3}";
+    ApiRequest r;
+    ApiError e;
+    assert_int_equal(api_parse_request(API_GENERATE, body, sizeof body - 1, &limits, 1, &r, &e),
+                     -1);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "NUL byte at offset 13"));
+}
+
 static void refused(void **state) {
     (void)state;
     struct {
@@ -146,9 +158,13 @@ static void sse_framing(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(defaults),    cmocka_unit_test(all_fields),
-        cmocka_unit_test(refused),     cmocka_unit_test(openai_specifics),
-        cmocka_unit_test(sse_framing), cmocka_unit_test(sampling_values_pass_through),
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(all_fields),
+        cmocka_unit_test(refused),
+        cmocka_unit_test(openai_specifics),
+        cmocka_unit_test(sse_framing),
+        cmocka_unit_test(sampling_values_pass_through),
+        cmocka_unit_test(raw_nul_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
