@@ -456,7 +456,13 @@ static enum MHD_Result route(Conn *c, const char *url, const char *method) {
         if (strcmp(routes[i].path, url) == 0) rt = &routes[i];
     if (!rt) {
         c->endpoint = "other";
-        api_error(&e, 404, "not_found", "no such endpoint: %s", url);
+        /* the path as printable ASCII: raw URL bytes would make the JSON reply invalid UTF-8 */
+        char shown[128];
+        size_t n = 0;
+        for (const char *p = url; *p && n < sizeof shown - 1; p++)
+            shown[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+        shown[n] = '\0';
+        api_error(&e, 404, "not_found", "no such endpoint: %s%s", shown, url[n] ? "..." : "");
         return reply_error(c, &e);
     }
     c->endpoint = rt->endpoint;

@@ -2,6 +2,8 @@
 // API keys and CORS.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { Gptd, PROMPT, assertApiError } from './helpers.js';
 
 describe('request errors', () => {
@@ -228,5 +230,27 @@ describe('API key and CORS', () => {
       { headers: { Origin: ORIGIN, Authorization: `Bearer ${KEY}` } });
     assert.ok(s.done);
     assert.equal(s.headers.get('access-control-allow-origin'), ORIGIN);
+  });
+});
+
+// Regression: the 404 message echoed the raw path bytes, so the JSON body could be invalid UTF-8.
+describe('a path with raw non-ASCII bytes', () => {
+  test('404 with a body that is valid UTF-8 JSON', async () => {
+    const gptd = await Gptd.start();
+    try {
+      const sock = net.connect(gptd.port, '127.0.0.1');
+      await once(sock, 'connect');
+      sock.end(Buffer.concat([Buffer.from('GET /caf'), Buffer.from([0xc3, 0xa9, 0x01, 0xff]),
+        Buffer.from(' HTTP/1.0\r\n\r\n')]));
+      const chunks = [];
+      for await (const c of sock) chunks.push(c);
+      const raw = Buffer.concat(chunks);
+      const body = raw.subarray(raw.indexOf('\r\n\r\n') + 4);
+      assert.match(raw.toString('latin1'), /^HTTP\/1\.\d 404/);
+      const text = new TextDecoder('utf-8', { fatal: true }).decode(body); // throws if invalid
+      assert.match(JSON.parse(text).error.message, /no such endpoint: \/caf/);
+    } finally {
+      await gptd.stop();
+    }
   });
 });
