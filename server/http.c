@@ -168,10 +168,13 @@ static void wait_for_news(Request *r, int seen_events, double wait_s) {
 
 /* ---- streaming ---------------------------------------------------------------------------- */
 
-/* Appends to c->sse what the channel holds beyond what was sent. Called with r->lock held. */
+/* Appends to c->sse what the channel holds beyond what was sent, a chunk at a time: a slow reader
+ * leaves the rest in the channel (bounded by max_tokens), so the SSE buffer never fills. Called
+ * with r->lock held. */
 static void stream_collect(Conn *c, Request *r) {
     ApiResult res = result_of(c, r);
-    for (; c->next_event < r->n_events; c->next_event++) {
+    for (; c->next_event < r->n_events && sse_pending(&c->sse) < SSE_COLLECT_CHUNK;
+         c->next_event++) {
         const TokenEvent *ev = &r->events[c->next_event];
         char *json = c->kind == API_GENERATE
                          ? api_generate_token_event(ev->index, r->text + ev->offset,
@@ -180,7 +183,7 @@ static void stream_collect(Conn *c, Request *r) {
         sse_write_data(&c->sse, json);
         free(json);
     }
-    if (!r->done) return;
+    if (!r->done || c->next_event < r->n_events) return;
     if (r->failed) {
         char *json = api_error_json(&r->error);
         sse_write_data(&c->sse, json);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 #define SSE_MAX_BUFFER (1u << 20)
+/* The HTTP side moves events into the buffer while less than this is pending. */
+#define SSE_COLLECT_CHUNK (64u << 10)
 
 typedef struct {
     char *buf;
