@@ -1,13 +1,23 @@
-/* Monotonic time in seconds, for durations and deadlines. */
+/* Monotonic time in seconds, for durations and deadlines, and condition variables whose timed
+ * waits use the same clock (a step of the wall clock must not stall them). */
 #ifndef GPTD_CLOCK_H
 #define GPTD_CLOCK_H
 
+#include <pthread.h>
 #include <time.h>
 
 static inline double clock_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static inline void clock_cond_init(pthread_cond_t *cond) {
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
 }
 
 #endif

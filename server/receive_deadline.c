@@ -54,11 +54,7 @@ int receive_deadline_start(ReceiveDeadline **out, double seconds, Error *err) {
     ReceiveDeadline *d = calloc(1, sizeof *d);
     if (!d) return error_set(err, "out of memory");
     d->seconds = seconds;
-    pthread_condattr_t monotonic;
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->wake, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    clock_cond_init(&d->wake);
     pthread_mutex_init(&d->lock, NULL);
     if (pthread_create(&d->thread, NULL, watchdog, d) != 0) {
         pthread_cond_destroy(&d->wake);

@@ -39,12 +39,7 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
         return NULL;
     }
     pthread_mutex_init(&r->lock, NULL);
-    /* timed waits on the channel must not stall when the wall clock is stepped */
-    pthread_condattr_t monotonic;
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->changed, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    clock_cond_init(&r->changed); /* waited on with CLOCK_MONOTONIC deadlines */
     atomic_init(&r->cancelled, false);
     r->t_arrival = clock_seconds();
     r->deadline = timeout_s > 0 ? r->t_arrival + timeout_s : 0;
