@@ -156,11 +156,7 @@ static ApiResult result_of(const Conn *c, const Request *r) {
 /* Waits until the request has news beyond `seen_events` (or is done), up to `wait_s`; returns
  * with r->lock held. */
 static void wait_for_news(Request *r, int seen_events, double wait_s) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until); /* r->changed waits on the monotonic clock */
-    long ns = until.tv_nsec + (long)(wait_s * 1e9);
-    until.tv_sec += ns / 1000000000L;
-    until.tv_nsec = ns % 1000000000L;
+    struct timespec until = clock_deadline(wait_s); /* r->changed waits on the monotonic clock */
     pthread_mutex_lock(&r->lock);
     while (!r->done && r->n_events == seen_events)
         if (pthread_cond_timedwait(&r->changed, &r->lock, &until) == ETIMEDOUT) break;

@@ -40,10 +40,7 @@ static void *watchdog(void *arg) {
                 shutdown(t->fd, SHUT_RDWR); /* the connection's thread sees the end and closes */
                 log_info("a connection did not send its request within %.0f s: closed", d->seconds);
             }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 200 * 1000000L; /* checks five times a second */
-        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = clock_deadline(0.2); /* checks five times a second */
         pthread_cond_timedwait(&d->wake, &d->lock, &until);
     }
     pthread_mutex_unlock(&d->lock);

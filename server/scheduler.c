@@ -141,15 +141,21 @@ static void retire(Scheduler *s, int i) {
     request_release(r);
 }
 
+/* "cancelled" when the client went away, "timeout" when the deadline passed, else NULL. */
+static const char *abandoned(Request *r, double now) {
+    if (atomic_load(&r->cancelled)) return "cancelled";
+    return r->deadline > 0 && now > r->deadline ? "timeout" : NULL;
+}
+
 /* Drops queued requests whose client went away or whose deadline passed, keeping the others in
  * order, so they hold no queue place. Called with s->lock held. */
 static void drop_abandoned_locked(Scheduler *s, double now) {
     int kept = 0, n = s->q_len, cap = s->config.max_queue;
     for (int i = 0; i < n; i++) {
         Request *r = s->queue[(s->q_head + i) % cap];
-        bool gone = atomic_load(&r->cancelled);
-        if (gone || (r->deadline > 0 && now > r->deadline)) {
-            finish_early(r, gone ? "cancelled" : "timeout", now);
+        const char *reason = abandoned(r, now);
+        if (reason) {
+            finish_early(r, reason, now);
             request_release(r);
             continue;
         }
@@ -191,9 +197,9 @@ static void *scheduler_main(void *arg) {
         /* Abandoned and overdue requests leave before the step: their slots are free now. */
         for (int i = s->n_active - 1; i >= 0; i--) {
             Request *r = s->active[i];
-            bool gone = atomic_load(&r->cancelled);
-            if (gone || (r->deadline > 0 && now > r->deadline)) {
-                finish_early(r, gone ? "cancelled" : "timeout", now);
+            const char *reason = abandoned(r, now);
+            if (reason) {
+                finish_early(r, reason, now);
                 retire(s, i);
             }
         }
