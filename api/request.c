@@ -94,8 +94,8 @@ static int get_stop(const cJSON *root, GenerationParams *p, ApiError *e) {
 }
 
 /* The prompt: a string (or, for OpenAI, an array holding exactly one string). */
-static int get_prompt(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+static int get_prompt(cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "prompt");
     if (!v || cJSON_IsNull(v)) v = NULL;
     if (v && kind == API_COMPLETIONS && cJSON_IsArray(v)) {
         if (cJSON_GetArraySize(v) != 1)
@@ -106,10 +106,14 @@ static int get_prompt(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError
         v = cJSON_GetArrayItem(v, 0);
     }
     if (v && !cJSON_IsString(v)) return bad(e, "\"%s\" must be a string", "prompt");
-    const char *s = v ? v->valuestring : "";
-    req->prompt_len = strlen(s);
-    req->prompt = strdup(s);
+    if (v) { /* taken from the parsed tree, not copied: a prompt can be as large as the body */
+        req->prompt = v->valuestring;
+        v->valuestring = NULL;
+    } else {
+        req->prompt = strdup("");
+    }
     if (!req->prompt) return api_error(e, 500, "server_error", "out of memory");
+    req->prompt_len = strlen(req->prompt);
     return 0;
 }
 

@@ -45,20 +45,6 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
         return error_set(err, "bad context policy (block_size %d, keep %d)", block_size,
                          context.keep);
     if (generation_params_validate(params, err)) return -1;
-    long chars = tokenizer_count(prompt, prompt_len, err);
-    if (chars < 0) return error_wrap(err, "prompt");
-    int *all = malloc(((size_t)chars + 1) * sizeof *all);
-    if (!all) {
-        error_set(err, "out of memory");
-        return SEQUENCE_NO_MEMORY;
-    }
-    size_t n = 0;
-    if (tokenizer_encode(tok, prompt, prompt_len, all, (size_t)chars + 1, &n, err)) {
-        free(all);
-        return error_wrap(err, "prompt");
-    }
-    if (n == 0) all[n++] = 0; /* the seed starts generation from token 0 */
-    size_t keep = n > (size_t)block_size ? (size_t)block_size : n;
     s->params = *params;
     s->tok = tok;
     s->context = context;
@@ -67,15 +53,20 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     s->tokens = malloc(((size_t)block_size + params->max_tokens) * sizeof *s->tokens);
     s->text = malloc((size_t)params->max_tokens * 4 + 1);
     if (!s->tokens || !s->text) {
-        free(all);
         sequence_free(s);
         error_set(err, "out of memory");
         return SEQUENCE_NO_MEMORY;
     }
-    memcpy(s->tokens, all + (n - keep), keep * sizeof *all);
-    free(all);
-    s->n_tokens = s->n_prompt = (int)keep;
-    s->prompt_dropped = (int)(n - keep);
+    /* only the last block_size characters are kept: the window the model will see */
+    size_t kept, total;
+    if (tokenizer_encode_tail(tok, prompt, prompt_len, s->tokens, (size_t)block_size, &kept, &total,
+                              err)) {
+        sequence_free(s);
+        return error_wrap(err, "prompt");
+    }
+    if (kept == 0) s->tokens[kept++] = 0; /* the seed starts generation from token 0 */
+    s->n_tokens = s->n_prompt = (int)kept;
+    s->prompt_dropped = total > kept ? (int)(total - kept) : 0;
     rng_seed(&s->rng, params->seed);
     if (params->max_tokens == 0) s->finish = FINISH_LENGTH;
     return 0;

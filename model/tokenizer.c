@@ -1,5 +1,6 @@
 #include "tokenizer.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,8 +157,9 @@ static void describe_char(uint32_t cp, char *out, size_t cap) {
     }
 }
 
-int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
-                     size_t *n, Error *err) {
+/* Encodes text into ids. With ring, ids holds the last `cap` ids at index (count % cap). */
+static int encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
+                  bool ring, size_t *n, Error *err) {
     size_t count = 0;
     for (size_t i = 0; i < len; count++) {
         uint32_t cp;
@@ -170,11 +172,38 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *id
             return error_set(err, "character %s at position %zu is not in the vocabulary", what,
                              count);
         }
-        if (count >= cap) return error_set(err, "text longer than %zu characters", cap);
-        ids[count] = id;
+        if (!ring && count >= cap) return error_set(err, "text longer than %zu characters", cap);
+        ids[ring ? count % cap : count] = id;
         i += (size_t)bytes;
     }
     *n = count;
+    return 0;
+}
+
+int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
+                     size_t *n, Error *err) {
+    return encode(tok, text, len, ids, cap, false, n, err);
+}
+
+static void reverse(int *a, size_t n) {
+    for (size_t i = 0; i < n / 2; i++) {
+        int t = a[i];
+        a[i] = a[n - 1 - i];
+        a[n - 1 - i] = t;
+    }
+}
+
+int tokenizer_encode_tail(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
+                          size_t *kept, size_t *total, Error *err) {
+    if (cap == 0) return error_set(err, "no room for any character");
+    if (encode(tok, text, len, ids, cap, true, total, err)) return -1;
+    *kept = *total < cap ? *total : cap;
+    if (*total > cap) { /* the oldest kept id sits at total % cap: rotate it to the front */
+        size_t head = *total % cap;
+        reverse(ids, head);
+        reverse(ids + head, cap - head);
+        reverse(ids, cap);
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,8 @@ struct HttpServer {
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
     atomic_int admitting;       /* generation requests between arrival and submit (or refusal) */
+    bool loopback;              /* listening on a loopback address: Host must name loopback */
+    atomic_size_t body_bytes;   /* request bodies being received, all connections together */
     unsigned long long id_base; /* random per process, so ids differ across replicas */
 };
 
@@ -51,8 +54,11 @@ typedef struct {
     struct MHD_Connection *conn;
     char *body;
     size_t body_len, body_cap;
-    bool body_too_big;
-    const char *endpoint; /* for metrics and the log line */
+    bool body_too_big;         /* over --body-limit: the rest is dropped, the answer is 413 */
+    bool body_no_room;         /* over --body-memory for all bodies: dropped, the answer is 503 */
+    size_t charged;            /* bytes this request counts in HttpServer.body_bytes */
+    const struct Route *route; /* found from the headers, before the body is read */
+    const char *endpoint;      /* for metrics and the log line */
     int status;
     double t_start;
     /* streaming */
@@ -83,6 +89,50 @@ static void add_cors(const HttpServer *s, struct MHD_Connection *conn, struct MH
     if (!origin) return;
     MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
     MHD_add_response_header(r, "Vary", "Origin");
+}
+
+/* The daemon's own origin: an Origin whose host[:port] is the request's Host (same-origin
+ * requests from the web page it serves). */
+static bool origin_is_own(struct MHD_Connection *conn, const char *origin) {
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    const char *authority = strstr(origin, "://");
+    return host && authority && strcasecmp(authority + 3, host) == 0 &&
+           (strncmp(origin, "http://", 7) == 0 || strncmp(origin, "https://", 8) == 0);
+}
+
+/* A browser names the page that sent a request in Origin; curl and other clients send none.
+ * A cross-site page may send "simple" POSTs without a preflight, so an Origin that is neither
+ * ours nor allowed by --cors-origin is refused before any work. */
+static bool origin_ok(const HttpServer *s, struct MHD_Connection *conn) {
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    return !origin || origin_is_own(conn, origin) || origin_allowed(s, conn);
+}
+
+/* On a loopback listener only loopback names may be in Host: a page on a public name that
+ * rebinds to 127.0.0.1 (DNS rebinding) is refused, as development servers do. */
+static bool host_is_loopback(const char *host) {
+    char name[256];
+    size_t n = strlen(host);
+    if (n == 0 || n >= sizeof name) return false;
+    memcpy(name, host, n + 1);
+    char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
+    if (name[0] == '[') { /* [v6]:port */
+        if (!end || (end[1] && end[1] != ':')) return false;
+        end[1] = '\0';
+    } else if (end) {
+        *end = '\0';
+    }
+    if (strcasecmp(name, "localhost") == 0 || strcasecmp(name, "[::1]") == 0) return true;
+    size_t len = strlen(name);
+    if (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0) return true;
+    struct in_addr a4;
+    return inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+static bool host_ok(const HttpServer *s, struct MHD_Connection *conn) {
+    if (!s->loopback) return true;
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    return !host || host_is_loopback(host); /* HTTP/1.0 may send none; browsers always do */
 }
 
 /* Queues a body we own (malloc'd; freed by MHD). */
@@ -227,6 +277,52 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
+/* Bodies are buffered until parsed, and a parsed prompt lives until it is tokenized. What all
+ * connections hold so is bounded (--body-memory): many large requests at once get 503s rather
+ * than the daemon's memory. Counts `more` bytes; false (and nothing counted) when over. */
+static bool charge_body_memory(Conn *c, size_t more) {
+    HttpServer *s = c->server;
+    size_t budget = (size_t)s->config->body_memory_mb << 20;
+    if (atomic_fetch_add(&s->body_bytes, more) + more > budget) {
+        atomic_fetch_sub(&s->body_bytes, more);
+        c->body_no_room = true;
+        return false;
+    }
+    c->charged += more;
+    return true;
+}
+
+static void take_body_piece(Conn *c, const char *data, size_t size) {
+    if (c->body_too_big || c->body_no_room) return;
+    if (c->body_len + size > (size_t)c->server->config->body_limit) {
+        c->body_too_big = true;
+        return;
+    }
+    if (c->body_len + size > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        while (cap < c->body_len + size) cap *= 2;
+        if (!charge_body_memory(c, cap - c->body_cap)) return;
+        char *grown = realloc(c->body, cap);
+        if (!grown) {
+            c->body_no_room = true;
+            return;
+        }
+        c->body = grown;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, data, size);
+    c->body_len += size;
+}
+
+/* The body and everything counted for it are gone. */
+static void body_release(Conn *c) {
+    free(c->body);
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
+    atomic_fetch_sub(&c->server->body_bytes, c->charged);
+    c->charged = 0;
+}
+
 /* ---- generation endpoints ------------------------------------------------------------------ */
 
 static enum MHD_Result admit_generate(Conn *c, ApiKind kind);
@@ -256,6 +352,14 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
                   s->config->body_limit);
         return reply_error(c, &e);
     }
+    if (!c->body_no_room) charge_body_memory(c, c->body_len); /* the parsed prompt */
+    if (c->body_no_room) {
+        api_error(&e, 503, "overloaded",
+                  "too many large requests are arriving at once (over %d MB of bodies); retry "
+                  "shortly",
+                  s->config->body_memory_mb);
+        return reply_error(c, &e);
+    }
     ApiLimits limits = {s->config->max_tokens, s->config->default_max_tokens};
     unsigned long n = atomic_fetch_add(&s->next_id, 1);
     char id[40];
@@ -265,14 +369,17 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
                            (uint64_t)(clock_seconds() * 1e9);
     random_seed &= 0x1FFFFFFFFFFFFFull; /* exact in a JSON number */
     ApiRequest api;
-    if (api_parse_request(kind, c->body ? c->body : "", c->body_len, &limits, random_seed, &api,
-                          &e))
-        return reply_error(c, &e);
+    int parsed = api_parse_request(kind, c->body ? c->body : "", c->body_len, &limits, random_seed,
+                                   &api, &e);
+    free(c->body); /* the prompt was taken out of it */
+    c->body = NULL;
+    if (parsed) return reply_error(c, &e);
     const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
     bool stream =
         api.stream || (kind == API_GENERATE && accept && strstr(accept, "text/event-stream"));
     Request *r = request_create(id, &api, s->tok, s->context, s->config->timeout_s, &e);
     api_request_free(&api);
+    body_release(c); /* the prompt is tokens now, at most a window of them */
     if (!r) return reply_error(c, &e);
     if (scheduler_submit(s->scheduler, r, &e)) {
         request_release(r);
@@ -396,6 +503,7 @@ static enum MHD_Result handle_info(Conn *c) {
     cJSON_AddNumberToObject(lim, "max_queue", cfg->max_queue);
     cJSON_AddNumberToObject(lim, "max_tokens", cfg->max_tokens);
     cJSON_AddNumberToObject(lim, "body_limit_bytes", cfg->body_limit);
+    cJSON_AddNumberToObject(lim, "body_memory_bytes", (double)cfg->body_memory_mb * (1 << 20));
     cJSON_AddNumberToObject(lim, "timeout_s", cfg->timeout_s);
     cJSON_AddNumberToObject(lim, "prefill_budget", cfg->prefill_budget);
     cJSON_AddNumberToObject(lim, "threads", cfg->threads);
@@ -417,7 +525,7 @@ static enum MHD_Result handle_page(Conn *c) {
     return ok;
 }
 
-typedef struct {
+typedef struct Route {
     const char *path, *method, *endpoint;
     bool needs_key;
     enum MHD_Result (*get)(Conn *);
@@ -447,14 +555,60 @@ static bool key_ok(const HttpServer *s, struct MHD_Connection *conn) {
     return diff == 0;
 }
 
-static enum MHD_Result route(Conn *c, const char *url, const char *method) {
+static enum MHD_Result refuse(Conn *c, int status, const char *type, const char *fmt,
+                              const char *arg) {
+    ApiError e;
+    api_error(&e, status, type, fmt, arg);
+    return reply_error(c, &e);
+}
+
+/* Generation requests the headers alone can refuse: the server's state, a declared body over the
+ * limit, a full queue. Counted as admitting, as the scheduler is read. Returns MHD_YES to go on
+ * reading the body, with c->status still 0. */
+static enum MHD_Result screen_generate(Conn *c) {
+    HttpServer *s = c->server;
+    ApiError e;
+    int state = atomic_load(&s->state);
+    if (state != SERVER_READY) {
+        api_error(&e, 503, "unavailable",
+                  state == SERVER_LOADING ? "the model is still loading"
+                                          : "the server is shutting down");
+        return reply_error(c, &e);
+    }
+    const char *length =
+        MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && strtoull(length, NULL, 10) > (unsigned long long)s->config->body_limit) {
+        api_error(&e, 413, "invalid_request_error", "request body exceeds %d bytes",
+                  s->config->body_limit);
+        return reply_error(c, &e);
+    }
+    if (!scheduler_has_room(s->scheduler, &e)) return reply_error(c, &e);
+    return MHD_YES;
+}
+
+/* Everything the request line and headers decide is decided before a byte of the body is read:
+ * the route, the method, Host and Origin, the API key, and for generation the state, the size
+ * and the queue. A refused request costs no body buffer, no parsing and no tokenizing. Returns
+ * MHD_YES with c->status 0 to go on; otherwise the refusal is queued. */
+static enum MHD_Result screen(Conn *c, const char *url, const char *method) {
     HttpServer *s = c->server;
     ApiError e;
     const Route *rt = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
         if (strcmp(routes[i].path, url) == 0) rt = &routes[i];
+    c->endpoint = rt ? rt->endpoint : "other";
+    c->route = rt;
+    if (!host_ok(s, c->conn))
+        return refuse(c, 403, "forbidden",
+                      "Host \"%s\" is not a loopback name, and this server listens on loopback "
+                      "only (a guard against DNS rebinding)",
+                      MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Host"));
+    if (!origin_ok(s, c->conn))
+        return refuse(c, 403, "forbidden",
+                      "requests from the page at %s are not allowed (the server allows its own "
+                      "origin and those given with --cors-origin)",
+                      MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Origin"));
     if (!rt) {
-        c->endpoint = "other";
         /* the path as printable ASCII: raw URL bytes would make the JSON reply invalid UTF-8 */
         char shown[128];
         size_t n = 0;
@@ -464,7 +618,6 @@ static enum MHD_Result route(Conn *c, const char *url, const char *method) {
         api_error(&e, 404, "not_found", "no such endpoint: %s%s", shown, url[n] ? "..." : "");
         return reply_error(c, &e);
     }
-    c->endpoint = rt->endpoint;
     if (strcmp(method, "OPTIONS") == 0) { /* CORS preflight: answered before the key check */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (origin_allowed(s, c->conn)) {
@@ -490,7 +643,11 @@ static enum MHD_Result route(Conn *c, const char *url, const char *method) {
                   "missing or wrong API key (send Authorization: Bearer <key>)");
         return reply(c, 401, "application/json", api_error_json(&e), "WWW-Authenticate", "Bearer");
     }
-    return rt->get ? rt->get(c) : handle_generate(c, rt->kind);
+    if (rt->get) return MHD_YES;
+    atomic_fetch_add(&s->admitting, 1);
+    enum MHD_Result rc = screen_generate(c);
+    atomic_fetch_sub(&s->admitting, 1);
+    return rc;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -507,6 +664,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->endpoint = "other";
         c->t_start = clock_seconds();
         *con_cls = c;
+        return screen(c, url, method);
+    }
+    if (c->status) { /* refused from its headers: the rest of the body is dropped unread */
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size == 0 && s->deadline) { /* the request is here whole: no deadline now */
@@ -514,26 +675,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         if (info && info->socket_context) receive_deadline_met(s->deadline, info->socket_context);
     }
-    if (*upload_size > 0) { /* body arrives in pieces; keep it up to the limit */
-        size_t limit = (size_t)s->config->body_limit;
-        if (!c->body_too_big && c->body_len + *upload_size <= limit) {
-            if (c->body_len + *upload_size > c->body_cap) {
-                size_t cap = c->body_cap ? c->body_cap : 4096;
-                while (cap < c->body_len + *upload_size) cap *= 2;
-                char *grown = realloc(c->body, cap);
-                if (!grown) return MHD_NO;
-                c->body = grown;
-                c->body_cap = cap;
-            }
-            memcpy(c->body + c->body_len, upload_data, *upload_size);
-            c->body_len += *upload_size;
-        } else {
-            c->body_too_big = true; /* read and drop the rest, then answer 413 */
-        }
+    if (*upload_size > 0) { /* the body arrives in pieces */
+        take_body_piece(c, upload_data, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
-    return route(c, url, method);
+    return c->route->get ? c->route->get(c) : handle_generate(c, c->route->kind);
 }
 
 /* Connections start and end: the receive deadline runs from the accept. */
@@ -577,7 +724,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (c->status) metrics_request_done(s->metrics, c->endpoint, c->status);
     sse_free(&c->sse);
-    free(c->body);
+    body_release(c);
     free(c);
     *con_cls = NULL;
 }
@@ -616,6 +763,16 @@ static int open_listener(const char *host, int port, Error *err) {
     return fd;
 }
 
+static bool address_is_loopback(const struct sockaddr *a) {
+    if (a->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 /* libmicrohttpd's own messages go through our log. A client that goes away mid-reply is routine
  * (it reports the connection we then end as an "internal error"): those are debug lines. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -645,6 +802,10 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
         free(s);
         return -1;
     }
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(s->listen_fd, (struct sockaddr *)&bound, &bound_len) == 0)
+        s->loopback = address_is_loopback((struct sockaddr *)&bound);
     if (config->receive_timeout_s > 0 &&
         receive_deadline_start(&s->deadline, config->receive_timeout_s, err)) {
         close(s->listen_fd);

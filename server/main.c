@@ -2,6 +2,7 @@
  * variables), bind the port and answer /health with "loading", load the checkpoint and build
  * the engine, open the generation endpoints, then wait for SIGTERM/SIGINT and drain.
  * Start-up errors (bad flag, port in use, unreadable model) exit with code 2. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .per_ip_connections = 0,
         .connection_timeout = 60,
         .body_limit = 1 << 20,
+        .body_memory_mb = 64,
         .keepalive_s = 15,
         .timeout_s = 300,
         .drain_timeout_s = 30,
@@ -85,6 +87,9 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "GPTD_RECEIVE_TIMEOUT"},
         {"body-limit", CLI_INT, &cfg->body_limit, 1024, 1 << 30, "largest request body in bytes",
          false, "GPTD_BODY_LIMIT"},
+        {"body-memory", CLI_INT, &cfg->body_memory_mb, 1, 1 << 20,
+         "MB of request bodies being received at once, all connections together", false,
+         "GPTD_BODY_MEMORY"},
         {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600,
          "seconds of stream silence before a comment", false, "GPTD_KEEPALIVE"},
         {"model-name", CLI_STRING, &cfg->model_name, 0, 0, "name reported by /v1/models", false,
@@ -121,6 +126,10 @@ int main(int argc, char **argv) {
                   : strcmp(level, "error") == 0 ? LOG_ERROR
                                                 : LOG_INFO;
     log_set_level(lv);
+    /* Request bodies and prompts of up to --body-limit come and go on many threads. A fixed mmap
+     * threshold hands each large buffer back to the system when it is freed; glibc's sliding
+     * one would keep them in per-thread arenas and RSS would stay at the high-water mark. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     /* Signals are taken by sigwait below; every thread inherits the blocked mask. */
     sigset_t stop_signals;

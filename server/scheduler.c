@@ -291,17 +291,22 @@ int scheduler_create(Scheduler **out, Engine *engine, const SchedulerConfig *c, 
     return 0;
 }
 
-int scheduler_submit(Scheduler *s, Request *r, ApiError *e) {
-    pthread_mutex_lock(&s->lock);
-    if (s->draining || s->stopping) {
-        pthread_mutex_unlock(&s->lock);
+/* 0 when the queue can take one more request; else -1 with the 503 in *e. Holds s->lock. */
+static int check_room_locked(Scheduler *s, ApiError *e) {
+    if (s->draining || s->stopping)
         return api_error(e, 503, "unavailable", "the server is shutting down");
-    }
     if (s->q_len >= s->config.max_queue) drop_abandoned_locked(s, clock_seconds());
-    if (s->q_len >= s->config.max_queue) {
-        pthread_mutex_unlock(&s->lock);
+    if (s->q_len >= s->config.max_queue)
         return api_error(e, 503, "overloaded", "the queue is full (%d waiting); retry shortly",
                          s->config.max_queue);
+    return 0;
+}
+
+int scheduler_submit(Scheduler *s, Request *r, ApiError *e) {
+    pthread_mutex_lock(&s->lock);
+    if (check_room_locked(s, e)) {
+        pthread_mutex_unlock(&s->lock);
+        return -1;
     }
     pthread_mutex_lock(&r->lock);
     r->refs++;
@@ -312,6 +317,13 @@ int scheduler_submit(Scheduler *s, Request *r, ApiError *e) {
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+bool scheduler_has_room(Scheduler *s, ApiError *e) {
+    pthread_mutex_lock(&s->lock);
+    bool room = check_room_locked(s, e) == 0;
+    pthread_mutex_unlock(&s->lock);
+    return room;
 }
 
 void scheduler_drain(Scheduler *s) {

@@ -77,6 +77,9 @@ int scheduler_create(Scheduler **s, Engine *engine, const SchedulerConfig *c, Me
 /* Queues r (taking a reference). Returns 0, or -1 when the queue is full or the server is
  * draining (then *e holds a 503 and r is untouched). */
 int scheduler_submit(Scheduler *s, Request *r, ApiError *e);
+/* False (with the 503 submit would give in *e) when submit would refuse now; lets a request be
+ * refused before its body is read. Submit still decides. */
+bool scheduler_has_room(Scheduler *s, ApiError *e);
 /* Stops admitting; requests already accepted go on. */
 void scheduler_drain(Scheduler *s);
 /* Requests queued or running. */

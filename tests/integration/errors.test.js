@@ -203,23 +203,25 @@ describe('API key and CORS', () => {
     }
   });
 
-  test('CORS preflight from another origin: no Access-Control-Allow-Origin', async () => {
+  test('CORS preflight from another origin: 403, no Access-Control-Allow-Origin', async () => {
     const res = await gptd.fetch('/generate', {
       method: 'OPTIONS',
       headers: { Origin: 'http://evil.test', 'Access-Control-Request-Method': 'POST' },
     });
+    assert.equal(res.status, 403);
     assert.equal(res.headers.get('access-control-allow-origin'), null);
     assert.equal(res.headers.get('access-control-allow-methods'), null);
   });
 
-  test('a POST from the allowed origin carries Access-Control-Allow-Origin; from another it does not', async () => {
+  test('a POST from the allowed origin carries Access-Control-Allow-Origin; from another it is refused', async () => {
     const post = (origin) => gptd.post('/generate', { prompt: PROMPT, max_tokens: 2 },
       { headers: { Origin: origin, Authorization: `Bearer ${KEY}` } });
     const ok = await post(ORIGIN);
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.headers.get('access-control-allow-origin'), ORIGIN);
     const other = await post('http://evil.test');
-    assert.equal(other.status, 200);
+    assert.equal(other.status, 403, other.text);
+    assert.match(other.json.error.message, /http:\/\/evil\.test are not allowed/);
     assert.equal(other.headers.get('access-control-allow-origin'), null);
     // an error reply to the allowed origin carries it too, so the page can read the error
     const unauth = await gptd.post('/generate', { prompt: PROMPT }, { headers: { Origin: ORIGIN } });

@@ -978,6 +978,45 @@ static void tokenizer_builds_sorted_unique_chars(void **state) {
     tokenizer_free(&tok);
 }
 
+/* A long prompt is checked whole but only its last `cap` characters are kept, in order, for
+ * every length around and across the capacity (the ring wraps at each multiple of cap). */
+static void tokenizer_encode_tail_keeps_the_last_characters(void **state) {
+    (void)state;
+    Tokenizer tok;
+    Error err = {{0}};
+    make_tokenizer(&tok, "abcdefghijklmnopqrstuvwxyzé");
+    const char *alphabet = "abcdefghijklmnopqrstuvwxyz";
+    for (size_t cap = 1; cap <= 7; cap++)
+        for (size_t len = 0; len <= 26; len++) {
+            int ids[8] = {0}, full[32];
+            size_t kept = 99, total = 99, n = 0;
+            assert_int_equal(
+                tokenizer_encode_tail(&tok, alphabet, len, ids, cap, &kept, &total, &err), 0);
+            assert_int_equal(tokenizer_encode(&tok, alphabet, len, full, 32, &n, &err), 0);
+            assert_int_equal(total, len);
+            assert_int_equal(kept, len < cap ? len : cap);
+            if (kept) assert_memory_equal(ids, full + (len - kept), kept * sizeof *ids);
+        }
+    /* every character is still checked, also those that are dropped, and positions stay whole */
+    int ids[4];
+    size_t kept, total;
+    assert_int_equal(tokenizer_encode_tail(&tok, "aZbcdefg", 8, ids, 4, &kept, &total, &err), -1);
+    assert_non_null(strstr(err.message, "'Z'"));
+    assert_non_null(strstr(err.message, "at position 1"));
+    assert_int_equal(tokenizer_encode_tail(&tok, "ab\xff" "cdefg", 8, ids, 4, &kept, &total, &err),
+                     -1);
+    assert_non_null(strstr(err.message, "invalid UTF-8 at byte 2"));
+    /* multi-byte characters are kept whole */
+    assert_int_equal(tokenizer_encode_tail(&tok, "éabé", strlen("éabé"), ids, 2, &kept, &total,
+                                           &err),
+                     0);
+    assert_int_equal(total, 4);
+    assert_int_equal(kept, 2);
+    assert_int_equal(ids[0], 1);  /* 'b' */
+    assert_int_equal(ids[1], 26); /* 'é' */
+    tokenizer_free(&tok);
+}
+
 static void tokenizer_names_unknown_character_and_position(void **state) {
     (void)state;
     Tokenizer tok;
@@ -1217,6 +1256,7 @@ int main(void) {
         T(refuses_bad_config_values),
         T(refuses_vocab_size_disagreeing_with_vocab),
         cmocka_unit_test(tokenizer_builds_sorted_unique_chars),
+        cmocka_unit_test(tokenizer_encode_tail_keeps_the_last_characters),
         cmocka_unit_test(tokenizer_names_unknown_character_and_position),
         cmocka_unit_test(tokenizer_refuses_invalid_utf8),
         cmocka_unit_test(tokenizer_round_trips_multibyte),
