@@ -72,6 +72,10 @@ static int add_stop(GenerationParams *p, const cJSON *s, ApiError *e) {
     if (!cJSON_IsString(s)) return bad(e, "\"%s\" must be a string or an array of strings", "stop");
     size_t n = strlen(s->valuestring);
     if (n == 0) return bad(e, "\"%s\" strings must not be empty", "stop");
+    Error err;
+    if (tokenizer_count(s->valuestring, n, &err) < 0)
+        return api_error(e, 400, "invalid_request_error", "\"stop\" strings must be UTF-8: %s",
+                         err.message);
     if (n > SEQUENCE_MAX_STOP_LEN)
         return api_error(e, 400, "invalid_request_error",
                          "\"stop\" strings must be at most %d bytes", SEQUENCE_MAX_STOP_LEN);

@@ -8,8 +8,12 @@ int generation_params_validate(const GenerationParams *p, Error *err) {
     if (p->max_tokens < 0) return error_set(err, "max_tokens must be >= 0, got %d", p->max_tokens);
     if (p->n_stop < 0 || p->n_stop > SEQUENCE_MAX_STOP)
         return error_set(err, "at most %d stop strings", SEQUENCE_MAX_STOP);
-    for (int i = 0; i < p->n_stop; i++)
+    for (int i = 0; i < p->n_stop; i++) {
         if (p->stop[i][0] == '\0') return error_set(err, "stop strings must not be empty");
+        /* matched and held back by bytes: only whole characters keep replies valid UTF-8 */
+        if (tokenizer_count(p->stop[i], strlen(p->stop[i]), err) < 0)
+            return error_wrap(err, "stop string %d", i + 1);
+    }
     return 0;
 }
 

@@ -169,14 +169,20 @@ static enum MHD_Result reply_json(Conn *c, int status, cJSON *root) {
     return reply(c, status, "application/json", s, NULL, NULL);
 }
 
-/* True when the client has closed its side (or the socket failed). */
+/* True when the client has gone. On the wire, a client that closed and one that only
+ * half-closed its sending side look the same (a FIN) until something is written back. By
+ * default a FIN counts as leaving, as nginx takes it: abandoned requests free their places at
+ * once. With --serve-half-closed only a reset or a failed socket counts (a write to a closed
+ * client draws a reset), so clients that half-close after sending get their answer. */
 static bool client_gone(Conn *c) {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!info) return false;
     struct pollfd p = {.fd = info->connect_fd, .events = POLLIN | POLLRDHUP};
     if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
+    if (c->server->config->serve_half_closed) return false;
+    if (p.revents & POLLRDHUP) return true;
     char byte;
     return recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }

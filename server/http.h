@@ -20,7 +20,8 @@ typedef struct {
     int context_keep;          /* 0 = half the model's context */
     int port, threads, max_batch, max_queue, max_tokens, default_max_tokens, prefill_budget;
     int max_connections, per_ip_connections, connection_timeout, body_limit, keepalive_s;
-    int body_memory_mb; /* request bodies being received, all connections together */
+    int body_memory_mb;     /* request bodies being received, all connections together */
+    bool serve_half_closed; /* a client's FIN is not taken for leaving (see client_gone) */
     double timeout_s, drain_timeout_s;
     double receive_timeout_s; /* a connection's first request must arrive whole within it; 0 = no
                                  limit */

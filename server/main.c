@@ -96,6 +96,10 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "GPTD_MODEL_NAME"},
         {"log-level", CLI_STRING, log_level, 0, 0, "debug, info, warn or error", false,
          "GPTD_LOG_LEVEL"},
+        {"serve-half-closed", CLI_BOOL, &cfg->serve_half_closed, 0, 0,
+         "answer clients that half-close (shutdown(SHUT_WR)) after sending; a client that left "
+         "is then noticed only when a write fails",
+         false, "GPTD_SERVE_HALF_CLOSED"},
         {"healthcheck", CLI_BOOL, healthcheck, 0, 0,
          "ask the gptd at --host/--port for /health; exit 0 if ready", false, NULL},
     };

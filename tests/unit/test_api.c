@@ -1,15 +1,18 @@
-/* Request parsing and validation (api/request.c) and the SSE framing (server/sse.c): every field
- * checked for type and range with a message naming it; defaults; OpenAI specifics. */
+/* Request parsing and validation (api/request.c), reply bodies (api/response.c) and the SSE
+ * framing (server/sse.c): every field checked for type and range with a message naming it;
+ * defaults; OpenAI specifics; exact seeds; the stream buffer's reuse and cap. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "../../api/request.h"
+#include "../../api/response.h"
 #include "../../server/sse.h"
 
 static const ApiLimits limits = {.max_tokens_cap = 500, .default_max_tokens = 100};
@@ -110,6 +113,9 @@ static void refused(void **state) {
         {API_GENERATE, "{\"stop\":5}", "\"stop\""},
         {API_GENERATE, "{\"stop\":\"\"}", "\"stop\""},
         {API_GENERATE, "{\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "\"stop\""},
+        /* a stop string cut inside a character would be held back and matched by bytes */
+        {API_GENERATE, "{\"stop\":\"\xc3\"}", "\"stop\" strings must be UTF-8"},
+        {API_GENERATE, "{\"stop\":[\"ok\",\"a\xe2\x9c\"]}", "\"stop\" strings must be UTF-8"},
         {API_GENERATE, "{\"promt\":\"typo\"}", "unknown field \"promt\""},
         {API_COMPLETIONS, "{\"n\":2}", "\"n\""},
         {API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}", "\"prompt\""},
@@ -124,6 +130,19 @@ static void refused(void **state) {
         if (!strstr(e.message, cases[i].needle))
             fail_msg("%s: message \"%s\" lacks %s", cases[i].body, e.message, cases[i].needle);
     }
+}
+
+/* The engine's own check (gpt-sample and every caller): a stop string must be whole characters. */
+static void generation_params_refuse_broken_utf8_stop(void **state) {
+    (void)state;
+    GenerationParams p = {.sampler = {.temperature = 1, .top_p = 1}, .max_tokens = 4, .n_stop = 2};
+    strcpy(p.stop[0], "fine");
+    strcpy(p.stop[1], "\xe2\x9c");
+    Error err;
+    assert_int_equal(generation_params_validate(&p, &err), -1);
+    assert_non_null(strstr(err.message, "stop string 2"));
+    strcpy(p.stop[1], "\xe2\x9c\x93");
+    assert_int_equal(generation_params_validate(&p, &err), 0);
 }
 
 static void openai_specifics(void **state) {
@@ -156,15 +175,84 @@ static void sse_framing(void **state) {
     sse_free(&w);
 }
 
+/* The stream buffer: taken bytes free their room, so a stream of any length runs in a small
+ * buffer; bytes not taken are capped at SSE_MAX_BUFFER, past which the writer fails instead of
+ * growing (a client that never reads cannot make the daemon grow without bound). */
+static void sse_buffer_is_reused_and_capped(void **state) {
+    (void)state;
+    const char *ev = "{\"index\":1,\"text\":\"a\",\"logprob\":-0.5}";
+    const size_t framed = strlen(ev) + 8; /* "data: " ... "\n\n" */
+    char out[256];
+    SseWriter w;
+    sse_init(&w);
+    for (size_t written = 0; written < 4 * (size_t)SSE_MAX_BUFFER; written += framed) {
+        sse_write_data(&w, ev);
+        assert_int_equal(sse_take(&w, out, sizeof out), framed);
+    }
+    assert_false(w.failed);
+    assert_true(w.cap <= 1024);
+    sse_free(&w);
+
+    sse_init(&w);
+    size_t written = 0;
+    while (!w.failed && written <= 2 * (size_t)SSE_MAX_BUFFER) {
+        sse_write_data(&w, ev);
+        written += framed;
+    }
+    assert_true(w.failed);
+    assert_true(w.cap <= SSE_MAX_BUFFER);
+    sse_free(&w);
+}
+
+/* Reply bodies (api/response.c): the seed as an exact integer (as a double, seeds above 2^53 came
+ * back rounded and did not reproduce their text), token events with their own index and
+ * logprob, OpenAI usage with the prompt in the total. */
+static void replies_carry_exact_values(void **state) {
+    (void)state;
+    const uint64_t seeds[] = {8181523195398619ull, 9007199254740993ull, 18446744073709551615ull};
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        ApiResult r = {.id = "gen-1",
+                       .model = "m",
+                       .text = "To be",
+                       .text_len = 5,
+                       .finish_reason = "stop",
+                       .seed = seeds[i],
+                       .prompt_tokens = 7,
+                       .completion_tokens = 6};
+        char want[64];
+        snprintf(want, sizeof want, "\"seed\":%llu,", (unsigned long long)seeds[i]);
+        char *reply = api_generate_reply(&r), *final = api_generate_final_event(&r);
+        if (!strstr(reply, want)) fail_msg("reply %s lacks %s", reply, want);
+        if (!strstr(final, want)) fail_msg("final event %s lacks %s", final, want);
+        assert_non_null(strstr(reply, "\"text\":\"To be\""));
+        assert_non_null(strstr(reply, "\"finish_reason\":\"stop\""));
+        free(reply);
+        free(final);
+        char *completion = api_completion_reply(&r);
+        assert_non_null(strstr(completion, "\"prompt_tokens\":7,\"completion_tokens\":6,"
+                                           "\"total_tokens\":13"));
+        free(completion);
+    }
+    char *ev = api_generate_token_event(41, "ab", 2, -1.25f);
+    assert_string_equal(ev, "{\"index\":41,\"text\":\"ab\",\"logprob\":-1.25}");
+    free(ev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
         cmocka_unit_test(all_fields),
         cmocka_unit_test(refused),
+        cmocka_unit_test(generation_params_refuse_broken_utf8_stop),
         cmocka_unit_test(openai_specifics),
         cmocka_unit_test(sse_framing),
         cmocka_unit_test(sampling_values_pass_through),
         cmocka_unit_test(raw_nul_is_refused),
+        cmocka_unit_test(sse_buffer_is_reused_and_capped),
+        cmocka_unit_test(replies_carry_exact_values),
     };
+    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
+    const char *filter = getenv("GPTD_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
