@@ -181,10 +181,12 @@ int main(int argc, char **argv) {
                           .max_queue = cfg.max_queue,
                           .prefill_budget = cfg.prefill_budget,
                           .vocab_size = model.config.vocab_size};
-    /* A test hook, not a setting: makes one engine step fail, to test how failures reach clients.
-     */
+    /* Test hooks, not settings: one engine step fails, to test how failures reach clients;
+     * every step waits, to test what a silent stream sends. */
     const char *fail_step = getenv("GPTD_TEST_FAIL_STEP");
     if (fail_step) sc.fail_step = atol(fail_step);
+    const char *step_delay = getenv("GPTD_TEST_STEP_DELAY_MS");
+    if (step_delay) sc.step_delay_ms = atoi(step_delay);
     if (engine_create(&engine, &model, &ec, &err) ||
         scheduler_create(&sched, engine, &sc, metrics, &err)) {
         fprintf(stderr, "gptd: %s\n", err.message);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -207,6 +208,7 @@ static void *scheduler_main(void *arg) {
         if (s->n_active == 0) continue;
         for (int i = 0; i < s->n_active; i++) s->seqs[i] = &s->active[i]->seq;
         Error err;
+        if (s->config.step_delay_ms > 0) usleep((useconds_t)s->config.step_delay_ms * 1000);
         double t0 = clock_seconds();
         int ran =
             ++s->steps == s->config.fail_step

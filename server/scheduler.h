@@ -68,8 +68,10 @@ typedef struct {
     int max_queue;      /* waiting requests before 503 */
     int prefill_budget; /* prompt tokens per step */
     int vocab_size;
-    long fail_step; /* tests only (GPTD_TEST_FAIL_STEP): engine step n fails as a bug would; 0 =
-                       never */
+    long fail_step;    /* tests only (GPTD_TEST_FAIL_STEP): engine step n fails as a bug would; 0 =
+                          never */
+    int step_delay_ms; /* tests only (GPTD_TEST_STEP_DELAY_MS): a pause before every step, to make
+                          a stream fall silent */
 } SchedulerConfig;
 
 int scheduler_create(Scheduler **s, Engine *engine, const SchedulerConfig *c, Metrics *metrics,

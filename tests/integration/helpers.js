@@ -20,10 +20,12 @@ export const GPTD_BIN = (() => {
   return fs.existsSync(fromCwd) ? fromCwd : path.resolve(REPO_ROOT, given);
 })();
 
-/** True when the binary is built with AddressSanitizer (it calls __asan_init, links libasan). */
+/** True when the binary is a sanitizer build (ASan/UBSan: __asan_init; ThreadSanitizer:
+ * __tsan_init): slower, and its reports fail the tests. */
 export const IS_SANITIZER_BUILD = (() => {
   try {
-    return fs.readFileSync(GPTD_BIN).includes('__asan_init');
+    const bin = fs.readFileSync(GPTD_BIN);
+    return bin.includes('__asan_init') || bin.includes('__tsan_init');
   } catch {
     return false;
   }
@@ -116,7 +118,8 @@ export async function eventually(fn, { ms = 2000, every = 20 } = {}) {
   }
 }
 
-const SANITIZER_PATTERNS = [/ERROR: AddressSanitizer/, /ERROR: LeakSanitizer/, /runtime error/];
+const SANITIZER_PATTERNS = [/ERROR: AddressSanitizer/, /ERROR: LeakSanitizer/, /runtime error/,
+  /WARNING: ThreadSanitizer/];
 
 /** Fails if stderr holds a sanitizer report. */
 export function assertNoSanitizerReport(stderr, what = 'gptd') {

@@ -119,3 +119,40 @@ describe('an engine failure mid-stream', () => {
     assert.equal(next.json.usage.completion_tokens, 5);
   });
 });
+
+describe('a silent stream', () => {
+  // GPTD_TEST_STEP_DELAY_MS (a test hook) pauses every engine step, so the stream is silent for
+  // longer than --keepalive between tokens.
+  test('--keepalive 1: a comment line goes out after a second of silence; the events are intact', async () => {
+    const gptd = await Gptd.start({ args: ['--keepalive', '1'], env: { GPTD_TEST_STEP_DELAY_MS: '1600' } });
+    try {
+      const res = await gptd.fetch('/generate', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ prompt: PROMPT, max_tokens: 3, seed: 2, stream: true }),
+      });
+      const raw = await res.text();
+      const comments = raw.match(/^: keep-alive\n\n/gm) ?? [];
+      assert.ok(comments.length >= 1, `no keep-alive comment in:\n${raw}`);
+      const data = raw.split('\n\n').filter((b) => b.startsWith('data: '));
+      assert.equal(data.length, 3 + 2, 'three tokens, the final event and [DONE]');
+      assert.equal(data.at(-1), 'data: [DONE]');
+      const fast = await Gptd.start({ args: ['--keepalive', '60'] });
+      try {
+        const quiet = await (await fast.fetch('/generate', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ prompt: PROMPT, max_tokens: 3, seed: 2, stream: true }),
+        })).text();
+        assert.doesNotMatch(quiet, /^:/m, 'a comment without silence');
+        const texts = (body) => body.split('\n\n').filter((b) => b.startsWith('data: {"index"'))
+          .map((b) => JSON.parse(b.slice(6)).text).join('');
+        assert.equal(texts(raw), texts(quiet), 'the comments changed the seeded text');
+      } finally {
+        await fast.stop();
+      }
+    } finally {
+      await gptd.stop();
+    }
+  });
+});
