@@ -94,6 +94,20 @@ UNIT_LIB := $(MODEL_SRC) $(wildcard api/*.c) server/sse.c
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS) -lcmocka
 
+# ThreadSanitizer build of the daemon: the integration suite runs clean under it (make test-tsan).
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+$(BUILD)/tsan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TSAN) -O1 -c -o $@ $<
+
+$(BUILD)/tsan/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TSAN) -O1 -c -o $@ $<
+
+bin/gptd-tsan: $(call obj,tsan,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web_page.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
+
 bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
@@ -101,6 +115,26 @@ bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 bin/gpt-convert-san: $(call obj,san,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+# libFuzzer harnesses (tests/fuzz/), built with clang under ASan/UBSan. `make fuzz` runs each
+# for FUZZ_SECONDS from its committed seed corpus and reports executions and coverage.
+FUZZ_CC      := clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP
+FUZZ_LIB     := $(INFER_SRC) $(wildcard api/*.c) server/sse.c
+FUZZERS      := $(patsubst tests/fuzz/%.c,bin/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+bin/fuzz_%: $(call obj,fuzz,$(FUZZ_LIB)) $(BUILD)/fuzz/tests/fuzz/fuzz_%.o
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lcjson -lm -pthread
+
+.PRECIOUS: $(BUILD)/fuzz/%.o
+fuzz: $(FUZZERS)
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 # Debian packages to build and test (the README's set-up commands run this first).
 DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev
@@ -117,12 +151,30 @@ test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-convert-san bin/gpt-
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san
 	bash tests/cli/test_convert_cli.sh bin/gpt-convert-san bin/gpt-sample
 	bash tests/cli/test_seed_start.sh bin/gpt-train
+	bash tests/cli/test_train_faults.sh bin/gpt-train bin/gpt-sample
 
 # Beyond the unit suite: real clients against the real daemon (Node), the browser (Chromium via
 # playwright-core), the container image (podman), three replicas behind nginx, and the
 # deployment files checked by real tools. .ci/run runs them all.
 test-integration: bin/gptd-san
 	bash tests/integration/run.sh bin/gptd-san
+
+test-tsan: bin/gptd-tsan
+	bash tests/integration/run.sh bin/gptd-tsan
+
+# Abuse over the wire against the optimised daemon (slowloris, idle and half-sent requests, absurd
+# headers, pipelining, 1,000 connections at once, random disconnects, SIGTERM under load).
+test-abuse: bin/gptd
+	@[ -d tests/integration/node_modules/eventsource-parser ] || \
+	  npm ci --prefix tests/integration --no-audit --no-fund
+	GPTD_BIN=bin/gptd node --test tests/abuse/
+
+# Mixed traffic at the edge of capacity for SOAK_SECONDS (30 minutes by default; CI: 120).
+SOAK_SECONDS ?= 1800
+soak: bin/gptd
+	@[ -d tests/integration/node_modules/eventsource-parser ] || \
+	  npm ci --prefix tests/integration --no-audit --no-fund
+	GPTD_SOAK_SECONDS=$(SOAK_SECONDS) GPTD_BIN=bin/gptd node --test tests/soak/
 
 test-browser: bin/gptd
 	bash tests/browser/run.sh bin/gptd
@@ -135,6 +187,17 @@ test-lb: bin/gptd
 
 test-deploy:
 	bash tests/deploy/check.sh
+
+# Mutation checking (tests/mutations/): every listed change to the real code must make the tests
+# named for it fail. Runs on a scratch copy built without sanitizers; MUTATIONS="M1 M2" runs only
+# those. The fast subset needs only the unit tests (for CI).
+test-mutations:
+	bash tests/mutations/run.sh
+
+test-mutations-fast:
+	bash tests/mutations/run.sh --fast
+
+.PHONY: test-mutations test-mutations-fast
 
 # The PyTorch side needs Debian's python3-torch (opt-in: large).
 REF_DEPS := python3-torch python3-numpy
@@ -172,5 +235,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean
+.PHONY: all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
