@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpt-train end to end, on a tiny model: bad input is refused with exit code 1 or 2 (not a
-# crash) and a message naming the problem; a short run logs the seed's lines and writes the
-# model and its .state; a run resumed from the .state matches an uninterrupted one byte for
-# byte; SIGINT saves a .state that resumes.
+# crash) and a message naming the problem; a short run logs the seed's lines, splits the data
+# 90/10 and writes the model and its .state; the learning rate follows its warmup and cosine
+# schedule; a run resumed from the .state matches an uninterrupted one byte for byte; SIGINT
+# saves a .state that resumes.
 #
 # usage: bash tests/cli/test_train_cli.sh bin/gpt-train-san
 # GPTD_DATA overrides the text used (default ../shared/data/tinyshakespeare.txt).
@@ -123,6 +124,11 @@ check "4 iters, eval every 2: exit 0" \
     succeeded --data "$DATA" --out "$OUT" "${TINY[@]}" --max-iters 4 --eval-interval 2 --eval-iters 2
 check "  stdout is exactly the log lines for steps 0, 2, 4" steps_are "0 2 4"
 check "  progress goes to stderr" grep -q "parameters" "$TMP/err"
+# the 90/10 split of the data's characters, as the progress line reports it
+CHARS=$(LC_ALL=C.UTF-8 wc -m <"$DATA")
+N_TRAIN=$((CHARS * 9 / 10))
+check "  splits the $CHARS characters 90/10" \
+    grep -qF "$N_TRAIN train / $((CHARS - N_TRAIN)) val tokens" "$TMP/err"
 check "  writes the model" test -s "$OUT"
 check "  writes the .state" test -s "$OUT.state"
 check "  no temporary files left" \
@@ -136,6 +142,25 @@ check "--resume of a model file (no optimizer state)" \
 check "--resume with text outside the vocabulary" \
     refused "is not in the vocabulary" --data "$TMP/other-chars.txt" --out "$TMP/m.st" \
     --resume "$OUT.state"
+
+# ---- learning-rate schedule ------------------------------------------------------------------
+# --warmup-iters 4 then cosine to --min-lr by step 8: the progress line of each step names the
+# rate it used. Warmup: lr * (s + 1) / 4 for steps s = 0..3; then min + (lr - min) (1 + cos(pi
+# (s - 4) / 4)) / 2 for s = 4..7: 4e-3, 3.47e-3, 2.2e-3, 9.27e-4 (none near a rounding edge).
+lr_steps() {
+    sed -nE 's/^step [0-9]+\/8 \| .* \| lr ([0-9.e+-]+) \|.*/\1/p' "$TMP/err" | tr '\n' ' ' |
+        sed 's/ $//'
+}
+lr_schedule_is() {
+    local got
+    got=$(lr_steps)
+    [ "$got" = "$1" ] || { echo "       learning rates '$got', expected '$1'"; return 1; }
+}
+check "warmup and cosine schedule, 8 iters: exit 0" \
+    succeeded --data "$DATA" --out "$TMP/lr.st" "${TINY[@]}" --max-iters 8 --eval-interval 100 \
+    --eval-iters 1 --lr 4e-3 --min-lr 4e-4 --warmup-iters 4 --log-interval 1
+check "  the rate of each step: linear warmup, then cosine down to --min-lr" \
+    lr_schedule_is "1.00e-03 2.00e-03 3.00e-03 4.00e-03 4.00e-03 3.47e-03 2.20e-03 9.27e-04"
 
 # ---- resume equivalence ----------------------------------------------------------------------
 # The resumed run gives only what may change on resume; model, batch size, lr, dropout (0.2

@@ -107,10 +107,16 @@ describe('request errors', () => {
       assertApiError(await gptd.post('/generate', '{"prompt":"ROMEO","max_tokens":3,"stop":"ab\\u0000cd"}'), 400);
     });
 
-  test('a body over 1 MiB: 413', async () => {
+  test('a body over 1 MiB: 413, declared or chunked', async () => {
     const big = JSON.stringify({ prompt: 'a'.repeat(1024 * 1024 + 16) });
     const r = await gptd.post('/generate', big);
     assertApiError(r, 413, /1048576/);
+    // sent in chunks, without a Content-Length to refuse it by: the limit holds as it arrives
+    const res = await gptd.fetch('/generate', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: new Blob([big]).stream(), duplex: 'half',
+    });
+    const text = await res.text();
+    assertApiError({ status: res.status, text, json: JSON.parse(text) }, 413, /1048576/);
     // the server still answers on a fresh request
     assert.equal((await gptd.post('/generate', { prompt: PROMPT, max_tokens: 1 })).status, 200);
   });

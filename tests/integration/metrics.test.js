@@ -95,6 +95,20 @@ describe('metrics and info endpoints', () => {
     assert.ok(h.gptd_step_duration_seconds.sum > 0);
   });
 
+  test('a request running alone: each of its engine steps lands in gptd_batch_size\'s le="1" bucket', async () => {
+    // Tests here run one at a time and every earlier reply has arrived (a request's steps are
+    // counted before its reply goes out), so each step of this request advances one sequence.
+    const bucket = 'gptd_batch_size_bucket{le="1"}';
+    const m0 = await gptd.metrics();
+    const r = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 5 });
+    assert.equal(r.status, 200, r.text);
+    const m1 = await gptd.metrics();
+    const steps = m1.get('gptd_batch_size_count') - m0.get('gptd_batch_size_count');
+    assert.ok(steps >= 5, `${steps} engine steps for 5 tokens`);
+    assert.equal(m1.get('gptd_batch_size_sum') - m0.get('gptd_batch_size_sum'), steps, 'one sequence a step');
+    assert.equal(m1.get(bucket) - m0.get(bucket), steps, 'an observation of 1 counts in le="1"');
+  });
+
   test('gptd_requests_total counts 404s and 405s, labelled by endpoint and status', async () => {
     await gptd.get('/nope');
     await gptd.get('/generate');

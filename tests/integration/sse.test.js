@@ -2,6 +2,8 @@
 // and tokens arriving as they are generated.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import { Gptd, IS_SANITIZER_BUILD, PROMPT } from './helpers.js';
 
 /** Checks a /generate SSE result: token events, final event, [DONE]. */
@@ -151,6 +153,35 @@ describe('a silent stream', () => {
       } finally {
         await fast.stop();
       }
+    } finally {
+      await gptd.stop();
+    }
+  });
+});
+
+// Regression: with a large --max-tokens and a reader that does not read, the stream buffer
+// overflowed and the stream ended with no final event and no [DONE], logged as 200.
+describe('a slow reader of a long stream', () => {
+  test('20,000 tokens read only after they are all generated: every event, the final one and [DONE]', async () => {
+    const gptd = await Gptd.start({ args: ['--max-tokens', '20000'] });
+    try {
+      const s = net.connect(gptd.port, '127.0.0.1');
+      await once(s, 'connect');
+      const json = JSON.stringify({ prompt: PROMPT, max_tokens: 20000, seed: 3, stream: true });
+      s.write(`POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${json.length}\r\nConnection: close\r\n\r\n${json}`);
+      s.pause(); // read nothing until the engine is done: well over 1 MB of events wait
+      await gptd.metricsWhen((m) => m.get('gptd_active_sequences') === 1, 10_000);
+      await gptd.metricsWhen((m) => m.get("gptd_active_sequences") === 0, 240_000);
+      let raw = '';
+      s.setEncoding('utf8').on('data', (d) => (raw += d));
+      s.resume();
+      await once(s, 'close');
+      const events = raw.split('\n').filter((l) => l.startsWith('data: '));
+      const tokens = events.filter((l) => l.startsWith('data: {"index"'));
+      assert.ok(raw.length > 1 << 20, `only ${raw.length} bytes: the test needs more than the 1 MB buffer`);
+      assert.equal(tokens.length, 20000);
+      assert.match(events.at(-2), /"finish_reason":"length"/);
+      assert.equal(events.at(-1), 'data: [DONE]');
     } finally {
       await gptd.stop();
     }

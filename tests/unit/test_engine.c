@@ -418,5 +418,8 @@ int main(void) {
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
     };
+    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
+    const char *filter = getenv("GPTD_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

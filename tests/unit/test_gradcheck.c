@@ -1,5 +1,6 @@
 /* Finite differences against the analytic backward pass, on a few parameters of every kind
- * (embeddings, LayerNorm, q/k/v with bias, projections, MLP, head), for both activations. */
+ * (embeddings, LayerNorm, q/k/v with bias, projections, MLP, head), for both activations, with
+ * and without dropout; and the dropout masks themselves. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "../../model/attention.h"
 #include "../../model/gpt.h"
 
 /* The loss with dropout masks drawn from the same seed every time: the same masks, so finite
@@ -94,8 +96,75 @@ static void gelu_dropout(void **state) {
     check(ACT_GELU, false, 0.2f);
 }
 
+/* Inverted dropout, as the seed's: every mask value is 0 or exactly 1/(1-p), about p of them 0,
+ * so an activation keeps its expectation and the evaluation pass (no dropout) sees activations
+ * of the scale training saw. Finite differences cannot tell (the backward pass follows whatever
+ * mask the forward drew), so the masks are checked here: the residual branches' (layers.c) and
+ * the attention probabilities' (attention.c). */
+static void dropout_masks_keep_the_expectation(void **state) {
+    (void)state;
+    const float p = 0.2f, kept = 1.0f / (1.0f - p);
+    const long n = 100000;
+    float *inp = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float)),
+          *mask = malloc(n * sizeof(float));
+    for (long i = 0; i < n; i++) inp[i] = 1.0f + (float)(i % 7);
+    Rng rng;
+    rng_seed(&rng, 7);
+    dropout_forward(out, mask, inp, n, p, &rng);
+    long dropped = 0;
+    for (long i = 0; i < n; i++) {
+        if (mask[i] != 0.0f && mask[i] != kept)
+            fail_msg("mask[%ld] = %g, not 0 or %g", i, mask[i], kept);
+        assert_true(out[i] == inp[i] * mask[i]);
+        dropped += mask[i] == 0.0f;
+    }
+    printf("  residual dropout %.1f: %ld of %ld dropped\n", p, dropped, n);
+    assert_true(dropped > 0.19 * n && dropped < 0.21 * n);
+    free(inp);
+    free(out);
+    free(mask);
+
+    enum { T = 64, HS = 4 };
+    AttentionShape s = {.B = 1,
+                        .Tq = T,
+                        .Tk = T,
+                        .n_head = 1,
+                        .head_size = HS,
+                        .causal = true,
+                        .q_stride = HS,
+                        .kv_stride = HS,
+                        .out_stride = HS};
+    float *qkv = malloc(3 * T * HS * sizeof(float)), *o = malloc(T * HS * sizeof(float));
+    float *att = malloc(T * T * sizeof(float)), *att_mask = malloc(T * T * sizeof(float));
+    float *scratch = malloc(T * T * sizeof(float));
+    for (int i = 0; i < 3 * T * HS; i++) qkv[i] = rng_normal(&rng);
+    attention_forward(o, att, att_mask, scratch, qkv, qkv + T * HS, qkv + 2 * T * HS, &s, p, &rng);
+    long visible = 0;
+    dropped = 0;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) {
+            float m = att_mask[i * T + j];
+            if (j > i) continue; /* a future key: its probability is 0 whatever its mask */
+            if (m != 0.0f && m != kept)
+                fail_msg("attention mask (%d, %d) = %g, not 0 or %g", i, j, m, kept);
+            visible++;
+            dropped += m == 0.0f;
+        }
+    printf("  attention dropout %.1f: %ld of %ld dropped\n", p, dropped, visible);
+    assert_true(dropped > 0.17 * visible && dropped < 0.23 * visible);
+    free(qkv);
+    free(o);
+    free(att);
+    free(att_mask);
+    free(scratch);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(relu_untied), cmocka_unit_test(gelu_tied),
-                                       cmocka_unit_test(gelu_dropout)};
+                                       cmocka_unit_test(gelu_dropout),
+                                       cmocka_unit_test(dropout_masks_keep_the_expectation)};
+    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
+    const char *filter = getenv("GPTD_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,6 +209,32 @@ static void logprob_matches_the_renormalised_softmax(void **state) {
     }
 }
 
+/* The rule past the context: keep defaults to half the context (at least 1, as documented), a
+ * given keep must lie in 1..block_size, exact keeps the whole context, other rules are refused. */
+static void context_policy_defaults_and_bounds(void **state) {
+    (void)state;
+    ContextPolicy p;
+    Error err;
+    const struct {
+        int block_size, keep, kept;
+    } ok[] = {{128, 0, 64}, {7, 0, 3}, {2, 0, 1}, {1, 0, 1}, {128, 1, 1}, {128, 128, 128}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        if (context_policy_init(&p, ok[i].block_size, "keep", ok[i].keep, &err))
+            fail_msg("keep %d of %d: %s", ok[i].keep, ok[i].block_size, err.message);
+        assert_int_equal(p.shift, CONTEXT_KEEP);
+        assert_int_equal(context_policy_kept(&p), ok[i].kept);
+    }
+    assert_int_equal(context_policy_init(&p, 128, "exact", 0, &err), 0);
+    assert_int_equal(p.shift, CONTEXT_EXACT);
+    assert_int_equal(context_policy_kept(&p), 128);
+    assert_int_equal(context_policy_init(&p, 128, "keep", 129, &err), -1);
+    assert_non_null(strstr(err.message, "keep 129 is outside 1..128"));
+    assert_int_equal(context_policy_init(&p, 128, "keep", -1, &err), -1);
+    assert_non_null(strstr(err.message, "outside 1..128"));
+    assert_int_equal(context_policy_init(&p, 128, "slide", 0, &err), -1);
+    assert_non_null(strstr(err.message, "\"slide\""));
+}
+
 static Tokenizer ascii_tokenizer(void) {
     char vocab[96];
     for (int i = 0; i < 95; i++) vocab[i] = (char)(' ' + i);
@@ -233,15 +259,16 @@ static void bad_values_are_refused(void **state) {
     struct {
         const char *field;
         GenerationParams gp;
-    } cases[6];
-    for (int i = 0; i < 6; i++) cases[i].gp = params();
+    } cases[7];
+    for (int i = 0; i < 7; i++) cases[i].gp = params();
     cases[0].field = "temperature", cases[0].gp.sampler.temperature = -1.0f;
     cases[1].field = "temperature", cases[1].gp.sampler.temperature = NAN;
     cases[2].field = "top_k", cases[2].gp.sampler.top_k = -2;
     cases[3].field = "top_p", cases[3].gp.sampler.top_p = 0.0f;
     cases[4].field = "top_p", cases[4].gp.sampler.top_p = 1.5f;
     cases[5].field = "max_tokens", cases[5].gp.max_tokens = -1;
-    for (int i = 0; i < 6; i++) {
+    cases[6].field = "top_k", cases[6].gp.sampler.top_k = -1; /* the boundary itself */
+    for (int i = 0; i < 7; i++) {
         assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &cases[i].gp, &err), -1);
         assert_non_null(strstr(err.message, cases[i].field));
     }
@@ -347,6 +374,10 @@ int main(void) {
         cmocka_unit_test(prompts),
         cmocka_unit_test(stop_strings_are_held_back_and_cut),
         cmocka_unit_test(max_tokens_ends_with_length),
+        cmocka_unit_test(context_policy_defaults_and_bounds),
     };
+    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
+    const char *filter = getenv("GPTD_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

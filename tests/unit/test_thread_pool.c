@@ -1,10 +1,15 @@
 /* The worker pool: every task of every run runs exactly once, whether the workers are polling
  * for the next run or asleep, and a pool can be destroyed in either state. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -65,6 +70,30 @@ static void destroy_while_polling_or_asleep(void **state) {
     thread_pool_destroy(p);
 }
 
+static void *destroy_pool(void *pool) {
+    thread_pool_destroy(pool);
+    return NULL;
+}
+
+/* Workers that would poll for 35 minutes (spin INT_MAX us): destroy must end their poll, not
+ * wait it out. It runs on a helper thread given 30 s, thousands of times what it needs; a destroy
+ * that does not wake the pollers would take the whole 35 minutes. */
+static void destroy_ends_a_long_poll(void **state) {
+    (void)state;
+    ThreadPool *p;
+    Error err;
+    static Counts c;
+    assert_int_equal(thread_pool_create(&p, 2, INT_MAX, &err), 0);
+    thread_pool_run(p, count_task, &c, 10); /* the worker then polls for the next run */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, destroy_pool, p), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    if (pthread_timedjoin_np(t, NULL, &until) != 0)
+        fail_msg("thread_pool_destroy still waiting after 30 s: it does not end the workers' poll");
+}
+
 static void refuses_bad_arguments(void **state) {
     (void)state;
     ThreadPool *p;
@@ -81,7 +110,11 @@ int main(void) {
         cmocka_unit_test(every_task_once_sleeping),
         cmocka_unit_test(single_thread_runs_inline),
         cmocka_unit_test(destroy_while_polling_or_asleep),
+        cmocka_unit_test(destroy_ends_a_long_poll),
         cmocka_unit_test(refuses_bad_arguments),
     };
+    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
+    const char *filter = getenv("GPTD_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
