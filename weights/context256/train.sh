@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Trains the context-256 model meant to replace weights/shakespeare-char.safetensors (the seed's
-# context; issue: validation loss <= 1.45 over 200 batches). About 1.5 hours of a quiet 2-core
-# machine. It runs in the background across sessions; resume it with
+# Trains the float32 weights of the shipped model (context 256, the seed's): about 1.7 hours of a
+# quiet 2-core machine, resumable across sessions with
 #   bash weights/context256/train.sh --resume weights/context256/shakespeare-char-256.f32.safetensors.state
-# Float32 output (what --resume needs); the shipped file is its float16 conversion (gpt-convert).
+# (the .state, kept in git, holds the weights and AdamW moments at the shipped step 4000).
+# weights/train.sh runs this and rounds the result to the shipped float16 file (gpt-convert).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s bin/gpt-train
