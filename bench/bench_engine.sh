@@ -26,10 +26,10 @@ torch() {
 faster() { [ "$(echo "$1" | cut -d' ' -f1 | cut -d. -f1)" -ge "$(echo "$2" | cut -d' ' -f1 | cut -d. -f1)" ] && echo "$1" || echo "$2"; }
 t1=$(faster "$(torch "$THREADS" --batch 1 --new-tokens "$NEW")" "$(torch 1 --batch 1 --new-tokens "$NEW")")
 t64=$(torch "$THREADS" --batch 64 --new-tokens "$NEW")
-tp=$(torch "$THREADS" --mode prefill --batch 1 --prompt-len 128)
-# Past the context, the same rules and token counts as bench-engine's rows (exact: one repeat, few
+# The context; past it, the same rules and token counts as bench-engine's rows (exact: one repeat, few
 # tokens past the context, since each costs a whole window).
 T=$(echo "$out" | sed -n 's/.*context \([0-9]*\),.*/\1/p' | head -1)
+tp=$(torch "$THREADS" --mode prefill --batch 1 --prompt-len "$T") # a whole window, as bench-engine
 pk1=$(torch "$THREADS" --mode past --batch 1 --new-tokens "$PAST")
 pk64=$(torch "$THREADS" --mode past --batch 64 --new-tokens "$PAST")
 pe1=$(torch "$THREADS" --mode past --context-shift exact --batch 1 --new-tokens $((T + 128)) --repeats 1)
@@ -38,7 +38,7 @@ echo
 echo "| run | gptd engine tokens/s | PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') tokens/s (median) | ratio |"
 echo "|---|---:|---:|---:|"
 for row in "decode, batch 1|$(rate 'decode, batch 1 ')|$t1" "decode, batch 64|$(rate 'decode, batch 64')|$t64" \
-           "prefill, 128 tokens|$(rate 'prefill')|$tp" \
+           "prefill, $T tokens|$(rate 'prefill')|$tp" \
            "past the context, keep, batch 1|$(rate 'keep [0-9]*, batch 1 ')|$pk1" \
            "past the context, keep, batch 64|$(rate 'keep [0-9]*, batch 64 ')|$pk64" \
            "past the context, exact, batch 1|$(rate 'exact [0-9]*, batch 1 ')|$pe1" \
