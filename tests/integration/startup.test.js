@@ -124,15 +124,15 @@ describe('configuration from the environment', () => {
       args: ['--max-queue', '9'],
       env: { GPTD_MAX_BATCH: '3', GPTD_MAX_QUEUE: '5', GPTD_MAX_TOKENS: '77', GPTD_BODY_LIMIT: '4096',
         GPTD_TIMEOUT: '120', GPTD_MODEL_NAME: 'from-env', GPTD_API_KEY: 'envkey',
-        GPTD_PREFILL_BUDGET: '64', GPTD_CONTEXT_SHIFT: 'exact' },
+        GPTD_PREFILL_BUDGET: '64', GPTD_CONTEXT_SHIFT: 'exact', GPTD_BODY_MEMORY: '2' },
     });
     const info = await gptd.get('/info', { headers: { Authorization: 'Bearer envkey' } });
     assert.equal(info.status, 200, info.text);
     assert.equal(info.json.model, 'from-env');
     assert.deepEqual(
       { ...info.json.limits },
-      { max_batch: 3, max_queue: 9, max_tokens: 77, body_limit_bytes: 4096, timeout_s: 120, threads: 2,
-        prefill_budget: 64 });
+      { max_batch: 3, max_queue: 9, max_tokens: 77, body_limit_bytes: 4096, body_memory_bytes: 2 << 20,
+        timeout_s: 120, threads: 2, prefill_budget: 64 });
     assert.equal(info.json.context.shift, 'exact', 'GPTD_CONTEXT_SHIFT is in force');
     assert.equal((await gptd.get('/info')).status, 401, 'GPTD_API_KEY is in force');
     const tooMany = await gptd.post('/generate', { prompt: 'A', max_tokens: 78 },
