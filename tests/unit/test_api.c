@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../api/request.h"
 #include "../../api/response.h"
 #include "../../server/sse.h"
@@ -251,8 +253,6 @@ int main(void) {
         cmocka_unit_test(sse_buffer_is_reused_and_capped),
         cmocka_unit_test(replies_carry_exact_values),
     };
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/attention.h"
 #include "../../model/gpt.h"
 #include "../../model/safetensors.h"
@@ -223,8 +225,6 @@ int main(void) {
         cmocka_unit_test(matches_naive_reference),
         cmocka_unit_test(scaling_keeps_variance_near_one),
     };
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,8 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/checkpoint.h"
 #include "../../model/float16.h"
 #include "../../model/gpt.h"
@@ -1003,13 +1005,15 @@ static void tokenizer_encode_tail_keeps_the_last_characters(void **state) {
     assert_int_equal(tokenizer_encode_tail(&tok, "aZbcdefg", 8, ids, 4, &kept, &total, &err), -1);
     assert_non_null(strstr(err.message, "'Z'"));
     assert_non_null(strstr(err.message, "at position 1"));
-    assert_int_equal(tokenizer_encode_tail(&tok, "ab\xff" "cdefg", 8, ids, 4, &kept, &total, &err),
+    assert_int_equal(tokenizer_encode_tail(&tok,
+                                           "ab\xff"
+                                           "cdefg",
+                                           8, ids, 4, &kept, &total, &err),
                      -1);
     assert_non_null(strstr(err.message, "invalid UTF-8 at byte 2"));
     /* multi-byte characters are kept whole */
-    assert_int_equal(tokenizer_encode_tail(&tok, "éabé", strlen("éabé"), ids, 2, &kept, &total,
-                                           &err),
-                     0);
+    assert_int_equal(
+        tokenizer_encode_tail(&tok, "éabé", strlen("éabé"), ids, 2, &kept, &total, &err), 0);
     assert_int_equal(total, 4);
     assert_int_equal(kept, 2);
     assert_int_equal(ids[0], 1);  /* 'b' */
@@ -1266,8 +1270,6 @@ int main(void) {
         T(regression_huge_offsets_cast),
         T(regression_nul_in_text),
     };
-    /* e.g. GPTD_TEST_FILTER='regression_*' to run a subset */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

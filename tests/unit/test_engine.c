@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/batch.h"
 #include "../../model/checkpoint.h"
 #include "../../model/float16.h"
@@ -418,8 +420,6 @@ int main(void) {
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
     };
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/adamw.h"
 #include "../../model/gpt.h"
 #include "../../model/safetensors.h"
@@ -148,8 +150,6 @@ int main(void) {
         cmocka_unit_test(relu_adamw),
         cmocka_unit_test(gelu_adamw),
     };
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/attention.h"
 #include "../../model/gpt.h"
 
@@ -163,8 +165,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(relu_untied), cmocka_unit_test(gelu_tied),
                                        cmocka_unit_test(gelu_dropout),
                                        cmocka_unit_test(dropout_masks_keep_the_expectation)};
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/sampler.h"
 #include "../../model/sequence.h"
 
@@ -376,8 +378,6 @@ int main(void) {
         cmocka_unit_test(max_tokens_ends_with_length),
         cmocka_unit_test(context_policy_defaults_and_bounds),
     };
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

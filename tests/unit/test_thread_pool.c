@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "../../model/thread_pool.h"
 
 #define MAX_TASKS 300
@@ -113,8 +115,6 @@ int main(void) {
         cmocka_unit_test(destroy_ends_a_long_poll),
         cmocka_unit_test(refuses_bad_arguments),
     };
-    /* e.g. GPTD_TEST_FILTER='top_k_*' to run a subset (tests/mutations/run.sh does) */
-    const char *filter = getenv("GPTD_TEST_FILTER");
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
