@@ -1,8 +1,17 @@
 # gptd: `make` builds bin/, `make test` runs the test suite (under ASan/UBSan), `make run` serves.
 CC       ?= cc
-ARCH     ?= -march=x86-64-v3
+# Everything is built for the architecture's baseline, so one binary runs on any CPU of it; only
+# the engine's kernels for wider instruction sets get their flags, and the best the CPU has is
+# chosen at start-up (model/kernels.h). No contraction of a * b + c into one fused operation
+# where the source does not ask for it: rounding must be the same on every CPU.
+ARCH     ?=
 CFLAGS   ?= -O3 $(ARCH) -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -ffp-contract=off
+TARGET   := $(shell $(CC) -dumpmachine)
+ifneq ($(findstring x86_64,$(TARGET)),)
+%/model/kernels_avx2.o: ISA := -mavx2 -mfma -mf16c
+%/model/kernels_avx512.o: ISA := -mavx512f
+endif
 LDLIBS   += -lcjson -lm -pthread
 BLAS     := -lopenblas
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -74,7 +83,7 @@ bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 
 $(BUILD)/rel/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(ISA) -c -o $@ $<
 
 $(BUILD)/rel/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
@@ -87,7 +96,7 @@ $(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 # Sanitizer build of the same sources, for the tests.
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
+	$(CC) $(CFLAGS) $(ISA) $(SAN) -O1 -c -o $@ $<
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
 UNIT_LIB := $(MODEL_SRC) $(wildcard api/*.c) server/sse.c
@@ -98,7 +107,7 @@ $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.
 TSAN := -fsanitize=thread -fno-omit-frame-pointer
 $(BUILD)/tsan/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TSAN) -O1 -c -o $@ $<
+	$(CC) $(CFLAGS) $(ISA) $(TSAN) -O1 -c -o $@ $<
 
 $(BUILD)/tsan/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
@@ -120,13 +129,13 @@ bin/gpt-convert-san: $(call obj,san,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.
 # for FUZZ_SECONDS from its committed seed corpus and reports executions and coverage.
 FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP
+FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -ffp-contract=off
 FUZZ_LIB     := $(INFER_SRC) $(wildcard api/*.c) server/sse.c
 FUZZERS      := $(patsubst tests/fuzz/%.c,bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 bin/fuzz_%: $(call obj,fuzz,$(FUZZ_LIB)) $(BUILD)/fuzz/tests/fuzz/fuzz_%.o
 	@mkdir -p $(@D)
@@ -182,6 +191,20 @@ test-browser: bin/gptd
 test-docker:
 	bash tests/docker/test_docker.sh
 
+# arm64: cross-compiled, run under qemu-user, compared with x86-64 (tests/arm64/run.sh).
+DEPS_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcjson-dev:arm64 \
+              libcmocka-dev:arm64 libopenblas-dev:arm64
+deps-arm64:
+	@if ! dpkg -s $(DEPS_ARM64) >/dev/null 2>&1; then \
+	  dpkg --add-architecture arm64 && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEPS_ARM64); fi
+
+test-arm64: deps-arm64
+	bash tests/arm64/run.sh
+
+print-%:
+	@echo $($*)
+
 test-lb: bin/gptd
 	GPTD_BIN=bin/gptd node --test tests/lb/
 
@@ -235,5 +258,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
+.PHONY: deps-arm64 test-arm64 all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

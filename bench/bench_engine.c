@@ -10,6 +10,8 @@
 
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
+#include "../model/kernels.h"
+#include "../model/thread_pool.h"
 #include "../tools/cli.h"
 
 #define MAX_REPEATS 50
@@ -50,6 +52,74 @@ static double sgemm_gflops(const GPTConfig *c, int rows, int threads, int repeat
         free(o);
     }
     return flops / seconds / 1e9;
+}
+
+/* The chosen kernels' peak: their register-only FMA loop on each of `threads` threads at once,
+ * the fastest of `repeats`, in GFLOP/s. */
+typedef struct {
+    const Kernels *k;
+    double flops[256];
+} PeakJob;
+
+static void peak_task(void *ctx, int task) {
+    PeakJob *j = ctx;
+    j->flops[task] = j->k->peak_loop(20000000 / (long)(j->k->panel + 8));
+}
+
+static double peak_gflops(const Kernels *k, int threads, int repeats, Error *err) {
+    ThreadPool *pool;
+    if (thread_pool_create(&pool, threads, 0, err)) return -1;
+    PeakJob j = {.k = k};
+    double best = 0;
+    for (int i = -1; i < repeats; i++) {
+        double t0 = now();
+        thread_pool_run(pool, peak_task, &j, threads);
+        double dt = now() - t0, flops = 0;
+        for (int t = 0; t < threads; t++) flops += j.flops[t];
+        if (i >= 0 && flops / dt / 1e9 > best) best = flops / dt / 1e9;
+    }
+    thread_pool_destroy(pool);
+    return best;
+}
+
+/* A STREAM-like read: GB/s summing a 256 MB array on `threads` threads (the memory the weights
+ * would stream from if they did not fit in the caches). */
+typedef struct {
+    const float *a;
+    size_t n;
+    int parts;
+    float sums[256];
+} ReadJob;
+
+static void read_task(void *ctx, int task) {
+    ReadJob *j = ctx;
+    size_t lo = j->n * task / j->parts, hi = j->n * (task + 1) / j->parts;
+    float s[8] = {0};
+    for (size_t i = lo; i + 8 <= hi; i += 8)
+        for (int l = 0; l < 8; l++) s[l] += j->a[i + l];
+    j->sums[task] = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+static double read_gbytes(int threads, int repeats, Error *err) {
+    size_t n = (size_t)64 << 20;
+    float *a = malloc(n * sizeof(float));
+    ThreadPool *pool;
+    if (!a || thread_pool_create(&pool, threads, 0, err)) {
+        free(a);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    ReadJob j = {.a = a, .n = n, .parts = threads};
+    double best = 0;
+    for (int i = -1; i < repeats; i++) {
+        double t0 = now();
+        thread_pool_run(pool, read_task, &j, threads);
+        double gb = n * sizeof(float) / (now() - t0) / 1e9;
+        if (i >= 0 && gb > best) best = gb;
+    }
+    thread_pool_destroy(pool);
+    free(a);
+    return best;
 }
 
 /* FLOPs of one token at context length ctx: the weight products plus attention. */
@@ -219,16 +289,38 @@ int main(int argc, char **argv) {
     double sg64 = sgemm_gflops(c, 64, threads, repeats),
            sg_big = sgemm_gflops(c, 4096, threads, repeats);
     openblas_set_num_threads(1); /* the engine does not use OpenBLAS; keep its threads idle */
+    const Kernels *kernels;
+    if (kernels_choose(&kernels, &err)) {
+        fprintf(stderr, "bench-engine: %s\n", err.message);
+        return 2;
+    }
+    double peak1 = peak_gflops(kernels, 1, repeats, &err),
+           peak = peak_gflops(kernels, threads, repeats, &err),
+           read = read_gbytes(threads, 3, &err);
     printf("model %s: %d layers, %d heads, width %d, context %d, %zu parameters; %d threads\n\n",
            model_path, c->n_layer, c->n_head, c->n_embd, c->block_size, m.n_params, threads);
+    printf("kernels %s: peak FMA %.1f GFLOP/s on 1 thread, %.1f on %d; memory read %.1f GB/s\n\n",
+           kernels->name, peak1, peak, threads, read);
     printf("OpenBLAS sgemm at the block's weight shapes: %.1f GFLOP/s with 64 rows, %.1f GFLOP/s "
            "with 4096 rows\n\n",
            sg64, sg_big);
     printf("Fastest of %d repeats after a warm-up; the median shows the spread.\n\n", repeats);
-    printf("| run | tokens/s | median tokens/s | ms/step | GFLOP/s | of sgemm (64 rows) | of sgemm "
-           "(4096 rows) |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    printf(
+        "| run | tokens/s | median tokens/s | ms/step | GFLOP/s | of peak | of sgemm (64 rows) | "
+        "of sgemm (4096 rows) |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     int batches[CLI_LIST_MAX] = {1, 4, 16, 64}, n_batches = 4;
+    double weight_gbs = 0;
+    size_t weight_bytes = 0;
+    {
+        Engine *e;
+        EngineConfig ec = {.max_slots = 1, .max_rows = 1, .threads = 1};
+        bool half;
+        if (engine_create(&e, &m, &ec, &err) == 0) {
+            weight_bytes = engine_weight_bytes(e, &half);
+            engine_destroy(e);
+        }
+    }
     if (batch_list.n) {
         n_batches = batch_list.n;
         for (int i = 0; i < n_batches; i++) {
@@ -256,9 +348,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         double gf = r.tokens_per_s * flops_per_token(c, 1 + new_tokens / 2.0) / 1e9;
-        printf("| decode, batch %d | %.0f | %.0f | %.2f | %.1f | %.0f%% | %.0f%% |\n", batches[i],
-               r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / sg64,
-               100 * gf / sg_big);
+        printf("| decode, batch %d | %.0f | %.0f | %.2f | %.1f | %.0f%% | %.0f%% | %.0f%% |\n",
+               batches[i], r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf,
+               100 * gf / peak, 100 * gf / sg64, 100 * gf / sg_big);
+        if (batches[i] == 1) weight_gbs = r.tokens_per_s * (double)weight_bytes / 1e9;
         fflush(stdout);
     }
     /* Past the context: only the tokens after the first full window are timed. The exact rule
@@ -275,10 +368,11 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench-engine: %s\n", err.message);
                 return 1;
             }
-            printf("| past the context, %s %d, batch %d (tokens %d..%d) | %.0f | %.0f | %.2f | | | "
-                   "|\n",
-                   context_shift_name(d.context.shift), context_policy_kept(&d.context), B,
-                   c->block_size, n, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step);
+            printf(
+                "| past the context, %s %d, batch %d (tokens %d..%d) | %.0f | %.0f | %.2f | | | | "
+                "|\n",
+                context_shift_name(d.context.shift), context_policy_kept(&d.context), B,
+                c->block_size, n, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step);
             fflush(stdout);
         }
     Rate r;
@@ -290,9 +384,13 @@ int main(int argc, char **argv) {
     double gf = r.tokens_per_s * flops_per_token(c, used / 2.0) / 1e9;
     printf(
         "| prefill, 256-char prompt (%d tokens in context) | %.0f | %.0f | %.2f | %.1f | %.0f%% | "
-        "%.0f%% |\n",
-        used, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / sg64,
-        100 * gf / sg_big);
+        "%.0f%% | %.0f%% |\n",
+        used, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / peak,
+        100 * gf / sg64, 100 * gf / sg_big);
+    if (weight_gbs > 0)
+        printf("\nbatch-1 decode streams the %.1f MB of packed weights at %.1f GB/s (%.0f%% of the "
+               "memory read figure; they may sit in the caches)\n",
+               weight_bytes / 1e6, weight_gbs, 100 * weight_gbs / read);
     tokenizer_free(&tok);
     gpt_free(&m);
     return 0;

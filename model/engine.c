@@ -1,11 +1,11 @@
 #include "engine.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "kernels.h"
 #include "layers.h"
 #include "packed_matmul.h"
 #include "thread_pool.h"
@@ -20,9 +20,11 @@ struct Engine {
     ThreadPool *pool;
     PackedMatrix *packed; /* (L, 4): qkv, proj, fc, fcproj of each layer, repacked at start-up */
     PackedMatrix head;    /* (C, V): the head transposed to (in, out), then packed */
-    float *kv;            /* (slots, L, 2, T * C): keys, then values, each as (NH, T, hs): a head's
-                           * cache is contiguous for its attention task */
-    int *slot_len;        /* (slots) positions of each slot's cache that are filled */
+    const Kernels *kernels;
+    float *kv;     /* (slots, L, 2, T * C): keys as (NH, hs, T), transposed so that a score is one
+                    * chain over channels with vectors over keys; values as (NH, T, hs). A head's
+                    * cache is contiguous for its attention task. */
+    int *slot_len; /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
     float *x, *ln, *qkv, *atty, *fch; /* (R, C|3C|4C) */
     float *last;                      /* (max_slots, C) final rows */
@@ -90,8 +92,11 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
                          cfg->max_slots);
     if (cfg->threads < 1 || cfg->threads > 256)
         return error_set(err, "threads must be in [1, 256], got %d", cfg->threads);
+    const Kernels *kernels = cfg->kernels;
+    if (!kernels && kernels_choose(&kernels, err)) return -1;
     Engine *e = calloc(1, sizeof *e);
     if (!e) return error_set(err, "out of memory");
+    e->kernels = kernels;
     e->model = model;
     e->config = *cfg;
     size_t R = (size_t)cfg->max_rows, S = (size_t)cfg->max_slots, C = (size_t)c->n_embd;
@@ -120,17 +125,18 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
         const LayerParams *lp = &model->params.layer[l];
         PackedMatrix *pm = e->packed + 4 * l;
         int n = (int)C;
-        packing_failed |= packed_matrix_init(&pm[0], lp->qkv_w, lp->qkv_b, n, 3 * n, half) |
-                          packed_matrix_init(&pm[1], lp->proj_w, lp->proj_b, n, n, half) |
-                          packed_matrix_init(&pm[2], lp->fc_w, lp->fc_b, n, 4 * n, half) |
-                          packed_matrix_init(&pm[3], lp->fcproj_w, lp->fcproj_b, 4 * n, n, half);
+        packing_failed |=
+            packed_matrix_init(&pm[0], lp->qkv_w, lp->qkv_b, n, 3 * n, half, kernels) |
+            packed_matrix_init(&pm[1], lp->proj_w, lp->proj_b, n, n, half, kernels) |
+            packed_matrix_init(&pm[2], lp->fc_w, lp->fc_b, n, 4 * n, half, kernels) |
+            packed_matrix_init(&pm[3], lp->fcproj_w, lp->fcproj_b, 4 * n, n, half, kernels);
     }
     float *head_t = malloc(C * V * sizeof(float));
     if (head_t) {
         for (size_t v = 0; v < V; v++)
             for (size_t k = 0; k < C; k++) head_t[k * V + v] = model->params.head_w[v * C + k];
-        packing_failed |=
-            packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V, half);
+        packing_failed |= packed_matrix_init(&e->head, head_t, model->params.head_b, (int)C, (int)V,
+                                             half, kernels);
         free(head_t);
     }
     if (!head_t || packing_failed) {
@@ -184,36 +190,13 @@ static int validate(const Engine *e, const EngineSegment *segs, int n_segs, Erro
     return 0;
 }
 
-/* exp(x) for x <= 0 (softmax after subtracting the maximum): range reduction to 2^n * e^r and
- * a degree-6 polynomial, 8 lanes at a time; about 2 ulp, and far cheaper than 8 calls of expf.
- * Every lane does the same operations, so a value never depends on its neighbours. */
-static inline __m256 exp_nonpositive(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i pow2 =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
-}
-
 typedef struct {
     Engine *e;
     const EngineSegment *segs;
     int layer;
 } AttentionJob;
 
-/* One (segment, head): causal attention of the segment's queries against its slot's cache.
- * Keys are cached transposed, (C, T), so eight scores come from one vector per channel; every
- * score, and every output channel, is a fused multiply-add chain in a fixed order. */
+/* One (segment, head): causal attention of the segment's queries against its slot's cache. */
 static void attention_task(void *ctx, int task) {
     const AttentionJob *j = ctx;
     const Engine *e = j->e;
@@ -221,80 +204,13 @@ static void attention_task(void *ctx, int task) {
     int NH = c->n_head, C = c->n_embd, T = c->block_size, hs = C / NH;
     int s = task / NH, h = task % NH;
     const EngineSegment *g = &j->segs[s];
-    const float *kc = kv_at(e, g->slot, j->layer, 0) + (size_t)h * T * hs; /* (T, hs) */
+    const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) */
     const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) */
     float *scores = e->scores + (size_t)task * SCORES_STRIDE(T);
-    float scale = 1.0f / sqrtf((float)hs);
     for (int i = 0; i < g->n; i++) {
-        int row = e->row_of[s] + i, visible = g->pos + i + 1, t = 0;
-        const float *q = e->qkv + (size_t)row * 3 * C + h * hs;
-        /* Eight keys at a time: eight independent chains over the head's channels, then one
-         * fixed horizontal reduction. A block may run past `visible` into cache rows that are
-         * not used (finite, masked below); only past the cache's end, or for heads not a
-         * multiple of 8 wide, does a key go alone. */
-        for (; t < visible; t += 8) {
-            if (t + 8 > T || hs % 8) {
-                for (; t < visible; t++) {
-                    float acc = 0.0f;
-                    for (int d = 0; d < hs; d++) acc = fmaf(q[d], kc[(size_t)t * hs + d], acc);
-                    scores[t] = acc * scale;
-                }
-                break;
-            }
-            __m256 a[8];
-            for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
-            for (int d = 0; d < hs; d += 8) {
-                __m256 qd = _mm256_loadu_ps(q + d);
-                for (int k = 0; k < 8; k++)
-                    a[k] =
-                        _mm256_fmadd_ps(qd, _mm256_loadu_ps(kc + (size_t)(t + k) * hs + d), a[k]);
-            }
-            __m256 h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
-            __m256 h45 = _mm256_hadd_ps(a[4], a[5]), h67 = _mm256_hadd_ps(a[6], a[7]);
-            __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
-            __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
-                                       _mm256_permute2f128_ps(h0123, h4567, 0x31));
-            _mm256_storeu_ps(scores + t, _mm256_mul_ps(sum, _mm256_set1_ps(scale)));
-        }
-        float maxv = scores[0];
-        for (t = 1; t < visible; t++) maxv = scores[t] > maxv ? scores[t] : maxv;
-        for (t = visible; t % 8; t++) scores[t] = maxv; /* pad the last vector */
-        for (t = 0; t < visible; t += 8)
-            _mm256_storeu_ps(scores + t, exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(scores + t),
-                                                                       _mm256_set1_ps(maxv))));
-        float sum = 0.0f;
-        for (t = 0; t < visible; t++) sum += scores[t];
-        float inv = 1.0f / sum;
-        float *o = e->atty + (size_t)row * C + h * hs;
-        int d = 0;
-        if (hs % 32 == 0) /* four output vectors per pass over the keys: independent chains */
-            for (; d < hs; d += 32) {
-                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                for (t = 0; t < visible; t++) {
-                    __m256 pt = _mm256_set1_ps(scores[t] * inv);
-                    const float *v = vc + (size_t)t * hs + d;
-                    a0 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v), a0);
-                    a1 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + 8), a1);
-                    a2 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + 16), a2);
-                    a3 = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + 24), a3);
-                }
-                _mm256_storeu_ps(o + d, a0);
-                _mm256_storeu_ps(o + d + 8, a1);
-                _mm256_storeu_ps(o + d + 16, a2);
-                _mm256_storeu_ps(o + d + 24, a3);
-            }
-        for (; d + 8 <= hs; d += 8) {
-            __m256 acc = _mm256_setzero_ps();
-            for (t = 0; t < visible; t++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[t] * inv),
-                                      _mm256_loadu_ps(vc + (size_t)t * hs + d), acc);
-            _mm256_storeu_ps(o + d, acc);
-        }
-        for (; d < hs; d++) {
-            float acc = 0.0f;
-            for (t = 0; t < visible; t++) acc = fmaf(scores[t] * inv, vc[(size_t)t * hs + d], acc);
-            o[d] = acc;
-        }
+        int row = e->row_of[s] + i;
+        e->kernels->attend(e->atty + (size_t)row * C + h * hs, scores,
+                           e->qkv + (size_t)row * 3 * C + h * hs, kt, vc, hs, T, g->pos + i + 1);
     }
 }
 
@@ -325,9 +241,10 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
                 int pos = segs[s].pos + i, T = c->block_size, hs = C / c->n_head;
                 float *kt = kv_at(e, segs[s].slot, l, 0), *vt = kv_at(e, segs[s].slot, l, 1);
                 for (int h = 0; h < c->n_head; h++) {
-                    size_t at = ((size_t)h * T + pos) * hs;
-                    memcpy(kt + at, row + C + h * hs, hs * sizeof(float));
-                    memcpy(vt + at, row + 2 * C + h * hs, hs * sizeof(float));
+                    for (int d = 0; d < hs; d++) /* keys transposed: channel-major */
+                        kt[((size_t)h * hs + d) * T + pos] = row[C + h * hs + d];
+                    memcpy(vt + ((size_t)h * T + pos) * hs, row + 2 * C + h * hs,
+                           hs * sizeof(float));
                 }
             }
         AttentionJob job = {e, segs, l};
@@ -355,3 +272,5 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
     return 0;
 }
+
+const char *engine_kernels_name(const Engine *e) { return e->kernels->name; }

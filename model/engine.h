@@ -6,7 +6,7 @@
  *
  * Everything is allocated by engine_create; engine_forward allocates nothing. Results are
  * batch-invariant: a segment's logits are bit-identical whatever else shares the call.
- * The engine knows nothing of sampling, text or HTTP (see generator.h). */
+ * The engine knows nothing of sampling, text or HTTP (see sequence.h and batch.h). */
 #ifndef GPTD_ENGINE_H
 #define GPTD_ENGINE_H
 
@@ -24,6 +24,7 @@ typedef struct {
     int threads;          /* worker threads, the caller's included */
     bool float32_weights; /* keep weights as float even where float16 holds them exactly (the
                            * results are the same bits; tests compare the two) */
+    const struct Kernels *kernels; /* NULL: GPTD_KERNELS, else the best this CPU has */
 } EngineConfig;
 
 typedef struct {
@@ -40,6 +41,9 @@ void engine_destroy(Engine *engine);
 
 /* Bytes of repacked weights the engine streams per step, and whether all are float16. */
 size_t engine_weight_bytes(const Engine *engine, bool *all_half);
+
+/* The kernels the engine runs (kernels.h), for logs and /info. */
+const char *engine_kernels_name(const Engine *engine);
 
 /* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size x n_embd floats. */
 size_t engine_slot_bytes(const GPTConfig *c);

@@ -5,21 +5,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Inference products use weights repacked once at load: column panels of 24, each stored
- * k-major and contiguous (the last panel padded with zeros), so the kernel streams memory in
- * order. out (N, M) = inp (N, K) @ W (K, M) + bias, spread over the pool. Every output is one
- * fused multiply-add chain over k in order, starting from the bias, whatever the tiling: a row's
- * result never depends on how many rows share the call or how the work is split. That makes
- * generation batch-invariant (OpenBLAS switches kernels with the row count).
+/* Inference products use weights repacked once at load: column panels (a few vectors of the
+ * chosen kernels, kernels.h), each stored k-major and contiguous (the last panel padded with
+ * zeros), so the kernel streams memory in order. out (N, M) = inp (N, K) @ W (K, M) + bias, spread
+ * over the pool. Every output is one fused multiply-add chain over k in order, starting from the
+ * bias, whatever the tiling: a row's result never depends on how many rows share the call or how
+ * the work is split. That makes generation batch-invariant (OpenBLAS switches kernels with the row
+ * count).
  *
  * When every weight of the matrix is exactly a float16 (a float16 checkpoint), the panels hold
  * float16: half the bytes to stream per token, and the same results bit for bit, since widening
  * is exact. */
+struct Kernels;
 typedef struct {
-    int K, M, panels;
-    float *w;      /* (panels, K, 24) as float, or NULL when w16 holds the weights */
-    uint16_t *w16; /* (panels, K, 24) as float16, or NULL */
-    float *bias;   /* (panels * 24), zeros where there is no bias */
+    int K, M, panels, panel;       /* panel: columns per panel */
+    const struct Kernels *kernels; /* the kernels the panels are laid out for */
+    float *w;                      /* (panels, K, panel) as float, or NULL when w16 holds them */
+    uint16_t *w16;                 /* (panels, K, panel) as float16, or NULL */
+    float *bias;                   /* (panels * panel), zeros where there is no bias */
 } PackedMatrix;
 
 /* What a product does with each result: store it, add it to out (a residual connection), or
@@ -27,10 +30,10 @@ typedef struct {
 typedef enum { PACKED_STORE, PACKED_ADD, PACKED_RELU, PACKED_GELU } PackedOutput;
 
 struct ThreadPool;
-/* w (K, M) in (in, out) layout; bias (M) or NULL. allow_half: store float16 panels when that is
- * exact. Returns -1 when out of memory. */
+/* w (K, M) in (in, out) layout; bias (M) or NULL; laid out for kernels. allow_half: store
+ * float16 panels when that is exact. Returns -1 when out of memory. */
 int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int K, int M,
-                       bool allow_half);
+                       bool allow_half, const struct Kernels *kernels);
 void packed_matrix_free(PackedMatrix *pm);
 /* Bytes of packed weights (what a product streams). */
 size_t packed_matrix_bytes(const PackedMatrix *pm);

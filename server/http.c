@@ -40,6 +40,7 @@ struct HttpServer {
     const Tokenizer *tok;
     Scheduler *scheduler;
     ContextPolicy context;
+    const char *kernels; /* the engine's kernels (model/kernels.h), for /info */
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
     atomic_int admitting;       /* generation requests between arrival and submit (or refusal) */
@@ -503,6 +504,7 @@ static enum MHD_Result handle_info(Conn *c) {
         cJSON *ctx = cJSON_AddObjectToObject(root, "context");
         cJSON_AddStringToObject(ctx, "shift", context_shift_name(s->context.shift));
         cJSON_AddNumberToObject(ctx, "keep", context_policy_kept(&s->context));
+        cJSON_AddStringToObject(root, "kernels", s->kernels);
     }
     cJSON *lim = cJSON_AddObjectToObject(root, "limits");
     cJSON_AddNumberToObject(lim, "max_batch", cfg->max_batch);
@@ -838,8 +840,9 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
 }
 
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
-                       const ContextPolicy *context) {
+                       const ContextPolicy *context, const char *kernels) {
     s->model = model;
+    s->kernels = kernels;
     s->context = *context;
     s->tok = tok;
     s->scheduler = sched;

@@ -17,6 +17,7 @@
 typedef struct {
     const char *model_path, *host, *api_key, *model_name;
     const char *context_shift; /* "exact" or "keep" */
+    const char *kernels;       /* the engine's kernels (model/kernels.h); NULL: the best */
     int context_keep;          /* 0 = half the model's context */
     int port, threads, max_batch, max_queue, max_tokens, default_max_tokens, prefill_budget;
     int max_connections, per_ip_connections, connection_timeout, body_limit, keepalive_s;
@@ -36,9 +37,9 @@ typedef struct HttpServer HttpServer;
 /* Binds host:port and starts serving (/health answers "loading" until http_server_ready). */
 int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *metrics, Error *err);
 /* The model is loaded: generation endpoints open. model, tok and scheduler outlive the server;
- * context is how sequences move past the model's context. */
+ * context is how sequences move past the model's context; kernels names the engine's. */
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
-                       const ContextPolicy *context);
+                       const ContextPolicy *context, const char *kernels);
 /* /health goes 503 and new generation requests get 503; requests in flight go on. */
 void http_server_drain(HttpServer *s);
 /* Generation requests being admitted, or whose reply is not fully written yet. */

@@ -11,6 +11,7 @@
 
 #include "../model/checkpoint.h"
 #include "../model/engine.h"
+#include "../model/kernels.h"
 #include "../tools/cli.h"
 #include "clock.h"
 #include "healthcheck.h"
@@ -68,6 +69,9 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          false, "GPTD_CONTEXT_SHIFT"},
         {"context-keep", CLI_INT, &cfg->context_keep, 0, 1 << 20,
          "tokens a full window keeps (0 = half the model's context)", false, "GPTD_CONTEXT_KEEP"},
+        {"kernels", CLI_STRING, &cfg->kernels, 0, 0,
+         "engine kernels: avx512, avx2, neon or portable (default: the best this CPU has)", false,
+         "GPTD_KERNELS"},
         {"timeout", CLI_FLOAT, &timeout, 0, 86400, "seconds a request may take (0 = none)", false,
          "GPTD_TIMEOUT"},
         {"api-key", CLI_STRING, &cfg->api_key, 0, 0, "require Authorization: Bearer KEY", false,
@@ -162,6 +166,11 @@ int main(int argc, char **argv) {
     }
     log_info("listening on %s:%d; loading %s", cfg.host, cfg.port, cfg.model_path);
 
+    const Kernels *kernels = NULL;
+    if (cfg.kernels && kernels_find(&kernels, cfg.kernels, &err)) {
+        fprintf(stderr, "gptd: --kernels: %s\n", err.message);
+        goto done;
+    }
     double t0 = clock_seconds();
     if (checkpoint_load(cfg.model_path, &model, &tok, NULL, NULL, &err)) {
         fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
@@ -176,7 +185,8 @@ int main(int argc, char **argv) {
     }
     EngineConfig ec = {.max_slots = cfg.max_batch,
                        .max_rows = cfg.max_batch + cfg.prefill_budget,
-                       .threads = cfg.threads};
+                       .threads = cfg.threads,
+                       .kernels = kernels};
     SchedulerConfig sc = {.max_batch = cfg.max_batch,
                           .max_queue = cfg.max_queue,
                           .prefill_budget = cfg.prefill_budget,
@@ -192,15 +202,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gptd: %s\n", err.message);
         goto done;
     }
-    http_server_ready(http, &model, &tok, sched, &context);
+    http_server_ready(http, &model, &tok, sched, &context, engine_kernels_name(engine));
     bool half;
     size_t weight_bytes = engine_weight_bytes(engine, &half);
     log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d (past it: %s %d), "
-             "%d slots of %zu KB, %d threads",
+             "%d slots of %zu KB, %d threads, %s kernels",
              clock_seconds() - t0, model.n_params, half ? "float16" : "float32", weight_bytes >> 10,
              model.config.block_size, context_shift_name(context.shift),
              context_policy_kept(&context), cfg.max_batch, engine_slot_bytes(&model.config) >> 10,
-             cfg.threads);
+             cfg.threads, engine_kernels_name(engine));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

@@ -17,6 +17,7 @@
 #include "../../model/batch.h"
 #include "../../model/checkpoint.h"
 #include "../../model/float16.h"
+#include "../../model/kernels.h"
 
 #define SHIPPED "weights/shakespeare-char.safetensors"
 
@@ -307,12 +308,12 @@ static void prefills_take_turns(void **state) {
  * lengths; returns job 0's text (caller frees) and fills logprobs (40) with the log-probability
  * of each of its tokens: those carry the logits' bits, so they show any numerical difference
  * even where sampling happens to pick the same token. */
-static char *run_with_others(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, int n_others,
-                             uint64_t seed, float *logprobs) {
+static char *run_with_others_on(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, int n_others,
+                                uint64_t seed, float *logprobs, const Kernels *kernels) {
     Error err;
     int n = 1 + n_others;
     Engine *e;
-    EngineConfig ec = {.max_slots = 64, .max_rows = 64 + 24, .threads = 2};
+    EngineConfig ec = {.max_slots = 64, .max_rows = 64 + 24, .threads = 2, .kernels = kernels};
     assert_int_equal(engine_create(&e, m, &ec, &err), 0);
     BatchScratch b;
     assert_int_equal(batch_scratch_init(&b, 64, m->config.vocab_size, &err), 0);
@@ -352,6 +353,11 @@ static char *run_with_others(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, i
     batch_scratch_free(&b);
     engine_destroy(e);
     return text;
+}
+
+static char *run_with_others(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, int n_others,
+                             uint64_t seed, float *logprobs) {
+    return run_with_others_on(m, tok, ctx, n_others, seed, logprobs, NULL);
 }
 
 static void check_batch_invariance(bool half, const char *rule) {
@@ -409,6 +415,76 @@ static void seeds(void **state) {
     tokenizer_free(&tok);
 }
 
+/* Every kernel path this CPU has gives the same bits: logits of a prefill and decode steps past
+ * the context for float32 and float16 panels and heads 64, 8 and 6 wide (whole vectors, one
+ * AVX2 vector, no whole vector), and a seeded generation among 7 others past the context. */
+static void paths_same_bits(void **state) {
+    (void)state;
+    const Kernels *paths[4];
+    int n_paths = kernels_available(paths, 4);
+    Error err;
+    struct {
+        int n_embd, n_head;
+        bool half;
+    } models[] = {{384, 6, false}, {384, 6, true}, {64, 8, true}, {36, 6, false}};
+    for (size_t mi = 0; mi < sizeof models / sizeof *models; mi++) {
+        GPT m;
+        Tokenizer tok;
+        random_model_sized(&m, &tok, models[mi].half, models[mi].n_embd, models[mi].n_head);
+        int T = m.config.block_size, V = m.config.vocab_size, N = T + 6;
+        float *first = malloc(sizeof(float) * (size_t)N * V), *logits = malloc(sizeof(float) * V);
+        for (int p = 0; p < n_paths; p++) {
+            Engine *e;
+            EngineConfig ec = {.max_slots = 1, .max_rows = T, .threads = 2, .kernels = paths[p]};
+            assert_int_equal(engine_create(&e, &m, &ec, &err), 0);
+            assert_string_equal(engine_kernels_name(e), paths[p]->name);
+            int tokens[64];
+            for (int i = 0; i < N; i++) tokens[i] = (i * 7 + 3) % V;
+            for (int t = 3; t < N; t++) { /* a prefill of 4, decode steps, then windows */
+                EngineSegment seg = {.slot = 0, .logits = logits};
+                if (t == 3)
+                    seg.pos = 0, seg.n = 4, seg.tokens = tokens;
+                else if (t < T)
+                    seg.pos = t, seg.n = 1, seg.tokens = tokens + t;
+                else
+                    seg.pos = 0, seg.n = T, seg.tokens = tokens + t - T + 1;
+                if (engine_forward(e, &seg, 1, &err)) fail_msg("%s", err.message);
+                float *at = first + (size_t)t * V;
+                if (p == 0)
+                    memcpy(at, logits, sizeof(float) * V);
+                else if (memcmp(at, logits, sizeof(float) * V))
+                    fail_msg("width %d, %d heads, %s: logits at %d on %s differ from %s",
+                             models[mi].n_embd, models[mi].n_head,
+                             models[mi].half ? "float16" : "float32", t, paths[p]->name,
+                             paths[0]->name);
+            }
+            engine_destroy(e);
+        }
+        printf("  width %d, %d heads, %s weights: the same logits on", models[mi].n_embd,
+               models[mi].n_head, models[mi].half ? "float16" : "float32");
+        for (int p = 0; p < n_paths; p++) printf(" %s", paths[p]->name);
+        printf("\n");
+        free(first);
+        free(logits);
+        if (mi == 1) { /* a seeded generation among others, past the context */
+            ContextPolicy ctx;
+            assert_int_equal(context_policy_init(&ctx, T, "keep", 0, &err), 0);
+            float lp_first[40], lp[40];
+            char *text = run_with_others_on(&m, &tok, &ctx, 7, 99, lp_first, paths[0]);
+            for (int p = 1; p < n_paths; p++) {
+                char *other = run_with_others_on(&m, &tok, &ctx, 7, 99, lp, paths[p]);
+                assert_string_equal(text, other);
+                if (memcmp(lp_first, lp, sizeof lp))
+                    fail_msg("logprobs on %s differ from %s", paths[p]->name, paths[0]->name);
+                free(other);
+            }
+            free(text);
+        }
+        gpt_free(&m);
+        tokenizer_free(&tok);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(logits_match_forward_random),
@@ -419,6 +495,7 @@ int main(void) {
         cmocka_unit_test(prefills_take_turns),
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
+        cmocka_unit_test(paths_same_bits),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,58 @@
+/* The engine's compute kernels, one set per instruction set, chosen once at start-up from what the
+ * CPU offers (as OpenBLAS's DYNAMIC_ARCH does): avx512, avx2 (with FMA and F16C), neon (arm64)
+ * and portable C. Everything else is compiled for the baseline ISA, so one binary runs on any
+ * CPU of its architecture.
+ *
+ * Every path computes the same bits. Each product output is one fused multiply-add chain over k
+ * in order, starting from the bias; each attention score is one chain over the head's channels
+ * in order (keys are cached transposed, so vectors spread over keys, never over channels); each
+ * attention output is one chain over the keys in order; exp is the same polynomial with the same
+ * operations. The vector width only decides how many of these chains run side by side.
+ * The portable path uses fmaf, which is that same fused operation one lane at a time. */
+#ifndef GPTD_KERNELS_H
+#define GPTD_KERNELS_H
+
+#include "error.h"
+#include "packed_matmul.h"
+
+/* One product as the kernels see it; packed_matmul.c splits it into tasks. */
+typedef struct {
+    float *out;
+    const float *inp;
+    const PackedMatrix *pm;
+    PackedOutput how;
+    int N;
+    int chunks;        /* fewer than 4 rows: tasks are ranges of panels */
+    int rows_per_task; /* 4 or more rows: tasks are (panel, block of rows) */
+    int row_blocks;
+} PackedJob;
+
+typedef struct Kernels {
+    const char *name;
+    int panel; /* columns of a packed panel (a few vectors) */
+    /* Tasks of a product (PackedJob): 4+ rows by (panel, block of rows), else ranges of panels. */
+    void (*rows_task)(void *job, int task);
+    void (*panels_task)(void *job, int chunk);
+    /* One query row of causal attention for one head. keys_t (hs, T): the head's keys
+     * transposed; values (T, hs). Leaves the softmax row, normalised, in scores[0, visible)
+     * (scores must hold the visible count rounded up to 16) and the output in out (hs). */
+    void (*attend)(float *out, float *scores, const float *q, const float *keys_t,
+                   const float *values, int hs, int T, int visible);
+    /* exp(x) of x <= 0 in place, n a multiple of 16 (the softmax's exp, for tests). */
+    void (*exp_nonpositive)(float *x, int n);
+    /* A register-only loop of independent fused multiply-adds: returns the FLOPs it did, to
+     * measure the peak of this path (bench-engine). */
+    double (*peak_loop)(long iterations);
+} Kernels;
+
+/* The paths this CPU can run, best first; returns how many (at most max). */
+int kernels_available(const Kernels **out, int max);
+
+/* The path named by GPTD_KERNELS if set, else the best this CPU has. An unknown name, or a path
+ * this CPU lacks, is an error that lists the paths it has. */
+int kernels_choose(const Kernels **out, Error *err);
+
+/* The path called name, if this CPU has it. */
+int kernels_find(const Kernels **out, const char *name, Error *err);
+
+#endif

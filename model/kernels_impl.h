@@ -1,0 +1,249 @@
+/* The kernels, written once over a small vector layer. Each kernels_<path>.c defines the layer
+ * and includes this file, which defines the Kernels object KERNELS_OBJECT. The layer:
+ *
+ *   VF, VW                 a vector of VW floats
+ *   PANEL_VECS             vectors per packed panel (a panel is PANEL_VECS * VW columns)
+ *   TILE_ROWS              rows a tile runs together when a product has 4 or more (<= 8)
+ *   FEW_PANELS             panels a tile runs together for a single row (<= 8)
+ *   vf_loadu(p), vf_storeu(p, v), vf_set1(x), vf_zero()
+ *   vf_load_half(p)        VW float16 values widened (exact)
+ *   vf_fma(a, b, c)        a * b + c, rounded once
+ *   vf_fnma(a, b, c)       c - a * b, rounded once
+ *   vf_add, vf_sub, vf_mul, vf_max
+ *   vf_round(x)            to the nearest integer, ties to even
+ *   vf_pow2(n)             2^n for integral n in [-126, 127]
+ *
+ * Every operation is the IEEE one, lane by lane, so a result never depends on VW or on its
+ * neighbours: see kernels.h for the chains that make every path give the same bits. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "layers.h"
+
+#define PANEL (PANEL_VECS * VW)
+
+/* Row k of a panel as PANEL_VECS vectors. */
+static inline __attribute__((always_inline)) void load_weights(const PackedMatrix *pm, size_t at,
+                                                               VF w[PANEL_VECS]) {
+    if (pm->w16)
+        for (int v = 0; v < PANEL_VECS; v++) w[v] = vf_load_half(pm->w16 + at + VW * v);
+    else
+        for (int v = 0; v < PANEL_VECS; v++) w[v] = vf_loadu(pm->w + at + VW * v);
+}
+
+/* Writes one row of a panel's results (cols of them: fewer in the last, padded panel): stored,
+ * added to what is there (a residual), or through relu. GELU is applied by the task afterwards
+ * (calls to tanhf here would make the compiler keep the accumulators in memory). */
+static inline __attribute__((always_inline)) void write_out(const PackedJob *j, float *o,
+                                                            VF r[PANEL_VECS], int cols) {
+    float buf[PANEL];
+    int full = cols == PANEL;
+    float *dst = full ? o : buf;
+    if (j->how == PACKED_ADD) {
+        if (!full) memcpy(buf, o, (size_t)cols * sizeof(float));
+        for (int v = 0; v < PANEL_VECS; v++) r[v] = vf_add(vf_loadu(dst + VW * v), r[v]);
+    } else if (j->how == PACKED_RELU)
+        for (int v = 0; v < PANEL_VECS; v++) r[v] = vf_max(r[v], vf_zero());
+    for (int v = 0; v < PANEL_VECS; v++) vf_storeu(dst + VW * v, r[v]);
+    if (!full) memcpy(o, buf, (size_t)cols * sizeof(float));
+}
+
+/* GELU over rows [r0, r1) and panels [p0, p1) of the output, after their products. */
+static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
+    int c0 = p0 * PANEL, c1 = p1 * PANEL < j->pm->M ? p1 * PANEL : j->pm->M;
+    for (int r = r0; r < r1; r++) {
+        float *o = j->out + (size_t)r * j->pm->M;
+        for (int c = c0; c < c1; c++) o[c] = gelu(o[c]);
+    }
+}
+
+/* R rows times G panels (R * G <= 8, constants after inlining). Each output is the bias plus
+ * x[0] w[0] + x[1] w[1] + ... fused in k order, whatever R and G are. */
+static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p0, const int G,
+                                                       int r0, const int R) {
+    const PackedMatrix *pm = j->pm;
+    const int K = pm->K;
+    const float *x = j->inp + (size_t)r0 * K;
+    VF acc[8][PANEL_VECS];
+    for (int g = 0; g < G; g++)
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < PANEL_VECS; v++)
+                acc[g * R + r][v] = vf_loadu(pm->bias + (p0 + g) * PANEL + VW * v);
+    for (int k = 0; k < K; k++)
+        for (int g = 0; g < G; g++) {
+            VF w[PANEL_VECS];
+            load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
+            for (int r = 0; r < R; r++) {
+                VF xr = vf_set1(x[(size_t)r * K + k]);
+                for (int v = 0; v < PANEL_VECS; v++)
+                    acc[g * R + r][v] = vf_fma(xr, w[v], acc[g * R + r][v]);
+            }
+        }
+    for (int g = 0; g < G; g++) {
+        int p = p0 + g, cols = pm->M - p * PANEL < PANEL ? pm->M - p * PANEL : PANEL;
+        for (int r = 0; r < R; r++)
+            write_out(j, j->out + (size_t)(r0 + r) * pm->M + p * PANEL, acc[g * R + r], cols);
+    }
+}
+
+/* Fewer than TILE_ROWS rows of one panel. */
+static void tile_rest(const PackedJob *j, int p, int r, int rows) {
+#define REST(n)                                                                                    \
+    case n:                                                                                        \
+        if (TILE_ROWS > n) tile(j, p, 1, r, TILE_ROWS > n ? n : 1);                                \
+        break;
+    switch (rows) {
+        REST(1)
+        REST(2)
+        REST(3)
+        REST(4)
+        REST(5)
+        REST(6)
+        REST(7)
+        default:
+            break;
+    }
+#undef REST
+}
+
+/* Four or more rows: one panel for a block of rows, TILE_ROWS at a time (the panel stays in
+ * cache). Blocks of rows let narrow matrices still spread evenly. */
+static void rows_task(void *ctx, int task) {
+    const PackedJob *j = ctx;
+    int p = task / j->row_blocks, r = task % j->row_blocks * j->rows_per_task;
+    int first = r, end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
+    for (; r + TILE_ROWS <= end; r += TILE_ROWS) tile(j, p, 1, r, TILE_ROWS);
+    tile_rest(j, p, r, end - r);
+    if (j->how == PACKED_GELU) gelu_block(j, first, end, p, p + 1);
+}
+
+/* One to three rows: a contiguous range of panels, several panels per pass so that there are
+ * enough independent chains to hide the latency of the fused multiply-adds. */
+static void panels_task(void *ctx, int chunk) {
+    const PackedJob *j = ctx;
+    int first = (int)((long)j->pm->panels * chunk / j->chunks), p = first;
+    int end = (int)((long)j->pm->panels * (chunk + 1) / j->chunks);
+    for (; j->N <= 2 && p + FEW_PANELS <= end; p += FEW_PANELS)
+        for (int r = 0; r < j->N; r++) tile(j, p, FEW_PANELS, r, 1); /* row by row: no spills */
+    for (; p < end; p++) switch (j->N) {
+            case 3:
+                tile(j, p, 1, 0, 3);
+                break;
+            case 2:
+                tile(j, p, 1, 0, 2);
+                break;
+            default:
+                tile(j, p, 1, 0, 1);
+                break;
+        }
+    if (j->how == PACKED_GELU) gelu_block(j, 0, j->N, first, end);
+}
+
+/* exp(x) for x <= 0 (softmax after subtracting the maximum): range reduction to 2^n e^r and a
+ * degree-6 polynomial; about 2 ulp, far cheaper than expf. */
+static inline VF vexp_nonpositive(VF x) {
+    x = vf_max(x, vf_set1(-87.0f));
+    VF n = vf_round(vf_mul(x, vf_set1(1.44269504f)));
+    VF r = vf_fnma(n, vf_set1(0.693359375f), x);
+    r = vf_fnma(n, vf_set1(-2.12194440e-4f), r);
+    VF p = vf_set1(1.9875691500e-4f);
+    p = vf_fma(p, r, vf_set1(1.3981999507e-3f));
+    p = vf_fma(p, r, vf_set1(8.3334519073e-3f));
+    p = vf_fma(p, r, vf_set1(4.1665795894e-2f));
+    p = vf_fma(p, r, vf_set1(1.6666665459e-1f));
+    p = vf_fma(p, r, vf_set1(5.0000001201e-1f));
+    p = vf_fma(p, vf_mul(r, r), vf_add(r, vf_set1(1.0f)));
+    return vf_mul(p, vf_pow2(n));
+}
+
+static void exp_nonpositive(float *x, int n) {
+    for (int i = 0; i < n; i += VW) vf_storeu(x + i, vexp_nonpositive(vf_loadu(x + i)));
+}
+
+/* score[t] = (q . k_t) * scale for t in [t0, t0 + BLOCKS * VW): BLOCKS independent chains, each
+ * over the channels in order. */
+static inline __attribute__((always_inline)) void scores_block(float *scores, const float *q,
+                                                               const float *kt, int hs, int T,
+                                                               int t0, const int BLOCKS,
+                                                               float scale) {
+    VF a[4];
+    for (int b = 0; b < BLOCKS; b++) a[b] = vf_zero();
+    for (int d = 0; d < hs; d++) {
+        VF qd = vf_set1(q[d]);
+        for (int b = 0; b < BLOCKS; b++)
+            a[b] = vf_fma(qd, vf_loadu(kt + (size_t)d * T + t0 + VW * b), a[b]);
+    }
+    for (int b = 0; b < BLOCKS; b++) vf_storeu(scores + t0 + VW * b, vf_mul(a[b], vf_set1(scale)));
+}
+
+static void attend(float *out, float *scores, const float *q, const float *kt, const float *vc,
+                   int hs, int T, int visible) {
+    float scale = 1.0f / sqrtf((float)hs);
+    /* Whole vectors of keys while they stay inside the cache's rows of T (a vector may run past
+     * `visible` into positions not filled yet: finite, and overwritten below). */
+    int t = 0;
+    for (; t < visible && t + 4 * VW <= T; t += 4 * VW)
+        scores_block(scores, q, kt, hs, T, t, 4, scale);
+    for (; t < visible && t + VW <= T; t += VW) scores_block(scores, q, kt, hs, T, t, 1, scale);
+    for (; t < visible; t++) {
+        float acc = 0.0f;
+        for (int d = 0; d < hs; d++) acc = fmaf(q[d], kt[(size_t)d * T + t], acc);
+        scores[t] = acc * scale;
+    }
+    float maxv = scores[0];
+    for (t = 1; t < visible; t++) maxv = scores[t] > maxv ? scores[t] : maxv;
+    int padded = (visible + VW - 1) / VW * VW;
+    for (t = visible; t < padded; t++) scores[t] = maxv;
+    for (t = 0; t < padded; t += VW)
+        vf_storeu(scores + t, vexp_nonpositive(vf_sub(vf_loadu(scores + t), vf_set1(maxv))));
+    float sum = 0.0f;
+    for (t = 0; t < visible; t++) sum += scores[t];
+    float inv = 1.0f / sum;
+    for (t = 0; t < visible; t++) scores[t] *= inv;
+    /* out[d] = sum over t of p_t v_t[d], one chain per channel, several vectors per pass. */
+    int d = 0;
+    for (; d + 4 * VW <= hs; d += 4 * VW) {
+        VF a[4] = {vf_zero(), vf_zero(), vf_zero(), vf_zero()};
+        for (t = 0; t < visible; t++) {
+            VF pt = vf_set1(scores[t]);
+            const float *v = vc + (size_t)t * hs + d;
+            for (int b = 0; b < 4; b++) a[b] = vf_fma(pt, vf_loadu(v + VW * b), a[b]);
+        }
+        for (int b = 0; b < 4; b++) vf_storeu(out + d + VW * b, a[b]);
+    }
+    for (; d + VW <= hs; d += VW) {
+        VF a = vf_zero();
+        for (t = 0; t < visible; t++)
+            a = vf_fma(vf_set1(scores[t]), vf_loadu(vc + (size_t)t * hs + d), a);
+        vf_storeu(out + d, a);
+    }
+    for (; d < hs; d++) {
+        float a = 0.0f;
+        for (t = 0; t < visible; t++) a = fmaf(scores[t], vc[(size_t)t * hs + d], a);
+        out[d] = a;
+    }
+}
+
+static double peak_loop(long iterations) {
+    VF a[12], m = vf_set1(0.999999f), c = vf_set1(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = vf_set1(1.0f + (float)i);
+    for (long n = 0; n < iterations; n++)
+        for (int i = 0; i < 12; i++) a[i] = vf_fma(a[i], m, c);
+    float sink[VW];
+    for (int i = 1; i < 12; i++) a[0] = vf_add(a[0], a[i]);
+    vf_storeu(sink, a[0]);
+    volatile float keep = sink[0]; /* the loop must not be optimised away */
+    (void)keep;
+    return 2.0 * 12 * VW * (double)iterations;
+}
+
+const Kernels KERNELS_OBJECT = {
+    .name = KERNELS_NAME,
+    .panel = PANEL,
+    .rows_task = rows_task,
+    .panels_task = panels_task,
+    .attend = attend,
+    .exp_nonpositive = exp_nonpositive,
+    .peak_loop = peak_loop,
+};
