@@ -121,8 +121,65 @@ static int get_prompt(cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
     return 0;
 }
 
-static const char *const generate_fields[] = {"prompt", "max_tokens", "temperature", "top_k",
-                                              "top_p",  "seed",       "stop",        "stream"};
+static const char *const generate_fields[] = {
+    "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "stream", "attention"};
+
+/* True if every member of obj is one of the n names (else *e names the first that is not). */
+static bool only_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
+                        ApiError *e) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj) {
+        bool known = false;
+        for (size_t i = 0; i < n; i++) known |= strcmp(item->string, names[i]) == 0;
+        if (!known) {
+            api_error(e, 400, "invalid_request_error", "unknown field \"%s\"%s", item->string,
+                      where);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "attention": {"layer": L, "head": H | "mean" | "all", "top_k": K}: which weights each token
+ * reports. The reply stays bounded: max_tokens x weights per token <= API_MAX_ATTENTION_VALUES. */
+static int get_attention(const cJSON *root, const ApiLimits *l, int max_tokens, AttentionView *v,
+                         ApiError *e) {
+    static const char *const fields[] = {"layer", "head", "top_k"};
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "attention");
+    if (!a || cJSON_IsNull(a)) return 0;
+    if (!cJSON_IsObject(a))
+        return bad(e, "\"%s\" must be an object: {\"layer\": L, \"head\": H}", "attention");
+    if (!only_fields(a, fields, 3, " in \"attention\"", e)) return -1;
+    if (l->n_layer < 1) return bad(e, "\"%s\" is not available", "attention");
+    long long layer = -1, head = 0, top_k = 0;
+    bool given;
+    if (get_int(a, "layer", 0, l->n_layer - 1, &layer, &given, e)) return -1;
+    if (!given) return bad(e, "\"%s\" needs \"layer\"", "attention");
+    *v = (AttentionView){
+        .form = ATTENTION_HEAD, .layer = (int)layer, .n_head = l->n_head, .context = l->block_size};
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(a, "head");
+    if (cJSON_IsString(h) && strcmp(h->valuestring, "mean") == 0)
+        v->form = ATTENTION_MEAN;
+    else if (cJSON_IsString(h) && strcmp(h->valuestring, "all") == 0)
+        v->form = ATTENTION_ALL;
+    else if (!h || !cJSON_IsNumber(h))
+        return api_error(e, 400, "invalid_request_error",
+                         "\"head\" in \"attention\" must be an integer in [0, %d], \"mean\" or "
+                         "\"all\"",
+                         l->n_head - 1);
+    else if (get_int(a, "head", 0, l->n_head - 1, &head, NULL, e))
+        return -1;
+    v->head = (int)head;
+    if (get_int(a, "top_k", 1, l->block_size, &top_k, NULL, e)) return -1;
+    v->top_k = (int)top_k;
+    long long per_token = attention_view_max_values(v);
+    if (per_token * max_tokens > API_MAX_ATTENTION_VALUES)
+        return api_error(e, 400, "invalid_request_error",
+                         "\"attention\" of this form returns up to %lld weights a token; with it "
+                         "\"max_tokens\" may be at most %lld, got %d",
+                         per_token, API_MAX_ATTENTION_VALUES / per_token, max_tokens);
+    return 0;
+}
 
 /* True if the JSON text has an escaped NUL (\u0000) inside a string: cJSON would decode it and
  * silently cut the string there, so it is refused instead. An escape is a 'u' after an odd
@@ -158,18 +215,11 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
         api_error(e, 400, "invalid_request_error", "body must be a JSON object");
         goto done;
     }
-    if (kind == API_GENERATE) { /* a typo in a field name should not pass silently */
-        const cJSON *item;
-        cJSON_ArrayForEach(item, root) {
-            bool known = false;
-            for (size_t i = 0; i < sizeof generate_fields / sizeof *generate_fields; i++)
-                known |= strcmp(item->string, generate_fields[i]) == 0;
-            if (!known) {
-                api_error(e, 400, "invalid_request_error", "unknown field \"%s\"", item->string);
-                goto done;
-            }
-        }
-    }
+    /* a typo in a field name should not pass silently */
+    if (kind == API_GENERATE &&
+        !only_fields(root, generate_fields, sizeof generate_fields / sizeof *generate_fields, "",
+                     e))
+        goto done;
     GenerationParams *p = &req->params;
     p->sampler.temperature = 1.0f;
     p->sampler.top_k = 0;
@@ -184,7 +234,9 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
         get_stop(root, p, e) || get_bool(root, "stream", &req->stream, e))
         goto done;
     if (kind == API_GENERATE) {
-        if (get_int(root, "top_k", 0, 1 << 24, &top_k, NULL, e)) goto done;
+        if (get_int(root, "top_k", 0, 1 << 24, &top_k, NULL, e) ||
+            get_attention(root, limits, (int)max_tokens, &p->attention, e))
+            goto done;
     } else {
         if (get_int(root, "n", 1, 1000000, &n, NULL, e)) goto done;
         if (n != 1) {

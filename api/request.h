@@ -29,9 +29,13 @@ typedef struct {
 } ApiRequest;
 
 typedef struct {
-    int max_tokens_cap;     /* a request may not ask for more */
-    int default_max_tokens; /* when it does not ask */
+    int max_tokens_cap;              /* a request may not ask for more */
+    int default_max_tokens;          /* when it does not ask */
+    int n_layer, n_head, block_size; /* the model's shape, for "attention" (0: not offered) */
 } ApiLimits;
+
+/* The most attention weights one reply may carry (max_tokens x weights per token): 4 MB. */
+#define API_MAX_ATTENTION_VALUES (1 << 20)
 
 /* Parses body (len bytes, not NUL-terminated). random_seed is used when no seed is given.
  * Returns 0, or -1 with *e filled (status 400 for malformed JSON, wrong types or out-of-range

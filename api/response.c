@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,100 @@ static void add_usage_and_timing(cJSON *root, const ApiResult *r) {
         cJSON_AddNumberToObject(root, "prompt_truncated_tokens", r->prompt_dropped);
 }
 
+/* A growing string; an append returns false when out of memory. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} Text;
+
+static bool text_put(Text *t, const char *piece, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        while (cap < t->len + n + 1) cap *= 2;
+        char *grown = realloc(t->s, cap);
+        if (!grown) return false;
+        t->s = grown;
+        t->cap = cap;
+    }
+    memcpy(t->s + t->len, piece, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+    return true;
+}
+
+/* Appends text before a number, the number (%.6g, or as an integer) and text after it. */
+static bool text_number(Text *t, const char *before, double x, bool integer, const char *after) {
+    char buf[48];
+    int n = snprintf(buf, sizeof buf, integer ? "%s%.0f%s" : "%s%.6g%s", before, x, after);
+    return text_put(t, buf, (size_t)n);
+}
+
+/* The weights as raw JSON, written by hand: cJSON would print each with 17 digits, and a reply
+ * can carry a million of them. Six significant digits keep a row's sum within 1e-5 of 1.
+ *   one row:            [w, ...]                      (top_k: [[position, w], ...])
+ *   every head ("all"): [[w, ...], [w, ...], ...]     (top_k: [[[position, w], ...], ...]) */
+static char *weights_json(const AttentionView *v, const ApiTokenAttention *a) {
+    int rows = attention_view_rows(v), per_row = rows ? a->n_values / rows : 0;
+    Text t = {0};
+    bool ok = rows > 1 ? text_put(&t, "[", 1) : true;
+    for (int r = 0; r < rows && ok; r++) {
+        ok = text_put(&t, r ? ",[" : "[", r ? 2 : 1);
+        const float *w = a->values + (size_t)r * per_row;
+        for (int i = 0; i < per_row && ok; i++) {
+            const char *sep = i ? "," : "";
+            if (v->top_k)
+                ok = i % 2 == 0 ? text_number(&t, i ? ",[" : "[", w[i], true, ",")
+                                : text_number(&t, "", w[i], false, "]");
+            else
+                ok = text_number(&t, sep, w[i], false, "");
+        }
+        ok = ok && text_put(&t, "]", 1);
+    }
+    if (rows > 1 && ok) ok = text_put(&t, "]", 1);
+    if (!ok) {
+        free(t.s);
+        return NULL;
+    }
+    return t.s;
+}
+
+static bool add_attention(cJSON *obj, const AttentionView *v, const ApiTokenAttention *a) {
+    cJSON *att = cJSON_AddObjectToObject(obj, "attention");
+    char *weights = weights_json(v, a);
+    if (!att || !weights) {
+        free(weights);
+        return false;
+    }
+    cJSON_AddNumberToObject(att, "position", a->position);
+    cJSON_AddNumberToObject(att, "start", a->start);
+    cJSON_AddRawToObject(att, "weights", weights);
+    free(weights);
+    return true;
+}
+
+/* "attention": {"layer", "head", "top_k"?, "tokens": [{"index", "text", "logprob",
+ * "attention": {...}}, ...]} */
+static void add_attention_tokens(cJSON *root, const ApiResult *r) {
+    const AttentionView *v = r->view;
+    cJSON *att = cJSON_AddObjectToObject(root, "attention");
+    cJSON_AddNumberToObject(att, "layer", v->layer);
+    if (v->form == ATTENTION_HEAD)
+        cJSON_AddNumberToObject(att, "head", v->head);
+    else
+        cJSON_AddStringToObject(att, "head", v->form == ATTENTION_MEAN ? "mean" : "all");
+    if (v->top_k) cJSON_AddNumberToObject(att, "top_k", v->top_k);
+    cJSON *tokens = cJSON_AddArrayToObject(att, "tokens");
+    for (int i = 0; i < r->n_tokens; i++) {
+        const ApiTokenAttention *a = &r->tokens[i];
+        cJSON *tok = cJSON_CreateObject();
+        cJSON_AddItemToArray(tokens, tok);
+        cJSON_AddNumberToObject(tok, "index", a->index);
+        add_text(tok, "text", a->text, a->text_len);
+        cJSON_AddNumberToObject(tok, "logprob", a->logprob);
+        add_attention(tok, v, a);
+    }
+}
+
 char *api_generate_reply(const ApiResult *r) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
@@ -54,14 +149,20 @@ char *api_generate_reply(const ApiResult *r) {
     cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
     add_seed(root, r->seed);
     add_usage_and_timing(root, r);
+    if (r->view) add_attention_tokens(root, r);
     return print_and_free(root);
 }
 
-char *api_generate_token_event(int index, const char *text, size_t len, float logprob) {
+char *api_generate_token_event(int index, const char *text, size_t len, float logprob,
+                               const AttentionView *view, const ApiTokenAttention *att) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "index", index);
     add_text(root, "text", text, len);
     cJSON_AddNumberToObject(root, "logprob", logprob);
+    if (view && att && !add_attention(root, view, att)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
     return print_and_free(root);
 }
 

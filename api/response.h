@@ -7,6 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../model/attention_view.h"
+
+/* One generated token with the attention weights its query used ("attention" in a request). */
+typedef struct {
+    int index; /* of the token among the generated ones */
+    const char *text;
+    size_t text_len;
+    float logprob;
+    int position;        /* its position: the prompt's characters, then the generated ones */
+    int start;           /* position of the first weight (the window's oldest token) */
+    int visible;         /* positions start .. start + visible - 1 */
+    const float *values; /* attention_view_reduce's layout */
+    int n_values;
+} ApiTokenAttention;
+
 typedef struct {
     const char *id;
     const char *model; /* name reported to OpenAI clients */
@@ -17,12 +32,17 @@ typedef struct {
     uint64_t seed;
     int prompt_tokens, completion_tokens, prompt_dropped;
     double queue_ms, prefill_ms, decode_ms, tokens_per_second;
+    const AttentionView *view; /* NULL, or what "attention" asked for: tokens then holds */
+    const ApiTokenAttention *tokens;
+    int n_tokens;
 } ApiResult;
 
 char *api_generate_reply(const ApiResult *r);
 /* {"index", "text", "logprob"} for one streamed token (text may be several characters when a
- * held-back stop-string prefix is released). */
-char *api_generate_token_event(int index, const char *text, size_t len, float logprob);
+ * held-back stop-string prefix is released); with attention (view non-NULL), one token and its
+ * "attention": {"position", "start", "weights"}. */
+char *api_generate_token_event(int index, const char *text, size_t len, float logprob,
+                               const AttentionView *view, const ApiTokenAttention *att);
 /* The final event: finish_reason, seed, usage, timing. */
 char *api_generate_final_event(const ApiResult *r);
 

@@ -179,6 +179,9 @@ static int validate(const Engine *e, const EngineSegment *segs, int n_segs, Erro
         if (g->pos > e->slot_len[g->slot])
             return error_set(err, "slot %d: position %d but only %d cached", g->slot, g->pos,
                              e->slot_len[g->slot]);
+        if (g->attention && (g->attention_layer < 0 || g->attention_layer >= c->n_layer))
+            return error_set(err, "slot %d: attention of layer %d, the model has %d", g->slot,
+                             g->attention_layer, c->n_layer);
         for (int i = 0; i < g->n; i++)
             if (g->tokens[i] < 0 || g->tokens[i] >= c->vocab_size)
                 return error_set(err, "slot %d: token %d outside the vocabulary", g->slot,
@@ -212,6 +215,8 @@ static void attention_task(void *ctx, int task) {
         e->kernels->attend(e->atty + (size_t)row * C + h * hs, scores,
                            e->qkv + (size_t)row * 3 * C + h * hs, kt, vc, hs, T, g->pos + i + 1);
     }
+    if (g->attention && g->attention_layer == j->layer) /* the last row's weights, as used */
+        memcpy(g->attention + (size_t)h * T, scores, (size_t)(g->pos + g->n) * sizeof(float));
 }
 
 int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err) {

@@ -33,6 +33,10 @@ typedef struct {
     int n;             /* tokens, pos + n <= block_size */
     const int *tokens; /* (n) */
     float *logits;     /* (V) receives the logits after the last token; NULL: not needed */
+    float *attention;  /* NULL, or (n_head, block_size): receives, for each head at layer
+                        * attention_layer, the softmax row of the last token's query over
+                        * positions [0, pos + n) (what it attended to) */
+    int attention_layer;
 } EngineSegment;
 
 /* The model must outlive the engine; its weights are only read. */

@@ -8,6 +8,9 @@ int generation_params_validate(const GenerationParams *p, Error *err) {
     if (p->max_tokens < 0) return error_set(err, "max_tokens must be >= 0, got %d", p->max_tokens);
     if (p->n_stop < 0 || p->n_stop > SEQUENCE_MAX_STOP)
         return error_set(err, "at most %d stop strings", SEQUENCE_MAX_STOP);
+    /* the layer is checked against the model by the engine */
+    if (p->attention.form != ATTENTION_NONE && attention_view_validate(&p->attention, 1 << 30, err))
+        return -1;
     for (int i = 0; i < p->n_stop; i++) {
         if (p->stop[i][0] == '\0') return error_set(err, "stop strings must not be empty");
         /* matched and held back by bytes: only whole characters keep replies valid UTF-8 */
@@ -56,7 +59,13 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     s->vocab_size = tok->vocab_size;
     s->tokens = malloc(((size_t)block_size + params->max_tokens) * sizeof *s->tokens);
     s->text = malloc((size_t)params->max_tokens * 4 + 1);
-    if (!s->tokens || !s->text) {
+    const AttentionView *view = &params->attention;
+    if (view->form != ATTENTION_NONE) {
+        s->attention_capture = malloc((size_t)view->n_head * block_size * sizeof(float));
+        s->attention = malloc((size_t)attention_view_max_values(view) * sizeof(float));
+    }
+    if (!s->tokens || !s->text ||
+        (view->form != ATTENTION_NONE && (!s->attention_capture || !s->attention))) {
         sequence_free(s);
         error_set(err, "out of memory");
         return SEQUENCE_NO_MEMORY;
@@ -79,6 +88,8 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
 void sequence_free(Sequence *s) {
     free(s->tokens);
     free(s->text);
+    free(s->attention_capture);
+    free(s->attention);
     memset(s, 0, sizeof *s);
 }
 
@@ -99,6 +110,9 @@ int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSeg
     seg->n = n;
     seg->tokens = s->tokens + s->window_start + s->cached;
     seg->logits = n == pending ? logits : NULL;
+    bool report = seg->logits && s->params.attention.form != ATTENTION_NONE;
+    seg->attention = report ? s->attention_capture : NULL;
+    seg->attention_layer = s->params.attention.layer;
     return 1;
 }
 
@@ -127,6 +141,13 @@ void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *
     } else {
         token = sampler_sample(seg->logits, s->vocab_size, &s->params.sampler, &s->rng, probs,
                                index, &s->last_logprob);
+    }
+    if (seg->attention) {
+        s->attention_visible = seg->pos + seg->n;
+        s->attention_start = s->prompt_dropped + s->window_start;
+        s->attention_values =
+            attention_view_reduce(&s->params.attention, seg->attention, s->attention_visible,
+                                  s->attention_start, s->attention);
     }
     s->tokens[s->n_tokens++] = token;
     s->n_generated++;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attention_view.h"
 #include "engine.h"
 #include "rng.h"
 #include "sampler.h"
@@ -48,6 +49,7 @@ typedef struct {
     int max_tokens; /* >= 0 */
     int n_stop;
     char stop[SEQUENCE_MAX_STOP][SEQUENCE_MAX_STOP_LEN + 1]; /* non-empty strings */
+    AttentionView attention; /* the attention weights to report with each token (form NONE: none) */
 } GenerationParams;
 
 typedef struct {
@@ -67,7 +69,14 @@ typedef struct {
     int shifts;         /* times the window moved past the context */
     const int *teacher; /* NULL, or max_tokens tokens forced instead of sampled (evaluation) */
     float last_logprob; /* of the last token: as sampled, or the model's for a teacher token */
-    char *text;         /* generated text (UTF-8), text_len bytes; the stop string is cut off */
+    /* With params.attention asked for: what the last token's query attended to. Positions count
+     * the prompt's characters (dropped ones included), then the generated ones. */
+    float *attention_capture; /* (n_head, block_size): the engine writes here */
+    float *attention;         /* the view: attention_values floats (attention_view.h) */
+    int attention_values;
+    int attention_start;   /* position of the first weight: the window's first token */
+    int attention_visible; /* positions the query saw, attention_start.. */
+    char *text;            /* generated text (UTF-8), text_len bytes; the stop string is cut off */
     size_t text_len, emitted;
     FinishReason finish;
 } Sequence;

@@ -206,6 +206,9 @@ static ApiResult result_of(const Conn *c, const Request *r) {
         .prefill_ms = r->t_first_token > 0 ? (r->t_first_token - r->t_admit) * 1e3 : 0,
         .decode_ms = decode_s * 1e3,
         .tokens_per_second = decode_s > 0 ? (r->completion_tokens - 1) / decode_s : 0,
+        .view = r->attention ? &r->api.params.attention : NULL,
+        .tokens = r->attention,
+        .n_tokens = r->event_tokens,
     };
     return res;
 }
@@ -231,7 +234,8 @@ static void stream_collect(Conn *c, Request *r) {
         const TokenEvent *ev = &r->events[c->next_event];
         char *json = c->kind == API_GENERATE
                          ? api_generate_token_event(ev->index, r->text + ev->offset,
-                                                    (size_t)ev->len, ev->logprob)
+                                                    (size_t)ev->len, ev->logprob, res.view,
+                                                    res.view ? &r->attention[ev->index] : NULL)
                          : api_completion_chunk(&res, r->text + ev->offset, (size_t)ev->len, NULL);
         sse_write_data(&c->sse, json);
         free(json);
@@ -367,7 +371,9 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
                   s->config->body_memory_mb);
         return reply_error(c, &e);
     }
-    ApiLimits limits = {s->config->max_tokens, s->config->default_max_tokens};
+    const GPTConfig *mc = &s->model->config;
+    ApiLimits limits = {s->config->max_tokens, s->config->default_max_tokens, mc->n_layer,
+                        mc->n_head, mc->block_size};
     unsigned long n = atomic_fetch_add(&s->next_id, 1);
     char id[40];
     snprintf(id, sizeof id, "%s-%08llx%06lx", kind == API_GENERATE ? "gen" : "cmpl",

@@ -31,10 +31,19 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
     int max_tokens = api->params.max_tokens;
     r->text = malloc((size_t)max_tokens * 4 + 1);
     r->events = malloc(((size_t)max_tokens + 1) * sizeof *r->events);
-    if (!r->text || !r->events) {
+    const AttentionView *view = &api->params.attention;
+    bool attention = view->form != ATTENTION_NONE;
+    if (attention) {
+        r->attention = malloc((size_t)max_tokens * sizeof *r->attention + 1);
+        r->attention_values =
+            malloc((size_t)max_tokens * attention_view_max_values(view) * sizeof(float) + 1);
+    }
+    if (!r->text || !r->events || (attention && (!r->attention || !r->attention_values))) {
         sequence_free(&r->seq);
         free(r->text);
         free(r->events);
+        free(r->attention);
+        free(r->attention_values);
         free(r);
         api_error(e, 500, "server_error", "out of memory");
         return NULL;
@@ -60,6 +69,8 @@ void request_release(Request *r) {
     sequence_free(&r->seq);
     free(r->text);
     free(r->events);
+    free(r->attention);
+    free(r->attention_values);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->changed);
     free(r);
@@ -85,20 +96,60 @@ struct Scheduler {
     bool *slot_used;  /* (max_batch) */
 };
 
+/* The token just generated and the weights its query used. Called with r->lock held. */
+static void record_attention(Request *r, const Sequence *q) {
+    int per_token = attention_view_max_values(&q->params.attention);
+    ApiTokenAttention *a = &r->attention[r->n_attention];
+    float *values = r->attention_values + (size_t)r->n_attention * per_token;
+    memcpy(values, q->attention, (size_t)q->attention_values * sizeof(float));
+    *a = (ApiTokenAttention){.index = r->n_attention,
+                             .logprob = q->last_logprob,
+                             .position = q->attention_start + q->attention_visible,
+                             .start = q->attention_start,
+                             .visible = q->attention_visible,
+                             .values = values,
+                             .n_values = q->attention_values};
+    r->n_attention++;
+}
+
+/* With attention, released text goes out one token per event, each with its own weights (a
+ * piece held back for a stop string is several tokens). Called with r->lock held. */
+static void add_token_events(Request *r, const Sequence *q, int offset, int len) {
+    char one[8];
+    while (len > 0 && r->event_tokens < r->n_attention) {
+        int g = r->event_tokens++;
+        int n = tokenizer_decode(q->tok, q->tokens[q->n_prompt + g], one);
+        if (n > len || r->event_tokens == r->n_attention) n = len; /* the rest is the last's */
+        ApiTokenAttention *a = &r->attention[g];
+        a->text = r->text + offset;
+        a->text_len = (size_t)n;
+        r->events[r->n_events++] =
+            (TokenEvent){.offset = offset, .len = n, .index = g, .logprob = a->logprob};
+        offset += n;
+        len -= n;
+    }
+}
+
 /* Appends the sequence's new text to the channel and, if it finished, closes it. Called by
  * the scheduler thread after each step. */
 static void publish(Scheduler *s, Request *r, double now) {
     Sequence *q = &r->seq;
     const char *text;
     size_t n = sequence_take_text(q, &text);
+    bool attention = q->params.attention.form != ATTENTION_NONE;
     pthread_mutex_lock(&r->lock);
+    if (attention && q->n_generated > r->n_attention) record_attention(r, q);
     if (n > 0) {
         memcpy(r->text + r->text_len, text, n);
-        TokenEvent *ev = &r->events[r->n_events++];
-        ev->offset = r->text_len;
-        ev->len = (int)n;
-        ev->index = q->n_generated - 1;
-        ev->logprob = q->last_logprob;
+        if (attention) {
+            add_token_events(r, q, r->text_len, (int)n);
+        } else {
+            TokenEvent *ev = &r->events[r->n_events++];
+            ev->offset = r->text_len;
+            ev->len = (int)n;
+            ev->index = q->n_generated - 1;
+            ev->logprob = q->last_logprob;
+        }
         r->text_len += (int)n;
         r->text[r->text_len] = '\0';
     }

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 
 #include "../api/request.h"
+#include "../api/response.h"
 #include "../model/batch.h"
 #include "metrics.h"
 
@@ -46,6 +47,11 @@ typedef struct Request {
     int text_len;
     TokenEvent *events; /* (max_tokens) */
     int n_events;
+    /* With "attention": one event per token, and each token's weights (api/response.h); text
+     * points into `text`. */
+    ApiTokenAttention *attention;  /* (max_tokens), n_attention recorded */
+    float *attention_values;       /* (max_tokens, attention_view_max_values) */
+    int n_attention, event_tokens; /* tokens recorded; tokens whose text is out in events */
     bool done;
     const char *finish_reason; /* "length", "stop", "timeout", "cancelled", "shutdown" */
     bool failed;

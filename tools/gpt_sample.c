@@ -18,6 +18,29 @@ typedef struct {
     int keep;
 } ContextFlags;
 
+/* One token's text, newlines and quotes escaped, for the attention lines. */
+static const char *shown(const Tokenizer *tok, int token, char buf[16]) {
+    char raw[8];
+    int n = tokenizer_decode(tok, token, raw);
+    raw[n] = '\0';
+    if (strcmp(raw, "\n") == 0) return "\\n";
+    snprintf(buf, 16, "%s", strcmp(raw, "'") == 0 ? "\\'" : raw);
+    return buf;
+}
+
+/* --attention L:H: the token just generated and the earlier tokens its query weighed most. */
+static void print_attention(const Sequence *s) {
+    char a[16], b[16];
+    int position = s->attention_start + s->attention_visible;
+    printf("'%s' (position %d) <-", shown(s->tok, s->tokens[s->n_tokens - 1], a), position);
+    for (int i = 0; i + 1 < s->attention_values; i += 2) {
+        int p = (int)s->attention[i];
+        printf("  '%s'@%d %.3f", shown(s->tok, s->tokens[p - s->prompt_dropped], b), p,
+               s->attention[i + 1]);
+    }
+    putchar('\n');
+}
+
 static int run(const char *model_path, const char *prompt, GenerationParams *gp,
                const ContextFlags *cf, int threads, bool verbose, Error *err) {
     GPT m;
@@ -34,6 +57,15 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
         error_wrap(err, "--context-shift %s --context-keep %d", cf->shift, cf->keep);
         goto done;
     }
+    if (gp->attention.form != ATTENTION_NONE) { /* the shape the view needs, now it is known */
+        gp->attention.n_head = m.config.n_head;
+        gp->attention.context = m.config.block_size;
+        if (attention_view_validate(&gp->attention, m.config.n_layer, err)) {
+            error_wrap(err, "--attention");
+            goto done;
+        }
+    }
+    bool show_attention = gp->attention.form != ATTENTION_NONE;
     EngineConfig ec = {.max_slots = 1, .max_rows = 1 + PREFILL_CHUNK, .threads = threads};
     if (engine_create(&e, &m, &ec, err) || batch_scratch_init(&b, 1, m.config.vocab_size, err) ||
         sequence_init(&seq, &tok, context, prompt, strlen(prompt), gp, err))
@@ -43,10 +75,15 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
                 "gpt-sample: prompt longer than the context; its first %d characters are "
                 "not seen\n",
                 seq.prompt_dropped);
-    fputs(prompt, stdout);
+    if (!show_attention) fputs(prompt, stdout);
     Sequence *all[1] = {&seq};
     while (seq.finish == FINISH_NONE) {
+        int before = seq.n_generated;
         if (batch_step(e, all, 1, PREFILL_CHUNK, &b, err) < 0) goto done;
+        if (show_attention) {
+            if (seq.n_generated > before) print_attention(&seq);
+            continue;
+        }
         const char *text;
         size_t n = sequence_take_text(&seq, &text);
         fwrite(text, 1, n, stdout);
@@ -54,6 +91,7 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
     }
     const char *text;
     size_t n = sequence_take_text(&seq, &text);
+    if (show_attention) printf("\n%s", prompt);
     fwrite(text, 1, n, stdout);
     putchar('\n');
     if (verbose)
@@ -77,6 +115,7 @@ int main(int argc, char **argv) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores > 0 ? (int)cores : 1;
     bool verbose = false;
+    const char *attention = NULL;
     ContextFlags cf = {.shift = "keep", .keep = 0};
     GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
                            .max_tokens = 500};
@@ -98,6 +137,10 @@ int main(int argc, char **argv) {
          "tokens a full window keeps (0 = half the context)", false, "GPTD_CONTEXT_KEEP"},
         {"threads", CLI_INT, &threads, 1, 256, "worker threads", false, NULL},
         {"verbose", CLI_BOOL, &verbose, 0, 0, "report tokens, finish reason and seed", false, NULL},
+        {"attention", CLI_STRING, &attention, 0, 0,
+         "L:H (H a head or 'mean'): for each generated character, the 5 earlier ones its query "
+         "at layer L weighed most",
+         false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gpt-sample [--model FILE] [--prompt STR] [--max-tokens N] ...");
@@ -110,6 +153,23 @@ int main(int argc, char **argv) {
         }
         strcpy(gp.stop[0], stop);
         gp.n_stop = 1;
+    }
+    if (attention) {
+        char head[16] = "";
+        int layer, used = 0;
+        if (sscanf(attention, "%d:%15[^:]%n", &layer, head, &used) != 2 ||
+            used != (int)strlen(attention)) {
+            fprintf(stderr, "error: --attention takes LAYER:HEAD, e.g. 5:0 or 5:mean\n");
+            return 2;
+        }
+        gp.attention = (AttentionView){.layer = layer, .top_k = 5};
+        char *end;
+        gp.attention.head = (int)strtol(head, &end, 10);
+        gp.attention.form = strcmp(head, "mean") == 0 ? ATTENTION_MEAN : ATTENTION_HEAD;
+        if (gp.attention.form == ATTENTION_HEAD && (*end || end == head)) {
+            fprintf(stderr, "error: --attention HEAD is a number or 'mean', not '%s'\n", head);
+            return 2;
+        }
     }
     Error err;
     if (run(model_path, prompt, &gp, &cf, threads, verbose, &err)) {

@@ -230,3 +230,41 @@ describe('gptd --healthcheck', () => {
     }
   });
 });
+
+// The engine's kernels: the best the CPU has by default, logged and in /info; a forced path serves
+// the same seeded text (the same bits on every path); a path the CPU lacks exits 2 with the list.
+describe('kernels', () => {
+  test('/info and the log name the path; portable serves the default path\'s seeded text past the context', async () => {
+    const body = { prompt: 'ROMEO:', max_tokens: 260, seed: 11 }; // 266 tokens: one context shift
+    const best = await Gptd.start();
+    let bestText, bestName;
+    try {
+      bestName = (await best.get('/info')).json.kernels;
+      assert.match(bestName, /^(avx512|avx2|neon|portable)$/);
+      assert.match(best.stderr, new RegExp(`${bestName} kernels`));
+      const r = await best.post('/generate', body);
+      assert.equal(r.status, 200);
+      bestText = r.json.text;
+      assert.equal(bestText.length, 260);
+    } finally {
+      await best.stop();
+    }
+    const portable = await Gptd.start({ env: { GPTD_KERNELS: 'portable' } });
+    try {
+      assert.equal((await portable.get('/info')).json.kernels, 'portable');
+      const r = await portable.post('/generate', body);
+      assert.equal(r.json.text, bestText, `portable and ${bestName} differ`);
+    } finally {
+      await portable.stop();
+    }
+  });
+
+  test('a path this CPU lacks (or no such path): exit 2, naming the paths it has', async () => {
+    const byEnv = await runGptd(['--port', String(await freePort()), '--model', modelPath()],
+      { env: { ...NO_LEAK_CHECK, GPTD_KERNELS: 'sse9' } });
+    assertExit2(byEnv, /sse9/, /portable/);
+    const r = await runGptd(['--port', String(await freePort()), '--kernels', 'sse9', '--model', modelPath()],
+      { env: NO_LEAK_CHECK });
+    assertExit2(r, /--kernels/, /portable/);
+  });
+});

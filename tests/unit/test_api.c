@@ -235,7 +235,7 @@ static void replies_carry_exact_values(void **state) {
                                            "\"total_tokens\":13"));
         free(completion);
     }
-    char *ev = api_generate_token_event(41, "ab", 2, -1.25f);
+    char *ev = api_generate_token_event(41, "ab", 2, -1.25f, NULL, NULL);
     assert_string_equal(ev, "{\"index\":41,\"text\":\"ab\",\"logprob\":-1.25}");
     free(ev);
 }
