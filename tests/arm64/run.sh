@@ -49,6 +49,6 @@ for path in neon portable; do
     diff <(echo "$want") <(echo "$got") >&2 || true
     exit 1
   fi
-  echo "arm64 $path: the same ${#want} characters as x86-64 ($x86 )"
+  echo "arm64 $path: the same ${#want} characters as x86-64 (${x86# })"
 done
 echo "test-arm64: passed"

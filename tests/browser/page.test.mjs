@@ -271,7 +271,7 @@ test('1. streams a generation token by token and shows the finish reason', { tim
   assert.match(stats, /^400 tokens, \d+ tokens\/s, finish reason: length, seed 1234$/);
   const out = await outputText(page);
   assert.ok(out.startsWith(prompt), 'output starts with the prompt');
-  assert.equal(await page.locator('#output .prompt').textContent(), prompt);
+  assert.equal((await page.locator('#output .prompt').allTextContents()).join(''), prompt);
   assert.equal(out.length, prompt.length + 400, 'a character model: 400 tokens are 400 characters');
   assert.equal(await errorText(page), '');
   await waitIdle(page);
@@ -466,6 +466,61 @@ test('6. phone-sized viewport: Generate visible, no horizontal scroll', { timeou
   log(`  after a generation: scrollWidth ${width}; ${JSON.stringify(await statsText(page))}`);
   assert.ok(width <= 390, `no horizontal scroll after a generation (${width})`);
   await screenshot(page, '6-phone.png');
+  await close();
+});
+
+// The attention explorer: hovering a generated character lights up the earlier characters its
+// query attended to, by weight; the picker shows another head of the same text; arrow keys move.
+test('6b. attention explorer: hover, picker, keyboard, heat map', { timeout: 90000 }, async () => {
+  const { page, close } = await openPage(gptd.base + '/');
+  await typePrompt(page, 'ROMEO:');
+  await page.fill('#max_tokens', '80');
+  await page.fill('#seed', '7');
+  assert.equal(await page.locator('#layer').inputValue(), '5', 'the last layer by default');
+  assert.equal(await page.locator('#head').inputValue(), 'mean');
+  await page.click('#generate');
+  await waitFinished(page);
+  const text = await outputText(page);
+  assert.equal(text.length, 'ROMEO:'.length + 80);
+
+  // What is lit: [position, weight] of every character with a weight, and the selected one.
+  const lit = () => page.evaluate(() => ({
+    selected: +document.querySelector('#output .selected').dataset.position,
+    weights: [...document.querySelectorAll('#output [data-weight]')]
+      .map((s) => [+s.dataset.position, +s.dataset.weight]),
+    painted: [...document.querySelectorAll('#output span.ch')].filter((s) => s.style.backgroundColor).length,
+  }));
+  const target = page.locator('#output span.gen').nth(60);
+  await target.hover();
+  const mean = await lit();
+  log(`  hover position ${mean.selected}: ${mean.weights.length} weights lit, ${mean.painted} painted`);
+  assert.equal(mean.selected, 'ROMEO:'.length + 60);
+  assert.equal(mean.weights.length, mean.selected, 'every earlier position, none later (the mask)');
+  assert.ok(mean.weights.every(([p]) => p < mean.selected));
+  const sum = mean.weights.reduce((a, [, w]) => a + w, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-4, `the weights sum to 1 (${sum})`);
+  assert.equal(mean.painted, mean.weights.length, 'each weighted character is highlighted');
+  assert.match(await page.locator('#attended').textContent(), /attended most to/);
+
+  // Head 3 of the same layer: the same text (same seed), other weights.
+  await page.selectOption('#head', '3');
+  await page.waitForFunction(() => document.getElementById('attended').dataset.view === '5:3');
+  assert.equal(await outputText(page), text, 'the re-run gives the same text');
+  await target.hover();
+  const head3 = await lit();
+  assert.equal(head3.selected, mean.selected);
+  assert.notDeepEqual(head3.weights, mean.weights, 'another head attends differently');
+
+  // Keyboard: the output takes focus; the left arrow moves to the previous character.
+  await page.locator('#output').focus();
+  await page.keyboard.press('ArrowLeft');
+  assert.equal((await lit()).selected, mean.selected - 1);
+
+  await page.locator('#heat summary').click();
+  const canvas = await page.locator('#heatmap').evaluate((c) => [c.width, c.height]);
+  log(`  heat map ${canvas[0]} x ${canvas[1]}`);
+  assert.ok(canvas[0] > 60 && canvas[1] === 64, 'the last 64 rows over their window');
+  await screenshot(page, '8-attention.png');
   await close();
 });
 
