@@ -1,0 +1,106 @@
+// "attention" on POST /generate: every token reports the softmax weights its query used, over the
+// positions of its window, as JSON and as SSE; the text does not change; bad forms are 400s.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Gptd, assertApiError } from './helpers.js';
+
+const PROMPT = 'ROMEO:';
+let gptd, info;
+
+before(async () => {
+  gptd = await Gptd.start();
+  info = (await gptd.get('/info')).json.config;
+});
+after(() => gptd?.stop());
+
+/** One token's attention: weights over [start, position), summing to 1, in order. */
+function checkToken(a, { heads = 1, context = info.block_size } = {}) {
+  assert.ok(Number.isInteger(a.position) && Number.isInteger(a.start));
+  const n = a.position - a.start;
+  assert.ok(n >= 1 && n <= context, `window of ${n} positions`);
+  const rows = heads === 1 ? [a.weights] : a.weights;
+  assert.equal(rows.length, heads);
+  for (const row of rows) {
+    assert.equal(row.length, n, 'one weight for each position the query saw, none later');
+    const sum = row.reduce((x, y) => x + y, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-5, `a row sums to ${sum}`);
+    assert.ok(row.every((w) => w >= 0 && w <= 1));
+  }
+}
+
+describe('attention', () => {
+  test('JSON: one head, each token its row; the same text as without; positions follow the text', async () => {
+    const body = { prompt: PROMPT, max_tokens: 40, seed: 5 };
+    const plain = await gptd.post('/generate', body);
+    const r = await gptd.post('/generate', { ...body, attention: { layer: info.n_layer - 1, head: 2 } });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.text, plain.json.text, 'asking for attention changes no byte');
+    const a = r.json.attention;
+    assert.equal(a.layer, info.n_layer - 1);
+    assert.equal(a.head, 2);
+    assert.equal(a.tokens.length, 40);
+    assert.equal(a.tokens.map((t) => t.text).join(''), r.json.text);
+    a.tokens.forEach((t, i) => {
+      assert.equal(t.index, i);
+      assert.equal(t.attention.position, PROMPT.length + i);
+      assert.equal(t.attention.start, 0, 'inside the context the window starts at the prompt');
+      checkToken(t.attention);
+    });
+  });
+
+  test('SSE: one event per token with its weights, stop strings included', async () => {
+    const body = { prompt: PROMPT, max_tokens: 120, seed: 3, stop: ['\n\n'], stream: true,
+                   attention: { layer: 0, head: 'mean' } };
+    const s = await gptd.stream(body);
+    assert.equal(s.status, 200);
+    const json = await gptd.post('/generate', { ...body, stream: false });
+    assert.equal(s.text, json.json.text);
+    for (const { json: ev } of s.tokens) {
+      assert.equal([...ev.text].length, 1, 'one token an event');
+      assert.equal(ev.attention.position, PROMPT.length + ev.index);
+      checkToken(ev.attention);
+    }
+    assert.deepEqual(s.tokens.map(({ json: ev }) => ev.attention),
+                     json.json.attention.tokens.map((t) => t.attention), 'SSE and JSON agree');
+  });
+
+  test('past the context: the window the model really saw (keep: a shift to the last half)', async () => {
+    const r = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 300, seed: 9,
+                                             attention: { layer: 1, head: 'all', top_k: 3 } });
+    assert.equal(r.status, 200);
+    const T = info.block_size, tokens = r.json.attention.tokens;
+    let shifted = false;
+    for (const t of tokens) {
+      const a = t.attention;
+      assert.ok(a.position - a.start <= T);
+      assert.equal(a.weights.length, info.n_head);
+      for (const pairs of a.weights) {
+        assert.ok(pairs.length === Math.min(3, a.position - a.start));
+        for (const [p, w] of pairs) assert.ok(p >= a.start && p < a.position && w > 0 && w <= 1);
+        for (let i = 1; i < pairs.length; i++) assert.ok(pairs[i - 1][1] >= pairs[i][1], 'heaviest first');
+      }
+      if (a.start > 0) shifted = true;
+    }
+    assert.ok(shifted, 'some tokens came after a context shift');
+    const first = tokens.find((t) => t.attention.start > 0).attention;
+    assert.equal(first.position - first.start, T / 2, 'the first shifted window holds the kept half');
+  });
+
+  test('out of range or malformed: 400 naming the field; the reply stays bounded', async () => {
+    const cases = [
+      [{ layer: info.n_layer, head: 0 }, /layer/],
+      [{ layer: 0, head: info.n_head }, /head/],
+      [{ layer: 0, head: 'max' }, /head/],
+      [{ head: 0 }, /layer/],
+      [{ layer: 0, head: 0, top_k: 0 }, /top_k/],
+      [{ layer: 0, head: 0, extra: 1 }, /extra/],
+      [[0, 0], /attention/],
+    ];
+    for (const [attention, re] of cases) {
+      const r = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 5, attention });
+      assertApiError(r, 400, re);
+    }
+    const big = await gptd.post('/generate', { max_tokens: 1000, attention: { layer: 0, head: 'all' } });
+    assertApiError(big, 400, /max_tokens/, /at most 512/);
+  });
+});
