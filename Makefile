@@ -240,7 +240,10 @@ bench-engine: ref-deps bin/bench-engine
 bench-server: bin/gptd bin/bench-engine bin/bench-server
 	bash bench/bench_server.sh
 
-bench: bench-train bench-engine bench-server
+bench-attention: bin/gptd
+	bash bench/bench_attention.sh
+
+bench: bench-train bench-engine bench-server bench-attention
 
 MODEL ?= weights/shakespeare-char.safetensors
 run: bin/gptd
@@ -258,5 +261,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: deps-arm64 test-arm64 all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
+.PHONY: deps-arm64 test-arm64 bench-attention all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
