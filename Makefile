@@ -27,13 +27,15 @@ export OPENBLAS_CORETYPE
 endif
 endif
 
+# Each binary is built from folders: model/ runs the model (no OpenBLAS, so the runtime image
+# carries no BLAS library), train/ trains it (OpenBLAS), api/ maps JSON to structs, server/ is the
+# daemon; TOOLS_LIB is what the tools share with the daemon.
 MODEL_SRC := $(wildcard model/*.c)
-# The training pass needs OpenBLAS; inference (engine, gptd, gpt-sample) does not, so the
-# runtime image carries no BLAS library.
-TRAIN_SRC := model/matmul.c model/attention.c model/gpt_backprop.c model/adamw.c \
-             model/dataset.c model/trainer.c
-INFER_SRC := $(filter-out $(TRAIN_SRC),$(MODEL_SRC))
+TRAIN_SRC := $(wildcard train/*.c)
+API_SRC   := $(wildcard api/*.c)
 TOOLS_LIB := tools/cli.c
+# What gpt-sample is built from besides tools/gpt_sample.c (tests/arm64/run.sh builds it too).
+INFER_SRC := $(MODEL_SRC)
 BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
@@ -51,12 +53,12 @@ $(BUILD)/gen/web_page.c: web/index.html tools/embed.sh
 	@mkdir -p $(@D)
 	sh tools/embed.sh web_index_html $< > $@
 
-SERVER_SRC := $(wildcard server/*.c) $(wildcard api/*.c) $(TOOLS_LIB)
-bin/gptd: $(call obj,rel,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
+SERVER_SRC := $(wildcard server/*.c) $(API_SRC) $(TOOLS_LIB)
+bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
-bin/gptd-san: $(call obj,san,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
+bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
@@ -68,16 +70,16 @@ bin/gpt-sample: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-# The validation split comes from the trainer's dataset code; no OpenBLAS.
-bin/gpt-context-loss: $(call obj,rel,$(INFER_SRC) model/dataset.c $(TOOLS_LIB) tools/gpt_context_loss.c)
+# The validation split comes from the trainer's dataset code (plain C, no OpenBLAS).
+bin/gpt-context-loss: $(call obj,rel,$(MODEL_SRC) train/dataset.c $(TOOLS_LIB) tools/gpt_context_loss.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-convert: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
+bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TRAIN_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
@@ -99,7 +101,7 @@ $(BUILD)/san/%.o: %.c
 	$(CC) $(CFLAGS) $(ISA) $(SAN) -O1 -c -o $@ $<
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
-UNIT_LIB := $(MODEL_SRC) $(wildcard api/*.c) server/sse.c
+UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) server/sse.c
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS) -lcmocka
 
@@ -113,15 +115,15 @@ $(BUILD)/tsan/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(TSAN) -O1 -c -o $@ $<
 
-bin/gptd-tsan: $(call obj,tsan,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web_page.o
+bin/gptd-tsan: $(call obj,tsan,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
-bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
+bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TRAIN_SRC) $(TOOLS_LIB) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
 
-bin/gpt-convert-san: $(call obj,san,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
@@ -130,7 +132,7 @@ bin/gpt-convert-san: $(call obj,san,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.
 FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -ffp-contract=off
-FUZZ_LIB     := $(INFER_SRC) $(wildcard api/*.c) server/sse.c
+FUZZ_LIB     := $(MODEL_SRC) $(API_SRC) server/sse.c
 FUZZERS      := $(patsubst tests/fuzz/%.c,bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 $(BUILD)/fuzz/%.o: %.c
@@ -253,7 +255,7 @@ data/tinyshakespeare.txt:
 	curl -fsSL -o $@ $(DATA_URL)
 
 format:
-	clang-format -i model/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
+	clang-format -i model/*.[ch] train/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
 
 clean:
 	rm -rf $(BUILD) bin

@@ -197,7 +197,8 @@ int main(int argc, char **argv) {
     if (fail_step) sc.fail_step = atol(fail_step);
     const char *step_delay = getenv("GPTD_TEST_STEP_DELAY_MS");
     if (step_delay) sc.step_delay_ms = atoi(step_delay);
-    if (engine_create(&engine, &model, &ec, &err) ||
+    /* Once packed, the matrices live in the engine: the model keeps only what it reads. */
+    if (engine_create(&engine, &model, &ec, &err) || gpt_keep_unpacked(&model, &err) ||
         scheduler_create(&sched, engine, &sc, metrics, &err)) {
         fprintf(stderr, "gptd: %s\n", err.message);
         goto done;

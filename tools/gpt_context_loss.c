@@ -11,7 +11,7 @@
 
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
-#include "../model/dataset.h"
+#include "../train/dataset.h"
 #include "cli.h"
 
 typedef struct {

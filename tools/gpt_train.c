@@ -7,8 +7,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../model/dataset.h"
-#include "../model/trainer.h"
+#include "../train/dataset.h"
+#include "../train/trainer.h"
 #include "cli.h"
 
 /* The only mutable global: written by the signal handler, read by the training loop. */

@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "rng.h"
+#include "../model/rng.h"
 
 typedef struct {
     int B, Tq, Tk, n_head, head_size;

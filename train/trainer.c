@@ -6,11 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "../model/checkpoint.h"
+#include "../model/thread_pool.h"
 #include "adamw.h"
-#include "checkpoint.h"
 #include "dataset.h"
+#include "gpt_backprop.h"
 #include "matmul.h"
-#include "thread_pool.h"
 
 /* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
 #define TRAINER_POOL_SPIN_US 20
@@ -31,15 +32,15 @@ static float learning_rate(const TrainOptions *o, int step) {
 
 /* Mean loss over eval_iters batches of one split, dropout off. The batches come from an RNG
  * seeded by (seed, step, split) so evaluation neither depends on nor disturbs training. */
-static int estimate_loss(GPT *m, const Dataset *d, const TrainOptions *o, int step, bool val,
-                         int *x, int *y, float *out, Error *err) {
+static int estimate_loss(TrainState *ts, const Dataset *d, const TrainOptions *o, int step,
+                         bool val, int *x, int *y, float *out, Error *err) {
     Rng rng;
     rng_seed(&rng, o->seed * 1000003ull + (uint64_t)step * 2 + val);
     double sum = 0.0;
     for (int i = 0; i < o->eval_iters; i++) {
         float loss;
         dataset_batch(d, val, o->batch_size, o->model.block_size, &rng, x, y);
-        if (gpt_forward(m, x, y, o->batch_size, o->model.block_size, 0.0f, NULL, &loss, err))
+        if (gpt_forward(ts, x, y, o->batch_size, o->model.block_size, 0.0f, NULL, &loss, err))
             return -1;
         sum += loss;
     }
@@ -48,10 +49,11 @@ static int estimate_loss(GPT *m, const Dataset *d, const TrainOptions *o, int st
 }
 
 /* Both splits, then the seed's log line. */
-static int evaluate_and_log(GPT *m, const Dataset *d, const TrainOptions *o, int step, int *x,
-                            int *y, FILE *log, float *train_loss, float *val_loss, Error *err) {
-    if (estimate_loss(m, d, o, step, false, x, y, train_loss, err) ||
-        estimate_loss(m, d, o, step, true, x, y, val_loss, err))
+static int evaluate_and_log(TrainState *ts, const Dataset *d, const TrainOptions *o, int step,
+                            int *x, int *y, FILE *log, float *train_loss, float *val_loss,
+                            Error *err) {
+    if (estimate_loss(ts, d, o, step, false, x, y, train_loss, err) ||
+        estimate_loss(ts, d, o, step, true, x, y, val_loss, err))
         return -1;
     fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", step, *train_loss, *val_loss);
     fflush(log);
@@ -165,6 +167,7 @@ static int resume(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, 
 int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     TrainOptions o = *opts;
     GPT m;
+    TrainState ts;
     Tokenizer tok;
     SafeTensors st;
     Dataset data = {0};
@@ -175,18 +178,20 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     if (safetensors_meta(&st, "train.step")) meta_u64(&st, "train.step", &step, err);
     safetensors_close(&st);
     o.model = m.config;
+    train_state_init(&ts, &m);
     if (dataset_load(&data, o.data_path, &tok, err) ||
         dataset_check(&data, o.model.block_size, err))
         goto done;
     float train_loss, val_loss;
     if (alloc_batch(&o, &x, &y, err) ||
-        evaluate_and_log(&m, &data, &o, (int)step, x, y, log, &train_loss, &val_loss, err))
+        evaluate_and_log(&ts, &data, &o, (int)step, x, y, log, &train_loss, &val_loss, err))
         goto done;
     rc = 0;
 done:
     free(x);
     free(y);
     dataset_free(&data);
+    train_state_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
     return rc;
@@ -203,6 +208,7 @@ static void format_duration(double s, char *out, size_t cap) {
 int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err) {
     TrainOptions o = *opts;
     GPT m;
+    TrainState ts;
     Tokenizer tok = {0};
     OptimizerState opt = {0};
     Dataset data = {0};
@@ -210,6 +216,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     int *x = NULL, *y = NULL, rc = -1;
     ThreadPool *pool = NULL;
     memset(&m, 0, sizeof m);
+    train_state_init(&ts, &m);
     matmul_set_threads(o.threads);
 
     if (o.resume_path) {
@@ -229,10 +236,10 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         }
     }
     if (dataset_check(&data, o.model.block_size, err)) goto done;
-    if (gpt_alloc_grads(&m, err)) goto done;
+    if (gpt_alloc_grads(&ts, err)) goto done;
     /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
     if (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)) goto done;
-    m.pool = pool;
+    ts.pool = pool;
     if (alloc_batch(&o, &x, &y, err)) goto done;
     size_t bt = (size_t)o.batch_size * o.model.block_size;
     fprintf(progress, "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d\n",
@@ -251,7 +258,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
         if (at_eval && !(o.resume_path && p.step == first_step)) {
             double t0 = now_seconds();
-            if (evaluate_and_log(&m, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
+            if (evaluate_and_log(&ts, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
                 goto done;
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
             fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step, now_seconds() - t0,
@@ -269,12 +276,12 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         float loss;
         double t_step = now_seconds();
         dataset_batch(&data, false, o.batch_size, o.model.block_size, &p.rng, x, y);
-        if (gpt_forward(&m, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
+        if (gpt_forward(&ts, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
             goto done;
-        gpt_zero_grads(&m);
-        gpt_backward(&m);
+        gpt_zero_grads(&ts);
+        gpt_backward(&ts);
         adam.lr = learning_rate(&o, p.step);
-        adamw_update(m.param_memory, m.grad_memory, opt.m, opt.v, m.n_params, p.step + 1, &adam);
+        adamw_update(m.param_memory, ts.grad_memory, opt.m, opt.v, m.n_params, p.step + 1, &adam);
         p.step++;
         window_steps++;
         if (p.step - first_step > warm_steps) {
@@ -303,6 +310,7 @@ done:
     free(opt.m);
     free(opt.v);
     dataset_free(&data);
+    train_state_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
     return rc;
