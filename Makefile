@@ -29,13 +29,13 @@ endif
 
 # Each binary is built from folders: model/ runs the model (no OpenBLAS, so the runtime image
 # carries no BLAS library), train/ trains it (OpenBLAS), api/ maps JSON to structs, server/ is the
-# daemon; TOOLS_LIB is what the tools share with the daemon.
-MODEL_SRC := $(wildcard model/*.c)
-TRAIN_SRC := $(wildcard train/*.c)
-API_SRC   := $(wildcard api/*.c)
-TOOLS_LIB := tools/cli.c
+# daemon, common/ holds what every layer may use (flags, the clock).
+MODEL_SRC  := $(wildcard model/*.c)
+TRAIN_SRC  := $(wildcard train/*.c)
+API_SRC    := $(wildcard api/*.c)
+COMMON_SRC := $(wildcard common/*.c)
 # What gpt-sample is built from besides tools/gpt_sample.c (tests/arm64/run.sh builds it too).
-INFER_SRC := $(MODEL_SRC)
+INFER_SRC  := $(MODEL_SRC) $(COMMON_SRC)
 BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
@@ -44,7 +44,7 @@ BINS := bin/gpt-train bin/gpt-sample bin/gpt-convert bin/gpt-context-loss bin/be
         bin/bench-server
 all: $(BINS)
 
-bin/bench-server: $(call obj,rel,$(TOOLS_LIB) bench/bench_server.c)
+bin/bench-server: $(call obj,rel,$(COMMON_SRC) bench/bench_server.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -pthread
 
@@ -53,7 +53,7 @@ $(BUILD)/gen/web_page.c: web/index.html tools/embed.sh
 	@mkdir -p $(@D)
 	sh tools/embed.sh web_index_html $< > $@
 
-SERVER_SRC := $(wildcard server/*.c) $(API_SRC) $(TOOLS_LIB)
+SERVER_SRC := $(wildcard server/*.c) $(API_SRC) $(COMMON_SRC)
 bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
@@ -62,24 +62,24 @@ bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_pa
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
-bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) bench/bench_engine.c)
+bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) bench/bench_engine.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
-bin/gpt-sample: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
+bin/gpt-sample: $(call obj,rel,$(INFER_SRC) tools/gpt_sample.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # The validation split comes from the trainer's dataset code (plain C, no OpenBLAS).
-bin/gpt-context-loss: $(call obj,rel,$(MODEL_SRC) train/dataset.c $(TOOLS_LIB) tools/gpt_context_loss.c)
+bin/gpt-context-loss: $(call obj,rel,$(MODEL_SRC) train/dataset.c $(COMMON_SRC) tools/gpt_context_loss.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TRAIN_SRC) $(TOOLS_LIB) tools/gpt_train.c)
+bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
@@ -119,11 +119,11 @@ bin/gptd-tsan: $(call obj,tsan,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
-bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TRAIN_SRC) $(TOOLS_LIB) tools/gpt_train.c)
+bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
 
-bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
@@ -255,7 +255,7 @@ data/tinyshakespeare.txt:
 	curl -fsSL -o $@ $(DATA_URL)
 
 format:
-	clang-format -i model/*.[ch] train/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
+	clang-format -i model/*.[ch] train/*.[ch] common/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
 
 clean:
 	rm -rf $(BUILD) bin

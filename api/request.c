@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/tokenizer.h"
+
 int api_error(ApiError *e, int status, const char *type, const char *fmt, ...) {
     e->status = status;
     snprintf(e->type, sizeof e->type, "%s", type);

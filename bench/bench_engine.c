@@ -8,11 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/cli.h"
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
 #include "../model/kernels.h"
 #include "../model/thread_pool.h"
-#include "../tools/cli.h"
 
 #define MAX_REPEATS 50
 

@@ -2,6 +2,19 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
+
+const char *activation_name(Activation a) { return a == ACT_GELU ? "gelu" : "relu"; }
+
+int activation_parse(const char *name, Activation *a) {
+    if (strcmp(name, "relu") == 0)
+        *a = ACT_RELU;
+    else if (strcmp(name, "gelu") == 0)
+        *a = ACT_GELU;
+    else
+        return -1;
+    return 0;
+}
 
 /* Eight interleaved partial sums added pairwise at the end: a fixed order the compiler can keep
  * in one vector register (a single running sum cannot be vectorized without reordering it). */

@@ -8,6 +8,11 @@
 
 typedef enum { ACT_RELU = 0, ACT_GELU = 1 } Activation;
 
+/* "relu" or "gelu", as flags and checkpoints spell them. */
+const char *activation_name(Activation a);
+/* The activation named; -1 for another name. */
+int activation_parse(const char *name, Activation *a);
+
 /* LayerNorm over the last dim (eps 1e-5) of N rows of C, with the sums in a fast fixed order. */
 void layernorm_inference(float *out, const float *inp, const float *weight, const float *bias,
                          int N, int C);

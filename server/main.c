@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
+#include "../common/clock.h"
 #include "../model/checkpoint.h"
 #include "../model/engine.h"
 #include "../model/kernels.h"
-#include "../tools/cli.h"
-#include "clock.h"
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"

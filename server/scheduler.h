@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "../api/finish.h"
 #include "../api/request.h"
 #include "../model/batch.h"
 #include "metrics.h"
@@ -47,7 +48,7 @@ typedef struct Request {
     TokenEvent *events; /* (max_tokens) */
     int n_events;
     bool done;
-    const char *finish_reason; /* "length", "stop", "timeout", "cancelled", "shutdown" */
+    ApiFinish finish; /* API_FINISH_NONE until done */
     bool failed;
     ApiError error;
     int prompt_tokens, completion_tokens, prompt_dropped;

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/cli.h"
 #include "../model/checkpoint.h"
 #include "../model/float16.h"
-#include "cli.h"
 
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dtype = "f16";

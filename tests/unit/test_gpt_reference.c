@@ -43,10 +43,10 @@ static void load_fixture(SafeTensors *st, GPT *m, const char *path) {
         .n_head = meta_int(st, "n_head"),
         .n_embd = meta_int(st, "n_embd"),
         .block_size = meta_int(st, "block_size"),
-        .activation = strcmp(safetensors_meta(st, "activation"), "gelu") == 0 ? ACT_GELU : ACT_RELU,
         .qkv_bias = strcmp(safetensors_meta(st, "qkv_bias"), "true") == 0,
         .tied_head = strcmp(safetensors_meta(st, "tied_head"), "true") == 0,
     };
+    assert_int_equal(activation_parse(safetensors_meta(st, "activation"), &c.activation), 0);
     assert_int_equal(gpt_init(m, &c, &err), 0);
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorSpec *s = &m->tensors[i];

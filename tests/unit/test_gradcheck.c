@@ -83,8 +83,7 @@ static void check(Activation act, bool tied, float dropout) {
         }
     }
     printf("  %s%s, dropout %.1f: %d elements in %d tensors, max |fd - grad| %.2e\n",
-           act == ACT_GELU ? "gelu" : "relu", tied ? " tied" : "", dropout, checked, m.n_tensors,
-           worst);
+           activation_name(act), tied ? " tied" : "", dropout, checked, m.n_tensors, worst);
     train_state_free(&ts);
     gpt_free(&m);
 }
