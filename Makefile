@@ -60,7 +60,7 @@ bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
 
 bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
 bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) bench/bench_engine.c)
 	@mkdir -p $(@D)
@@ -93,7 +93,7 @@ $(BUILD)/rel/gen/%.o: $(BUILD)/gen/%.c
 
 $(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
 # Sanitizer build of the same sources, for the tests.
 $(BUILD)/san/%.o: %.c
@@ -103,7 +103,7 @@ $(BUILD)/san/%.o: %.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
 UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) server/sse.c
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka
 
 # ThreadSanitizer build of the daemon: the integration suite runs clean under it (make test-tsan).
 TSAN := -fsanitize=thread -fno-omit-frame-pointer
@@ -117,15 +117,15 @@ $(BUILD)/tsan/gen/%.o: $(BUILD)/gen/%.c
 
 bin/gptd-tsan: $(call obj,tsan,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web_page.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
+	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
 bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
 bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # libFuzzer harnesses (tests/fuzz/), built with clang under ASan/UBSan. `make fuzz` runs each
 # for FUZZ_SECONDS from its committed seed corpus and reports executions and coverage.

@@ -111,6 +111,10 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
                        "usage: gptd [--model FILE] [--host ADDR] [--port N] ...\n"
                        "Every option can also be set by the environment variable shown.");
     if (rc) return rc;
+    if (cors.n > MAX_CORS_ORIGINS) { /* the flag list may hold more than the server takes */
+        fprintf(stderr, "error: --cors-origin given more than %d times\n", MAX_CORS_ORIGINS);
+        return 2;
+    }
     for (int i = 0; i < cors.n; i++) cfg->cors_origins[i] = cors.items[i];
     cfg->n_cors_origins = cors.n;
     cfg->timeout_s = timeout;
