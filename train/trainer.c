@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../common/clock.h"
 #include "../model/checkpoint.h"
 #include "../model/thread_pool.h"
 #include "adamw.h"
@@ -15,12 +15,6 @@
 
 /* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
 #define TRAINER_POOL_SPIN_US 20
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Linear warmup, then cosine decay from lr to min_lr (constant when min_lr == lr, the seed). */
 static float learning_rate(const TrainOptions *o, int step) {
@@ -247,7 +241,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
 
     AdamWConfig adam = {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay};
     int first_step = p.step;
-    double t_start = now_seconds(), t_window = t_start;
+    double t_start = clock_seconds(), t_window = t_start;
     int window_steps = 0;
     /* Pure step time after a short warm-up (first allocations, thread start), for benchmarks. */
     const int warm_steps = 3;
@@ -257,13 +251,13 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     for (;;) {
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
         if (at_eval && !(o.resume_path && p.step == first_step)) {
-            double t0 = now_seconds();
+            double t0 = clock_seconds();
             if (evaluate_and_log(&ts, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
                 goto done;
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
-            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step, now_seconds() - t0,
-                    o.out_path);
-            t_window = now_seconds();
+            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step,
+                    clock_seconds() - t0, o.out_path);
+            t_window = clock_seconds();
             window_steps = 0;
         }
         if (p.step >= o.max_iters) break;
@@ -274,7 +268,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             break;
         }
         float loss;
-        double t_step = now_seconds();
+        double t_step = clock_seconds();
         dataset_batch(&data, false, o.batch_size, o.model.block_size, &p.rng, x, y);
         if (gpt_forward(&ts, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
             goto done;
@@ -285,11 +279,11 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         p.step++;
         window_steps++;
         if (p.step - first_step > warm_steps) {
-            timed_seconds += now_seconds() - t_step;
+            timed_seconds += clock_seconds() - t_step;
             timed_steps++;
         }
         if (o.log_interval > 0 && p.step % o.log_interval == 0) {
-            double t = now_seconds(), per_step = (t - t_window) / window_steps;
+            double t = clock_seconds(), per_step = (t - t_window) / window_steps;
             char left[32];
             format_duration(per_step * (o.max_iters - p.step), left, sizeof left);
             fprintf(progress,
@@ -301,7 +295,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     if (timed_steps > 0)
         fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
                 timed_seconds / timed_steps * 1e3, bt * timed_steps / timed_seconds, timed_steps);
-    fprintf(progress, "done in %.1f s\n", now_seconds() - t_start);
+    fprintf(progress, "done in %.1f s\n", clock_seconds() - t_start);
     rc = 0;
 done:
     thread_pool_destroy(pool);
