@@ -2,47 +2,11 @@
 
 #include <cblas.h>
 #include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
 
 void matmul_set_threads(int n) { openblas_set_num_threads(n); }
 
-/* OpenBLAS picks different kernels (with different summation orders) for small row counts, so
- * a row's result would depend on how many other rows share the call. Rows therefore go through
- * sgemm in whole blocks of ROW_BLOCK; a ragged tail is padded with zero rows. Then a sequence's
- * outputs are bit-identical whether it runs alone or inside a batch. */
-#define ROW_BLOCK 64
-
-static void matmul_forward_block(float *out, const float *inp, const float *w, const float *bias,
-                                 int N, int K, int M, bool w_is_out_in);
-
-static void sgemm_rows(float *out, const float *inp, const float *w, int N, int K, int M,
-                       bool w_is_out_in, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_out_in ? CblasTrans : CblasNoTrans, N, M, K, 1.0f,
-                inp, K, w, w_is_out_in ? K : M, beta, out, M);
-}
-
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K,
                     int M, bool w_is_out_in) {
-    int full = N / ROW_BLOCK * ROW_BLOCK, tail = N - full;
-    if (full) matmul_forward_block(out, inp, w, bias, full, K, M, w_is_out_in);
-    if (tail == 0) return;
-    float *pad_in = calloc((size_t)ROW_BLOCK * K, sizeof(float));
-    float *pad_out = malloc((size_t)ROW_BLOCK * M * sizeof(float));
-    if (!pad_in || !pad_out) { /* out of memory: still correct, just not batch-invariant */
-        matmul_forward_block(out + (size_t)full * M, inp + (size_t)full * K, w, bias, tail, K, M,
-                             w_is_out_in);
-    } else {
-        memcpy(pad_in, inp + (size_t)full * K, (size_t)tail * K * sizeof(float));
-        matmul_forward_block(pad_out, pad_in, w, bias, ROW_BLOCK, K, M, w_is_out_in);
-        memcpy(out + (size_t)full * M, pad_out, (size_t)tail * M * sizeof(float));
-    }
-    free(pad_in);
-    free(pad_out);
-}
-
-static void matmul_forward_block(float *out, const float *inp, const float *w, const float *bias,
-                                 int N, int K, int M, bool w_is_out_in) {
     float beta = 0.0f;
     if (bias) {
         /* Seed the output with the bias so the product accumulates onto it. */
@@ -50,7 +14,8 @@ static void matmul_forward_block(float *out, const float *inp, const float *w, c
             for (int m = 0; m < M; m++) out[(size_t)n * M + m] = bias[m];
         beta = 1.0f;
     }
-    sgemm_rows(out, inp, w, N, K, M, w_is_out_in, beta);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_out_in ? CblasTrans : CblasNoTrans, N, M, K, 1.0f,
+                inp, K, w, w_is_out_in ? K : M, beta, out, M);
 }
 
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,

@@ -62,7 +62,8 @@ static int alloc_batch(const TrainOptions *o, int **x, int **y, Error *err) {
     return *x && *y ? 0 : error_set(err, "out of memory");
 }
 
-/* Hyperparameters that define a run, stored in the state so a resume continues the same run. */
+/* Where a run stands: its step and RNG, saved in the state (with the hyperparameters, see save)
+ * so that a resume continues exactly. */
 typedef struct {
     int step;
     Rng rng;
