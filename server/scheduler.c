@@ -177,7 +177,9 @@ static void admit(Scheduler *s, double now) {
         while (s->slot_used[slot]) slot++;
         s->slot_used[slot] = true;
         r->seq.slot = slot;
+        pthread_mutex_lock(&r->lock); /* HTTP threads read t_admit for the reply's timing */
         r->t_admit = now;
+        pthread_mutex_unlock(&r->lock);
         s->active[s->n_active++] = r;
     }
     metrics_set_queue_depth(s->metrics, s->q_len);
