@@ -200,6 +200,50 @@ static void format_duration(double s, char *out, size_t cap) {
         snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* A fresh run (the model initialised from o->seed, zero moments) or a resumed one, and the text it
+ * trains on. */
+static int start_run(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, Dataset *data,
+                     Progress *p, Error *err) {
+    if (o->resume_path)
+        return resume(o, m, tok, opt, p, err) || dataset_load(data, o->data_path, tok, err) ? -1
+                                                                                            : 0;
+    if (dataset_load(data, o->data_path, tok, err)) return -1;
+    o->model.vocab_size = tok->vocab_size;
+    if (gpt_init(m, &o->model, err)) return -1;
+    rng_seed(&p->rng, o->seed);
+    gpt_init_weights(m, &p->rng);
+    opt->m = calloc(m->n_params, sizeof(float));
+    opt->v = calloc(m->n_params, sizeof(float));
+    return opt->m && opt->v ? 0 : error_set(err, "out of memory");
+}
+
+/* One AdamW step on a random training batch (x, y: its buffers); *loss is the batch's. */
+static int train_step(TrainState *ts, const Dataset *d, const TrainOptions *o, OptimizerState *opt,
+                      AdamWConfig *adam, Progress *p, int *x, int *y, float *loss, Error *err) {
+    GPT *m = ts->model;
+    dataset_batch(d, false, o->batch_size, o->model.block_size, &p->rng, x, y);
+    if (gpt_forward(ts, x, y, o->batch_size, o->model.block_size, o->dropout, &p->rng, loss, err))
+        return -1;
+    gpt_zero_grads(ts);
+    gpt_backward(ts);
+    adam->lr = learning_rate(o, p->step);
+    adamw_update(m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params, p->step + 1, adam);
+    p->step++;
+    return 0;
+}
+
+/* The progress line: loss, learning rate, speed over the steps since t_window, time left. */
+static void log_progress(FILE *progress, const TrainOptions *o, int step, float loss, float lr,
+                         double t_window, int window_steps) {
+    double per_step = (clock_seconds() - t_window) / window_steps;
+    size_t bt = (size_t)o->batch_size * o->model.block_size;
+    char left[32];
+    format_duration(per_step * (o->max_iters - step), left, sizeof left);
+    fprintf(progress, "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
+            step, o->max_iters, loss, lr, per_step * 1e3, bt / per_step, left);
+    fflush(progress);
+}
+
 int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err) {
     TrainOptions o = *opts;
     GPT m;
@@ -214,24 +258,9 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     train_state_init(&ts, &m);
     matmul_set_threads(o.threads);
 
-    if (o.resume_path) {
-        if (resume(&o, &m, &tok, &opt, &p, err)) goto done;
-        if (dataset_load(&data, o.data_path, &tok, err)) goto done;
-    } else {
-        if (dataset_load(&data, o.data_path, &tok, err)) goto done;
-        o.model.vocab_size = tok.vocab_size;
-        if (gpt_init(&m, &o.model, err)) goto done;
-        rng_seed(&p.rng, o.seed);
-        gpt_init_weights(&m, &p.rng);
-        opt.m = calloc(m.n_params, sizeof(float));
-        opt.v = calloc(m.n_params, sizeof(float));
-        if (!opt.m || !opt.v) {
-            error_set(err, "out of memory");
-            goto done;
-        }
-    }
-    if (dataset_check(&data, o.model.block_size, err)) goto done;
-    if (gpt_alloc_grads(&ts, err)) goto done;
+    if (start_run(&o, &m, &tok, &opt, &data, &p, err) ||
+        dataset_check(&data, o.model.block_size, err) || gpt_alloc_grads(&ts, err))
+        goto done;
     /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
     if (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)) goto done;
     ts.pool = pool;
@@ -270,28 +299,14 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         }
         float loss;
         double t_step = clock_seconds();
-        dataset_batch(&data, false, o.batch_size, o.model.block_size, &p.rng, x, y);
-        if (gpt_forward(&ts, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
-            goto done;
-        gpt_zero_grads(&ts);
-        gpt_backward(&ts);
-        adam.lr = learning_rate(&o, p.step);
-        adamw_update(m.param_memory, ts.grad_memory, opt.m, opt.v, m.n_params, p.step + 1, &adam);
-        p.step++;
+        if (train_step(&ts, &data, &o, &opt, &adam, &p, x, y, &loss, err)) goto done;
         window_steps++;
         if (p.step - first_step > warm_steps) {
             timed_seconds += clock_seconds() - t_step;
             timed_steps++;
         }
-        if (o.log_interval > 0 && p.step % o.log_interval == 0) {
-            double t = clock_seconds(), per_step = (t - t_window) / window_steps;
-            char left[32];
-            format_duration(per_step * (o.max_iters - p.step), left, sizeof left);
-            fprintf(progress,
-                    "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
-                    p.step, o.max_iters, loss, adam.lr, per_step * 1e3, bt / per_step, left);
-            fflush(progress);
-        }
+        if (o.log_interval > 0 && p.step % o.log_interval == 0)
+            log_progress(progress, &o, p.step, loss, adam.lr, t_window, window_steps);
     }
     if (timed_steps > 0)
         fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
