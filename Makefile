@@ -27,13 +27,15 @@ export OPENBLAS_CORETYPE
 endif
 endif
 
-MODEL_SRC := $(wildcard model/*.c)
-# The training pass needs OpenBLAS; inference (engine, gptd, gpt-sample) does not, so the
-# runtime image carries no BLAS library.
-TRAIN_SRC := model/matmul.c model/attention.c model/gpt_backprop.c model/adamw.c \
-             model/dataset.c model/trainer.c
-INFER_SRC := $(filter-out $(TRAIN_SRC),$(MODEL_SRC))
-TOOLS_LIB := tools/cli.c
+# Each binary is built from folders: model/ runs the model (no OpenBLAS, so the runtime image
+# carries no BLAS library), train/ trains it (OpenBLAS), api/ maps JSON to structs, server/ is the
+# daemon, common/ holds what every layer may use (flags, the clock).
+MODEL_SRC  := $(wildcard model/*.c)
+TRAIN_SRC  := $(wildcard train/*.c)
+API_SRC    := $(wildcard api/*.c)
+COMMON_SRC := $(wildcard common/*.c)
+# What gpt-sample is built from besides tools/gpt_sample.c (tests/arm64/run.sh builds it too).
+INFER_SRC  := $(MODEL_SRC) $(COMMON_SRC)
 BUILD     := build
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
@@ -42,7 +44,7 @@ BINS := bin/gpt-train bin/gpt-sample bin/gpt-convert bin/gpt-context-loss bin/be
         bin/bench-server
 all: $(BINS)
 
-bin/bench-server: $(call obj,rel,$(TOOLS_LIB) bench/bench_server.c)
+bin/bench-server: $(call obj,rel,$(COMMON_SRC) bench/bench_server.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -pthread
 
@@ -51,33 +53,33 @@ $(BUILD)/gen/web_page.c: web/index.html tools/embed.sh
 	@mkdir -p $(@D)
 	sh tools/embed.sh web_index_html $< > $@
 
-SERVER_SRC := $(wildcard server/*.c) $(wildcard api/*.c) $(TOOLS_LIB)
-bin/gptd: $(call obj,rel,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
+SERVER_SRC := $(wildcard server/*.c) $(API_SRC) $(COMMON_SRC)
+bin/gptd: $(call obj,rel,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/rel/gen/web_page.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
-bin/gptd-san: $(call obj,san,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
+bin/gptd-san: $(call obj,san,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/san/gen/web_page.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
-bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) bench/bench_engine.c)
+bin/bench-engine: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) bench/bench_engine.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
-bin/gpt-sample: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_sample.c)
+bin/gpt-sample: $(call obj,rel,$(INFER_SRC) tools/gpt_sample.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-# The validation split comes from the trainer's dataset code; no OpenBLAS.
-bin/gpt-context-loss: $(call obj,rel,$(INFER_SRC) model/dataset.c $(TOOLS_LIB) tools/gpt_context_loss.c)
+# The validation split comes from the trainer's dataset code (plain C, no OpenBLAS).
+bin/gpt-context-loss: $(call obj,rel,$(MODEL_SRC) train/dataset.c $(COMMON_SRC) tools/gpt_context_loss.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-convert: $(call obj,rel,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
+bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
@@ -91,7 +93,7 @@ $(BUILD)/rel/gen/%.o: $(BUILD)/gen/%.c
 
 $(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
 # Sanitizer build of the same sources, for the tests.
 $(BUILD)/san/%.o: %.c
@@ -99,9 +101,9 @@ $(BUILD)/san/%.o: %.c
 	$(CC) $(CFLAGS) $(ISA) $(SAN) -O1 -c -o $@ $<
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
-UNIT_LIB := $(MODEL_SRC) $(wildcard api/*.c) server/sse.c
+UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka
 
 # ThreadSanitizer build of the daemon: the integration suite runs clean under it (make test-tsan).
 TSAN := -fsanitize=thread -fno-omit-frame-pointer
@@ -113,24 +115,24 @@ $(BUILD)/tsan/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(TSAN) -O1 -c -o $@ $<
 
-bin/gptd-tsan: $(call obj,tsan,$(INFER_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web_page.o
+bin/gptd-tsan: $(call obj,tsan,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web_page.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDLIBS) -lmicrohttpd
+	$(CC) $(CFLAGS) $(TSAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lmicrohttpd
 
-bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TOOLS_LIB) tools/gpt_train.c)
+bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) $(BLAS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
 
-bin/gpt-convert-san: $(call obj,san,$(INFER_SRC) $(TOOLS_LIB) tools/gpt_convert.c)
+bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # libFuzzer harnesses (tests/fuzz/), built with clang under ASan/UBSan. `make fuzz` runs each
 # for FUZZ_SECONDS from its committed seed corpus and reports executions and coverage.
 FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -ffp-contract=off
-FUZZ_LIB     := $(INFER_SRC) $(wildcard api/*.c) server/sse.c
+FUZZ_LIB     := $(MODEL_SRC) $(API_SRC) server/sse.c
 FUZZERS      := $(patsubst tests/fuzz/%.c,bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 $(BUILD)/fuzz/%.o: %.c
@@ -256,7 +258,7 @@ data/tinyshakespeare.txt:
 	curl -fsSL -o $@ $(DATA_URL)
 
 format:
-	clang-format -i model/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
+	clang-format -i model/*.[ch] train/*.[ch] common/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] api/*.[ch] bench/*.c
 
 clean:
 	rm -rf $(BUILD) bin

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/tokenizer.h"
+
 int api_error(ApiError *e, int status, const char *type, const char *fmt, ...) {
     e->status = status;
     snprintf(e->type, sizeof e->type, "%s", type);
@@ -228,13 +230,14 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
     bool seed_given = false;
     if (get_prompt(root, kind, req, e) ||
         get_int(root, "max_tokens", 0, limits->max_tokens_cap, &max_tokens, NULL, e) ||
-        get_float(root, "temperature", 0, 100, false, &p->sampler.temperature, e) ||
+        get_float(root, "temperature", 0, SAMPLER_MAX_TEMPERATURE, false, &p->sampler.temperature,
+                  e) ||
         get_float(root, "top_p", 0, 1, true, &p->sampler.top_p, e) ||
         get_int(root, "seed", 0, 9007199254740991LL, &seed, &seed_given, e) ||
         get_stop(root, p, e) || get_bool(root, "stream", &req->stream, e))
         goto done;
     if (kind == API_GENERATE) {
-        if (get_int(root, "top_k", 0, 1 << 24, &top_k, NULL, e) ||
+        if (get_int(root, "top_k", 0, SAMPLER_MAX_TOP_K, &top_k, NULL, e) ||
             get_attention(root, limits, (int)max_tokens, &p->attention, e))
             goto done;
     } else {

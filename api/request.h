@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../model/sequence.h"
+#include "../model/generation.h"
 
 typedef enum { API_GENERATE, API_COMPLETIONS } ApiKind;
 

@@ -8,19 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/cli.h"
+#include "../common/clock.h"
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
 #include "../model/kernels.h"
 #include "../model/thread_pool.h"
-#include "../tools/cli.h"
 
 #define MAX_REPEATS 50
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* sgemm GFLOP/s over the four weight shapes of a block, `rows` rows each: for each shape the
  * fastest of `repeats` timings, so that the yardstick is OpenBLAS at its best. */
@@ -38,11 +33,11 @@ static double sgemm_gflops(const GPTConfig *c, int rows, int threads, int repeat
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M, 0, o, M);
         double best = 1e30;
         for (int i = 0; i < repeats; i++) {
-            double t0 = now();
+            double t0 = clock_seconds();
             for (int r = 0; r < reps; r++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, M, K, 1, a, K, w, M, 0,
                             o, M);
-            double dt = now() - t0;
+            double dt = clock_seconds() - t0;
             best = dt < best ? dt : best;
         }
         seconds += best;
@@ -72,9 +67,9 @@ static double peak_gflops(const Kernels *k, int threads, int repeats, Error *err
     PeakJob j = {.k = k};
     double best = 0;
     for (int i = -1; i < repeats; i++) {
-        double t0 = now();
+        double t0 = clock_seconds();
         thread_pool_run(pool, peak_task, &j, threads);
-        double dt = now() - t0, flops = 0;
+        double dt = clock_seconds() - t0, flops = 0;
         for (int t = 0; t < threads; t++) flops += j.flops[t];
         if (i >= 0 && flops / dt / 1e9 > best) best = flops / dt / 1e9;
     }
@@ -112,9 +107,9 @@ static double read_gbytes(int threads, int repeats, Error *err) {
     ReadJob j = {.a = a, .n = n, .parts = threads};
     double best = 0;
     for (int i = -1; i < repeats; i++) {
-        double t0 = now();
+        double t0 = clock_seconds();
         thread_pool_run(pool, read_task, &j, threads);
-        double gb = n * sizeof(float) / (now() - t0) / 1e9;
+        double gb = n * sizeof(float) / (clock_seconds() - t0) / 1e9;
         if (i >= 0 && gb > best) best = gb;
     }
     thread_pool_destroy(pool);
@@ -177,14 +172,14 @@ static int generate_once(Engine *e, const Tokenizer *tok, int B, int n, const De
         rc = batch_step(e, active, B, d->prefill_budget, b, err) < 0;
     long start = 0;
     for (int i = 0; i < B; i++) start += seqs[i].n_generated;
-    double t0 = now();
+    double t0 = clock_seconds();
     int running = B;
     while (!rc && running > 0) {
         rc = batch_step(e, active, B, d->prefill_budget, b, err) < 0;
         running = 0;
         for (int i = 0; i < B; i++) running += seqs[i].finish == FINISH_NONE;
     }
-    *seconds = now() - t0;
+    *seconds = clock_seconds() - t0;
     *tokens = -start;
     for (int i = 0; i < B; i++) *tokens += seqs[i].n_generated;
     for (int i = 0; i < B; i++) sequence_free(&seqs[i]);
@@ -236,9 +231,9 @@ static int prefill_rate(const GPT *m, const Tokenizer *tok, int chars, int threa
     double tps[MAX_REPEATS], ms[MAX_REPEATS];
     int rc = 0;
     for (int i = -1; i < repeats && !rc; i++) {
-        double t0 = now();
+        double t0 = clock_seconds();
         for (int k = 0; k < reps && !rc; k++) rc = engine_forward(e, &seg, 1, err);
-        double dt = now() - t0;
+        double dt = clock_seconds() - t0;
         if (i >= 0) {
             tps[i] = (double)n * reps / dt;
             ms[i] = dt / reps * 1e3;

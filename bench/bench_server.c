@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../tools/cli.h"
+#include "../common/cli.h"
 
 static double now(void) {
     struct timespec t;

@@ -11,8 +11,6 @@
 
 #define META_MAX 32
 
-static const char *activation_name(Activation a) { return a == ACT_GELU ? "gelu" : "relu"; }
-
 /* The parameters as float16, or NULL with err set when one does not fit (a finite weight past
  * the largest half would become infinite). */
 static uint16_t *params_to_float16(const GPT *model, Error *err) {
@@ -149,11 +147,7 @@ static int config_from_meta(const SafeTensors *st, GPTConfig *c, Error *err) {
         return -1;
     const char *act = safetensors_meta(st, "activation");
     if (!act) return error_set(err, "metadata has no \"activation\"");
-    if (strcmp(act, "relu") == 0)
-        c->activation = ACT_RELU;
-    else if (strcmp(act, "gelu") == 0)
-        c->activation = ACT_GELU;
-    else
+    if (activation_parse(act, &c->activation))
         return error_set(err, "metadata \"activation\" must be relu or gelu, got \"%s\"", act);
     return gpt_config_validate(c, err);
 }

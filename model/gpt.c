@@ -1,6 +1,5 @@
 #include "gpt.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,42 +97,47 @@ int gpt_init(GPT *m, const GPTConfig *c, Error *err) {
 
 void gpt_free(GPT *m) {
     free(m->param_memory);
-    free(m->grad_memory);
-    free(m->act_memory);
     memset(m, 0, sizeof *m);
 }
 
-void gpt_init_weights(GPT *m, Rng *rng) {
-    const GPTConfig *c = &m->config;
-    float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const TensorSpec *t = &m->tensors[i];
-        float *w = m->param_memory + t->offset;
-        const char *suffix = strrchr(t->name, '.') + 1;
-        bool is_ln = strstr(t->name, "ln_") != NULL;
-        if (strcmp(suffix, "bias") == 0) {
-            memset(w, 0, t->size * sizeof *w);
-        } else if (is_ln) {
-            for (size_t j = 0; j < t->size; j++) w[j] = 1.0f;
-        } else {
-            bool resid = strstr(t->name, "c_proj.weight") != NULL;
-            float std = resid ? resid_std : 0.02f;
-            for (size_t j = 0; j < t->size; j++) w[j] = std * rng_normal(rng);
-        }
-    }
-}
-
-int gpt_alloc_grads(GPT *m, Error *err) {
-    if (m->grad_memory) return 0;
-    m->grad_memory = calloc(m->n_params, sizeof(float));
-    if (!m->grad_memory) return error_set(err, "out of memory for gradients");
+void gpt_bind(const GPT *m, float *base, GPTParams *p) {
     TensorSpec scratch[GPT_MAX_TENSORS];
     int n;
     size_t np;
-    gpt_layout(&m->config, scratch, &n, &np, m->grad_memory, &m->grads);
-    return 0;
+    gpt_layout(&m->config, scratch, &n, &np, base, p);
 }
 
-void gpt_zero_grads(GPT *m) {
-    if (m->grad_memory) memset(m->grad_memory, 0, m->n_params * sizeof(float));
+/* Moves the n floats at *field to *dst and points the field there. */
+static void keep(float **field, size_t n, float **dst) {
+    memcpy(*dst, *field, n * sizeof(float));
+    *field = *dst;
+    *dst += n;
+}
+
+int gpt_keep_unpacked(GPT *m, Error *err) {
+    const GPTConfig *c = &m->config;
+    size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->block_size;
+    size_t n = (V + T) * C + (4 * (size_t)c->n_layer + 2) * C;
+    float *mem = malloc(n * sizeof(float)), *dst = mem;
+    if (!mem) return error_set(err, "out of memory for the embeddings and LayerNorms");
+    GPTParams *p = &m->params;
+    keep(&p->wte, V * C, &dst);
+    keep(&p->wpe, T * C, &dst);
+    for (int l = 0; l < c->n_layer; l++) {
+        LayerParams *lp = &p->layer[l];
+        keep(&lp->ln1_w, C, &dst);
+        keep(&lp->ln1_b, C, &dst);
+        keep(&lp->ln2_w, C, &dst);
+        keep(&lp->ln2_b, C, &dst);
+        *lp = (LayerParams){
+            .ln1_w = lp->ln1_w, .ln1_b = lp->ln1_b, .ln2_w = lp->ln2_w, .ln2_b = lp->ln2_b};
+    }
+    keep(&p->lnf_w, C, &dst);
+    keep(&p->lnf_b, C, &dst);
+    p->head_w = NULL;
+    p->head_b = NULL;
+    free(m->param_memory);
+    m->param_memory = mem;
+    m->n_tensors = 0;
+    return 0;
 }

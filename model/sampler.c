@@ -5,9 +5,12 @@
 #include <stdlib.h>
 
 int sampler_config_validate(const SamplerConfig *c, Error *err) {
-    if (!(c->temperature >= 0.0f && c->temperature <= 100.0f))
-        return error_set(err, "temperature must be in [0, 100], got %g", c->temperature);
+    if (!(c->temperature >= 0.0f && c->temperature <= SAMPLER_MAX_TEMPERATURE))
+        return error_set(err, "temperature must be in [0, %g], got %g", SAMPLER_MAX_TEMPERATURE,
+                         c->temperature);
     if (c->top_k < 0) return error_set(err, "top_k must be >= 0 (0 = off), got %d", c->top_k);
+    if (c->top_k > SAMPLER_MAX_TOP_K)
+        return error_set(err, "top_k must be at most %d, got %d", SAMPLER_MAX_TOP_K, c->top_k);
     if (!(c->top_p > 0.0f && c->top_p <= 1.0f))
         return error_set(err, "top_p must be in (0, 1], got %g", c->top_p);
     return 0;

@@ -7,9 +7,13 @@
 #include "error.h"
 #include "rng.h"
 
+/* The bounds of the sampling values, checked here and by the API (api/request.c). */
+#define SAMPLER_MAX_TEMPERATURE 100.0f
+#define SAMPLER_MAX_TOP_K (1 << 24) /* past any vocabulary (GPTConfig's vocab_size bound) */
+
 typedef struct {
-    float temperature; /* 0 means greedy; otherwise logits / temperature */
-    int top_k;         /* 0 means all tokens */
+    float temperature; /* 0 means greedy; otherwise logits / temperature, at most 100 */
+    int top_k;         /* 0 means all tokens; at most SAMPLER_MAX_TOP_K */
     float top_p;       /* 1 means all tokens; keeps the smallest prefix with mass >= top_p */
 } SamplerConfig;
 

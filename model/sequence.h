@@ -17,14 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "attention_view.h"
 #include "engine.h"
+#include "generation.h"
 #include "rng.h"
 #include "sampler.h"
 #include "tokenizer.h"
-
-#define SEQUENCE_MAX_STOP 4
-#define SEQUENCE_MAX_STOP_LEN 64
 
 typedef enum { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP } FinishReason;
 
@@ -42,15 +39,6 @@ int context_policy_init(ContextPolicy *p, int block_size, const char *shift, int
 const char *context_shift_name(ContextShift shift);
 /* Tokens a full window keeps when it moves on. */
 int context_policy_kept(const ContextPolicy *p);
-
-typedef struct {
-    SamplerConfig sampler;
-    uint64_t seed;
-    int max_tokens; /* >= 0 */
-    int n_stop;
-    char stop[SEQUENCE_MAX_STOP][SEQUENCE_MAX_STOP_LEN + 1]; /* non-empty strings */
-    AttentionView attention; /* the attention weights to report with each token (form NONE: none) */
-} GenerationParams;
 
 typedef struct {
     GenerationParams params;
@@ -80,9 +68,6 @@ typedef struct {
     size_t text_len, emitted;
     FinishReason finish;
 } Sequence;
-
-/* Checks sampling values, max_tokens and stop strings; names the bad field. */
-int generation_params_validate(const GenerationParams *p, Error *err);
 
 #define SEQUENCE_NO_MEMORY (-2) /* sequence_init's result when an allocation failed */
 

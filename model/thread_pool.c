@@ -6,7 +6,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "../common/clock.h"
 
 /* A hint to the core while polling: lets a sibling hyperthread run, saves power. */
 static inline void cpu_relax(void) {
@@ -19,7 +20,7 @@ static inline void cpu_relax(void) {
 
 struct ThreadPool {
     int n_threads;
-    long spin_ns; /* immutable: how long a thread polls before sleeping */
+    double spin_s; /* immutable: how long a thread polls before sleeping */
     pthread_t *workers;
     /* lock guards stop, fn, ctx and n_tasks, and every change of generation and running; both
      * are atomic so that threads can also poll them without the lock. */
@@ -34,22 +35,16 @@ struct ThreadPool {
     atomic_ulong generation; /* bumped for each run (and at stop); workers wait for a new one */
 };
 
-static long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
-/* Polls until done(arg) or spin_ns have passed; returns whether done. Sleeping and being woken
+/* Polls until done(arg) or spin_s have passed; returns whether done. Sleeping and being woken
  * costs tens of microseconds on a virtual machine (a cross-CPU interrupt each way), longer than
  * many whole products at batch 1, so a thread that expects work soon looks for it first. */
 static int poll_until(int (*done)(ThreadPool *, unsigned long), ThreadPool *p, unsigned long arg) {
-    long deadline = 0;
+    double deadline = 0;
     for (int i = 0;; i++) {
         if (done(p, arg)) return 1;
         if ((i & 63) == 0) {
-            long t = now_ns();
-            if (!deadline) deadline = t + p->spin_ns;
+            double t = clock_seconds();
+            if (i == 0) deadline = t + p->spin_s;
             if (t >= deadline) return 0;
         }
         cpu_relax();
@@ -108,12 +103,12 @@ int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err)
     ThreadPool *p = calloc(1, sizeof *p);
     if (!p) return error_set(err, "out of memory");
     p->n_threads = n_threads;
-    p->spin_ns = spin_us * 1000L;
+    p->spin_s = spin_us * 1e-6;
     /* With more threads than CPUs to run on, a polling thread takes the CPU from the very thread
      * it waits for (4 threads on 2 CPUs ran 3x slower): then sleep at once. */
     cpu_set_t cpus;
     if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && n_threads > CPU_COUNT(&cpus))
-        p->spin_ns = 0;
+        p->spin_s = 0;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);

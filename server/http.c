@@ -2,7 +2,6 @@
 #include "http.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -17,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../api/info.h"
 #include "../api/response.h"
-#include "clock.h"
+#include "../common/clock.h"
 #include "log.h"
 #include "receive_deadline.h"
 #include "sse.h"
@@ -164,10 +164,9 @@ static enum MHD_Result reply_error(Conn *c, const ApiError *e) {
     return reply(c, e->status, "application/json", api_error_json(e), retry, "1");
 }
 
-static enum MHD_Result reply_json(Conn *c, int status, cJSON *root) {
-    char *s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return reply(c, status, "application/json", s, NULL, NULL);
+/* json: from api/ (malloc'd, or NULL when out of memory). */
+static enum MHD_Result reply_json(Conn *c, int status, char *json) {
+    return reply(c, status, "application/json", json, NULL, NULL);
 }
 
 /* True when the client has gone. On the wire, a client that closed and one that only
@@ -197,7 +196,7 @@ static ApiResult result_of(const Conn *c, const Request *r) {
         .created = c->created,
         .text = r->text,
         .text_len = (size_t)r->text_len,
-        .finish_reason = r->finish_reason ? r->finish_reason : "length",
+        .finish_reason = api_finish_name(r->finish ? r->finish : API_FINISH_LENGTH),
         .seed = r->api.params.seed,
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
@@ -424,12 +423,12 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
         pthread_mutex_unlock(&r->lock);
         return reply_error(c, &failure);
     }
-    if (r->done && strcmp(r->finish_reason, "shutdown") == 0 && r->n_events == 0) {
+    if (r->done && r->finish == API_FINISH_SHUTDOWN && r->n_events == 0) {
         pthread_mutex_unlock(&r->lock);
         api_error(&e, 503, "unavailable", "the server shut down before this request ran");
         return reply_error(c, &e);
     }
-    if (r->done && strcmp(r->finish_reason, "timeout") == 0 && r->n_events == 0) {
+    if (r->done && r->finish == API_FINISH_TIMEOUT && r->n_events == 0) {
         pthread_mutex_unlock(&r->lock);
         api_error(&e, 503, "timeout", "the request timed out after %.0f s before generating",
                   s->config->timeout_s);
@@ -460,14 +459,15 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
 
 /* ---- other endpoints ---------------------------------------------------------------------- */
 
+/* The server's state as the API names it. */
+static ApiServerState api_state(const HttpServer *s) {
+    int state = atomic_load(&s->state);
+    return state == SERVER_READY ? API_READY : state == SERVER_LOADING ? API_LOADING : API_DRAINING;
+}
+
 static enum MHD_Result handle_health(Conn *c) {
-    int state = atomic_load(&c->server->state);
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "status",
-                            state == SERVER_READY     ? "ok"
-                            : state == SERVER_LOADING ? "loading"
-                                                      : "draining");
-    return reply_json(c, state == SERVER_READY ? 200 : 503, root);
+    ApiServerState state = api_state(c->server);
+    return reply_json(c, state == API_READY ? 200 : 503, api_health_json(state));
 }
 
 static enum MHD_Result handle_metrics(Conn *c) {
@@ -476,55 +476,32 @@ static enum MHD_Result handle_metrics(Conn *c) {
 }
 
 static enum MHD_Result handle_models(Conn *c) {
-    cJSON *root = cJSON_CreateObject(), *data;
-    cJSON_AddStringToObject(root, "object", "list");
-    data = cJSON_AddArrayToObject(root, "data");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "id", c->server->config->model_name);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", 0);
-    cJSON_AddStringToObject(m, "owned_by", "gptd");
-    cJSON_AddItemToArray(data, m);
-    return reply_json(c, 200, root);
+    return reply_json(c, 200, api_models_json(c->server->config->model_name));
 }
 
 static enum MHD_Result handle_info(Conn *c) {
     const HttpServer *s = c->server;
     const ServerConfig *cfg = s->config;
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "model", cfg->model_name);
-    cJSON_AddStringToObject(root, "status",
-                            atomic_load(&s->state) == SERVER_READY ? "ready" : "not ready");
-    if (atomic_load(&s->state) != SERVER_LOADING && s->model) {
-        const GPTConfig *g = &s->model->config;
-        cJSON *mc = cJSON_AddObjectToObject(root, "config");
-        cJSON_AddNumberToObject(mc, "vocab_size", g->vocab_size);
-        cJSON_AddNumberToObject(mc, "n_layer", g->n_layer);
-        cJSON_AddNumberToObject(mc, "n_head", g->n_head);
-        cJSON_AddNumberToObject(mc, "n_embd", g->n_embd);
-        cJSON_AddNumberToObject(mc, "block_size", g->block_size);
-        cJSON_AddStringToObject(mc, "activation", g->activation == ACT_GELU ? "gelu" : "relu");
-        cJSON_AddBoolToObject(mc, "qkv_bias", g->qkv_bias);
-        cJSON_AddBoolToObject(mc, "tied_head", g->tied_head);
-        cJSON_AddNumberToObject(mc, "parameters", (double)s->model->n_params);
-        cJSON *ctx = cJSON_AddObjectToObject(root, "context");
-        cJSON_AddStringToObject(ctx, "shift", context_shift_name(s->context.shift));
-        cJSON_AddNumberToObject(ctx, "keep", context_policy_kept(&s->context));
-        cJSON_AddStringToObject(root, "kernels", s->kernels);
+    ApiInfo info = {.model_name = cfg->model_name,
+                    .state = api_state(s),
+                    .max_batch = cfg->max_batch,
+                    .max_queue = cfg->max_queue,
+                    .max_tokens = cfg->max_tokens,
+                    .body_limit = cfg->body_limit,
+                    .body_memory_bytes = (double)cfg->body_memory_mb * (1 << 20),
+                    .timeout_s = cfg->timeout_s,
+                    .prefill_budget = cfg->prefill_budget,
+                    .threads = cfg->threads,
+                    .version = GPTD_VERSION,
+                    .compiled = __DATE__ " " __TIME__};
+    if (info.state != API_LOADING && s->model) {
+        info.config = &s->model->config;
+        info.n_params = s->model->n_params;
+        info.context_shift = context_shift_name(s->context.shift);
+        info.context_keep = context_policy_kept(&s->context);
+        info.kernels = s->kernels;
     }
-    cJSON *lim = cJSON_AddObjectToObject(root, "limits");
-    cJSON_AddNumberToObject(lim, "max_batch", cfg->max_batch);
-    cJSON_AddNumberToObject(lim, "max_queue", cfg->max_queue);
-    cJSON_AddNumberToObject(lim, "max_tokens", cfg->max_tokens);
-    cJSON_AddNumberToObject(lim, "body_limit_bytes", cfg->body_limit);
-    cJSON_AddNumberToObject(lim, "body_memory_bytes", (double)cfg->body_memory_mb * (1 << 20));
-    cJSON_AddNumberToObject(lim, "timeout_s", cfg->timeout_s);
-    cJSON_AddNumberToObject(lim, "prefill_budget", cfg->prefill_budget);
-    cJSON_AddNumberToObject(lim, "threads", cfg->threads);
-    cJSON *build = cJSON_AddObjectToObject(root, "build");
-    cJSON_AddStringToObject(build, "version", GPTD_VERSION);
-    cJSON_AddStringToObject(build, "compiled", __DATE__ " " __TIME__);
-    return reply_json(c, 200, root);
+    return reply_json(c, 200, api_info_json(&info));
 }
 
 static enum MHD_Result handle_page(Conn *c) {
@@ -723,7 +700,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_lock(&r->lock);
         bool done = r->done;
         int tokens = r->completion_tokens, prompt = r->prompt_tokens;
-        const char *finish = r->finish_reason ? r->finish_reason : "-";
+        const char *finish = r->finish ? api_finish_name(r->finish) : "-";
         pthread_mutex_unlock(&r->lock);
         if (!done || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) atomic_store(&r->cancelled, true);
         log_info("%s %s status=%d prompt_tokens=%d tokens=%d finish=%s%s ms=%.1f", r->id,

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
+#include "../common/clock.h"
 #include "../model/checkpoint.h"
 #include "../model/engine.h"
 #include "../model/kernels.h"
-#include "../tools/cli.h"
-#include "clock.h"
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
@@ -111,6 +111,10 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
                        "usage: gptd [--model FILE] [--host ADDR] [--port N] ...\n"
                        "Every option can also be set by the environment variable shown.");
     if (rc) return rc;
+    if (cors.n > MAX_CORS_ORIGINS) { /* the flag list may hold more than the server takes */
+        fprintf(stderr, "error: --cors-origin given more than %d times\n", MAX_CORS_ORIGINS);
+        return 2;
+    }
     for (int i = 0; i < cors.n; i++) cfg->cors_origins[i] = cors.items[i];
     cfg->n_cors_origins = cors.n;
     cfg->timeout_s = timeout;
@@ -121,6 +125,101 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
 }
 
 static void on_stop_signal(int sig) { (void)sig; }
+
+/* SIGINT and SIGTERM are taken by sigwait in main (every thread started after this inherits
+ * the blocked mask); SIGPIPE is ignored, a write to a closed socket fails instead. */
+static void setup_signals(sigset_t *stop_signals) {
+    sigemptyset(stop_signals);
+    sigaddset(stop_signals, SIGINT);
+    sigaddset(stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, stop_signals, NULL);
+    /* As PID 1 in a container, a signal whose disposition is the default is dropped: install
+     * a handler (never run, the signals stay blocked) so SIGTERM reaches sigwait. */
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* What serving holds, from the checkpoint to the scheduler; main frees it. */
+typedef struct {
+    GPT model;
+    Tokenizer tok;
+    ContextPolicy context;
+    Engine *engine;
+    Scheduler *sched;
+} Serving;
+
+/* Loads the checkpoint, builds the engine and the scheduler, and opens the generation
+ * endpoints. Prints what failed and returns -1. */
+static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http, Metrics *metrics) {
+    Error err;
+    const Kernels *kernels = NULL;
+    if (cfg->kernels && kernels_find(&kernels, cfg->kernels, &err)) {
+        fprintf(stderr, "gptd: --kernels: %s\n", err.message);
+        return -1;
+    }
+    double t0 = clock_seconds();
+    if (checkpoint_load(cfg->model_path, &sv->model, &sv->tok, NULL, NULL, &err)) {
+        fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
+        return -1;
+    }
+    const GPTConfig *mc = &sv->model.config;
+    if (context_policy_init(&sv->context, mc->block_size, cfg->context_shift, cfg->context_keep,
+                            &err)) {
+        fprintf(stderr, "gptd: --context-shift %s --context-keep %d: %s\n", cfg->context_shift,
+                cfg->context_keep, err.message);
+        return -1;
+    }
+    EngineConfig ec = {.max_slots = cfg->max_batch,
+                       .max_rows = cfg->max_batch + cfg->prefill_budget,
+                       .threads = cfg->threads,
+                       .kernels = kernels};
+    SchedulerConfig sc = {.max_batch = cfg->max_batch,
+                          .max_queue = cfg->max_queue,
+                          .prefill_budget = cfg->prefill_budget,
+                          .vocab_size = mc->vocab_size};
+    /* Test hooks, not settings: one engine step fails, to test how failures reach clients;
+     * every step waits, to test what a silent stream sends. */
+    const char *fail_step = getenv("GPTD_TEST_FAIL_STEP");
+    if (fail_step) sc.fail_step = atol(fail_step);
+    const char *step_delay = getenv("GPTD_TEST_STEP_DELAY_MS");
+    if (step_delay) sc.step_delay_ms = atoi(step_delay);
+    /* Once packed, the matrices live in the engine: the model keeps only what it reads. */
+    if (engine_create(&sv->engine, &sv->model, &ec, &err) || gpt_keep_unpacked(&sv->model, &err) ||
+        scheduler_create(&sv->sched, sv->engine, &sc, metrics, &err)) {
+        fprintf(stderr, "gptd: %s\n", err.message);
+        return -1;
+    }
+    const char *kernels_name = engine_kernels_name(sv->engine);
+    http_server_ready(http, &sv->model, &sv->tok, sv->sched, &sv->context, kernels_name);
+    bool half;
+    size_t weight_bytes = engine_weight_bytes(sv->engine, &half);
+    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d (past it: %s %d), "
+             "%d slots of %zu KB, %d threads, %s kernels",
+             clock_seconds() - t0, sv->model.n_params, half ? "float16" : "float32",
+             weight_bytes >> 10, mc->block_size, context_shift_name(sv->context.shift),
+             context_policy_kept(&sv->context), cfg->max_batch, engine_slot_bytes(mc) >> 10,
+             cfg->threads, kernels_name);
+    return 0;
+}
+
+/* After SIGTERM/SIGINT: no new requests; those accepted finish within --drain-timeout, the rest
+ * end with "shutdown" so that streams still get a last event. Destroys the scheduler. */
+static void drain(HttpServer *http, Scheduler *sched, double drain_timeout_s) {
+    http_server_drain(http);
+    scheduler_drain(sched);
+    double deadline = clock_seconds() + drain_timeout_s;
+    /* Done when the scheduler is empty and every reply has been written out. */
+    while ((scheduler_pending(sched) > 0 || http_server_in_flight(http) > 0) &&
+           clock_seconds() < deadline)
+        usleep(20000);
+    int left = scheduler_pending(sched) + http_server_in_flight(http);
+    if (left > 0) log_warn("drain timeout: %d requests cut short", left);
+    scheduler_destroy(sched);
+    deadline = clock_seconds() + 2.0; /* let those last events go out before sockets close */
+    while (http_server_in_flight(http) > 0 && clock_seconds() < deadline) usleep(10000);
+}
 
 int main(int argc, char **argv) {
     ServerConfig cfg;
@@ -138,105 +237,35 @@ int main(int argc, char **argv) {
      * threshold hands each large buffer back to the system when it is freed; glibc's sliding
      * one would keep them in per-thread arenas and RSS would stay at the high-water mark. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-
-    /* Signals are taken by sigwait below; every thread inherits the blocked mask. */
     sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    /* As PID 1 in a container, a signal whose disposition is the default is dropped: install
-     * a handler (never run, the signals stay blocked) so SIGTERM reaches sigwait. */
-    struct sigaction sa = {.sa_handler = on_stop_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    setup_signals(&stop_signals);
 
     Error err;
     Metrics *metrics = metrics_create();
     HttpServer *http = NULL;
-    GPT model = {0};
-    Tokenizer tok = {0};
-    Engine *engine = NULL;
-    Scheduler *sched = NULL;
+    Serving sv = {0};
     int exit_code = 2;
     if (!metrics || http_server_start(&http, &cfg, metrics, &err)) {
         fprintf(stderr, "gptd: %s\n", metrics ? err.message : "out of memory");
         goto done;
     }
     log_info("listening on %s:%d; loading %s", cfg.host, cfg.port, cfg.model_path);
-
-    const Kernels *kernels = NULL;
-    if (cfg.kernels && kernels_find(&kernels, cfg.kernels, &err)) {
-        fprintf(stderr, "gptd: --kernels: %s\n", err.message);
-        goto done;
-    }
-    double t0 = clock_seconds();
-    if (checkpoint_load(cfg.model_path, &model, &tok, NULL, NULL, &err)) {
-        fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
-        goto done;
-    }
-    ContextPolicy context;
-    if (context_policy_init(&context, model.config.block_size, cfg.context_shift, cfg.context_keep,
-                            &err)) {
-        fprintf(stderr, "gptd: --context-shift %s --context-keep %d: %s\n", cfg.context_shift,
-                cfg.context_keep, err.message);
-        goto done;
-    }
-    EngineConfig ec = {.max_slots = cfg.max_batch,
-                       .max_rows = cfg.max_batch + cfg.prefill_budget,
-                       .threads = cfg.threads,
-                       .kernels = kernels};
-    SchedulerConfig sc = {.max_batch = cfg.max_batch,
-                          .max_queue = cfg.max_queue,
-                          .prefill_budget = cfg.prefill_budget,
-                          .vocab_size = model.config.vocab_size};
-    /* Test hooks, not settings: one engine step fails, to test how failures reach clients;
-     * every step waits, to test what a silent stream sends. */
-    const char *fail_step = getenv("GPTD_TEST_FAIL_STEP");
-    if (fail_step) sc.fail_step = atol(fail_step);
-    const char *step_delay = getenv("GPTD_TEST_STEP_DELAY_MS");
-    if (step_delay) sc.step_delay_ms = atoi(step_delay);
-    if (engine_create(&engine, &model, &ec, &err) ||
-        scheduler_create(&sched, engine, &sc, metrics, &err)) {
-        fprintf(stderr, "gptd: %s\n", err.message);
-        goto done;
-    }
-    http_server_ready(http, &model, &tok, sched, &context, engine_kernels_name(engine));
-    bool half;
-    size_t weight_bytes = engine_weight_bytes(engine, &half);
-    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d (past it: %s %d), "
-             "%d slots of %zu KB, %d threads, %s kernels",
-             clock_seconds() - t0, model.n_params, half ? "float16" : "float32", weight_bytes >> 10,
-             model.config.block_size, context_shift_name(context.shift),
-             context_policy_kept(&context), cfg.max_batch, engine_slot_bytes(&model.config) >> 10,
-             cfg.threads, engine_kernels_name(engine));
+    if (start_serving(&sv, &cfg, http, metrics)) goto done;
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log_info("%s: draining (up to %.0f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              cfg.drain_timeout_s);
-    http_server_drain(http);
-    scheduler_drain(sched);
-    double deadline = clock_seconds() + cfg.drain_timeout_s;
-    /* Done when the scheduler is empty and every reply has been written out. */
-    while ((scheduler_pending(sched) > 0 || http_server_in_flight(http) > 0) &&
-           clock_seconds() < deadline)
-        usleep(20000);
-    int left = scheduler_pending(sched) + http_server_in_flight(http);
-    if (left > 0) log_warn("drain timeout: %d requests cut short", left);
-    scheduler_destroy(sched); /* ends what is left with "shutdown", so streams get a last event */
-    sched = NULL;
-    deadline = clock_seconds() + 2.0; /* let those last events go out before sockets close */
-    while (http_server_in_flight(http) > 0 && clock_seconds() < deadline) usleep(10000);
+    drain(http, sv.sched, cfg.drain_timeout_s);
+    sv.sched = NULL;
     exit_code = 0;
     log_info("stopped");
 done:
-    scheduler_destroy(sched);
+    scheduler_destroy(sv.sched);
     http_server_stop(http);
-    engine_destroy(engine);
-    tokenizer_free(&tok);
-    gpt_free(&model);
+    engine_destroy(sv.engine);
+    tokenizer_free(&sv.tok);
+    gpt_free(&sv.model);
     metrics_destroy(metrics);
     return exit_code;
 }

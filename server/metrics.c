@@ -1,13 +1,16 @@
 #include "metrics.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/buf.h"
+
 #define MAX_BUCKETS 16
 #define MAX_SERIES 64
+/* The exposition text of MAX_SERIES series and four histograms fits with room to spare. */
+#define METRICS_MAX_TEXT (64u << 10)
 
 typedef struct {
     const char *name, *help;
@@ -127,68 +130,40 @@ void metrics_time_per_token(Metrics *m, double seconds) {
     pthread_mutex_unlock(&m->lock);
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Text;
-
-static void text_printf(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_printf(Text *t, const char *fmt, ...) {
-    if (!t->buf) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) return;
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        char *grown = realloc(t->buf, t->cap * 2 + (size_t)n);
-        if (!grown) {
-            free(t->buf);
-            t->buf = NULL;
-            return;
-        }
-        t->buf = grown;
-        t->cap = t->cap * 2 + (size_t)n;
-    }
-}
-
-static void render_histogram(Text *t, const Histogram *h) {
-    text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+static void render_histogram(Buf *t, const Histogram *h) {
+    buf_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
     unsigned long cumulative = 0;
     for (int i = 0; i < h->n; i++) {
         cumulative += h->counts[i];
-        text_printf(t, "%s_bucket{le=\"%g\"} %lu\n", h->name, h->bounds[i], cumulative);
+        buf_printf(t, "%s_bucket{le=\"%g\"} %lu\n", h->name, h->bounds[i], cumulative);
     }
-    text_printf(t, "%s_bucket{le=\"+Inf\"} %lu\n%s_sum %.9g\n%s_count %lu\n", h->name, h->count,
-                h->name, h->sum, h->name, h->count);
+    buf_printf(t, "%s_bucket{le=\"+Inf\"} %lu\n%s_sum %.9g\n%s_count %lu\n", h->name, h->count,
+               h->name, h->sum, h->name, h->count);
 }
 
 char *metrics_render(Metrics *m) {
-    Text t = {malloc(4096), 0, 4096};
+    Buf t;
+    buf_init(&t, METRICS_MAX_TEXT);
     pthread_mutex_lock(&m->lock);
-    text_printf(&t, "# HELP gptd_requests_total Requests answered, by endpoint and status\n"
-                    "# TYPE gptd_requests_total counter\n");
+    buf_printf(&t, "# HELP gptd_requests_total Requests answered, by endpoint and status\n"
+                   "# TYPE gptd_requests_total counter\n");
     for (int i = 0; i < m->n_requests; i++)
-        text_printf(&t, "gptd_requests_total{endpoint=\"%s\",status=\"%d\"} %lu\n",
-                    m->requests[i].endpoint, m->requests[i].status, m->requests[i].count);
-    text_printf(&t,
-                "# HELP gptd_prompt_tokens_total Prompt tokens processed\n"
-                "# TYPE gptd_prompt_tokens_total counter\ngptd_prompt_tokens_total %lu\n"
-                "# HELP gptd_generated_tokens_total Tokens generated\n"
-                "# TYPE gptd_generated_tokens_total counter\ngptd_generated_tokens_total %lu\n"
-                "# HELP gptd_queue_depth Requests waiting for a slot\n"
-                "# TYPE gptd_queue_depth gauge\ngptd_queue_depth %d\n"
-                "# HELP gptd_active_sequences Sequences holding a slot\n"
-                "# TYPE gptd_active_sequences gauge\ngptd_active_sequences %d\n",
-                m->prompt_tokens, m->generated_tokens, m->queue_depth, m->active);
+        buf_printf(&t, "gptd_requests_total{endpoint=\"%s\",status=\"%d\"} %lu\n",
+                   m->requests[i].endpoint, m->requests[i].status, m->requests[i].count);
+    buf_printf(&t,
+               "# HELP gptd_prompt_tokens_total Prompt tokens processed\n"
+               "# TYPE gptd_prompt_tokens_total counter\ngptd_prompt_tokens_total %lu\n"
+               "# HELP gptd_generated_tokens_total Tokens generated\n"
+               "# TYPE gptd_generated_tokens_total counter\ngptd_generated_tokens_total %lu\n"
+               "# HELP gptd_queue_depth Requests waiting for a slot\n"
+               "# TYPE gptd_queue_depth gauge\ngptd_queue_depth %d\n"
+               "# HELP gptd_active_sequences Sequences holding a slot\n"
+               "# TYPE gptd_active_sequences gauge\ngptd_active_sequences %d\n",
+               m->prompt_tokens, m->generated_tokens, m->queue_depth, m->active);
     render_histogram(&t, &m->batch);
     render_histogram(&t, &m->ttft);
     render_histogram(&t, &m->tpot);
     render_histogram(&t, &m->step);
     pthread_mutex_unlock(&m->lock);
-    return t.buf;
+    return buf_take(&t);
 }

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "../common/clock.h"
 #include "log.h"
 
 struct TrackedConnection {

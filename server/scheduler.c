@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "../common/clock.h"
 #include "log.h"
 
 Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
@@ -165,17 +165,17 @@ static void publish(Scheduler *s, Request *r, double now) {
     }
     if (q->finish != FINISH_NONE) {
         r->done = true;
-        r->finish_reason = q->finish == FINISH_STOP ? "stop" : "length";
+        r->finish = q->finish == FINISH_STOP ? API_FINISH_STOP : API_FINISH_LENGTH;
         r->t_done = now;
     }
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
 }
 
-static void finish_early(Request *r, const char *reason, double now) {
+static void finish_early(Request *r, ApiFinish reason, double now) {
     pthread_mutex_lock(&r->lock);
     r->done = true;
-    r->finish_reason = reason;
+    r->finish = reason;
     r->t_done = now;
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
@@ -193,10 +193,10 @@ static void retire(Scheduler *s, int i) {
     request_release(r);
 }
 
-/* "cancelled" when the client went away, "timeout" when the deadline passed, else NULL. */
-static const char *abandoned(Request *r, double now) {
-    if (atomic_load(&r->cancelled)) return "cancelled";
-    return r->deadline > 0 && now > r->deadline ? "timeout" : NULL;
+/* Cancelled when the client went away, timeout when the deadline passed, else none. */
+static ApiFinish abandoned(Request *r, double now) {
+    if (atomic_load(&r->cancelled)) return API_FINISH_CANCELLED;
+    return r->deadline > 0 && now > r->deadline ? API_FINISH_TIMEOUT : API_FINISH_NONE;
 }
 
 /* Drops queued requests whose client went away or whose deadline passed, keeping the others in
@@ -205,7 +205,7 @@ static void drop_abandoned_locked(Scheduler *s, double now) {
     int kept = 0, n = s->q_len, cap = s->config.max_queue;
     for (int i = 0; i < n; i++) {
         Request *r = s->queue[(s->q_head + i) % cap];
-        const char *reason = abandoned(r, now);
+        ApiFinish reason = abandoned(r, now);
         if (reason) {
             finish_early(r, reason, now);
             request_release(r);
@@ -228,7 +228,9 @@ static void admit(Scheduler *s, double now) {
         while (s->slot_used[slot]) slot++;
         s->slot_used[slot] = true;
         r->seq.slot = slot;
+        pthread_mutex_lock(&r->lock); /* HTTP threads read t_admit for the reply's timing */
         r->t_admit = now;
+        pthread_mutex_unlock(&r->lock);
         s->active[s->n_active++] = r;
     }
     metrics_set_queue_depth(s->metrics, s->q_len);
@@ -249,7 +251,7 @@ static void *scheduler_main(void *arg) {
         /* Abandoned and overdue requests leave before the step: their slots are free now. */
         for (int i = s->n_active - 1; i >= 0; i--) {
             Request *r = s->active[i];
-            const char *reason = abandoned(r, now);
+            ApiFinish reason = abandoned(r, now);
             if (reason) {
                 finish_early(r, reason, now);
                 retire(s, i);
@@ -275,7 +277,7 @@ static void *scheduler_main(void *arg) {
                 r->failed = true;
                 api_error(&r->error, 500, "server_error", "generation failed: %s", err.message);
                 pthread_mutex_unlock(&r->lock);
-                finish_early(r, "error", t1);
+                finish_early(r, API_FINISH_ERROR, t1);
                 retire(s, i);
             }
             continue;
@@ -291,7 +293,7 @@ static void *scheduler_main(void *arg) {
     /* Shutdown: whatever is still here ends now, so no HTTP thread waits forever. */
     double now = clock_seconds();
     while (s->n_active > 0) {
-        finish_early(s->active[s->n_active - 1], "shutdown", now);
+        finish_early(s->active[s->n_active - 1], API_FINISH_SHUTDOWN, now);
         retire(s, s->n_active - 1);
     }
     pthread_mutex_lock(&s->lock);
@@ -299,7 +301,7 @@ static void *scheduler_main(void *arg) {
         Request *r = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->config.max_queue;
         s->q_len--;
-        finish_early(r, "shutdown", now);
+        finish_early(r, API_FINISH_SHUTDOWN, now);
         request_release(r);
     }
     pthread_mutex_unlock(&s->lock);

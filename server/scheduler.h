@@ -1,16 +1,42 @@
 /* The scheduler: one thread owns the engine and its slots and runs continuous batching.
  *
- * Threads and locks:
- *   - HTTP threads validate a request, build its Sequence (tokenizing the prompt) and submit
- *     it. They never run the model. They read tokens from the request's channel.
- *   - The scheduler thread, each step: admits queued requests into free slots, drops the
- *     cancelled and timed-out, runs one batch_step (decode rows + a prefill budget), appends
- *     each sequence's new text to its channel, retires finished sequences.
- *   - Scheduler.lock guards the queue, the draining/stopping flags and the counts; the
- *     scheduler thread alone touches the active list and the engine, so a step runs without
- *     holding the lock.
- *   - Request.lock guards the channel (text, events, done, error); Request.cancelled is atomic
- *     so the HTTP side can raise it without waiting for a step.
+ * The threads of gptd, what each owns, and the locks (the one map of them; the files named keep
+ * the details):
+ *   - The main thread (server/main.c) parses the configuration, starts the HTTP server, loads the
+ *     model, builds the engine and starts the scheduler, then waits in sigwait. On SIGTERM or
+ *     SIGINT it drains: closes the generation endpoints, stops admission, waits for the
+ *     requests in flight, and destroys the scheduler, the HTTP server and the engine in turn.
+ *     It owns the model and the tokenizer, which every other thread only reads.
+ *   - libmicrohttpd's threads (server/http.c): one polling thread accepts connections, and each
+ *     connection has a thread of its own. A connection's thread reads and parses its request,
+ *     builds its Sequence (tokenizing the prompt) and submits it; then it waits on the request's
+ *     channel and writes what arrives (JSON or server-sent events). It owns its Conn. It never
+ *     runs the model.
+ *   - The watchdog thread (server/receive_deadline.c, only with --receive-timeout > 0) shuts
+ *     down the sockets of connections that did not send their request in time.
+ *     ReceiveDeadline.lock guards its list; it takes no other lock.
+ *   - The scheduler thread (this file), each step: admits queued requests into free slots,
+ *     drops the cancelled and timed-out, runs one batch_step (decode rows + a prefill budget),
+ *     appends each sequence's new text to its channel, retires finished sequences. It alone
+ *     touches the engine, the active list, the slots and, once a request is submitted, its
+ *     Sequence (Request.seq). A step runs without holding any lock.
+ *   - The engine's pool workers (model/thread_pool.c, --threads minus one): they run the tasks
+ *     of the products and of attention inside engine_forward, only while the scheduler thread
+ *     is in thread_pool_run (taking tasks too), each writing its own part of the engine's
+ *     scratch and reading the packed weights and the KV cache. ThreadPool.lock is the pool's
+ *     own and is never held with another lock.
+ *
+ * Locks, taken in this order and never the other way: Scheduler.lock, then Request.lock, then
+ * Metrics.lock.
+ *   - Scheduler.lock guards the queue, the draining/stopping flags and n_active (the HTTP
+ *     threads submit and ask for room under it; the scheduler thread admits under it, and
+ *     releases the requests it drops from the queue while holding it).
+ *   - Request.lock guards the channel (text, events, done, finish, failed, error) and the
+ *     counts and times after it; Request.changed is signalled when the channel grows or ends.
+ *     wait_for_news (http.c) returns with Request.lock held. Request.cancelled is atomic, so the
+ *     HTTP side can raise it without waiting for a step.
+ *   - Metrics.lock (server/metrics.c) guards the counters; it is taken last, under either of
+ *     the others, and nothing is locked under it.
  * A request is never lost silently: it ends done (with text), failed (with an error), or
  * cancelled because its client went away. */
 #ifndef GPTD_SCHEDULER_H
@@ -20,6 +46,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "../api/finish.h"
 #include "../api/request.h"
 #include "../api/response.h"
 #include "../model/batch.h"
@@ -35,15 +62,17 @@ typedef struct Request {
     /* set before submit, read-only afterwards */
     char id[40];
     ApiRequest api;
-    Sequence seq; /* owned by the scheduler thread once submitted */
     double t_arrival;
     double deadline; /* absolute, 0 = none */
 
+    Sequence seq; /* built before submit; then the scheduler thread's alone (it sets the slot and
+                     runs it); freed with the last reference */
+
     atomic_bool cancelled; /* the client went away: free the slot at the next step */
 
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t changed;
-    char *text; /* (max_tokens * 4 + 1) emitted text */
+    pthread_mutex_t lock;   /* guards everything below */
+    pthread_cond_t changed; /* the channel grew or ended */
+    char *text;             /* (max_tokens * 4 + 1) emitted text */
     int text_len;
     TokenEvent *events; /* (max_tokens) */
     int n_events;
@@ -53,7 +82,7 @@ typedef struct Request {
     float *attention_values;       /* (max_tokens, attention_view_max_values) */
     int n_attention, event_tokens; /* tokens recorded; tokens whose text is out in events */
     bool done;
-    const char *finish_reason; /* "length", "stop", "timeout", "cancelled", "shutdown" */
+    ApiFinish finish; /* API_FINISH_NONE until done */
     bool failed;
     ApiError error;
     int prompt_tokens, completion_tokens, prompt_dropped;

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
-#include "../model/dataset.h"
-#include "cli.h"
+#include "../train/dataset.h"
 
 typedef struct {
     double nll_all, nll_past; /* summed -log p of the true next character */

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/cli.h"
 #include "../model/checkpoint.h"
 #include "../model/float16.h"
-#include "cli.h"
 
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dtype = "f16";
@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
         {"out", CLI_STRING, &out, 0, 0, "checkpoint to write", false, NULL},
         {"dtype", CLI_STRING, &dtype, 0, 0, "f16 or f32", false, NULL},
     };
-    int rc = cli_parse(flags, 3, argc, argv,
+    int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gpt-convert --model IN --out OUT [--dtype f16|f32]");
     if (rc) return rc == 1 ? 0 : 2;
     if (!in || !out) {

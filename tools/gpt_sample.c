@@ -6,9 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
-#include "cli.h"
 
 #define DEFAULT_MODEL "weights/shakespeare-char.safetensors"
 #define PREFILL_CHUNK 256

@@ -7,9 +7,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../model/dataset.h"
-#include "../model/trainer.h"
-#include "cli.h"
+#include "../common/cli.h"
+#include "../train/dataset.h"
+#include "../train/trainer.h"
 
 /* The only mutable global: written by the signal handler, read by the training loop. */
 static volatile sig_atomic_t stop_requested = 0;
@@ -101,11 +101,7 @@ int main(int argc, char **argv) {
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                        "usage: gpt-train [--data FILE] [--out FILE] [--resume FILE.state] ...");
     if (rc) return rc == 1 ? 0 : 2;
-    if (strcmp(activation, "relu") == 0)
-        o.model.activation = ACT_RELU;
-    else if (strcmp(activation, "gelu") == 0)
-        o.model.activation = ACT_GELU;
-    else {
+    if (activation_parse(activation, &o.model.activation)) {
         fprintf(stderr, "error: --activation must be relu or gelu, got '%s'\n", activation);
         return 2;
     }

@@ -3,9 +3,8 @@
 #   tests/integration/run.sh                  # bin/gptd
 #   tests/integration/run.sh bin/gptd-san     # the ASan/UBSan build
 # Env: GPTD_TEST_MODEL (default weights/shakespeare-char.safetensors; copied, never served in place),
-# GPTD_SOAK=1 adds the 2,000-request memory test, GPTD_KNOWN_BUGS=1 runs the tests that expose
-# known daemon bugs (they fail until fixed). Installs the npm packages from package-lock.json
-# into tests/integration/node_modules when missing.
+# GPTD_SOAK=1 adds the 2,000-request memory test. Installs the npm packages from
+# package-lock.json into tests/integration/node_modules when missing.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

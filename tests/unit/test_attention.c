@@ -13,9 +13,10 @@
 
 #include "test_filter.h"
 
-#include "../../model/attention.h"
 #include "../../model/gpt.h"
 #include "../../model/safetensors.h"
+#include "../../train/attention.h"
+#include "../../train/gpt_backprop.h"
 
 static GPT tiny_model(void) {
     GPTConfig c = {.vocab_size = 65,
@@ -45,6 +46,8 @@ static void random_tokens(int *t, int n, uint64_t seed) {
 static void decoder_future_does_not_reach_past(void **state) {
     (void)state;
     GPT m = tiny_model();
+    TrainState ts;
+    train_state_init(&ts, &m);
     Error err;
     int T = 16, V = 65, a[16], b[16];
     random_tokens(a, T, 1);
@@ -52,13 +55,14 @@ static void decoder_future_does_not_reach_past(void **state) {
     for (int j = 1; j < T; j += 5) {
         memcpy(b, a, sizeof a);
         b[j] = (a[j] + 1) % V;
-        assert_int_equal(gpt_forward(&m, a, NULL, 1, T, 0.0f, NULL, NULL, &err), 0);
-        memcpy(before, m.acts.logits, sizeof(float) * T * V);
-        assert_int_equal(gpt_forward(&m, b, NULL, 1, T, 0.0f, NULL, NULL, &err), 0);
-        assert_memory_equal(before, m.acts.logits, sizeof(float) * j * V);
-        assert_memory_not_equal(before + j * V, m.acts.logits + j * V, sizeof(float) * V);
+        assert_int_equal(gpt_forward(&ts, a, NULL, 1, T, 0.0f, NULL, NULL, &err), 0);
+        memcpy(before, ts.acts.logits, sizeof(float) * T * V);
+        assert_int_equal(gpt_forward(&ts, b, NULL, 1, T, 0.0f, NULL, NULL, &err), 0);
+        assert_memory_equal(before, ts.acts.logits, sizeof(float) * j * V);
+        assert_memory_not_equal(before + j * V, ts.acts.logits + j * V, sizeof(float) * V);
     }
     free(before);
+    train_state_free(&ts);
     gpt_free(&m);
 }
 
@@ -122,28 +126,31 @@ static float max_abs_diff(const float *a, const float *b, size_t n) {
 static void batch_does_not_communicate(void **state) {
     (void)state;
     GPT m = tiny_model();
+    TrainState ts;
+    train_state_init(&ts, &m);
     Error err;
     int T = 16, V = 65, B = 4, tokens[4 * 16], other[4 * 16];
     const float tol = 1e-4f;
     random_tokens(tokens, B * T, 3);
     float *alone = malloc(sizeof(float) * T * V), *batch = malloc(sizeof(float) * T * V);
     for (int b = 0; b < B; b++) {
-        assert_int_equal(gpt_forward(&m, tokens + b * T, NULL, 1, T, 0.0f, NULL, NULL, &err), 0);
-        memcpy(alone, m.acts.logits, sizeof(float) * T * V);
-        assert_int_equal(gpt_forward(&m, tokens, NULL, B, T, 0.0f, NULL, NULL, &err), 0);
-        memcpy(batch, m.acts.logits + (size_t)b * T * V, sizeof(float) * T * V);
+        assert_int_equal(gpt_forward(&ts, tokens + b * T, NULL, 1, T, 0.0f, NULL, NULL, &err), 0);
+        memcpy(alone, ts.acts.logits, sizeof(float) * T * V);
+        assert_int_equal(gpt_forward(&ts, tokens, NULL, B, T, 0.0f, NULL, NULL, &err), 0);
+        memcpy(batch, ts.acts.logits + (size_t)b * T * V, sizeof(float) * T * V);
         float d = max_abs_diff(alone, batch, (size_t)T * V);
         if (d > tol)
             fail_msg("sequence %d alone vs in a batch of %d: logits differ by %g", b, B, d);
         /* Same rows, other neighbours: new tokens everywhere but in sequence b. */
         random_tokens(other, B * T, 100 + (uint64_t)b);
         memcpy(other + b * T, tokens + b * T, sizeof(int) * T);
-        assert_int_equal(gpt_forward(&m, other, NULL, B, T, 0.0f, NULL, NULL, &err), 0);
-        d = max_abs_diff(batch, m.acts.logits + (size_t)b * T * V, (size_t)T * V);
+        assert_int_equal(gpt_forward(&ts, other, NULL, B, T, 0.0f, NULL, NULL, &err), 0);
+        d = max_abs_diff(batch, ts.acts.logits + (size_t)b * T * V, (size_t)T * V);
         if (d > tol) fail_msg("sequence %d moved by %g when its neighbours changed", b, d);
     }
     free(alone);
     free(batch);
+    train_state_free(&ts);
     gpt_free(&m);
 }
 

@@ -30,6 +30,7 @@
 #include "../../model/rng.h"
 #include "../../model/safetensors.h"
 #include "../../model/tokenizer.h"
+#include "../../train/gpt_backprop.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Fixture: a fresh temporary directory per test, removed afterwards.                        */

@@ -18,6 +18,7 @@
 #include "../../model/checkpoint.h"
 #include "../../model/float16.h"
 #include "../../model/kernels.h"
+#include "../../train/gpt_backprop.h"
 
 #define SHIPPED "weights/shakespeare-char.safetensors"
 
@@ -70,6 +71,8 @@ static void check_logits(GPT *m, bool expect_half) {
     float *logits = malloc(sizeof(float) * V);
     float worst = 0.0f;
     int prefill = 5;
+    TrainState ts; /* the training forward pass is the reference */
+    train_state_init(&ts, m);
     for (int t = prefill - 1; t < N; t++) {
         EngineSegment seg = {.slot = 1, .logits = logits};
         if (t == prefill - 1)
@@ -80,8 +83,8 @@ static void check_logits(GPT *m, bool expect_half) {
             seg.pos = 0, seg.n = T, seg.tokens = tokens + t - T + 1; /* window recompute */
         if (engine_forward(e, &seg, 1, &err)) fail_msg("%s", err.message);
         int start = t < T ? 0 : t - T + 1, len = t - start + 1;
-        assert_int_equal(gpt_forward(m, tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err), 0);
-        const float *ref = m->acts.logits + (size_t)(len - 1) * V;
+        assert_int_equal(gpt_forward(&ts, tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err), 0);
+        const float *ref = ts.acts.logits + (size_t)(len - 1) * V;
         for (int v = 0; v < V; v++) worst = fmaxf(worst, fabsf(logits[v] - ref[v]));
     }
     printf("  block_size %d, %d positions, %s weights: max |engine - forward| = %.2e\n", T,
@@ -89,6 +92,7 @@ static void check_logits(GPT *m, bool expect_half) {
     assert_true(worst < 1e-4f);
     free(logits);
     free(tokens);
+    train_state_free(&ts);
     engine_destroy(e);
 }
 
@@ -155,6 +159,36 @@ static void float16_panels_same_bits(void **state) {
     tokenizer_free(&tok);
 }
 
+/* gptd frees the matrices once the engine has packed them (gpt_keep_unpacked): the engine then
+ * reads only the embeddings and LayerNorms from the model, and gives the same bits. */
+static void runs_after_keep_unpacked(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    Error err;
+    random_model_sized(&m, &tok, false, 32, 4);
+    int V = m.config.vocab_size, tokens[6] = {3, 1, 4, 1, 5, 9};
+    float *before = malloc(sizeof(float) * V), *after = malloc(sizeof(float) * V);
+    Engine *e;
+    EngineConfig ec = {.max_slots = 1, .max_rows = 8, .threads = 2};
+    assert_int_equal(engine_create(&e, &m, &ec, &err), 0);
+    EngineSegment seg = {.slot = 0, .pos = 0, .n = 6, .tokens = tokens, .logits = before};
+    assert_int_equal(engine_forward(e, &seg, 1, &err), 0);
+    size_t n_params = m.n_params;
+    assert_int_equal(gpt_keep_unpacked(&m, &err), 0);
+    assert_null(m.params.layer[0].qkv_w);
+    assert_null(m.params.head_w);
+    assert_int_equal(m.n_params, n_params);
+    seg.logits = after;
+    assert_int_equal(engine_forward(e, &seg, 1, &err), 0);
+    assert_memory_equal(before, after, sizeof(float) * V);
+    engine_destroy(e);
+    free(before);
+    free(after);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 static void logits_match_forward_shipped(void **state) {
     (void)state;
     /* no silent skip: the suite runs from the repository root, where the shipped model is */
@@ -203,6 +237,8 @@ static void check_windows(const char *rule, int keep) {
     Sequence *all[1] = {&s};
     float worst = 0.0f;
     int shifts_seen = 0;
+    TrainState ts;
+    train_state_init(&ts, &m);
     while (s.finish == FINISH_NONE) {
         int before = s.n_generated;
         /* a budget of 3 rows: re-prefills run in chunks over several steps */
@@ -218,9 +254,9 @@ static void check_windows(const char *rule, int keep) {
             assert_int_equal(len, context_policy_kept(&ctx));
             shifts_seen = s.shifts;
         }
-        assert_int_equal(gpt_forward(&m, s.tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err),
+        assert_int_equal(gpt_forward(&ts, s.tokens + start, NULL, 1, len, 0.0f, NULL, NULL, &err),
                          0);
-        const float *ref = m.acts.logits + (size_t)(len - 1) * V;
+        const float *ref = ts.acts.logits + (size_t)(len - 1) * V;
         for (int v = 0; v < V; v++) worst = fmaxf(worst, fabsf(b.logits[v] - ref[v]));
         /* the logprob reported is the model's for the forced token */
         float lp = sampler_logprob(ref, V, s.tokens[s.n_tokens - 1]);
@@ -237,6 +273,7 @@ static void check_windows(const char *rule, int keep) {
     batch_scratch_free(&b);
     engine_destroy(e);
     free(teacher);
+    train_state_free(&ts);
     gpt_free(&m);
     tokenizer_free(&tok);
 }
@@ -550,6 +587,8 @@ static void attention_matches_forward(void **state) {
     assert_string_equal(none.text, all.text);
     assert_string_equal(none.text, mean.text);
     assert_string_equal(none.text, top.text);
+    TrainState ts; /* the training forward pass is the reference */
+    train_state_init(&ts, &m);
     float worst = 0.0f;
     for (int g = 0; g < 40; g++) {
         int n = all.visible[g], first = all.start[g];
@@ -557,10 +596,10 @@ static void attention_matches_forward(void **state) {
         assert_int_equal(all.n_values[g], NH * n);
         /* the query is the token before generated token g: the window ends with it */
         assert_int_equal(first + n, 5 + g);
-        assert_int_equal(gpt_forward(&m, all.tokens + first, NULL, 1, n, 0.0f, NULL, NULL, &err),
+        assert_int_equal(gpt_forward(&ts, all.tokens + first, NULL, 1, n, 0.0f, NULL, NULL, &err),
                          0);
         for (int h = 0; h < NH; h++) {
-            const float *ref = m.acts.att + ((size_t)layer * NH + h) * n * n + (size_t)(n - 1) * n;
+            const float *ref = ts.acts.att + ((size_t)layer * NH + h) * n * n + (size_t)(n - 1) * n;
             const float *got = all.values[g] + (size_t)h * n;
             double sum = 0;
             for (int t = 0; t < n; t++) {
@@ -587,6 +626,7 @@ static void attention_matches_forward(void **state) {
         assert_true(heavier <= k - 1);
         if (k > 1) assert_true(top.values[g][1] >= top.values[g][3]);
     }
+    train_state_free(&ts);
     printf("  40 tokens past a context of %d (keep 8): max |reported - forward| = %.2e\n", T,
            worst);
     assert_true(worst < 1e-5f);
@@ -600,6 +640,7 @@ int main(void) {
         cmocka_unit_test(logits_match_forward_narrow_heads),
         cmocka_unit_test(logits_match_forward_shipped),
         cmocka_unit_test(float16_panels_same_bits),
+        cmocka_unit_test(runs_after_keep_unpacked),
         cmocka_unit_test(windows_past_the_context),
         cmocka_unit_test(prefills_take_turns),
         cmocka_unit_test(batch_invariance),

@@ -16,9 +16,10 @@
 
 #include "test_filter.h"
 
-#include "../../model/adamw.h"
 #include "../../model/gpt.h"
 #include "../../model/safetensors.h"
+#include "../../train/adamw.h"
+#include "../../train/gpt_backprop.h"
 
 static int meta_int(const SafeTensors *st, const char *key) {
     const char *s = safetensors_meta(st, key);
@@ -42,12 +43,11 @@ static void load_fixture(SafeTensors *st, GPT *m, const char *path) {
         .n_head = meta_int(st, "n_head"),
         .n_embd = meta_int(st, "n_embd"),
         .block_size = meta_int(st, "block_size"),
-        .activation = strcmp(safetensors_meta(st, "activation"), "gelu") == 0 ? ACT_GELU : ACT_RELU,
         .qkv_bias = strcmp(safetensors_meta(st, "qkv_bias"), "true") == 0,
         .tied_head = strcmp(safetensors_meta(st, "tied_head"), "true") == 0,
     };
+    assert_int_equal(activation_parse(safetensors_meta(st, "activation"), &c.activation), 0);
     assert_int_equal(gpt_init(m, &c, &err), 0);
-    assert_int_equal(gpt_alloc_grads(m, &err), 0);
     for (int i = 0; i < m->n_tensors; i++) {
         const TensorSpec *s = &m->tensors[i];
         const StTensor *t = tensor(st, s->name);
@@ -67,29 +67,33 @@ static void check_forward_backward(const char *path) {
     GPT m;
     Error err;
     load_fixture(&st, &m, path);
+    TrainState ts;
+    train_state_init(&ts, &m);
+    assert_int_equal(gpt_alloc_grads(&ts, &err), 0);
     const StTensor *x = tensor(&st, "x");
     int B = (int)x->shape[0], T = (int)x->shape[1], V = m.config.vocab_size;
     float loss;
     assert_int_equal(
-        gpt_forward(&m, x->data, tensor(&st, "y")->data, B, T, 0.0f, NULL, &loss, &err), 0);
-    float logit_err = max_abs_diff(m.acts.logits, tensor(&st, "logits")->data, (size_t)B * T * V);
+        gpt_forward(&ts, x->data, tensor(&st, "y")->data, B, T, 0.0f, NULL, &loss, &err), 0);
+    float logit_err = max_abs_diff(ts.acts.logits, tensor(&st, "logits")->data, (size_t)B * T * V);
     float loss_ref = *(const float *)tensor(&st, "loss")->data;
     printf("  %s: logits max err %.2e, loss %.7f vs %.7f\n", path, logit_err, loss, loss_ref);
     assert_true(logit_err < 1e-5f);
     assert_true(fabsf(loss - loss_ref) < 1e-5f);
 
-    gpt_zero_grads(&m);
-    gpt_backward(&m);
+    gpt_zero_grads(&ts);
+    gpt_backward(&ts);
     float worst = 0.0f;
     for (int i = 0; i < m.n_tensors; i++) {
         const TensorSpec *s = &m.tensors[i];
         char name[96];
         snprintf(name, sizeof name, "grad.%s", s->name);
-        float e = max_abs_diff(m.grad_memory + s->offset, tensor(&st, name)->data, s->size);
+        float e = max_abs_diff(ts.grad_memory + s->offset, tensor(&st, name)->data, s->size);
         if (e >= 1e-6f) fail_msg("gradient of %s differs by %g", s->name, e);
         worst = fmaxf(worst, e);
     }
     printf("  gradients: max err %.2e over %d tensors\n", worst, m.n_tensors);
+    train_state_free(&ts);
     gpt_free(&m);
     safetensors_close(&st);
 }
@@ -99,6 +103,9 @@ static void check_adamw_trajectory(const char *path) {
     GPT m;
     Error err;
     load_fixture(&st, &m, path);
+    TrainState ts;
+    train_state_init(&ts, &m);
+    assert_int_equal(gpt_alloc_grads(&ts, &err), 0);
     const StTensor *xs = tensor(&st, "steps.x"), *ys = tensor(&st, "steps.y");
     const float *ref = tensor(&st, "steps.loss")->data;
     int steps = (int)xs->shape[0], B = (int)xs->shape[1], T = (int)xs->shape[2];
@@ -109,18 +116,19 @@ static void check_adamw_trajectory(const char *path) {
         float loss;
         const int *x = (const int *)xs->data + (size_t)s * B * T;
         const int *y = (const int *)ys->data + (size_t)s * B * T;
-        assert_int_equal(gpt_forward(&m, x, y, B, T, 0.0f, NULL, &loss, &err), 0);
+        assert_int_equal(gpt_forward(&ts, x, y, B, T, 0.0f, NULL, &loss, &err), 0);
         worst = fmaxf(worst, fabsf(loss - ref[s]));
         if (fabsf(loss - ref[s]) >= 2e-5f)
             fail_msg("step %d: loss %.6f, PyTorch %.6f", s, loss, ref[s]);
-        gpt_zero_grads(&m);
-        gpt_backward(&m);
-        adamw_update(m.param_memory, m.grad_memory, mom, vel, m.n_params, s + 1, &adam);
+        gpt_zero_grads(&ts);
+        gpt_backward(&ts);
+        adamw_update(m.param_memory, ts.grad_memory, mom, vel, m.n_params, s + 1, &adam);
     }
     printf("  %d AdamW steps: max loss err %.2e (first %.4f, last %.4f)\n", steps, worst, ref[0],
            ref[steps - 1]);
     free(mom);
     free(vel);
+    train_state_free(&ts);
     gpt_free(&m);
     safetensors_close(&st);
 }

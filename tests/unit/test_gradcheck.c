@@ -13,17 +13,19 @@
 
 #include "test_filter.h"
 
-#include "../../model/attention.h"
 #include "../../model/gpt.h"
+#include "../../train/attention.h"
+#include "../../train/gpt_backprop.h"
+#include "../../train/train_layers.h"
 
 /* The loss with dropout masks drawn from the same seed every time: the same masks, so finite
  * differences see the function the backward pass differentiates. */
-static float loss_at(GPT *m, const int *x, const int *y, int B, int T, float dropout) {
+static float loss_at(TrainState *ts, const int *x, const int *y, int B, int T, float dropout) {
     Error err;
     float loss;
     Rng masks;
     rng_seed(&masks, 4242);
-    assert_int_equal(gpt_forward(m, x, y, B, T, dropout, &masks, &loss, &err), 0);
+    assert_int_equal(gpt_forward(ts, x, y, B, T, dropout, &masks, &loss, &err), 0);
     return loss;
 }
 
@@ -39,7 +41,9 @@ static void check(Activation act, bool tied, float dropout) {
     GPT m;
     Error err;
     assert_int_equal(gpt_init(&m, &c, &err), 0);
-    assert_int_equal(gpt_alloc_grads(&m, &err), 0);
+    TrainState ts;
+    train_state_init(&ts, &m);
+    assert_int_equal(gpt_alloc_grads(&ts, &err), 0);
     Rng rng;
     rng_seed(&rng, 99);
     gpt_init_weights(&m, &rng);
@@ -47,9 +51,9 @@ static void check(Activation act, bool tied, float dropout) {
     int B = 2, T = 8, x[16], y[16];
     for (int i = 0; i < B * T; i++)
         x[i] = (int)rng_below(&rng, 65), y[i] = (int)rng_below(&rng, 65);
-    loss_at(&m, x, y, B, T, dropout);
-    gpt_zero_grads(&m);
-    gpt_backward(&m);
+    loss_at(&ts, x, y, B, T, dropout);
+    gpt_zero_grads(&ts);
+    gpt_backward(&ts);
     /* relu has a kink at 0: a step of 1e-2 crosses it for some units, so it gets a smaller step
      * and, for float32 round-off in the loss, a looser absolute tolerance. */
     const float eps = act == ACT_RELU ? 1e-3f : 1e-2f, abs_tol = act == ACT_RELU ? 1e-3f : 2e-4f;
@@ -60,15 +64,15 @@ static void check(Activation act, bool tied, float dropout) {
         /* the largest-gradient element and two random ones */
         size_t pick[3] = {0, rng_below(&rng, s->size), rng_below(&rng, s->size)};
         for (size_t i = 1; i < s->size; i++)
-            if (fabsf(m.grad_memory[s->offset + i]) > fabsf(m.grad_memory[s->offset + pick[0]]))
+            if (fabsf(ts.grad_memory[s->offset + i]) > fabsf(ts.grad_memory[s->offset + pick[0]]))
                 pick[0] = i;
         for (int k = 0; k < 3; k++) {
             float *w = m.param_memory + s->offset + pick[k];
-            float g = m.grad_memory[s->offset + pick[k]], saved = *w;
+            float g = ts.grad_memory[s->offset + pick[k]], saved = *w;
             *w = saved + eps;
-            float up = loss_at(&m, x, y, B, T, dropout);
+            float up = loss_at(&ts, x, y, B, T, dropout);
             *w = saved - eps;
-            float down = loss_at(&m, x, y, B, T, dropout);
+            float down = loss_at(&ts, x, y, B, T, dropout);
             *w = saved;
             float fd = (up - down) / (2 * eps);
             float diff = fabsf(fd - g);
@@ -79,8 +83,8 @@ static void check(Activation act, bool tied, float dropout) {
         }
     }
     printf("  %s%s, dropout %.1f: %d elements in %d tensors, max |fd - grad| %.2e\n",
-           act == ACT_GELU ? "gelu" : "relu", tied ? " tied" : "", dropout, checked, m.n_tensors,
-           worst);
+           activation_name(act), tied ? " tied" : "", dropout, checked, m.n_tensors, worst);
+    train_state_free(&ts);
     gpt_free(&m);
 }
 

@@ -6,17 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/thread_pool.h"
 #include "attention.h"
-#include "gpt.h"
+#include "gpt_backprop.h"
 #include "matmul.h"
-#include "thread_pool.h"
+#include "train_layers.h"
 
 /* Attention of one layer, sequence by sequence: sequences are independent, so they are spread
  * over the pool (OpenBLAS single-threaded meanwhile, so the threads do not oversubscribe the
  * cores). Each sequence draws its dropout masks from its own RNG, seeded from the main one, so
  * the result does not depend on which thread ran it. */
 typedef struct {
-    GPT *m;
+    TrainState *ts;
     int layer, T;
     float dropout;
     uint64_t seed;
@@ -25,10 +26,10 @@ typedef struct {
 
 static void attention_sequence(void *ctx, int b) {
     const AttentionPass *p = ctx;
-    GPT *m = p->m;
-    Activations *a = &m->acts;
-    const GPTConfig *c = &m->config;
-    int T = p->T, C = c->n_embd, NH = c->n_head, B = m->last_B;
+    TrainState *ts = p->ts;
+    Activations *a = &ts->acts;
+    const GPTConfig *c = &ts->model->config;
+    int T = p->T, C = c->n_embd, NH = c->n_head, B = ts->last_B;
     size_t NC = (size_t)B * T * C, att_size = (size_t)B * NH * T * T;
     size_t row = (size_t)b * T, att_at = p->layer * att_size + (size_t)b * NH * T * T;
     AttentionShape s = {.B = 1,
@@ -56,84 +57,84 @@ static void attention_sequence(void *ctx, int b) {
     }
 }
 
-static void attention_layer(GPT *m, AttentionPass *p) {
-    if (!m->pool) {
-        for (int b = 0; b < m->last_B; b++) attention_sequence(p, b);
+static void attention_layer(TrainState *ts, AttentionPass *p) {
+    if (!ts->pool) {
+        for (int b = 0; b < ts->last_B; b++) attention_sequence(p, b);
         return;
     }
     matmul_set_threads(1);
-    thread_pool_run(m->pool, attention_sequence, p, m->last_B);
-    matmul_set_threads(thread_pool_size(m->pool));
+    thread_pool_run(ts->pool, attention_sequence, p, ts->last_B);
+    matmul_set_threads(thread_pool_size(ts->pool));
 }
 
 /* Allocates the activations for (B, T), growing when a bigger batch comes. */
-static int alloc_activations(GPT *m, int B, int T, bool dropout, Error *err) {
-    if (m->act_memory && B * T <= m->act_B * m->act_T && T <= m->act_T && B <= m->act_B &&
-        (!dropout || m->act_dropout))
+static int alloc_activations(TrainState *ts, int B, int T, bool dropout, Error *err) {
+    if (ts->act_memory && B * T <= ts->act_B * ts->act_T && T <= ts->act_T && B <= ts->act_B &&
+        (!dropout || ts->act_dropout))
         return 0;
-    free(m->act_memory);
-    m->act_memory = NULL;
-    const GPTConfig *c = &m->config;
+    free(ts->act_memory);
+    ts->act_memory = NULL;
+    const GPTConfig *c = &ts->model->config;
     size_t L = c->n_layer, C = c->n_embd, V = c->vocab_size, NH = c->n_head;
     size_t BT = (size_t)B * T, att = (size_t)B * NH * T * T;
     struct {
         float **slot;
         size_t n;
     } table[] = {
-        {&m->acts.encoded, BT * C},
-        {&m->acts.ln1, L * BT * C},
-        {&m->acts.ln1_mean, L * BT},
-        {&m->acts.ln1_rstd, L * BT},
-        {&m->acts.qkv, L * BT * 3 * C},
-        {&m->acts.att, L * att},
-        {&m->acts.att_mask, dropout ? L * att : 0},
-        {&m->acts.atty, L * BT * C},
-        {&m->acts.attproj, L * BT * C},
-        {&m->acts.attproj_mask, L * BT * C},
-        {&m->acts.resid1, L * BT * C},
-        {&m->acts.ln2, L * BT * C},
-        {&m->acts.ln2_mean, L * BT},
-        {&m->acts.ln2_rstd, L * BT},
-        {&m->acts.fch, L * BT * 4 * C},
-        {&m->acts.fch_act, L * BT * 4 * C},
-        {&m->acts.fcproj, L * BT * C},
-        {&m->acts.fcproj_mask, L * BT * C},
-        {&m->acts.resid2, L * BT * C},
-        {&m->acts.lnf, BT * C},
-        {&m->acts.lnf_mean, BT},
-        {&m->acts.lnf_rstd, BT},
-        {&m->acts.logits, BT * V},
-        {&m->acts.losses, BT},
-        {&m->acts.dresid, BT * C},
-        {&m->acts.dln, BT * C},
-        {&m->acts.datty, BT * C},
-        {&m->acts.dsmall, BT * C},
-        {&m->acts.dqkv, BT * 3 * C},
-        {&m->acts.dfch, BT * 4 * C},
-        {&m->acts.dfch_act, BT * 4 * C},
-        {&m->acts.dlogits, BT * V},
-        {&m->acts.att_scratch, (size_t)B * 2 * T * T},
+        {&ts->acts.encoded, BT * C},
+        {&ts->acts.ln1, L * BT * C},
+        {&ts->acts.ln1_mean, L * BT},
+        {&ts->acts.ln1_rstd, L * BT},
+        {&ts->acts.qkv, L * BT * 3 * C},
+        {&ts->acts.att, L * att},
+        {&ts->acts.att_mask, dropout ? L * att : 0},
+        {&ts->acts.atty, L * BT * C},
+        {&ts->acts.attproj, L * BT * C},
+        {&ts->acts.attproj_mask, L * BT * C},
+        {&ts->acts.resid1, L * BT * C},
+        {&ts->acts.ln2, L * BT * C},
+        {&ts->acts.ln2_mean, L * BT},
+        {&ts->acts.ln2_rstd, L * BT},
+        {&ts->acts.fch, L * BT * 4 * C},
+        {&ts->acts.fch_act, L * BT * 4 * C},
+        {&ts->acts.fcproj, L * BT * C},
+        {&ts->acts.fcproj_mask, L * BT * C},
+        {&ts->acts.resid2, L * BT * C},
+        {&ts->acts.lnf, BT * C},
+        {&ts->acts.lnf_mean, BT},
+        {&ts->acts.lnf_rstd, BT},
+        {&ts->acts.logits, BT * V},
+        {&ts->acts.losses, BT},
+        {&ts->acts.dresid, BT * C},
+        {&ts->acts.dln, BT * C},
+        {&ts->acts.datty, BT * C},
+        {&ts->acts.dsmall, BT * C},
+        {&ts->acts.dqkv, BT * 3 * C},
+        {&ts->acts.dfch, BT * 4 * C},
+        {&ts->acts.dfch_act, BT * 4 * C},
+        {&ts->acts.dlogits, BT * V},
+        {&ts->acts.att_scratch, (size_t)B * 2 * T * T},
     };
     size_t n = sizeof table / sizeof table[0], total = 0;
     for (size_t i = 0; i < n; i++) total += table[i].n;
-    m->act_memory = malloc(total * sizeof(float));
-    if (!m->act_memory)
+    ts->act_memory = malloc(total * sizeof(float));
+    if (!ts->act_memory)
         return error_set(err, "out of memory for activations (%zu MB) at batch %d x %d",
                          total * sizeof(float) >> 20, B, T);
-    float *p = m->act_memory;
+    float *p = ts->act_memory;
     for (size_t i = 0; i < n; i++) {
         *table[i].slot = table[i].n ? p : NULL;
         p += table[i].n;
     }
-    m->act_B = B;
-    m->act_T = T;
-    m->act_dropout = dropout;
+    ts->act_B = B;
+    ts->act_T = T;
+    ts->act_dropout = dropout;
     return 0;
 }
 
-int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, float dropout,
+int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, int T, float dropout,
                 Rng *rng, float *loss, Error *err) {
-    const GPTConfig *c = &m->config;
+    const GPTConfig *c = &ts->model->config;
     if (B < 1 || T < 1 || T > c->block_size)
         return error_set(err, "batch %d x %d: T must be in [1, block_size=%d]", B, T,
                          c->block_size);
@@ -145,17 +146,17 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
             return error_set(err, "target %d at index %zu is outside the vocabulary [0, %d)",
                              targets[i], i, c->vocab_size);
     }
-    if (alloc_activations(m, B, T, dropout > 0.0f, err)) return -1;
-    const GPTParams *p = &m->params;
-    Activations *a = &m->acts;
+    if (alloc_activations(ts, B, T, dropout > 0.0f, err)) return -1;
+    const GPTParams *p = &ts->model->params;
+    Activations *a = &ts->acts;
     int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer;
     size_t NC = (size_t)N * C;
 
-    m->last_inputs = inputs;
-    m->last_targets = targets;
-    m->last_B = B;
-    m->last_T = T;
-    m->last_dropout = dropout;
+    ts->last_inputs = inputs;
+    ts->last_targets = targets;
+    ts->last_B = B;
+    ts->last_T = T;
+    ts->last_dropout = dropout;
     embedding_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         const LayerParams *lp = &p->layer[l];
@@ -169,9 +170,9 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
         layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b, N,
                           C);
         matmul_forward(qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
-        AttentionPass pass = {m, l, T, dropout, dropout > 0.0f ? rng_u64(rng) : 0, false};
+        AttentionPass pass = {ts, l, T, dropout, dropout > 0.0f ? rng_u64(rng) : 0, false};
         (void)atty;
-        attention_layer(m, &pass);
+        attention_layer(ts, &pass);
         matmul_forward(attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
         dropout_forward(a->dsmall, a->attproj_mask + l * NC, attproj, NC, dropout, rng);
         residual_forward(resid1, x, a->dsmall, NC);
@@ -194,12 +195,12 @@ int gpt_forward(GPT *m, const int *inputs, const int *targets, int B, int T, flo
     return 0;
 }
 
-void gpt_backward(GPT *m) {
-    const GPTConfig *c = &m->config;
-    const GPTParams *p = &m->params;
-    GPTParams *g = &m->grads;
-    Activations *a = &m->acts;
-    int B = m->last_B, T = m->last_T;
+void gpt_backward(TrainState *ts) {
+    const GPTConfig *c = &ts->model->config;
+    const GPTParams *p = &ts->model->params;
+    GPTParams *g = &ts->grads;
+    Activations *a = &ts->acts;
+    int B = ts->last_B, T = ts->last_T;
     int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer;
     size_t NC = (size_t)N * C;
 
@@ -235,13 +236,56 @@ void gpt_backward(GPT *m) {
         matmul_backward(a->datty, lg->proj_w, lg->proj_b, a->dsmall, a->atty + l * NC, lp->proj_w,
                         N, C, C, false);
         memset(a->dqkv, 0, 3 * NC * sizeof(float));
-        AttentionPass pass = {m, l, T, m->last_dropout, 0, true};
-        attention_layer(m, &pass);
+        AttentionPass pass = {ts, l, T, ts->last_dropout, 0, true};
+        attention_layer(ts, &pass);
         memset(a->dln, 0, NC * sizeof(float));
         matmul_backward(a->dln, lg->qkv_w, lg->qkv_b, a->dqkv, a->ln1 + l * NC, lp->qkv_w, N, C,
                         3 * C, false);
         layernorm_backward(a->dresid, lg->ln1_w, lg->ln1_b, a->dln, x, lp->ln1_w,
                            a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
     }
-    embedding_backward(g->wte, g->wpe, a->dresid, m->last_inputs, B, T, C);
+    embedding_backward(g->wte, g->wpe, a->dresid, ts->last_inputs, B, T, C);
+}
+
+void train_state_init(TrainState *ts, GPT *model) {
+    memset(ts, 0, sizeof *ts);
+    ts->model = model;
+}
+
+void train_state_free(TrainState *ts) {
+    free(ts->grad_memory);
+    free(ts->act_memory);
+    memset(ts, 0, sizeof *ts);
+}
+
+int gpt_alloc_grads(TrainState *ts, Error *err) {
+    if (ts->grad_memory) return 0;
+    ts->grad_memory = calloc(ts->model->n_params, sizeof(float));
+    if (!ts->grad_memory) return error_set(err, "out of memory for gradients");
+    gpt_bind(ts->model, ts->grad_memory, &ts->grads);
+    return 0;
+}
+
+void gpt_zero_grads(TrainState *ts) {
+    if (ts->grad_memory) memset(ts->grad_memory, 0, ts->model->n_params * sizeof(float));
+}
+
+void gpt_init_weights(GPT *m, Rng *rng) {
+    const GPTConfig *c = &m->config;
+    float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const TensorSpec *t = &m->tensors[i];
+        float *w = m->param_memory + t->offset;
+        const char *suffix = strrchr(t->name, '.') + 1;
+        bool is_ln = strstr(t->name, "ln_") != NULL;
+        if (strcmp(suffix, "bias") == 0) {
+            memset(w, 0, t->size * sizeof *w);
+        } else if (is_ln) {
+            for (size_t j = 0; j < t->size; j++) w[j] = 1.0f;
+        } else {
+            bool resid = strstr(t->name, "c_proj.weight") != NULL;
+            float std = resid ? resid_std : 0.02f;
+            for (size_t j = 0; j < t->size; j++) w[j] = std * rng_normal(rng);
+        }
+    }
 }

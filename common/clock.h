@@ -1,5 +1,6 @@
-/* Monotonic time in seconds, for durations and deadlines, and condition variables whose timed
- * waits use the same clock (a step of the wall clock must not stall them). */
+/* The one clock of the project: monotonic time in seconds, for durations and deadlines, and
+ * condition variables whose timed waits use the same clock (a step of the wall clock must not
+ * stall them). */
 #ifndef GPTD_CLOCK_H
 #define GPTD_CLOCK_H
 

@@ -4,22 +4,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../common/clock.h"
+#include "../model/checkpoint.h"
+#include "../model/thread_pool.h"
 #include "adamw.h"
-#include "checkpoint.h"
 #include "dataset.h"
+#include "gpt_backprop.h"
 #include "matmul.h"
-#include "thread_pool.h"
 
 /* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
 #define TRAINER_POOL_SPIN_US 20
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Linear warmup, then cosine decay from lr to min_lr (constant when min_lr == lr, the seed). */
 static float learning_rate(const TrainOptions *o, int step) {
@@ -31,15 +26,15 @@ static float learning_rate(const TrainOptions *o, int step) {
 
 /* Mean loss over eval_iters batches of one split, dropout off. The batches come from an RNG
  * seeded by (seed, step, split) so evaluation neither depends on nor disturbs training. */
-static int estimate_loss(GPT *m, const Dataset *d, const TrainOptions *o, int step, bool val,
-                         int *x, int *y, float *out, Error *err) {
+static int estimate_loss(TrainState *ts, const Dataset *d, const TrainOptions *o, int step,
+                         bool val, int *x, int *y, float *out, Error *err) {
     Rng rng;
     rng_seed(&rng, o->seed * 1000003ull + (uint64_t)step * 2 + val);
     double sum = 0.0;
     for (int i = 0; i < o->eval_iters; i++) {
         float loss;
         dataset_batch(d, val, o->batch_size, o->model.block_size, &rng, x, y);
-        if (gpt_forward(m, x, y, o->batch_size, o->model.block_size, 0.0f, NULL, &loss, err))
+        if (gpt_forward(ts, x, y, o->batch_size, o->model.block_size, 0.0f, NULL, &loss, err))
             return -1;
         sum += loss;
     }
@@ -48,10 +43,11 @@ static int estimate_loss(GPT *m, const Dataset *d, const TrainOptions *o, int st
 }
 
 /* Both splits, then the seed's log line. */
-static int evaluate_and_log(GPT *m, const Dataset *d, const TrainOptions *o, int step, int *x,
-                            int *y, FILE *log, float *train_loss, float *val_loss, Error *err) {
-    if (estimate_loss(m, d, o, step, false, x, y, train_loss, err) ||
-        estimate_loss(m, d, o, step, true, x, y, val_loss, err))
+static int evaluate_and_log(TrainState *ts, const Dataset *d, const TrainOptions *o, int step,
+                            int *x, int *y, FILE *log, float *train_loss, float *val_loss,
+                            Error *err) {
+    if (estimate_loss(ts, d, o, step, false, x, y, train_loss, err) ||
+        estimate_loss(ts, d, o, step, true, x, y, val_loss, err))
         return -1;
     fprintf(log, "step: %d, train loss: %.4f, valid loss: %.4f\n", step, *train_loss, *val_loss);
     fflush(log);
@@ -66,7 +62,8 @@ static int alloc_batch(const TrainOptions *o, int **x, int **y, Error *err) {
     return *x && *y ? 0 : error_set(err, "out of memory");
 }
 
-/* Hyperparameters that define a run, stored in the state so a resume continues the same run. */
+/* Where a run stands: its step and RNG, saved in the state (with the hyperparameters, see save)
+ * so that a resume continues exactly. */
 typedef struct {
     int step;
     Rng rng;
@@ -165,6 +162,7 @@ static int resume(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, 
 int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     TrainOptions o = *opts;
     GPT m;
+    TrainState ts;
     Tokenizer tok;
     SafeTensors st;
     Dataset data = {0};
@@ -175,18 +173,20 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     if (safetensors_meta(&st, "train.step")) meta_u64(&st, "train.step", &step, err);
     safetensors_close(&st);
     o.model = m.config;
+    train_state_init(&ts, &m);
     if (dataset_load(&data, o.data_path, &tok, err) ||
         dataset_check(&data, o.model.block_size, err))
         goto done;
     float train_loss, val_loss;
     if (alloc_batch(&o, &x, &y, err) ||
-        evaluate_and_log(&m, &data, &o, (int)step, x, y, log, &train_loss, &val_loss, err))
+        evaluate_and_log(&ts, &data, &o, (int)step, x, y, log, &train_loss, &val_loss, err))
         goto done;
     rc = 0;
 done:
     free(x);
     free(y);
     dataset_free(&data);
+    train_state_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
     return rc;
@@ -200,9 +200,54 @@ static void format_duration(double s, char *out, size_t cap) {
         snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* A fresh run (the model initialised from o->seed, zero moments) or a resumed one, and the text it
+ * trains on. */
+static int start_run(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, Dataset *data,
+                     Progress *p, Error *err) {
+    if (o->resume_path)
+        return resume(o, m, tok, opt, p, err) || dataset_load(data, o->data_path, tok, err) ? -1
+                                                                                            : 0;
+    if (dataset_load(data, o->data_path, tok, err)) return -1;
+    o->model.vocab_size = tok->vocab_size;
+    if (gpt_init(m, &o->model, err)) return -1;
+    rng_seed(&p->rng, o->seed);
+    gpt_init_weights(m, &p->rng);
+    opt->m = calloc(m->n_params, sizeof(float));
+    opt->v = calloc(m->n_params, sizeof(float));
+    return opt->m && opt->v ? 0 : error_set(err, "out of memory");
+}
+
+/* One AdamW step on a random training batch (x, y: its buffers); *loss is the batch's. */
+static int train_step(TrainState *ts, const Dataset *d, const TrainOptions *o, OptimizerState *opt,
+                      AdamWConfig *adam, Progress *p, int *x, int *y, float *loss, Error *err) {
+    GPT *m = ts->model;
+    dataset_batch(d, false, o->batch_size, o->model.block_size, &p->rng, x, y);
+    if (gpt_forward(ts, x, y, o->batch_size, o->model.block_size, o->dropout, &p->rng, loss, err))
+        return -1;
+    gpt_zero_grads(ts);
+    gpt_backward(ts);
+    adam->lr = learning_rate(o, p->step);
+    adamw_update(m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params, p->step + 1, adam);
+    p->step++;
+    return 0;
+}
+
+/* The progress line: loss, learning rate, speed over the steps since t_window, time left. */
+static void log_progress(FILE *progress, const TrainOptions *o, int step, float loss, float lr,
+                         double t_window, int window_steps) {
+    double per_step = (clock_seconds() - t_window) / window_steps;
+    size_t bt = (size_t)o->batch_size * o->model.block_size;
+    char left[32];
+    format_duration(per_step * (o->max_iters - step), left, sizeof left);
+    fprintf(progress, "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
+            step, o->max_iters, loss, lr, per_step * 1e3, bt / per_step, left);
+    fflush(progress);
+}
+
 int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err) {
     TrainOptions o = *opts;
     GPT m;
+    TrainState ts;
     Tokenizer tok = {0};
     OptimizerState opt = {0};
     Dataset data = {0};
@@ -210,29 +255,15 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     int *x = NULL, *y = NULL, rc = -1;
     ThreadPool *pool = NULL;
     memset(&m, 0, sizeof m);
+    train_state_init(&ts, &m);
     matmul_set_threads(o.threads);
 
-    if (o.resume_path) {
-        if (resume(&o, &m, &tok, &opt, &p, err)) goto done;
-        if (dataset_load(&data, o.data_path, &tok, err)) goto done;
-    } else {
-        if (dataset_load(&data, o.data_path, &tok, err)) goto done;
-        o.model.vocab_size = tok.vocab_size;
-        if (gpt_init(&m, &o.model, err)) goto done;
-        rng_seed(&p.rng, o.seed);
-        gpt_init_weights(&m, &p.rng);
-        opt.m = calloc(m.n_params, sizeof(float));
-        opt.v = calloc(m.n_params, sizeof(float));
-        if (!opt.m || !opt.v) {
-            error_set(err, "out of memory");
-            goto done;
-        }
-    }
-    if (dataset_check(&data, o.model.block_size, err)) goto done;
-    if (gpt_alloc_grads(&m, err)) goto done;
+    if (start_run(&o, &m, &tok, &opt, &data, &p, err) ||
+        dataset_check(&data, o.model.block_size, err) || gpt_alloc_grads(&ts, err))
+        goto done;
     /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
     if (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)) goto done;
-    m.pool = pool;
+    ts.pool = pool;
     if (alloc_batch(&o, &x, &y, err)) goto done;
     size_t bt = (size_t)o.batch_size * o.model.block_size;
     fprintf(progress, "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d\n",
@@ -240,7 +271,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
 
     AdamWConfig adam = {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay};
     int first_step = p.step;
-    double t_start = now_seconds(), t_window = t_start;
+    double t_start = clock_seconds(), t_window = t_start;
     int window_steps = 0;
     /* Pure step time after a short warm-up (first allocations, thread start), for benchmarks. */
     const int warm_steps = 3;
@@ -250,13 +281,13 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     for (;;) {
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
         if (at_eval && !(o.resume_path && p.step == first_step)) {
-            double t0 = now_seconds();
-            if (evaluate_and_log(&m, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
+            double t0 = clock_seconds();
+            if (evaluate_and_log(&ts, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
                 goto done;
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
-            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step, now_seconds() - t0,
-                    o.out_path);
-            t_window = now_seconds();
+            fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step,
+                    clock_seconds() - t0, o.out_path);
+            t_window = clock_seconds();
             window_steps = 0;
         }
         if (p.step >= o.max_iters) break;
@@ -267,34 +298,20 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             break;
         }
         float loss;
-        double t_step = now_seconds();
-        dataset_batch(&data, false, o.batch_size, o.model.block_size, &p.rng, x, y);
-        if (gpt_forward(&m, x, y, o.batch_size, o.model.block_size, o.dropout, &p.rng, &loss, err))
-            goto done;
-        gpt_zero_grads(&m);
-        gpt_backward(&m);
-        adam.lr = learning_rate(&o, p.step);
-        adamw_update(m.param_memory, m.grad_memory, opt.m, opt.v, m.n_params, p.step + 1, &adam);
-        p.step++;
+        double t_step = clock_seconds();
+        if (train_step(&ts, &data, &o, &opt, &adam, &p, x, y, &loss, err)) goto done;
         window_steps++;
         if (p.step - first_step > warm_steps) {
-            timed_seconds += now_seconds() - t_step;
+            timed_seconds += clock_seconds() - t_step;
             timed_steps++;
         }
-        if (o.log_interval > 0 && p.step % o.log_interval == 0) {
-            double t = now_seconds(), per_step = (t - t_window) / window_steps;
-            char left[32];
-            format_duration(per_step * (o.max_iters - p.step), left, sizeof left);
-            fprintf(progress,
-                    "step %d/%d | loss %.4f | lr %.2e | %.0f ms/step | %.0f tok/s | %s left\n",
-                    p.step, o.max_iters, loss, adam.lr, per_step * 1e3, bt / per_step, left);
-            fflush(progress);
-        }
+        if (o.log_interval > 0 && p.step % o.log_interval == 0)
+            log_progress(progress, &o, p.step, loss, adam.lr, t_window, window_steps);
     }
     if (timed_steps > 0)
         fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
                 timed_seconds / timed_steps * 1e3, bt * timed_steps / timed_seconds, timed_steps);
-    fprintf(progress, "done in %.1f s\n", now_seconds() - t_start);
+    fprintf(progress, "done in %.1f s\n", clock_seconds() - t_start);
     rc = 0;
 done:
     thread_pool_destroy(pool);
@@ -303,6 +320,7 @@ done:
     free(opt.m);
     free(opt.v);
     dataset_free(&data);
+    train_state_free(&ts);
     tokenizer_free(&tok);
     gpt_free(&m);
     return rc;

@@ -1,6 +1,7 @@
 /* The training pass's matrix products, all on OpenBLAS, so thread and BLAS choices live here
- * (inference uses packed_matmul.h). Row-major throughout. Weights are either GPT-2 "Conv1D" layout
- * (in, out) or, for the language-model head, nn.Linear layout (out, in): `w_is_out_in` picks which.
+ * (the engine has its own, model/packed_matmul.h). Row-major throughout. Weights are either GPT-2
+ * "Conv1D" layout (in, out) or, for the language-model head, nn.Linear layout (out, in):
+ * `w_is_out_in` picks which.
  */
 #ifndef GPTD_MATMUL_H
 #define GPTD_MATMUL_H
@@ -17,7 +18,8 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, int N, int K, int M, bool w_is_out_in);
 
-/* Threads OpenBLAS may use (the trainer gives it all cores; the engine decides per phase). */
+/* Threads OpenBLAS may use (the trainer gives it all cores, and one while its pool runs
+ * attention). */
 void matmul_set_threads(int n);
 
 #endif

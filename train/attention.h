@@ -1,10 +1,11 @@
-/* Multi-head scaled dot-product attention, one implementation for the three uses the seed
- * lecture teaches:
+/* The training pass's multi-head scaled dot-product attention, one implementation for the three
+ * uses the seed lecture teaches:
  *   - causal (decoder): query i sees keys 0..i, the future never talks to the past;
  *   - full (encoder): every query sees every key;
  *   - cross: queries from one sequence (length Tq), keys/values from another (length Tk).
  * With causal and Tq < Tk the queries are the *last* Tq positions of the key sequence, so query
- * i sits at absolute position Tk - Tq + i: the same rule serves a KV cache.
+ * i sits at absolute position Tk - Tq + i (the rule a KV cache follows). The trainer runs the
+ * causal case with Tq == Tk; the engine has its own attention over its KV cache (kernels.h).
  *
  * Rows may live inside wider buffers (q, k, v inside one (B, T, 3C) qkv tensor), so each input
  * has a row stride in floats; batch b starts at b * T * stride. Head h is channels
@@ -14,7 +15,7 @@
 
 #include <stdbool.h>
 
-#include "rng.h"
+#include "../model/rng.h"
 
 typedef struct {
     int B, Tq, Tk, n_head, head_size;

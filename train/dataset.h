@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
-#include "rng.h"
-#include "tokenizer.h"
+#include "../model/error.h"
+#include "../model/rng.h"
+#include "../model/tokenizer.h"
 
 typedef struct {
     int *tokens;

@@ -6,8 +6,8 @@
 #include <signal.h>
 #include <stdio.h>
 
-#include "error.h"
-#include "gpt.h"
+#include "../model/error.h"
+#include "../model/gpt.h"
 
 typedef struct {
     const char *data_path;

@@ -1,0 +1,34 @@
+/* JSON bodies of the endpoints that describe the server rather than generate: /health,
+ * /v1/models and /info. Plain values in; each function returns a malloc'd NUL-terminated string
+ * (NULL when out of memory). Which HTTP status goes with them is the server's choice. */
+#ifndef GPTD_API_INFO_H
+#define GPTD_API_INFO_H
+
+#include <stddef.h>
+
+#include "../model/gpt.h"
+
+typedef enum { API_LOADING = 0, API_READY, API_DRAINING } ApiServerState;
+
+/* {"status": "loading" | "ok" | "draining"} */
+char *api_health_json(ApiServerState state);
+
+/* The OpenAI model list, with the one model served. */
+char *api_models_json(const char *model_name);
+
+typedef struct {
+    const char *model_name;
+    ApiServerState state;
+    const GPTConfig *config; /* NULL while loading: no "config", "context" or "kernels" */
+    size_t n_params;
+    const char *context_shift; /* "exact" or "keep" */
+    int context_keep;          /* tokens a full window keeps */
+    const char *kernels;
+    int max_batch, max_queue, max_tokens, body_limit, prefill_budget, threads;
+    double body_memory_bytes, timeout_s;
+    const char *version, *compiled;
+} ApiInfo;
+
+char *api_info_json(const ApiInfo *info);
+
+#endif
