@@ -50,10 +50,11 @@ for row in "decode, batch 1|$(rate 'decode, batch 1 ')|$t1" "decode, batch 64|$(
 done
 # Every kernel path this CPU has, side by side (model/kernels.h): the peak of its FMA loop, decode
 # at batch 1 and 64, and prefill, each also as a share of that path's peak on THREADS threads.
+# KERNEL_PATHS limits the paths (portable is slow).
 echo
 echo "| kernels | peak FMA GFLOP/s, 1 / $THREADS threads | decode batch 1 tokens/s | decode batch 64 tokens/s (of peak) | prefill tokens/s (of peak) |"
 echo "|---|---:|---:|---:|---:|"
-for k in avx512 avx2 neon portable; do
+for k in ${KERNEL_PATHS:-avx512 avx2 neon portable}; do
   one=$(GPTD_KERNELS=$k ./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" \
           --repeats 3 --batch 1 --batch 64 --past-tokens 0 2>/dev/null) || continue
   peak=$(echo "$one" | sed -n 's/.*peak FMA \([0-9.]*\) GFLOP\/s on 1 thread, \([0-9.]*\) on.*/\1 \/ \2/p')
