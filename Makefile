@@ -132,7 +132,7 @@ bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert
 FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -ffp-contract=off
-FUZZ_LIB     := $(MODEL_SRC) $(API_SRC) server/sse.c
+FUZZ_LIB     := $(MODEL_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c
 FUZZERS      := $(patsubst tests/fuzz/%.c,bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 $(BUILD)/fuzz/%.o: %.c

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/buf.h"
+
 /* cJSON wants NUL-terminated strings; generated text arrives as (pointer, length). */
 static cJSON *add_text(cJSON *obj, const char *key, const char *text, size_t len) {
     char *s = malloc(len + 1);
@@ -48,33 +50,9 @@ static void add_usage_and_timing(cJSON *root, const ApiResult *r) {
         cJSON_AddNumberToObject(root, "prompt_truncated_tokens", r->prompt_dropped);
 }
 
-/* A growing string; an append returns false when out of memory. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Text;
-
-static bool text_put(Text *t, const char *piece, size_t n) {
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        while (cap < t->len + n + 1) cap *= 2;
-        char *grown = realloc(t->s, cap);
-        if (!grown) return false;
-        t->s = grown;
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, piece, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-    return true;
-}
-
-/* Appends text before a number, the number (%.6g, or as an integer) and text after it. */
-static bool text_number(Text *t, const char *before, double x, bool integer, const char *after) {
-    char buf[48];
-    int n = snprintf(buf, sizeof buf, integer ? "%s%.0f%s" : "%s%.6g%s", before, x, after);
-    return text_put(t, buf, (size_t)n);
-}
+/* One token's weights as JSON: n_head rows of block_size weights, about 14 bytes each (under
+ * 200 KB for a GPT-2-sized model); the cap only guards against a corrupt view. */
+#define WEIGHTS_JSON_MAX ((size_t)8 << 20)
 
 /* The weights as raw JSON, written by hand: cJSON would print each with 17 digits, and a reply
  * can carry a million of them. Six significant digits keep a row's sum within 1e-5 of 1.
@@ -82,27 +60,24 @@ static bool text_number(Text *t, const char *before, double x, bool integer, con
  *   every head ("all"): [[w, ...], [w, ...], ...]     (top_k: [[[position, w], ...], ...]) */
 static char *weights_json(const AttentionView *v, const ApiTokenAttention *a) {
     int rows = attention_view_rows(v), per_row = rows ? a->n_values / rows : 0;
-    Text t = {0};
-    bool ok = rows > 1 ? text_put(&t, "[", 1) : true;
-    for (int r = 0; r < rows && ok; r++) {
-        ok = text_put(&t, r ? ",[" : "[", r ? 2 : 1);
+    Buf t;
+    buf_init(&t, WEIGHTS_JSON_MAX);
+    if (rows > 1) buf_append(&t, "[", 1);
+    for (int r = 0; r < rows; r++) {
+        buf_append(&t, r ? ",[" : "[", r ? 2 : 1);
         const float *w = a->values + (size_t)r * per_row;
-        for (int i = 0; i < per_row && ok; i++) {
-            const char *sep = i ? "," : "";
-            if (v->top_k)
-                ok = i % 2 == 0 ? text_number(&t, i ? ",[" : "[", w[i], true, ",")
-                                : text_number(&t, "", w[i], false, "]");
+        for (int i = 0; i < per_row; i++) {
+            if (!v->top_k)
+                buf_printf(&t, i ? ",%.6g" : "%.6g", w[i]);
+            else if (i % 2 == 0)
+                buf_printf(&t, i ? ",[%.0f," : "[%.0f,", w[i]);
             else
-                ok = text_number(&t, sep, w[i], false, "");
+                buf_printf(&t, "%.6g]", w[i]);
         }
-        ok = ok && text_put(&t, "]", 1);
+        buf_append(&t, "]", 1);
     }
-    if (rows > 1 && ok) ok = text_put(&t, "]", 1);
-    if (!ok) {
-        free(t.s);
-        return NULL;
-    }
-    return t.s;
+    if (rows > 1) buf_append(&t, "]", 1);
+    return buf_take(&t); /* NULL when out of memory */
 }
 
 static bool add_attention(cJSON *obj, const AttentionView *v, const ApiTokenAttention *a) {
