@@ -109,8 +109,18 @@ describe('request errors', () => {
 
   test('a body over 1 MiB: 413, declared or chunked', async () => {
     const big = JSON.stringify({ prompt: 'a'.repeat(1024 * 1024 + 16) });
-    const r = await gptd.post('/generate', big);
-    assertApiError(r, 413, /1048576/);
+    // declared: the headers alone must draw the 413. Sent over a raw socket, headers only: a
+    // client still sending the body (fetch) can lose the early reply to the reset that follows.
+    const sock = net.connect(gptd.port, '127.0.0.1');
+    await once(sock, 'connect');
+    sock.write(`POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+               `Content-Length: ${big.length}\r\nConnection: close\r\n\r\n`);
+    let raw = '';
+    sock.setEncoding('utf8').on('data', (d) => (raw += d));
+    await once(sock, 'close');
+    const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+    assert.match(raw, /^HTTP\/1\.1 413 /, raw.slice(0, 200));
+    assertApiError({ status: 413, text: body, json: JSON.parse(body) }, 413, /1048576/);
     // sent in chunks, without a Content-Length to refuse it by: the limit holds as it arrives
     const res = await gptd.fetch('/generate', {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: new Blob([big]).stream(), duplex: 'half',
