@@ -12,7 +12,12 @@ void buf_free(Buf *b) {
     buf_init(b, b->max);
 }
 
-static size_t next_cap(const Buf *b, size_t more) {
+void buf_clear(Buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
+size_t buf_cap_for(const Buf *b, size_t more) {
     size_t need = b->len + more + 1, cap = b->cap ? b->cap : 256; /* + 1: the NUL */
     while (cap < need) cap *= 2;
     return cap;
@@ -24,8 +29,8 @@ int buf_reserve(Buf *b, size_t more) {
         b->failed = true;
         return -1;
     }
-    if (b->len + more + 1 <= b->cap) return 0;
-    size_t cap = next_cap(b, more);
+    size_t cap = buf_cap_for(b, more);
+    if (cap == b->cap) return 0;
     char *grown = realloc(b->data, cap);
     if (!grown) {
         b->failed = true;

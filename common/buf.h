@@ -16,7 +16,11 @@ typedef struct {
 
 void buf_init(Buf *b, size_t max);
 void buf_free(Buf *b);
+/* Empties b but keeps its memory, for a buffer that is filled and drained over and over. */
+void buf_clear(Buf *b);
 
+/* The capacity buf_reserve(b, more) would leave: lets a caller charge memory before it is taken. */
+size_t buf_cap_for(const Buf *b, size_t more);
 /* Room for `more` bytes after len; -1 (and failed) past max or when out of memory. */
 int buf_reserve(Buf *b, size_t more);
 int buf_append(Buf *b, const void *p, size_t n);

@@ -53,8 +53,7 @@ struct HttpServer {
 typedef struct {
     HttpServer *server;
     struct MHD_Connection *conn;
-    char *body;
-    size_t body_len, body_cap;
+    Buf body;                  /* capped at --body-limit */
     bool body_too_big;         /* over --body-limit: the rest is dropped, the answer is 413 */
     bool body_no_room;         /* over --body-memory for all bodies: dropped, the answer is 503 */
     size_t charged;            /* bytes this request counts in HttpServer.body_bytes */
@@ -272,7 +271,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             return (ssize_t)sse_take(&c->sse, buf, max);
         }
         if (c->finished) return MHD_CONTENT_READER_END_OF_STREAM;
-        if (c->sse.failed) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (sse_failed(&c->sse)) return MHD_CONTENT_READER_END_WITH_ERROR;
         /* Short waits, so a closed connection is noticed within a step or two. */
         wait_for_news(r, c->next_event, 0.02);
         stream_collect(c, r);
@@ -304,31 +303,18 @@ static bool charge_body_memory(Conn *c, size_t more) {
 
 static void take_body_piece(Conn *c, const char *data, size_t size) {
     if (c->body_too_big || c->body_no_room) return;
-    if (c->body_len + size > (size_t)c->server->config->body_limit) {
+    if (size > c->body.max - c->body.len) {
         c->body_too_big = true;
         return;
     }
-    if (c->body_len + size > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        while (cap < c->body_len + size) cap *= 2;
-        if (!charge_body_memory(c, cap - c->body_cap)) return;
-        char *grown = realloc(c->body, cap);
-        if (!grown) {
-            c->body_no_room = true;
-            return;
-        }
-        c->body = grown;
-        c->body_cap = cap;
-    }
-    memcpy(c->body + c->body_len, data, size);
-    c->body_len += size;
+    size_t cap = buf_cap_for(&c->body, size);
+    if (cap > c->body.cap && !charge_body_memory(c, cap - c->body.cap)) return;
+    if (buf_append(&c->body, data, size)) c->body_no_room = true; /* out of memory */
 }
 
 /* The body and everything counted for it are gone. */
 static void body_release(Conn *c) {
-    free(c->body);
-    c->body = NULL;
-    c->body_len = c->body_cap = 0;
+    buf_free(&c->body);
     atomic_fetch_sub(&c->server->body_bytes, c->charged);
     c->charged = 0;
 }
@@ -362,7 +348,7 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
                   s->config->body_limit);
         return reply_error(c, &e);
     }
-    if (!c->body_no_room) charge_body_memory(c, c->body_len); /* the parsed prompt */
+    if (!c->body_no_room) charge_body_memory(c, c->body.len); /* the parsed prompt */
     if (c->body_no_room) {
         api_error(&e, 503, "overloaded",
                   "too many large requests are arriving at once (over %d MB of bodies); retry "
@@ -381,10 +367,9 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
                            (uint64_t)(clock_seconds() * 1e9);
     random_seed &= 0x1FFFFFFFFFFFFFull; /* exact in a JSON number */
     ApiRequest api;
-    int parsed = api_parse_request(kind, c->body ? c->body : "", c->body_len, &limits, random_seed,
-                                   &api, &e);
-    free(c->body); /* the prompt was taken out of it */
-    c->body = NULL;
+    int parsed = api_parse_request(kind, c->body.data ? c->body.data : "", c->body.len, &limits,
+                                   random_seed, &api, &e);
+    buf_free(&c->body); /* the prompt was taken out of it */
     if (parsed) return reply_error(c, &e);
     const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
     bool stream =
@@ -653,6 +638,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->server = s;
         c->conn = conn;
         c->endpoint = "other";
+        buf_init(&c->body, (size_t)s->config->body_limit);
         c->t_start = clock_seconds();
         *con_cls = c;
         return screen(c, url, method);

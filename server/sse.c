@@ -1,36 +1,28 @@
 #include "sse.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-void sse_init(SseWriter *w) { memset(w, 0, sizeof *w); }
+void sse_init(SseWriter *w) {
+    buf_init(&w->buf, SSE_MAX_BUFFER - 1); /* - 1: Buf keeps a NUL after the bytes */
+    w->pos = 0;
+}
 
 void sse_free(SseWriter *w) {
-    free(w->buf);
-    memset(w, 0, sizeof *w);
+    buf_free(&w->buf);
+    w->pos = 0;
 }
 
 static void append(SseWriter *w, const char *s, size_t n) {
-    if (w->failed) return;
-    if (w->pos == w->len) w->pos = w->len = 0; /* all taken: reuse from the start */
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
-        while (cap < w->len + n) cap *= 2;
-        char *grown = cap <= SSE_MAX_BUFFER ? realloc(w->buf, cap) : NULL;
-        if (!grown) {
-            w->failed = true;
-            return;
-        }
-        w->buf = grown;
-        w->cap = cap;
+    if (w->pos == w->buf.len) { /* all taken: reuse from the start */
+        buf_clear(&w->buf);
+        w->pos = 0;
     }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
+    buf_append(&w->buf, s, n);
 }
 
 void sse_write_data(SseWriter *w, const char *payload) {
     if (!payload) {
-        w->failed = true;
+        w->buf.failed = true;
         return;
     }
     const char *line = payload;
@@ -52,12 +44,14 @@ void sse_write_comment(SseWriter *w, const char *text) {
     append(w, "\n\n", 2);
 }
 
-size_t sse_pending(const SseWriter *w) { return w->len - w->pos; }
+bool sse_failed(const SseWriter *w) { return w->buf.failed; }
+
+size_t sse_pending(const SseWriter *w) { return w->buf.len - w->pos; }
 
 size_t sse_take(SseWriter *w, char *out, size_t max) {
     size_t n = sse_pending(w);
     if (n > max) n = max;
-    memcpy(out, w->buf + w->pos, n);
+    if (n) memcpy(out, w->buf.data + w->pos, n);
     w->pos += n;
     return n;
 }

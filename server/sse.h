@@ -7,14 +7,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../common/buf.h"
+
 #define SSE_MAX_BUFFER (1u << 20)
 /* The HTTP side moves events into the buffer while less than this is pending. */
 #define SSE_COLLECT_CHUNK (64u << 10)
 
 typedef struct {
-    char *buf;
-    size_t len, pos, cap;
-    bool failed;
+    Buf buf;    /* events written, capped at SSE_MAX_BUFFER */
+    size_t pos; /* bytes of buf already taken; when all are, buf is reused from the start */
 } SseWriter;
 
 void sse_init(SseWriter *w);
@@ -22,6 +23,8 @@ void sse_free(SseWriter *w);
 /* One event; a payload with newlines becomes several data: lines, as the format requires. */
 void sse_write_data(SseWriter *w, const char *payload);
 void sse_write_comment(SseWriter *w, const char *text);
+/* An event did not fit (or out of memory): the stream must end as an error. */
+bool sse_failed(const SseWriter *w);
 size_t sse_pending(const SseWriter *w);
 /* Copies up to max pending bytes into out; returns the count. */
 size_t sse_take(SseWriter *w, char *out, size_t max);

@@ -191,18 +191,18 @@ static void sse_buffer_is_reused_and_capped(void **state) {
         sse_write_data(&w, ev);
         assert_int_equal(sse_take(&w, out, sizeof out), framed);
     }
-    assert_false(w.failed);
-    assert_true(w.cap <= SSE_MAX_BUFFER / 16); /* small beside the 4 MiB that went through */
+    assert_false(w.buf.failed);
+    assert_true(w.buf.cap <= SSE_MAX_BUFFER / 16); /* small beside the 4 MiB that went through */
     sse_free(&w);
 
     sse_init(&w);
     size_t written = 0;
-    while (!w.failed && written <= 2 * (size_t)SSE_MAX_BUFFER) {
+    while (!w.buf.failed && written <= 2 * (size_t)SSE_MAX_BUFFER) {
         sse_write_data(&w, ev);
         written += framed;
     }
-    assert_true(w.failed);
-    assert_true(w.cap <= SSE_MAX_BUFFER);
+    assert_true(w.buf.failed);
+    assert_true(w.buf.cap <= SSE_MAX_BUFFER);
     sse_free(&w);
 }
 
