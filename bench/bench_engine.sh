@@ -49,15 +49,17 @@ for row in "decode, batch 1|$(rate 'decode, batch 1 ')|$t1" "decode, batch 64|$(
     'BEGIN { printf "| %s | %.0f | %.0f (%.0f) | %.2fx |\n", n, c, t, m, c / t }'
 done
 # Every kernel path this CPU has, side by side (model/kernels.h): the peak of its FMA loop, decode
-# at batch 1 and 64, and prefill, each also as a share of that path's peak on THREADS threads.
+# at batch 1 and 64, and prefill, each also as a share of that path's peak on THREADS threads, and
+# the products alone at 64 rows (no attention, LayerNorm or hand-offs between them).
 # KERNEL_PATHS limits the paths (portable is slow).
 echo
-echo "| kernels | peak FMA GFLOP/s, 1 / $THREADS threads | decode batch 1 tokens/s | decode batch 64 tokens/s (of peak) | prefill tokens/s (of peak) |"
-echo "|---|---:|---:|---:|---:|"
+echo "| kernels | peak FMA GFLOP/s, 1 / $THREADS threads | products alone, 64 rows, GFLOP/s (of peak) | decode batch 1 tokens/s | decode batch 64 tokens/s (of peak) | prefill tokens/s (of peak) |"
+echo "|---|---:|---:|---:|---:|---:|"
 for k in ${KERNEL_PATHS:-avx512 avx2 neon portable}; do
   one=$(GPTD_KERNELS=$k ./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" \
           --repeats 3 --batch 1 --batch 64 --past-tokens 0 2>/dev/null) || continue
   peak=$(echo "$one" | sed -n 's/.*peak FMA \([0-9.]*\) GFLOP\/s on 1 thread, \([0-9.]*\) on.*/\1 \/ \2/p')
+  products=$(echo "$one" | sed -n 's/.*products alone.*: \([0-9.]*\) GFLOP\/s with 64 rows (\([0-9]*%\) of peak).*/\1 (\2)/p')
   col() { echo "$one" | awk -F'|' -v r="$1" -v c="$2" '$2 ~ r { gsub(/ /, "", $c); print $c }'; }
-  echo "| $k | $peak | $(col 'decode, batch 1 ' 3) | $(col 'decode, batch 64' 3) ($(col 'decode, batch 64' 7)) | $(col 'prefill' 3) ($(col 'prefill' 7)) |"
+  echo "| $k | $peak | $products | $(col 'decode, batch 1 ' 3) | $(col 'decode, batch 64' 3) ($(col 'decode, batch 64' 7)) | $(col 'prefill' 3) ($(col 'prefill' 7)) |"
 done
