@@ -199,24 +199,34 @@ typedef struct {
     int layer;
 } AttentionJob;
 
-/* One (segment, head): causal attention of the segment's queries against its slot's cache. */
+/* Heads in groups of up to ATTEND_MAX_HEADS, which the kernel runs side by side. */
+static int head_groups(const GPTConfig *c) {
+    return (c->n_head + ATTEND_MAX_HEADS - 1) / ATTEND_MAX_HEADS;
+}
+
+/* One (segment, group of heads): causal attention of the segment's queries against its slot's
+ * cache. */
 static void attention_task(void *ctx, int task) {
     const AttentionJob *j = ctx;
     const Engine *e = j->e;
     const GPTConfig *c = &e->model->config;
     int NH = c->n_head, C = c->n_embd, T = c->block_size, hs = C / NH;
-    int s = task / NH, h = task % NH;
+    int s = task / head_groups(c), h = task % head_groups(c) * ATTEND_MAX_HEADS;
+    int heads = NH - h < ATTEND_MAX_HEADS ? NH - h : ATTEND_MAX_HEADS;
     const EngineSegment *g = &j->segs[s];
-    const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) */
-    const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) */
-    float *scores = e->scores + (size_t)task * SCORES_STRIDE(T);
+    const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) a head */
+    const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) a head */
+    float *scores = e->scores + ((size_t)s * NH + h) * SCORES_STRIDE(T);
     for (int i = 0; i < g->n; i++) {
         int row = e->row_of[s] + i;
-        e->kernels->attend(e->atty + (size_t)row * C + h * hs, scores,
-                           e->qkv + (size_t)row * 3 * C + h * hs, kt, vc, hs, T, g->pos + i + 1);
+        e->kernels->attend(e->atty + (size_t)row * C + h * hs, scores, SCORES_STRIDE(T),
+                           e->qkv + (size_t)row * 3 * C + h * hs, kt, vc, hs, T, g->pos + i + 1,
+                           heads);
     }
     if (g->attention && g->attention_layer == j->layer) /* the last row's weights, as used */
-        memcpy(g->attention + (size_t)h * T, scores, (size_t)(g->pos + g->n) * sizeof(float));
+        for (int k = 0; k < heads; k++)
+            memcpy(g->attention + (size_t)(h + k) * T, scores + k * SCORES_STRIDE(T),
+                   (size_t)(g->pos + g->n) * sizeof(float));
 }
 
 int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err) {
@@ -258,9 +268,9 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
         long att_work = 0;
         for (int s = 0; s < n_segs; s++) att_work += (long)segs[s].n * (segs[s].pos + segs[s].n);
         if (att_work * C > 25000)
-            thread_pool_run(e->pool, attention_task, &job, n_segs * c->n_head);
+            thread_pool_run(e->pool, attention_task, &job, n_segs * head_groups(c));
         else
-            for (int t = 0; t < n_segs * c->n_head; t++) attention_task(&job, t);
+            for (int t = 0; t < n_segs * head_groups(c); t++) attention_task(&job, t);
         matmul_packed(e->x, e->atty, &pm[1], R, PACKED_ADD, e->pool); /* x += proj(y) */
         layernorm_inference(e->ln, e->x, lp->ln2_w, lp->ln2_b, R, C);
         matmul_packed(e->fch, e->ln, &pm[2], R,

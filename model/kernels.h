@@ -15,6 +15,9 @@
 #include "error.h"
 #include "packed_matmul.h"
 
+/* Heads one attend call runs side by side. */
+#define ATTEND_MAX_HEADS 4
+
 /* One product as the kernels see it; packed_matmul.c splits it into tasks. */
 typedef struct {
     float *out;
@@ -33,11 +36,13 @@ typedef struct Kernels {
     /* Tasks of a product (PackedJob): 4+ rows by (panel, block of rows), else ranges of panels. */
     void (*rows_task)(void *job, int task);
     void (*panels_task)(void *job, int chunk);
-    /* One query row of causal attention for one head. keys_t (hs, T): the head's keys
-     * transposed; values (T, hs). Leaves the softmax row, normalised, in scores[0, visible)
-     * (scores must hold the visible count rounded up to 16) and the output in out (hs). */
-    void (*attend)(float *out, float *scores, const float *q, const float *keys_t,
-                   const float *values, int hs, int T, int visible);
+    /* One query row of causal attention for `heads` consecutive heads (1..ATTEND_MAX_HEADS), run
+     * side by side so that their chains overlap. Head g: query q + g hs; keys keys_t + g hs T,
+     * (hs, T), transposed; values values + g T hs, (T, hs). Leaves head g's softmax row,
+     * normalised, in scores + g stride, [0, visible) (stride at least the visible count
+     * rounded up to 16), and its output in out + g hs (hs). */
+    void (*attend)(float *out, float *scores, size_t stride, const float *q, const float *keys_t,
+                   const float *values, int hs, int T, int visible, int heads);
     /* exp(x) of x <= 0 in place, n a multiple of 16 (the softmax's exp, for tests). */
     void (*exp_nonpositive)(float *x, int n);
     /* A register-only loop of independent fused multiply-adds: returns the FLOPs it did, to

@@ -177,8 +177,9 @@ static inline __attribute__((always_inline)) void scores_block(float *scores, co
     for (int b = 0; b < BLOCKS; b++) vf_storeu(scores + t0 + VW * b, vf_mul(a[b], vf_set1(scale)));
 }
 
-static void attend(float *out, float *scores, const float *q, const float *kt, const float *vc,
-                   int hs, int T, int visible) {
+/* One head's scores, scaled, then exp(score - max) in place over whole vectors (the positions
+ * past `visible` up to the next vector hold finite values nobody reads). */
+static void scores_exp(float *scores, const float *q, const float *kt, int hs, int T, int visible) {
     float scale = 1.0f / sqrtf((float)hs);
     /* Whole vectors of keys while they stay inside the cache's rows of T (a vector may run past
      * `visible` into positions not filled yet: finite, and overwritten below). */
@@ -191,37 +192,87 @@ static void attend(float *out, float *scores, const float *q, const float *kt, c
         for (int d = 0; d < hs; d++) acc = fmaf(q[d], kt[(size_t)d * T + t], acc);
         scores[t] = acc * scale;
     }
-    float maxv = scores[0];
-    for (t = 1; t < visible; t++) maxv = scores[t] > maxv ? scores[t] : maxv;
+    /* The maximum is the same whatever the order, so vectors may take it. */
     int padded = (visible + VW - 1) / VW * VW;
-    for (t = visible; t < padded; t++) scores[t] = maxv;
+    for (t = visible; t < padded; t++) scores[t] = scores[0];
+    VF m = vf_loadu(scores);
+    for (t = VW; t < padded; t += VW) m = vf_max(m, vf_loadu(scores + t));
+    float lanes[VW], maxv = -INFINITY;
+    vf_storeu(lanes, m);
+    for (int i = 0; i < VW; i++) maxv = lanes[i] > maxv ? lanes[i] : maxv;
     for (t = 0; t < padded; t += VW)
         vf_storeu(scores + t, vexp_nonpositive(vf_sub(vf_loadu(scores + t), vf_set1(maxv))));
-    float sum = 0.0f;
-    for (t = 0; t < visible; t++) sum += scores[t];
-    float inv = 1.0f / sum;
-    for (t = 0; t < visible; t++) scores[t] *= inv;
-    /* out[d] = sum over t of p_t v_t[d], one chain per channel, several vectors per pass. */
-    int d = 0;
-    for (; d + 4 * VW <= hs; d += 4 * VW) {
-        VF a[4] = {vf_zero(), vf_zero(), vf_zero(), vf_zero()};
-        for (t = 0; t < visible; t++) {
-            VF pt = vf_set1(scores[t]);
-            const float *v = vc + (size_t)t * hs + d;
-            for (int b = 0; b < 4; b++) a[b] = vf_fma(pt, vf_loadu(v + VW * b), a[b]);
+}
+
+/* out[g][d] = sum over t of p_g[t] v_g[t][d] for G heads of NV vectors each: G * NV independent
+ * chains side by side (one chain alone waits out the latency of every fused multiply-add), each
+ * over the keys in order. */
+static inline __attribute__((always_inline)) void weigh_values(float *out, const float *scores,
+                                                               size_t stride, const float *vc,
+                                                               int hs, int T, int visible,
+                                                               const int G, const int NV) {
+    VF a[8];
+    for (int i = 0; i < G * NV; i++) a[i] = vf_zero();
+    for (int t = 0; t < visible; t++)
+        for (int g = 0; g < G; g++) {
+            VF pt = vf_set1(scores[g * stride + t]);
+            const float *v = vc + ((size_t)g * T + t) * hs;
+            for (int b = 0; b < NV; b++)
+                a[g * NV + b] = vf_fma(pt, vf_loadu(v + VW * b), a[g * NV + b]);
         }
-        for (int b = 0; b < 4; b++) vf_storeu(out + d + VW * b, a[b]);
+    for (int g = 0; g < G; g++)
+        for (int b = 0; b < NV; b++) vf_storeu(out + g * hs + VW * b, a[g * NV + b]);
+}
+
+/* The same chains one channel at a time: heads whose size is not a whole number of vectors. */
+static void weigh_values_scalar(float *out, const float *scores, size_t stride, const float *vc,
+                                int hs, int T, int visible, int heads) {
+    for (int g = 0; g < heads; g++)
+        for (int d = 0; d < hs; d++) {
+            float a = 0.0f;
+            for (int t = 0; t < visible; t++)
+                a = fmaf(scores[g * stride + t], vc[((size_t)g * T + t) * hs + d], a);
+            out[g * hs + d] = a;
+        }
+}
+
+static void attend(float *out, float *scores, size_t stride, const float *q, const float *kt,
+                   const float *vc, int hs, int T, int visible, int heads) {
+    for (int g = 0; g < heads; g++)
+        scores_exp(scores + g * stride, q + g * hs, kt + (size_t)g * hs * T, hs, T, visible);
+    /* Each head's sum in order, the heads side by side. */
+    float sum[ATTEND_MAX_HEADS] = {0};
+    for (int t = 0; t < visible; t++)
+        for (int g = 0; g < heads; g++) sum[g] += scores[g * stride + t];
+    int padded = (visible + VW - 1) / VW * VW;
+    for (int g = 0; g < heads; g++) {
+        VF inv = vf_set1(1.0f / sum[g]);
+        for (int t = 0; t < padded; t += VW)
+            vf_storeu(scores + g * stride + t, vf_mul(vf_loadu(scores + g * stride + t), inv));
     }
-    for (; d + VW <= hs; d += VW) {
-        VF a = vf_zero();
-        for (t = 0; t < visible; t++)
-            a = vf_fma(vf_set1(scores[t]), vf_loadu(vc + (size_t)t * hs + d), a);
-        vf_storeu(out + d, a);
+    int nv = hs / VW;
+    if (hs % VW || nv > 8 || (nv & (nv - 1))) {
+        weigh_values_scalar(out, scores, stride, vc, hs, T, visible, heads);
+        return;
     }
-    for (; d < hs; d++) {
-        float a = 0.0f;
-        for (t = 0; t < visible; t++) a = fmaf(scores[t], vc[(size_t)t * hs + d], a);
-        out[d] = a;
+    /* As many heads a pass as keep the chains within 8 (the registers hold them). */
+    int per_pass = 8 / nv < heads ? 8 / nv : heads;
+    for (int g = 0; g < heads; g += per_pass) {
+        int n = heads - g < per_pass ? heads - g : per_pass;
+        float *o = out + g * hs;
+        const float *sc = scores + g * stride, *v = vc + (size_t)g * T * hs;
+#define WEIGH(G, NV)                                                                               \
+    case G * 16 + NV:                                                                              \
+        weigh_values(o, sc, stride, v, hs, T, visible, G, NV);                                     \
+        break;
+        switch (n * 16 + nv) {
+            WEIGH(1, 1)
+            WEIGH(2, 1) WEIGH(3, 1) WEIGH(4, 1) WEIGH(1, 2) WEIGH(2, 2) WEIGH(3, 2) WEIGH(4, 2)
+                WEIGH(1, 4) WEIGH(2, 4) WEIGH(1, 8) default
+                : weigh_values_scalar(o, sc, stride, v, hs, T, visible, n);
+            break;
+        }
+#undef WEIGH
     }
 }
 

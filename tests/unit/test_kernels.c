@@ -210,7 +210,7 @@ static void attention_is_softmax_and_the_same_everywhere(void **state) {
         fill(v, (size_t)T * hs, &rng, false);
         for (int visible = 1; visible <= T; visible++)
             for (int p = 0; p < n_paths; p++) {
-                paths[p]->attend(out, scores, q, kt, v, hs, T, visible);
+                paths[p]->attend(out, scores, 0, q, kt, v, hs, T, visible, 1);
                 double ref_p[T], maxs = -1e30, sum = 0;
                 for (int t = 0; t < visible; t++) {
                     double s = 0;
@@ -246,6 +246,46 @@ static void attention_is_softmax_and_the_same_everywhere(void **state) {
     }
 }
 
+/* Heads run side by side (the engine's groups of ATTEND_MAX_HEADS) give each head the same bits
+ * as that head alone, on every path: the chains interleave, none is reordered. */
+static void attention_heads_side_by_side_match_one_by_one(void **state) {
+    (void)state;
+    int widths[] = {32, 16, 8, 6, 64};
+    enum { T = 40, STRIDE = 48 };
+    Rng rng;
+    rng_seed(&rng, 5);
+    for (int wi = 0; wi < 5; wi++)
+        for (int heads = 2; heads <= ATTEND_MAX_HEADS; heads++) {
+            int hs = widths[wi];
+            float *q = malloc(sizeof(float) * heads * hs);
+            float *kt = malloc(sizeof(float) * heads * hs * T);
+            float *v = malloc(sizeof(float) * heads * T * hs);
+            float *out = malloc(sizeof(float) * heads * hs), *alone = malloc(sizeof(float) * hs);
+            float scores[ATTEND_MAX_HEADS * STRIDE], one[STRIDE];
+            fill(q, (size_t)heads * hs, &rng, false);
+            fill(kt, (size_t)heads * hs * T, &rng, false);
+            fill(v, (size_t)heads * T * hs, &rng, false);
+            for (int p = 0; p < n_paths; p++)
+                for (int visible = 1; visible <= T; visible += 3) {
+                    paths[p]->attend(out, scores, STRIDE, q, kt, v, hs, T, visible, heads);
+                    for (int g = 0; g < heads; g++) {
+                        paths[p]->attend(alone, one, STRIDE, q + g * hs, kt + (size_t)g * hs * T,
+                                         v + (size_t)g * T * hs, hs, T, visible, 1);
+                        if (memcmp(alone, out + g * hs, sizeof(float) * hs) ||
+                            memcmp(one, scores + g * STRIDE, sizeof(float) * visible))
+                            fail_msg("%s hs %d, %d heads, visible %d: head %d differs from the "
+                                     "same head alone",
+                                     paths[p]->name, hs, heads, visible, g);
+                    }
+                }
+            free(q);
+            free(kt);
+            free(v);
+            free(out);
+            free(alone);
+        }
+}
+
 /* GPTD_KERNELS picks a path; an unknown name or one this CPU lacks is an error naming the paths
  * it has. */
 static void choosing_a_path(void **state) {
@@ -274,6 +314,7 @@ int main(void) {
         cmocka_unit_test(float16_matches_the_cpu),
         cmocka_unit_test(exp_is_accurate_and_the_same_everywhere),
         cmocka_unit_test(attention_is_softmax_and_the_same_everywhere),
+        cmocka_unit_test(attention_heads_side_by_side_match_one_by_one),
         cmocka_unit_test(choosing_a_path),
     };
     apply_test_filter();
