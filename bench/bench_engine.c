@@ -323,7 +323,7 @@ int main(int argc, char **argv) {
         {"past-tokens", CLI_INT, &past_tokens, 0, 100000,
          "tokens per sequence in the past-the-context runs (0 = skip them)", false, NULL},
         {"context-keep", CLI_INT, &context_keep, 0, 1 << 20,
-         "tokens the keep rule keeps (0 = half the context)", false, NULL},
+         "tokens the keep rule keeps (0 = a quarter of the context)", false, NULL},
         {"prefill-budget", CLI_INT, &prefill_budget, 1, 1 << 20,
          "rows of window prefill per step, as gptd's", false, NULL},
     };

@@ -11,8 +11,9 @@ THREADS=${THREADS:-2}
 NEW=${NEW_TOKENS:-100}
 REPEATS=${REPEATS:-5}
 PAST=${PAST_TOKENS:-1024}
+KEEP=${CONTEXT_KEEP:-0} # tokens the keep rule keeps; 0: gptd's default, a quarter of the context
 out=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" --repeats "$REPEATS" \
-        --past-tokens "$PAST")
+        --past-tokens "$PAST" --context-keep "$KEEP")
 echo "$out"
 rate() { echo "$out" | awk -F'|' -v r="$1" '$2 ~ r { gsub(/ /, "", $3); print $3 }'; }
 # torch THREADS ARGS...: "best median" tokens/s
@@ -30,8 +31,8 @@ t64=$(torch "$THREADS" --batch 64 --new-tokens "$NEW")
 # tokens past the context, since each costs a whole window).
 T=$(echo "$out" | sed -n 's/.*context \([0-9]*\),.*/\1/p' | head -1)
 tp=$(torch "$THREADS" --mode prefill --batch 1 --prompt-len "$T") # a whole window, as bench-engine
-pk1=$(torch "$THREADS" --mode past --batch 1 --new-tokens "$PAST")
-pk64=$(torch "$THREADS" --mode past --batch 64 --new-tokens "$PAST")
+pk1=$(torch "$THREADS" --mode past --batch 1 --new-tokens "$PAST" --context-keep "$KEEP")
+pk64=$(torch "$THREADS" --mode past --batch 64 --new-tokens "$PAST" --context-keep "$KEEP")
 pe1=$(torch "$THREADS" --mode past --context-shift exact --batch 1 --new-tokens $((T + 128)) --repeats 1)
 pe64=$(torch "$THREADS" --mode past --context-shift exact --batch 64 --new-tokens $((T + 16)) --repeats 1)
 echo

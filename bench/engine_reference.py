@@ -261,7 +261,7 @@ def bench_past(model, vocab, args):
     cfg = model.cfg
     T = cfg.block_size
     B, N = args.batch, args.new_tokens
-    kept = T if args.context_shift == "exact" else (args.context_keep or T // 2)
+    kept = T if args.context_shift == "exact" else (args.context_keep or max(T // 4, 1))
     prompt = torch.tensor([prompt_tokens(args.prompt_len, vocab)] * B, dtype=torch.long)
     cache = KVCache(cfg, B)
     gen = torch.Generator().manual_seed(args.seed)
@@ -350,7 +350,7 @@ def parse_args():
     ap.add_argument("--context-shift", choices=["keep", "exact"], default="keep",
                     help="past: the rule past the context")
     ap.add_argument("--context-keep", type=int, default=0,
-                    help="past, keep: tokens a full window keeps (0 = half the context)")
+                    help="past, keep: tokens a full window keeps (0 = a quarter of the context, as gptd)")
     ap.add_argument("--batch", type=int, default=1, help="sequences generated at once")
     ap.add_argument("--new-tokens", type=int, default=200, help="tokens per sequence (decode)")
     ap.add_argument("--prompt-len", type=int, default=None,

@@ -7,8 +7,8 @@
  *   exact  the new window is the last block_size tokens, as the seed's generate() does: every
  *          token past the context costs a prefill of block_size rows;
  *   keep   the new window is the last `keep` tokens; decoding goes on from the cache until the
- *          window is full again: block_size - keep + 1 tokens for keep rows of prefill, about
- *          one extra row per token when keep is half the context.
+ *          window is full again: block_size - keep + 1 tokens for keep rows of prefill: a third
+ *          of an extra row per token with the default keep, a quarter of the context.
  * The re-prefill is an ordinary prefill, charged to the step's prefill budget (batch.h). */
 #ifndef GPTD_SEQUENCE_H
 #define GPTD_SEQUENCE_H
@@ -34,7 +34,7 @@ typedef struct {
     int keep;           /* CONTEXT_KEEP: tokens kept, 1..block_size */
 } ContextPolicy;
 
-/* Parses "exact" or "keep" and checks keep against block_size (keep 0 = half the context). */
+/* Parses "exact" or "keep" and checks keep against block_size (keep 0 = a quarter of the context). */
 int context_policy_init(ContextPolicy *p, int block_size, const char *shift, int keep, Error *err);
 const char *context_shift_name(ContextShift shift);
 /* Tokens a full window keeps when it moves on. */

@@ -68,7 +68,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "for every token)",
          false, "GPTD_CONTEXT_SHIFT"},
         {"context-keep", CLI_INT, &cfg->context_keep, 0, 1 << 20,
-         "tokens a full window keeps (0 = half the model's context)", false, "GPTD_CONTEXT_KEEP"},
+         "tokens a full window keeps (0 = a quarter of the model's context)", false, "GPTD_CONTEXT_KEEP"},
         {"kernels", CLI_STRING, &cfg->kernels, 0, 0,
          "engine kernels: avx512, avx2, neon or portable (default: the best this CPU has)", false,
          "GPTD_KERNELS"},

@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
          "past the context: keep (the last --context-keep tokens) or exact", false,
          "GPTD_CONTEXT_SHIFT"},
         {"context-keep", CLI_INT, &cf.keep, 0, 1 << 20,
-         "tokens a full window keeps (0 = half the context)", false, "GPTD_CONTEXT_KEEP"},
+         "tokens a full window keeps (0 = a quarter of the context)", false, "GPTD_CONTEXT_KEEP"},
         {"threads", CLI_INT, &threads, 1, 256, "worker threads", false, NULL},
         {"verbose", CLI_BOOL, &verbose, 0, 0, "report tokens, finish reason and seed", false, NULL},
         {"attention", CLI_STRING, &attention, 0, 0,

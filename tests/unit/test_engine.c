@@ -281,7 +281,7 @@ static void check_windows(const char *rule, int keep) {
 static void windows_past_the_context(void **state) {
     (void)state;
     check_windows("exact", 0);
-    check_windows("keep", 0); /* half the context */
+    check_windows("keep", 0); /* a quarter of the context */
     check_windows("keep", 5);
     check_windows("keep", 15);
 }

@@ -211,15 +211,17 @@ static void logprob_matches_the_renormalised_softmax(void **state) {
     }
 }
 
-/* The rule past the context: keep defaults to half the context (at least 1, as documented), a
- * given keep must lie in 1..block_size, exact keeps the whole context, other rules are refused. */
+/* The rule past the context: keep defaults to a quarter of the context (at least 1, as documented),
+ * a given keep must lie in 1..block_size, exact keeps the whole context, other rules are refused.
+ */
 static void context_policy_defaults_and_bounds(void **state) {
     (void)state;
     ContextPolicy p;
     Error err;
     const struct {
         int block_size, keep, kept;
-    } ok[] = {{128, 0, 64}, {7, 0, 3}, {2, 0, 1}, {1, 0, 1}, {128, 1, 1}, {128, 128, 128}};
+    } ok[] = {{128, 0, 32}, {256, 0, 64}, {7, 0, 1},      {2, 0, 1},
+              {1, 0, 1},    {128, 1, 1},  {128, 128, 128}};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         if (context_policy_init(&p, ok[i].block_size, "keep", ok[i].keep, &err))
             fail_msg("keep %d of %d: %s", ok[i].keep, ok[i].block_size, err.message);
