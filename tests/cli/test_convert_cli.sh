@@ -40,6 +40,19 @@ same_text() {
 }
 check "the float16 and float32 files generate the same text" same_text
 
+# --average: the mean of checkpoints of one configuration.
+check "a checkpoint averaged with itself is itself, byte for byte" succeeded --model "$SHIPPED" \
+    --average "$SHIPPED" --out "$TMP/avg_self.st"
+check "  (the file)" cmp -s "$SHIPPED" "$TMP/avg_self.st"
+check "averaged with its float32 copy, three times over, it is itself again" succeeded \
+    --model "$SHIPPED" --average "$TMP/f32.st" --average "$TMP/f32.st" --out "$TMP/avg3.st"
+check "  (the file)" cmp -s "$SHIPPED" "$TMP/avg3.st"
+# 4 heads instead of 8: the same tensors and shapes, another model (the header's text, same length).
+LC_ALL=C sed 's/"n_head":"8"/"n_head":"4"/' "$SHIPPED" >"$TMP/heads4.st"
+check "another configuration is refused, naming the file" refused \
+    "heads4.st: another configuration" --model "$SHIPPED" --average "$TMP/heads4.st" \
+    --out "$TMP/x.st"
+
 echo "test_convert_cli: $PASSES passed, $FAILS failed in $((SECONDS - START)) s"
 [ "$FAILS" -eq 0 ] || exit 1
 exit 0
