@@ -5,11 +5,13 @@ import assert from 'node:assert/strict';
 import { Gptd, assertApiError } from './helpers.js';
 
 const PROMPT = 'ROMEO:';
-let gptd, info;
+let gptd, info, keep;
 
 before(async () => {
   gptd = await Gptd.start();
-  info = (await gptd.get('/info')).json.config;
+  const all = (await gptd.get('/info')).json;
+  info = all.config;
+  keep = all.context.keep; // the default --context-keep, as the daemon reports it
 });
 after(() => gptd?.stop());
 
@@ -64,7 +66,7 @@ describe('attention', () => {
                      json.json.attention.tokens.map((t) => t.attention), 'SSE and JSON agree');
   });
 
-  test('past the context: the window the model really saw (keep: a shift to the last half)', async () => {
+  test('past the context: the window the model really saw (keep: a shift to the last K tokens)', async () => {
     const r = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 300, seed: 9,
                                              attention: { layer: 1, head: 'all', top_k: 3 } });
     assert.equal(r.status, 200);
@@ -83,7 +85,7 @@ describe('attention', () => {
     }
     assert.ok(shifted, 'some tokens came after a context shift');
     const first = tokens.find((t) => t.attention.start > 0).attention;
-    assert.equal(first.position - first.start, T / 2, 'the first shifted window holds the kept half');
+    assert.equal(first.position - first.start, keep, 'the first shifted window holds the K kept tokens');
   });
 
   test('out of range or malformed: 400 naming the field; the reply stays bounded', async () => {
