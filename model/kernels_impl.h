@@ -264,13 +264,22 @@ static void attend(float *out, float *scores, size_t stride, const float *q, con
 #define WEIGH(G, NV)                                                                               \
     case G * 16 + NV:                                                                              \
         weigh_values(o, sc, stride, v, hs, T, visible, G, NV);                                     \
-        break;
+        break
         switch (n * 16 + nv) {
-            WEIGH(1, 1)
-            WEIGH(2, 1) WEIGH(3, 1) WEIGH(4, 1) WEIGH(1, 2) WEIGH(2, 2) WEIGH(3, 2) WEIGH(4, 2)
-                WEIGH(1, 4) WEIGH(2, 4) WEIGH(1, 8) default
-                : weigh_values_scalar(o, sc, stride, v, hs, T, visible, n);
-            break;
+            WEIGH(1, 1);
+            WEIGH(2, 1);
+            WEIGH(3, 1);
+            WEIGH(4, 1);
+            WEIGH(1, 2);
+            WEIGH(2, 2);
+            WEIGH(3, 2);
+            WEIGH(4, 2);
+            WEIGH(1, 4);
+            WEIGH(2, 4);
+            WEIGH(1, 8);
+            default:
+                weigh_values_scalar(o, sc, stride, v, hs, T, visible, n);
+                break;
         }
 #undef WEIGH
     }
