@@ -727,7 +727,9 @@ static int open_listener(const char *host, int port, Error *err) {
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 512) != 0) {
+        /* A deep accept queue: a burst beyond it makes the kernel drop SYNs, and each dropped
+         * client (a health probe among them) waits a full 1 s retransmission. */
+        if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
             saved = errno;
             close(fd);
             fd = -1;
