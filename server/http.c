@@ -378,6 +378,7 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
     api_request_free(&api);
     body_release(c); /* the prompt is tokens now, at most a window of them */
     if (!r) return reply_error(c, &e);
+    r->signal_each_event = stream;
     if (scheduler_submit(s->scheduler, r, &e)) {
         request_release(r);
         return reply_error(c, &e);

@@ -18,10 +18,11 @@ typedef struct {
     const char *model_path, *host, *api_key, *model_name;
     const char *context_shift; /* "exact" or "keep" */
     const char *kernels;       /* the engine's kernels (model/kernels.h); NULL: the best */
-    int context_keep;          /* 0 = half the model's context */
+    int context_keep;          /* 0 = a quarter of the model's context */
     int port, threads, max_batch, max_queue, max_tokens, default_max_tokens, prefill_budget;
     int max_connections, per_ip_connections, connection_timeout, body_limit, keepalive_s;
     int body_memory_mb;     /* request bodies being received, all connections together */
+    int stream_interval_ms; /* shortest time between two writes of one stream */
     bool serve_half_closed; /* a client's FIN is not taken for leaving (see client_gone) */
     double timeout_s, drain_timeout_s;
     double receive_timeout_s; /* a connection's first request must arrive whole within it; 0 = no

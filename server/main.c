@@ -41,6 +41,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .body_limit = 1 << 20,
         .body_memory_mb = 64,
         .keepalive_s = 15,
+        .stream_interval_ms = 3,
         .timeout_s = 300,
         .drain_timeout_s = 30,
         .receive_timeout_s = 30,
@@ -95,6 +96,10 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         {"body-memory", CLI_INT, &cfg->body_memory_mb, 1, 1 << 20,
          "MB of request bodies being received at once, all connections together", false,
          "GPTD_BODY_MEMORY"},
+        {"stream-interval", CLI_INT, &cfg->stream_interval_ms, 0, 20,
+         "shortest milliseconds between two writes of a stream; tokens in between go out "
+         "together (0 = each token at once)",
+         false, "GPTD_STREAM_INTERVAL"},
         {"keepalive", CLI_INT, &cfg->keepalive_s, 1, 3600,
          "seconds of stream silence before a comment", false, "GPTD_KEEPALIVE"},
         {"model-name", CLI_STRING, &cfg->model_name, 0, 0, "name reported by /v1/models", false,
@@ -179,7 +184,8 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
     SchedulerConfig sc = {.max_batch = cfg->max_batch,
                           .max_queue = cfg->max_queue,
                           .prefill_budget = cfg->prefill_budget,
-                          .vocab_size = mc->vocab_size};
+                          .vocab_size = mc->vocab_size,
+                          .stream_interval_s = cfg->stream_interval_ms * 1e-3};
     /* Test hooks, not settings: one engine step fails, to test how failures reach clients;
      * every step waits, to test what a silent stream sends. */
     const char *fail_step = getenv("GPTD_TEST_FAIL_STEP");

@@ -168,7 +168,10 @@ static void publish(Scheduler *s, Request *r, double now) {
         r->finish = q->finish == FINISH_STOP ? API_FINISH_STOP : API_FINISH_LENGTH;
         r->t_done = now;
     }
-    pthread_cond_broadcast(&r->changed);
+    if (r->done || (r->signal_each_event && now - r->t_signalled >= s->config.stream_interval_s)) {
+        r->t_signalled = now;
+        pthread_cond_broadcast(&r->changed);
+    }
     pthread_mutex_unlock(&r->lock);
 }
 

@@ -32,9 +32,9 @@
  *     threads submit and ask for room under it; the scheduler thread admits under it, and
  *     releases the requests it drops from the queue while holding it).
  *   - Request.lock guards the channel (text, events, done, finish, failed, error) and the
- *     counts and times after it; Request.changed is signalled when the channel grows or ends.
- *     wait_for_news (http.c) returns with Request.lock held. Request.cancelled is atomic, so the
- *     HTTP side can raise it without waiting for a step.
+ *     counts and times after it; Request.changed is signalled when the channel ends and, for a
+ * stream, when it grows. wait_for_news (http.c) returns with Request.lock held. Request.cancelled
+ * is atomic, so the HTTP side can raise it without waiting for a step.
  *   - Metrics.lock (server/metrics.c) guards the counters; it is taken last, under either of
  *     the others, and nothing is locked under it.
  * A request is never lost silently: it ends done (with text), failed (with an error), or
@@ -64,6 +64,10 @@ typedef struct Request {
     ApiRequest api;
     double t_arrival;
     double deadline; /* absolute, 0 = none */
+    /* A stream wants its events as they come (at most every stream_interval_s); a whole reply
+     * only the end. Waking a whole reply's HTTP thread at every token took a core from the
+     * engine each time: a sixth of a lone request's rate on 2 cores. */
+    bool signal_each_event;
 
     Sequence seq; /* built before submit; then the scheduler thread's alone (it sets the slot and
                      runs it); freed with the last reference */
@@ -87,7 +91,8 @@ typedef struct Request {
     ApiError error;
     int prompt_tokens, completion_tokens, prompt_dropped;
     double t_admit, t_first_token, t_last_token, t_done;
-    int refs; /* the HTTP side and the scheduler each hold one */
+    double t_signalled; /* when `changed` was last signalled for new events */
+    int refs;           /* the HTTP side and the scheduler each hold one */
 } Request;
 
 /* Builds a request from a parsed body: tokenizes the prompt into a Sequence. On a bad prompt
@@ -103,6 +108,11 @@ typedef struct {
     int max_queue;      /* waiting requests before 503 */
     int prefill_budget; /* prompt tokens per step */
     int vocab_size;
+    /* A stream's HTTP thread is woken at most once in this time (and at the end): on a machine
+     * whose cores all run the engine, each wake-up takes a core from a step, and at thousands of
+     * tokens a second that cost a lone stream a fifth of its rate. Up to 20 ms: the HTTP thread
+     * looks for events at least that often anyway (http.c wait_for_news). */
+    double stream_interval_s;
     long fail_step;    /* tests only (GPTD_TEST_FAIL_STEP): engine step n fails as a bug would; 0 =
                           never */
     int step_delay_ms; /* tests only (GPTD_TEST_STEP_DELAY_MS): a pause before every step, to make

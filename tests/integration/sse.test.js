@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { Gptd, IS_SANITIZER_BUILD, PROMPT } from './helpers.js';
+import { Gptd, PROMPT } from './helpers.js';
 
 /** Checks a /generate SSE result: token events, final event, [DONE]. */
 function checkGenerateStream(s, { max_tokens, seed }) {
@@ -74,10 +74,10 @@ describe('SSE streaming of /generate', () => {
   });
 
   test('tokens arrive spread over time, not in one burst at the end', async (t) => {
-    // 200 tokens run past the 128-token context, where every token recomputes the whole window
-    // (learned positions): ~1.5 s in the release build but ~30 s under ASan, so the sanitizer run
-    // stays inside the context (7 + 120 tokens).
-    const long = { prompt: PROMPT, max_tokens: IS_SANITIZER_BUILD ? 120 : 200, seed: 5, stream: true };
+    // 1,000 tokens, well past the context: ~0.2 s in the release build, a few seconds under ASan.
+    // Events go out at most every 3 ms (--stream-interval), so even the release build's stream
+    // arrives in dozens of reads.
+    const long = { prompt: PROMPT, max_tokens: 1000, seed: 5, stream: true };
     const s = await gptd.stream(long);
     checkGenerateStream(s, long);
     const first = s.tokens[0].t;
@@ -91,6 +91,33 @@ describe('SSE streaming of /generate', () => {
       `${instants} distinct arrival ms`);
     assert.ok(span >= 0.5 * total, `token events span ${span.toFixed(0)} ms of ${total.toFixed(0)} ms`);
     assert.ok(instants >= 20, `only ${instants} distinct arrival times`);
+  });
+});
+
+// --stream-interval: a stream's HTTP thread is woken at most once per interval, so tokens made in
+// between go out together. Its own wait also ends every 20 ms (to notice a closed connection),
+// so writes come at most twice per 20 ms: over a span of S ms, at most S/10 arrival instants
+// plus a few at the edges. Without the interval, each token is its own write: hundreds of
+// instants for 1,000 tokens in either build.
+describe('--stream-interval 20', () => {
+  let gptd;
+  before(async () => {
+    gptd = await Gptd.start({ args: ['--stream-interval', '20'] });
+  });
+  after(async () => {
+    await gptd?.stop();
+  });
+
+  test('tokens go out together, at most once per interval, and none is lost', async (t) => {
+    const body = { prompt: PROMPT, max_tokens: 1000, seed: 6 };
+    const plain = await gptd.post('/generate', body);
+    const s = await gptd.stream({ ...body, stream: true });
+    checkGenerateStream(s, body);
+    assert.equal(s.text, plain.json.text, 'the stream holds every token of the JSON reply');
+    const span = s.tokens[s.tokens.length - 1].t - s.tokens[0].t;
+    const instants = new Set(s.tokens.map((e) => Math.round(e.t))).size;
+    t.diagnostic(`1,000 tokens over ${span.toFixed(0)} ms in ${instants} distinct arrival ms`);
+    assert.ok(instants <= span / 10 + 5, `${instants} arrival instants over ${span.toFixed(0)} ms`);
   });
 });
 
