@@ -32,9 +32,9 @@
  *     threads submit and ask for room under it; the scheduler thread admits under it, and
  *     releases the requests it drops from the queue while holding it).
  *   - Request.lock guards the channel (text, events, done, finish, failed, error) and the
- *     counts and times after it; Request.changed is signalled when the channel ends and, for a
- * stream, when it grows. wait_for_news (http.c) returns with Request.lock held. Request.cancelled
- * is atomic, so the HTTP side can raise it without waiting for a step.
+ *     counts and times after it; Request.changed is signalled when the channel ends and, for
+ *     a stream, when it grows. wait_for_news (http.c) returns with Request.lock held.
+ *     Request.cancelled is atomic, so the HTTP side can raise it without waiting for a step.
  *   - Metrics.lock (server/metrics.c) guards the counters; it is taken last, under either of
  *     the others, and nothing is locked under it.
  * A request is never lost silently: it ends done (with text), failed (with an error), or
