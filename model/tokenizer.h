@@ -38,8 +38,8 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *id
 /* Encodes all of text (every character is checked) but keeps only the last `cap` ids, in order:
  * *kept = min(total, cap), *total = the character count. A long prompt needs no more memory
  * than the window the model will see. */
-int tokenizer_encode_tail(const Tokenizer *tok, const char *text, size_t len, int *ids,
-                          size_t cap, size_t *kept, size_t *total, Error *err);
+int tokenizer_encode_tail(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
+                          size_t *kept, size_t *total, Error *err);
 
 /* Writes token id's UTF-8 bytes into out (4 bytes room); returns the byte count (0 if bad id). */
 int tokenizer_decode(const Tokenizer *tok, int id, char *out);
