@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Sequence s;
     if (sequence_init(&s, &tok, context, req.prompt, req.prompt_len, &req.params, &err) == 0) {
         assert(s.n_prompt >= 1 && s.n_prompt <= 16);
-        for (int i = 0; i < s.n_tokens; i++) assert(s.tokens[i] >= 0 && s.tokens[i] < tok.vocab_size);
+        for (int i = 0; i < s.n_tokens; i++)
+            assert(s.tokens[i] >= 0 && s.tokens[i] < tok.vocab_size);
         sequence_free(&s);
     } else {
         assert(err.message[0] != '\0');
