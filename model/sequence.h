@@ -34,8 +34,8 @@ typedef struct {
     int keep;           /* CONTEXT_KEEP: tokens kept, 1..block_size */
 } ContextPolicy;
 
-/* Parses "exact" or "keep" and checks keep against block_size (keep 0 = a quarter of the context).
- */
+/* Parses "exact" or "keep" and checks keep against block_size (keep 0 = a quarter of the
+ * context). */
 int context_policy_init(ContextPolicy *p, int block_size, const char *shift, int keep, Error *err);
 const char *context_shift_name(ContextShift shift);
 /* Tokens a full window keeps when it moves on. */

@@ -110,8 +110,8 @@ typedef struct {
     int vocab_size;
     /* A stream's HTTP thread is woken at most once in this time (and at the end): on a machine
      * whose cores all run the engine, each wake-up takes a core from a step, and at thousands of
-     * tokens a second that cost a lone stream a fifth of its rate. Up to 20 ms: the HTTP thread
-     * looks for events at least that often anyway (http.c wait_for_news). */
+     * tokens a second that cost a lone stream about a sixth of its rate. Up to 20 ms: the HTTP
+     * thread looks for events at least that often anyway (http.c wait_for_news). */
     double stream_interval_s;
     long fail_step;    /* tests only (GPTD_TEST_FAIL_STEP): engine step n fails as a bug would; 0 =
                           never */

@@ -42,13 +42,14 @@ async function health(port) {
 }
 
 /** A well-behaved client's request, tried again when its connection is closed before any reply
- * (the slot limit during the burst); onRefused counts each such refusal. */
+ * (the slot limit during the burst: fetch itself rejects, "fetch failed"); a stream cut after its
+ * reply began is not retried. onRefused counts each refusal. */
 async function retryRefused(request, onRefused) {
   for (let attempt = 0; ; attempt++) {
     try {
       return await request();
     } catch (e) {
-      if (attempt >= 20 || e?.name === 'AbortError') throw e;
+      if (attempt >= 20 || !(e instanceof TypeError && e.message === 'fetch failed')) throw e;
       onRefused();
       await sleep(50);
     }
