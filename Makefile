@@ -29,7 +29,8 @@ endif
 
 # Each binary is built from folders: model/ runs the model (no OpenBLAS, so the runtime image
 # carries no BLAS library), train/ trains it (OpenBLAS), api/ maps JSON to structs, server/ is the
-# daemon, common/ holds what every layer may use (flags, the clock).
+# daemon, common/ holds what every layer may use (flags, the clock, buffers, errors, the RNG, the
+# thread pool, float16).
 MODEL_SRC  := $(wildcard model/*.c)
 TRAIN_SRC  := $(wildcard train/*.c)
 API_SRC    := $(wildcard api/*.c)

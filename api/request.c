@@ -78,12 +78,12 @@ static int add_stop(GenerationParams *p, const cJSON *s, ApiError *e) {
     if (tokenizer_count(s->valuestring, n, &err) < 0)
         return api_error(e, 400, "invalid_request_error", "\"stop\" strings must be UTF-8: %s",
                          err.message);
-    if (n > SEQUENCE_MAX_STOP_LEN)
+    if (n > GENERATION_MAX_STOP_LEN)
         return api_error(e, 400, "invalid_request_error",
-                         "\"stop\" strings must be at most %d bytes", SEQUENCE_MAX_STOP_LEN);
-    if (p->n_stop >= SEQUENCE_MAX_STOP)
+                         "\"stop\" strings must be at most %d bytes", GENERATION_MAX_STOP_LEN);
+    if (p->n_stop >= GENERATION_MAX_STOP)
         return api_error(e, 400, "invalid_request_error", "\"stop\" takes at most %d strings",
-                         SEQUENCE_MAX_STOP);
+                         GENERATION_MAX_STOP);
     memcpy(p->stop[p->n_stop++], s->valuestring, n + 1);
     return 0;
 }

@@ -13,7 +13,7 @@
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
 #include "../model/kernels.h"
-#include "../model/thread_pool.h"
+#include "../common/thread_pool.h"
 
 #define MAX_REPEATS 50
 

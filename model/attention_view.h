@@ -6,7 +6,7 @@
 #ifndef GPTD_ATTENTION_VIEW_H
 #define GPTD_ATTENTION_VIEW_H
 
-#include "error.h"
+#include "../common/error.h"
 
 typedef enum {
     ATTENTION_NONE = 0, /* nothing asked: nothing captured, nothing costs */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "float16.h"
+#include "../common/float16.h"
 
 #define META_MAX 32
 

@@ -8,7 +8,7 @@
 #include "kernels.h"
 #include "layers.h"
 #include "packed_matmul.h"
-#include "thread_pool.h"
+#include "../common/thread_pool.h"
 
 /* A decode step is a chain of short products; between steps the caller samples. Workers keep
  * looking for work this long before sleeping. */

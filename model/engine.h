@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
+#include "../common/error.h"
 #include "gpt.h"
 
 typedef struct Engine Engine;

@@ -7,18 +7,18 @@
 #include <stdint.h>
 
 #include "attention_view.h"
-#include "error.h"
+#include "../common/error.h"
 #include "sampler.h"
 
-#define SEQUENCE_MAX_STOP 4
-#define SEQUENCE_MAX_STOP_LEN 64
+#define GENERATION_MAX_STOP 4
+#define GENERATION_MAX_STOP_LEN 64
 
 typedef struct {
     SamplerConfig sampler;
     uint64_t seed;
     int max_tokens; /* >= 0 */
     int n_stop;
-    char stop[SEQUENCE_MAX_STOP][SEQUENCE_MAX_STOP_LEN + 1]; /* non-empty strings */
+    char stop[GENERATION_MAX_STOP][GENERATION_MAX_STOP_LEN + 1]; /* non-empty strings */
     AttentionView attention; /* the attention weights to report with each token (form NONE: none) */
 } GenerationParams;
 

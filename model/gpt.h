@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
+#include "../common/error.h"
 #include "layers.h"
 
 #define GPT_MAX_LAYERS 64

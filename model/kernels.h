@@ -12,7 +12,7 @@
 #ifndef GPTD_KERNELS_H
 #define GPTD_KERNELS_H
 
-#include "error.h"
+#include "../common/error.h"
 #include "packed_matmul.h"
 
 /* Heads one attend call runs side by side. */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "float16.h"
+#include "../common/float16.h"
 
 typedef struct {
     float v[8];

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "float16.h"
+#include "../common/float16.h"
 #include "kernels.h"
-#include "thread_pool.h"
+#include "../common/thread_pool.h"
 
 /* Below this many FLOPs, handing half of a product to another thread costs more than it saves
  * (a hand-off is about 2 microseconds here). */

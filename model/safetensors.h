@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "../common/error.h"
 
 #define ST_MAX_DIMS 8
 

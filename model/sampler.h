@@ -4,8 +4,8 @@
 #ifndef GPTD_SAMPLER_H
 #define GPTD_SAMPLER_H
 
-#include "error.h"
-#include "rng.h"
+#include "../common/error.h"
+#include "../common/rng.h"
 
 /* The bounds of the sampling values, checked here and by the API (api/request.c). */
 #define SAMPLER_MAX_TEMPERATURE 100.0f

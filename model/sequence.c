@@ -6,8 +6,8 @@
 int generation_params_validate(const GenerationParams *p, Error *err) {
     if (sampler_config_validate(&p->sampler, err)) return -1;
     if (p->max_tokens < 0) return error_set(err, "max_tokens must be >= 0, got %d", p->max_tokens);
-    if (p->n_stop < 0 || p->n_stop > SEQUENCE_MAX_STOP)
-        return error_set(err, "at most %d stop strings", SEQUENCE_MAX_STOP);
+    if (p->n_stop < 0 || p->n_stop > GENERATION_MAX_STOP)
+        return error_set(err, "at most %d stop strings", GENERATION_MAX_STOP);
     /* the layer is checked against the model by the engine */
     if (p->attention.form != ATTENTION_NONE && attention_view_validate(&p->attention, 1 << 30, err))
         return -1;

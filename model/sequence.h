@@ -19,7 +19,7 @@
 
 #include "engine.h"
 #include "generation.h"
-#include "rng.h"
+#include "../common/rng.h"
 #include "sampler.h"
 #include "tokenizer.h"
 

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "../common/error.h"
 
 typedef struct {
     uint32_t *chars; /* (vocab_size) sorted code points */

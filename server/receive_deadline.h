@@ -10,7 +10,7 @@
 #ifndef GPTD_RECEIVE_DEADLINE_H
 #define GPTD_RECEIVE_DEADLINE_H
 
-#include "../model/error.h"
+#include "../common/error.h"
 
 typedef struct ReceiveDeadline ReceiveDeadline;
 typedef struct TrackedConnection TrackedConnection;

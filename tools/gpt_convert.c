@@ -1,7 +1,7 @@
 /* bin/gpt-convert: rewrites a checkpoint's parameters as float16 (or back to float32), keeping
  * its configuration, vocabulary and notes. A float16 checkpoint is half the size and the engine
  * streams its weights at half the cost, computing with the very same values (see
- * model/float16.h); the rounding changes the model itself a little, so the tool reports how much
+ * common/float16.h); the rounding changes the model itself a little, so the tool reports how much
  * and the validation loss should be measured again (gpt-train --eval-only). Optimizer state is
  * not carried over: a converted file serves and samples, it does not resume training.
  *
@@ -15,7 +15,7 @@
 
 #include "../common/cli.h"
 #include "../model/checkpoint.h"
-#include "../model/float16.h"
+#include "../common/float16.h"
 
 /* Adds the parameters of checkpoint `path` to sum (m's layout); the config and vocabulary must be
  * m's. */

@@ -147,8 +147,8 @@ int main(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     gp.seed = seed;
     if (stop) {
-        if (strlen(stop) == 0 || strlen(stop) > SEQUENCE_MAX_STOP_LEN) {
-            fprintf(stderr, "error: --stop must be 1 to %d bytes\n", SEQUENCE_MAX_STOP_LEN);
+        if (strlen(stop) == 0 || strlen(stop) > GENERATION_MAX_STOP_LEN) {
+            fprintf(stderr, "error: --stop must be 1 to %d bytes\n", GENERATION_MAX_STOP_LEN);
             return 2;
         }
         strcpy(gp.stop[0], stop);

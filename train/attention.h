@@ -15,7 +15,7 @@
 
 #include <stdbool.h>
 
-#include "../model/rng.h"
+#include "../common/rng.h"
 
 typedef struct {
     int B, Tq, Tk, n_head, head_size;

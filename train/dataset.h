@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../model/error.h"
-#include "../model/rng.h"
+#include "../common/error.h"
+#include "../common/rng.h"
 #include "../model/tokenizer.h"
 
 typedef struct {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../model/thread_pool.h"
+#include "../common/thread_pool.h"
 #include "attention.h"
 #include "gpt_backprop.h"
 #include "matmul.h"

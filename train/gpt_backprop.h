@@ -8,9 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../model/error.h"
+#include "../common/error.h"
 #include "../model/gpt.h"
-#include "../model/rng.h"
+#include "../common/rng.h"
 
 /* Activations kept by the training forward pass for the backward pass. Per-layer tensors hold
  * all L layers one after another. */

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "../model/layers.h"
-#include "../model/rng.h"
+#include "../common/rng.h"
 
 /* out (N, C) = wte[tokens] + wpe[position], tokens (B, T) with positions 0..T-1. */
 void embedding_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,

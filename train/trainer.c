@@ -7,7 +7,7 @@
 
 #include "../common/clock.h"
 #include "../model/checkpoint.h"
-#include "../model/thread_pool.h"
+#include "../common/thread_pool.h"
 #include "adamw.h"
 #include "dataset.h"
 #include "gpt_backprop.h"

@@ -6,7 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 
-#include "../model/error.h"
+#include "../common/error.h"
 #include "../model/gpt.h"
 
 typedef struct {

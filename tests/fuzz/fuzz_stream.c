@@ -33,10 +33,10 @@ static bool whole_utf8(const char *s, size_t n) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     GenerationParams p = {.sampler = {.temperature = 1, .top_p = 1}, .seed = 1};
     size_t i = 0;
-    char stop[SEQUENCE_MAX_STOP_LEN + 1];
+    char stop[GENERATION_MAX_STOP_LEN + 1];
     size_t sl = 0;
-    for (; i < size && data[i] != 0x1f && p.n_stop < SEQUENCE_MAX_STOP; i++) {
-        if (data[i] >= 0x20 && sl < SEQUENCE_MAX_STOP_LEN) {
+    for (; i < size && data[i] != 0x1f && p.n_stop < GENERATION_MAX_STOP; i++) {
+        if (data[i] >= 0x20 && sl < GENERATION_MAX_STOP_LEN) {
             stop[sl++] = (char)data[i];
             continue;
         }

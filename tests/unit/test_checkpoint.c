@@ -25,9 +25,9 @@
 #include "test_filter.h"
 
 #include "../../model/checkpoint.h"
-#include "../../model/float16.h"
+#include "../../common/float16.h"
 #include "../../model/gpt.h"
-#include "../../model/rng.h"
+#include "../../common/rng.h"
 #include "../../model/safetensors.h"
 #include "../../model/tokenizer.h"
 #include "../../train/gpt_backprop.h"

@@ -16,7 +16,7 @@
 
 #include "../../model/batch.h"
 #include "../../model/checkpoint.h"
-#include "../../model/float16.h"
+#include "../../common/float16.h"
 #include "../../model/kernels.h"
 #include "../../train/gpt_backprop.h"
 

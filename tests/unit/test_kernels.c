@@ -15,11 +15,11 @@
 
 #include "test_filter.h"
 
-#include "../../model/float16.h"
+#include "../../common/float16.h"
 #include "../../model/kernels.h"
 #include "../../model/layers.h"
-#include "../../model/rng.h"
-#include "../../model/thread_pool.h"
+#include "../../common/rng.h"
+#include "../../common/thread_pool.h"
 
 static const Kernels *paths[4];
 static int n_paths;

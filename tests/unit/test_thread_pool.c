@@ -16,7 +16,7 @@
 
 #include "test_filter.h"
 
-#include "../../model/thread_pool.h"
+#include "../../common/thread_pool.h"
 
 #define MAX_TASKS 300
 

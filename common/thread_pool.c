@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/clock.h"
+#include "clock.h"
 
 /* A hint to the core while polling: lets a sibling hyperthread run, saves power. */
 static inline void cpu_relax(void) {
