@@ -1,12 +1,12 @@
-/* Checkpoints, safetensors and the tokenizer: a tiny model saved and loaded back bit for bit
- * (with and without AdamW moments), every kind of damaged or inconsistent file refused with a
- * message that names the problem (and the file), and the character tokenizer on ASCII,
- * multi-byte UTF-8 and invalid input. Damaged files are crafted here: raw bytes
- * (8-byte little-endian header length, JSON header, data) or a good checkpoint whose JSON
- * header is edited with cJSON and written back in front of the same data.
+/* Checkpoints and safetensors: a tiny model saved and loaded back bit for bit (with and without
+ * AdamW moments), and every kind of damaged or inconsistent file refused with a message that
+ * names the problem (and the file). Damaged files are crafted here: raw bytes (8-byte
+ * little-endian header length, JSON header, data) or a good checkpoint whose JSON header is
+ * edited with cJSON and written back in front of the same data. The tokenizer's own tests are
+ * in test_tokenizer.c.
  *
- * Tests named regression_* reproduce defects these tests found in model/ (now fixed). Run a
- * subset with e.g. GPTD_TEST_FILTER=regression_nul_in_text build/san/test_checkpoint. */
+ * Tests named regression_* reproduce defects these tests found in model/; each guards its fix.
+ * Run a subset with e.g. GPTD_TEST_FILTER=regression_nul_in_text build/san/test_checkpoint. */
 #include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
@@ -24,10 +24,10 @@
 
 #include "test_filter.h"
 
-#include "../../model/checkpoint.h"
 #include "../../common/float16.h"
-#include "../../model/gpt.h"
 #include "../../common/rng.h"
+#include "../../model/checkpoint.h"
+#include "../../model/gpt.h"
 #include "../../model/safetensors.h"
 #include "../../model/tokenizer.h"
 #include "../../train/gpt_backprop.h"
@@ -949,212 +949,6 @@ static void refuses_vocab_size_disagreeing_with_vocab(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Tokenizer                                                                                */
-
-static void tokenizer_builds_sorted_unique_chars(void **state) {
-    (void)state;
-    Tokenizer tok;
-    Error err;
-    make_tokenizer(&tok, "hello");
-    assert_int_equal(tok.vocab_size, 4);
-    const uint32_t want[] = {'e', 'h', 'l', 'o'};
-    assert_memory_equal(tok.chars, want, sizeof want);
-    int ids[8];
-    size_t n = 0;
-    assert_int_equal(tokenizer_encode(&tok, "hello", 5, ids, 8, &n, &err), 0);
-    assert_int_equal(n, 5);
-    const int want_ids[] = {1, 0, 2, 2, 3};
-    assert_memory_equal(ids, want_ids, sizeof want_ids);
-    char *s = tokenizer_to_string(&tok);
-    assert_string_equal(s, "ehlo");
-    free(s);
-    char out[4];
-    assert_int_equal(tokenizer_decode(&tok, 1, out), 1);
-    assert_int_equal(out[0], 'h');
-    assert_int_equal(tokenizer_decode(&tok, 4, out), 0);
-    assert_int_equal(tokenizer_decode(&tok, -1, out), 0);
-
-    tokenizer_free(&tok);
-    assert_int_equal(tokenizer_build(&tok, "", 0, &err), -1);
-    assert_non_null(strstr(err.message, "empty"));
-    assert_null(tok.chars);
-    tokenizer_free(&tok);
-}
-
-/* A long prompt is checked whole but only its last `cap` characters are kept, in order, for
- * every length around and across the capacity (the ring wraps at each multiple of cap). */
-static void tokenizer_encode_tail_keeps_the_last_characters(void **state) {
-    (void)state;
-    Tokenizer tok;
-    Error err = {{0}};
-    make_tokenizer(&tok, "abcdefghijklmnopqrstuvwxyzé");
-    const char *alphabet = "abcdefghijklmnopqrstuvwxyz";
-    for (size_t cap = 1; cap <= 7; cap++)
-        for (size_t len = 0; len <= 26; len++) {
-            int ids[8] = {0}, full[32];
-            size_t kept = 99, total = 99, n = 0;
-            assert_int_equal(
-                tokenizer_encode_tail(&tok, alphabet, len, ids, cap, &kept, &total, &err), 0);
-            assert_int_equal(tokenizer_encode(&tok, alphabet, len, full, 32, &n, &err), 0);
-            assert_int_equal(total, len);
-            assert_int_equal(kept, len < cap ? len : cap);
-            if (kept) assert_memory_equal(ids, full + (len - kept), kept * sizeof *ids);
-        }
-    /* every character is still checked, also those that are dropped, and positions stay whole */
-    int ids[4];
-    size_t kept, total;
-    assert_int_equal(tokenizer_encode_tail(&tok, "aZbcdefg", 8, ids, 4, &kept, &total, &err), -1);
-    assert_non_null(strstr(err.message, "'Z'"));
-    assert_non_null(strstr(err.message, "at position 1"));
-    assert_int_equal(tokenizer_encode_tail(&tok,
-                                           "ab\xff"
-                                           "cdefg",
-                                           8, ids, 4, &kept, &total, &err),
-                     -1);
-    assert_non_null(strstr(err.message, "invalid UTF-8 at byte 2"));
-    /* multi-byte characters are kept whole */
-    assert_int_equal(
-        tokenizer_encode_tail(&tok, "éabé", strlen("éabé"), ids, 2, &kept, &total, &err), 0);
-    assert_int_equal(total, 4);
-    assert_int_equal(kept, 2);
-    assert_int_equal(ids[0], 1);  /* 'b' */
-    assert_int_equal(ids[1], 26); /* 'é' */
-    tokenizer_free(&tok);
-}
-
-static void tokenizer_names_unknown_character_and_position(void **state) {
-    (void)state;
-    Tokenizer tok;
-    Error err = {{0}};
-    int ids[16];
-    size_t n = 0;
-    make_tokenizer(&tok, "hello");
-    assert_int_equal(tokenizer_encode(&tok, "hez", 3, ids, 16, &n, &err), -1);
-    if (verbose()) print_message("refused: %s\n", err.message);
-    assert_non_null(strstr(err.message, "'z'"));
-    assert_non_null(strstr(err.message, "position 2"));
-    assert_non_null(strstr(err.message, "not in the vocabulary"));
-    /* control characters and quotes are spelled as code points */
-    assert_int_equal(tokenizer_encode(&tok, "h\te", 3, ids, 16, &n, &err), -1);
-    assert_non_null(strstr(err.message, "U+0009 at position 1"));
-    assert_int_equal(tokenizer_encode(&tok, "'", 1, ids, 16, &n, &err), -1);
-    assert_non_null(strstr(err.message, "U+0027 at position 0"));
-    /* capacity */
-    assert_int_equal(tokenizer_encode(&tok, "hello", 5, ids, 3, &n, &err), -1);
-    assert_non_null(strstr(err.message, "longer than 3"));
-    tokenizer_free(&tok);
-
-    /* positions count characters, not bytes */
-    make_tokenizer(&tok, "héllo");
-    assert_int_equal(tokenizer_encode(&tok, "hé✓", strlen("hé✓"), ids, 16, &n, &err), -1);
-    if (verbose()) print_message("refused: %s\n", err.message);
-    assert_non_null(strstr(err.message, "'✓' (U+2713) at position 2"));
-    tokenizer_free(&tok);
-}
-
-static void tokenizer_refuses_invalid_utf8(void **state) {
-    (void)state;
-    Tokenizer tok;
-    Error err = {{0}};
-    static const struct {
-        const char *s;
-        size_t byte;
-    } bad[] = {
-        {"he\xffllo", 2},          /* not a lead byte */
-        {"ab\x80", 2},             /* stray continuation */
-        {"h\xc3", 1},              /* cut off */
-        {"h\xc3(", 1},             /* bad continuation */
-        {"\xc0\xaf", 0},           /* overlong '/' */
-        {"x\xe0\x80\xaf", 1},      /* overlong, 3 bytes */
-        {"\xed\xa0\x80", 0},       /* surrogate U+D800 */
-        {"ok\xf4\x90\x80\x80", 2}, /* U+110000 */
-        {"\xf8\x88\x80\x80\x80", 0},
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char want[48];
-        snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", bad[i].byte);
-        size_t len = strlen(bad[i].s);
-        assert_int_equal(tokenizer_build(&tok, bad[i].s, len, &err), -1);
-        if (!strstr(err.message, want)) fail_msg("case %zu: \"%s\"", i, err.message);
-        assert_null(tok.chars);
-        assert_int_equal(tokenizer_count(bad[i].s, len, &err), -1);
-
-        Tokenizer full;
-        make_tokenizer(&full, "abcdefghijklmnopqrstuvwxyz()/");
-        int ids[16];
-        size_t n;
-        assert_int_equal(tokenizer_encode(&full, bad[i].s, len, ids, 16, &n, &err), -1);
-        if (!strstr(err.message, "invalid UTF-8")) fail_msg("case %zu: \"%s\"", i, err.message);
-        tokenizer_free(&full);
-    }
-    assert_int_equal(tokenizer_from_string(&tok, "ab\xfe", &err), -1);
-    assert_non_null(strstr(err.message, "invalid UTF-8"));
-    assert_null(tok.chars);
-}
-
-static void tokenizer_round_trips_multibyte(void **state) {
-    (void)state;
-    Tokenizer tok, tok2;
-    Error err;
-    make_tokenizer(&tok, "héllo");
-    assert_int_equal(tok.vocab_size, 4);
-    const uint32_t want[] = {'h', 'l', 'o', 0xE9};
-    assert_memory_equal(tok.chars, want, sizeof want);
-
-    char *s = tokenizer_to_string(&tok);
-    assert_string_equal(s, "hlo\xc3\xa9");
-    assert_int_equal(tokenizer_from_string(&tok2, s, &err), 0);
-    assert_same_tokenizer(&tok, &tok2);
-    free(s);
-    tokenizer_free(&tok2);
-
-    const char *text = "héllo";
-    int ids[8];
-    size_t n;
-    assert_int_equal(tokenizer_encode(&tok, text, strlen(text), ids, 8, &n, &err), 0);
-    assert_int_equal(n, 5);
-    const int want_ids[] = {0, 3, 1, 1, 2};
-    assert_memory_equal(ids, want_ids, sizeof want_ids);
-    char out[32];
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) len += (size_t)tokenizer_decode(&tok, ids[i], out + len);
-    out[len] = '\0';
-    assert_string_equal(out, text);
-    tokenizer_free(&tok);
-
-    /* 1- to 4-byte characters, including the extremes of each length */
-    const char *all =
-        "a\x7f\xc2\x80é\xdf\xbf\xe0\xa0\x80—✓\xef\xbf\xbf\xf0\x90\x80\x80🙂\xf4\x8f\xbf\xbf";
-    make_tokenizer(&tok, all);
-    assert_int_equal(tok.vocab_size, 12);
-    assert_int_equal(tok.chars[tok.vocab_size - 1], 0x10FFFF);
-    s = tokenizer_to_string(&tok);
-    assert_int_equal(strlen(s), strlen(all));
-    assert_int_equal(tokenizer_from_string(&tok2, s, &err), 0);
-    assert_same_tokenizer(&tok, &tok2);
-    for (int i = 0; i < tok.vocab_size; i++) {
-        char one[5] = {0};
-        int b = tokenizer_decode(&tok, i, one);
-        uint32_t cp;
-        assert_int_equal(utf8_decode(one, (size_t)b, &cp), b);
-        assert_int_equal(cp, tok.chars[i]);
-    }
-    int ids2[16];
-    assert_int_equal(tokenizer_encode(&tok, all, strlen(all), ids2, 16, &n, &err), 0);
-    assert_int_equal(n, 12);
-    len = 0;
-    char back[64];
-    for (size_t i = 0; i < n; i++) len += (size_t)tokenizer_decode(&tok, ids2[i], back + len);
-    back[len] = '\0';
-    char *sorted = tokenizer_to_string(&tok);
-    assert_int_equal(len, strlen(all));
-    free(sorted);
-    free(s);
-    tokenizer_free(&tok);
-    tokenizer_free(&tok2);
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Regressions: defects found by these tests and fixed */
 
 /* safetensors.c parse_header: a second "__metadata__" object reallocates st->meta without
@@ -1260,11 +1054,6 @@ int main(void) {
         T(refuses_missing_config_key),
         T(refuses_bad_config_values),
         T(refuses_vocab_size_disagreeing_with_vocab),
-        cmocka_unit_test(tokenizer_builds_sorted_unique_chars),
-        cmocka_unit_test(tokenizer_encode_tail_keeps_the_last_characters),
-        cmocka_unit_test(tokenizer_names_unknown_character_and_position),
-        cmocka_unit_test(tokenizer_refuses_invalid_utf8),
-        cmocka_unit_test(tokenizer_round_trips_multibyte),
         T(regression_duplicate_metadata),
         T(regression_overlap_hidden_by_empty_tensor),
         T(regression_shape_product_wraps),
