@@ -156,8 +156,9 @@ deps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(DEPS); \
 	fi
 
-# The default suite: unit tests and CLI tests under AddressSanitizer/UBSan, plus the seed
-# start-up check on the optimised binary (the sanitizer build is too slow for the full model).
+# The default suite: unit tests and CLI tests under AddressSanitizer/UBSan, plus the lecture's
+# step-0 losses checked on the optimised binary (the sanitizer build is too slow for the full
+# model).
 test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-convert-san bin/gpt-sample
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san

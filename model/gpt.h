@@ -2,7 +2,7 @@
  *
  * Parameters use GPT-2 names and layouts (matrices are "Conv1D" (in, out), y = x @ W + b), so
  * the table doubles as the checkpoint's list of tensors. The head is lm_head.weight (V, C) with
- * a bias (as in the seed lecture) or, when tied, the token embedding without a bias (GPT-2). */
+ * a bias (as in the lecture) or, when tied, the token embedding without a bias (GPT-2). */
 #ifndef GPTD_GPT_H
 #define GPTD_GPT_H
 

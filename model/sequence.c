@@ -79,7 +79,7 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
         sequence_free(s);
         return error_wrap(err, "prompt");
     }
-    if (kept == 0) s->tokens[kept++] = 0; /* the seed starts generation from token 0 */
+    if (kept == 0) s->tokens[kept++] = 0; /* the lecture's script starts from token 0 */
     s->n_tokens = s->n_prompt = (int)kept;
     s->prompt_dropped = total > kept ? (int)(total - kept) : 0;
     rng_seed(&s->rng, params->seed);

@@ -4,8 +4,8 @@
  * Past the context: positions are learned and absolute, so a full window cannot slide by
  * shifting the cache (its keys were computed at other positions). When the window is full the
  * sequence starts a new one and prefills it at positions 0.. (ContextPolicy):
- *   exact  the new window is the last block_size tokens, as the seed's generate() does: every
- *          token past the context costs a prefill of block_size rows;
+ *   exact  the new window is the last block_size tokens, as the lecture's generate() does:
+ *          every token past the context costs a prefill of block_size rows;
  *   keep   the new window is the last `keep` tokens; decoding goes on from the cache until the
  *          window is full again: block_size - keep + 1 tokens for keep rows of prefill: a third
  *          of an extra row per token with the default keep, a quarter of the context.
@@ -73,9 +73,9 @@ typedef struct {
 #define SEQUENCE_NO_MEMORY (-2) /* sequence_init's result when an allocation failed */
 
 /* Encodes the prompt (a character outside the vocabulary is an error naming it and its
- * position; -1), or returns SEQUENCE_NO_MEMORY. An empty prompt starts from token 0, as the seed
- * does; a prompt longer than the context keeps its last block_size tokens (prompt_dropped says how
- * many were cut). */
+ * position; -1), or returns SEQUENCE_NO_MEMORY. An empty prompt starts from token 0, as the
+ * lecture's script does; a prompt longer than the context keeps its last block_size tokens
+ * (prompt_dropped says how many were cut). */
 int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, const char *prompt,
                   size_t prompt_len, const GenerationParams *params, Error *err);
 void sequence_free(Sequence *s);

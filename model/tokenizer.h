@@ -1,4 +1,4 @@
-/* Character tokenizer, as in the seed: the vocabulary is the sorted set of characters (Unicode
+/* Character tokenizer, as in the lecture: the vocabulary is the sorted set of characters (Unicode
  * code points) of the training text, and token i is the i-th character. It is stored in the
  * checkpoint as one UTF-8 string of all characters in order. */
 #ifndef GPTD_TOKENIZER_H

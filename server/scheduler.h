@@ -20,7 +20,7 @@
  *     appends each sequence's new text to its channel, retires finished sequences. It alone
  *     touches the engine, the active list, the slots and, once a request is submitted, its
  *     Sequence (Request.seq). A step runs without holding any lock.
- *   - The engine's pool workers (model/thread_pool.c, --threads minus one): they run the tasks
+ *   - The engine's pool workers (common/thread_pool.c, --threads minus one): they run the tasks
  *     of the products and of attention inside engine_forward, only while the scheduler thread
  *     is in thread_pool_run (taking tasks too), each writing its own part of the engine's
  *     scratch and reading the packed weights and the KV cache. ThreadPool.lock is the pool's
@@ -64,9 +64,8 @@ typedef struct Request {
     ApiRequest api;
     double t_arrival;
     double deadline; /* absolute, 0 = none */
-    /* A stream wants its events as they come (at most every stream_interval_s); a whole reply
-     * only the end. Waking a whole reply's HTTP thread at every token took a core from the
-     * engine each time: a sixth of a lone request's rate on 2 cores. */
+    /* A stream's HTTP thread is woken for new events, at most once every stream_interval_s
+     * (SchedulerConfig says why); a whole reply's only at the end. */
     bool signal_each_event;
 
     Sequence seq; /* built before submit; then the scheduler thread's alone (it sets the slot and

@@ -1,5 +1,5 @@
 /* AdamW exactly as torch.optim.AdamW: decoupled weight decay p -= lr * wd * p on every
- * parameter (the seed passes all parameters), then the bias-corrected Adam step. */
+ * parameter (the lecture passes all parameters), then the bias-corrected Adam step. */
 #ifndef GPTD_ADAMW_H
 #define GPTD_ADAMW_H
 

@@ -1,5 +1,5 @@
 /* The training pass's multi-head scaled dot-product attention, one implementation for the three
- * uses the seed lecture teaches:
+ * uses the lecture teaches:
  *   - causal (decoder): query i sees keys 0..i, the future never talks to the past;
  *   - full (encoder): every query sees every key;
  *   - cross: queries from one sequence (length Tq), keys/values from another (length Tk).
@@ -31,7 +31,7 @@ void attention_scores(float *scores, const float *q, const float *k, const Atten
 /* out (B, Tq, n_head * head_size) = softmax(q k^T / sqrt(head_size) [+ mask]) v.
  * att (B, n_head, Tq, Tk) receives the softmax probabilities (kept for the backward pass).
  * If dropout > 0, att_mask (same size as att) receives the dropout mask and the dropped
- * probabilities are applied to v (as in the seed). scratch: Tq * Tk floats. */
+ * probabilities are applied to v (as in the lecture). scratch: Tq * Tk floats. */
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
                        const float *k, const float *v, const AttentionShape *s, float dropout,
                        Rng *rng);

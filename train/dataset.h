@@ -1,4 +1,4 @@
-/* The training text as tokens, split 90/10 into train and validation (as the seed), and
+/* The training text as tokens, split 90/10 into train and validation (as the lecture), and
  * random batches drawn from either split. */
 #ifndef GPTD_DATASET_H
 #define GPTD_DATASET_H

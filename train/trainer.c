@@ -16,7 +16,8 @@
 /* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
 #define TRAINER_POOL_SPIN_US 20
 
-/* Linear warmup, then cosine decay from lr to min_lr (constant when min_lr == lr, the seed). */
+/* Linear warmup, then cosine decay from lr to min_lr (constant when min_lr == lr, as in the
+ * lecture). */
 static float learning_rate(const TrainOptions *o, int step) {
     if (step < o->warmup_iters) return o->lr * (step + 1) / o->warmup_iters;
     if (o->min_lr >= o->lr || o->max_iters <= o->warmup_iters) return o->lr;
@@ -42,7 +43,7 @@ static int estimate_loss(TrainState *ts, const Dataset *d, const TrainOptions *o
     return 0;
 }
 
-/* Both splits, then the seed's log line. */
+/* Both splits, then the lecture's log line. */
 static int evaluate_and_log(TrainState *ts, const Dataset *d, const TrainOptions *o, int step,
                             int *x, int *y, FILE *log, float *train_loss, float *val_loss,
                             Error *err) {

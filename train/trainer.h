@@ -1,4 +1,4 @@
-/* The training loop: random batches, AdamW, periodic evaluation with the seed's log line, and
+/* The training loop: random batches, AdamW, periodic evaluation with the lecture's log line, and
  * atomic checkpoints that resume exactly (weights, moments, step and RNG state). */
 #ifndef GPTD_TRAINER_H
 #define GPTD_TRAINER_H
@@ -21,7 +21,7 @@ typedef struct {
     volatile sig_atomic_t *stop; /* set by a signal handler: save and return */
 } TrainOptions;
 
-/* Runs training; the seed's log line goes to `log`, progress lines to `progress`. */
+/* Runs training; the lecture's log line goes to `log`, progress lines to `progress`. */
 int trainer_run(const TrainOptions *o, FILE *log, FILE *progress, Error *err);
 
 /* Evaluates the checkpoint at o->resume_path (a model or a state file) over o->eval_iters

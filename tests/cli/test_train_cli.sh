@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpt-train end to end, on a tiny model: bad input is refused with exit code 1 or 2 (not a
-# crash) and a message naming the problem; a short run logs the seed's lines, splits the data
+# crash) and a message naming the problem; a short run logs the lecture's lines, splits the data
 # 90/10 and writes the model and its .state; the learning rate follows its warmup and cosine
 # schedule; a run resumed from the .state matches an uninterrupted one byte for byte; SIGINT
 # saves a .state that resumes.
@@ -219,7 +219,7 @@ check "resume after SIGINT, 2 more iters" \
     --eval-interval 1000000 --eval-iters 2 --threads 1
 check "  logs step $((STOP + 2))" steps_are "$((STOP + 2))"
 
-# ---- regressions (defects these tests found, now fixed) ------------------------------------------
+# ---- regressions (defects these tests found; each guards its fix) --------------------------------
 if true; then
     # trainer.c trainer_run: `if (resume(...)) return -1;` leaks the loaded model, vocabulary
     # and moments when the .state lacks a train.* key (LeakSanitizer: exit code 23).

@@ -197,7 +197,7 @@ def init_fixture_(model, generator=None):
 
 
 def make_optimizer(model, lr, weight_decay=0.01):
-    # AdamW on all parameters (biases and LN included), as in the seed lecture.
+    # AdamW on all parameters (biases and LN included), as in the lecture.
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999),
                              eps=1e-8, weight_decay=weight_decay)
 

@@ -1,4 +1,4 @@
-/* The seed lecture's facts about attention, as tests: the decoder never lets the future talk to
+/* The lecture's facts about attention, as tests: the decoder never lets the future talk to
  * the past, an encoder does; sequences in a batch do not communicate; cross-attention has the
  * right shapes and numbers; scaling by 1/sqrt(head_size) keeps score variance near 1. */
 #include <math.h>

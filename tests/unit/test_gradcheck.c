@@ -102,7 +102,7 @@ static void gelu_dropout(void **state) {
     check(ACT_GELU, false, 0.2f);
 }
 
-/* Inverted dropout, as the seed's: every mask value is 0 or exactly 1/(1-p), about p of them 0,
+/* Inverted dropout, as the lecture's: every mask value is 0 or exactly 1/(1-p), about p of them 0,
  * so an activation keeps its expectation and the evaluation pass (no dropout) sees activations
  * of the scale training saw. Finite differences cannot tell (the backward pass follows whatever
  * mask the forward drew), so the masks are checked here: the residual branches' (layers.c) and

@@ -293,7 +293,7 @@ static void prompts(void **state) {
     assert_int_equal(sequence_init(&s, &tok, ctx16, "caf\xc3\xa9!", 6, &gp, &err), -1);
     assert_non_null(strstr(err.message, "U+00E9"));
     assert_non_null(strstr(err.message, "position 3"));
-    /* empty: starts from token 0, as the seed */
+    /* empty: starts from token 0, as the lecture's script does */
     assert_int_equal(sequence_init(&s, &tok, ctx16, "", 0, &gp, &err), 0);
     assert_int_equal(s.n_prompt, 1);
     assert_int_equal(s.tokens[0], 0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The second context-256 run: the first (train.sh, dropout 0.1) overfit (train 1.13, validation
-# 1.45), so this one doubles dropout to the seed's 0.2 and runs 5,000 steps. One thread, so that
+# 1.45), so this one doubles dropout to the lecture's 0.2 and runs 5,000 steps. One thread, so that
 # it can run beside other work (about 2.2 s a step here, 3 hours); resumable across sessions with
 #   bash weights/context256/train-dropout02.sh --resume weights/context256/shakespeare-char-256-d02.f32.safetensors.state
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the float32 weights of the shipped model (context 256, the seed's): about 1.7 hours of a
+# Trains the float32 weights of the shipped model (context 256, the lecture's): about 1.7 hours of a
 # quiet 2-core machine, resumable across sessions with
 #   bash weights/context256/train.sh --resume weights/context256/shakespeare-char-256.f32.safetensors.state
 # (the .state, kept in git, holds the weights and AdamW moments at the shipped step 4000).
