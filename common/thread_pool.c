@@ -4,10 +4,32 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "clock.h"
+
+/* A run's tasks are claimed from one 64-bit word: the run's number above, the next unclaimed
+ * task below. A claim is a compare-and-swap that names the run, so it fails once the run has
+ * been replaced, whatever its task counter says. */
+#define TASK_BITS 24
+#define TASK_MASK ((UINT64_C(1) << TASK_BITS) - 1)
+
+/* How long past the time its claimed tasks should take the caller polls for a worker before it
+ * sleeps: longer means the worker is not running (the kernel gave its core to another process). */
+#define STALL_US 50
+
+/* A sleep this long for a worker means the kernel gave the worker's CPU to someone else (time
+ * slices are milliseconds). */
+#define LATE_US 250
+
+/* After a run in which the caller had to wait for a worker that was not running, the caller runs
+ * this many runs alone before it hands work out again; each such wait soon after the last doubles
+ * it, up to SOLO_RUNS_MAX (a second or so of decoding). On a shared CPU a worker that the kernel
+ * deschedules while it holds tasks would otherwise cost the caller a time slice at every run. */
+#define SOLO_RUNS_MIN 64
+#define SOLO_RUNS_MAX 8192
 
 /* A hint to the core while polling: lets a sibling hyperthread run, saves power. */
 static inline void cpu_relax(void) {
@@ -18,83 +40,146 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* What a run does. Two of them alternate: the caller writes the one of run r + 1 only after run
+ * r is finished, so a worker that read run r's description before being descheduled can only
+ * hold one that its claims (naming run r) will refuse. Atomic because such a worker may read it
+ * while the caller rewrites it. */
+typedef struct {
+    _Atomic(PoolTask) fn;
+    _Atomic(void *) ctx;
+    atomic_int n_tasks;
+} RunDescription;
+
+typedef struct {
+    pthread_t thread;
+    struct ThreadPool *pool;
+    atomic_int cpu; /* the CPU it last ran on, as it last looked */
+} Worker;
+
 struct ThreadPool {
+    /* Immutable after create (the hook: before the first run). */
     int n_threads;
-    double spin_s; /* immutable: how long a thread polls before sleeping */
-    pthread_t *workers;
-    /* lock guards stop, fn, ctx and n_tasks, and every change of generation and running; both
-     * are atomic so that threads can also poll them without the lock. */
+    double spin_s;   /* how long a worker polls for the next run before sleeping */
+    double stall_s;  /* how long past the expected end the caller polls before sleeping */
+    Worker *workers; /* (n_threads - 1) */
+    void (*hook)(void *);
+    void *hook_arg;
+    /* Only the caller of thread_pool_run touches these. */
+    uint64_t run_number;
+    int solo_left;          /* runs still to do alone after a late worker */
+    bool probe;             /* the run after solo ones hands work out whatever the workers' CPUs */
+    int solo_runs;          /* how many the next late worker costs */
+    uint64_t last_late_run; /* the run that last waited for a late worker */
+    RunDescription runs[2]; /* runs[r & 1] describes run r */
+    _Atomic uint64_t claim; /* (run << TASK_BITS) | next unclaimed task of that run */
+    atomic_int done;        /* tasks of the current run finished */
+    atomic_int sleepers;    /* workers asleep (or about to be) on work_ready */
+    atomic_int caller_asleep;
+    atomic_int caller_cpu; /* the CPU the caller last started a run on */
+    atomic_int stop;
+    /* lock guards only the sleeps: work_ready (workers wait for a run or stop) and work_done (the
+     * caller waits for claimed tasks). Everything else is atomic; sleepers and caller_asleep pair
+     * with claim and done so that a wake-up is never lost (each side writes its own, then reads
+     * the other's: one of them sees the other). */
     pthread_mutex_t lock;
     pthread_cond_t work_ready, work_done;
-    int stop;
-    PoolTask fn;
-    void *ctx;
-    int n_tasks;
-    atomic_int running; /* workers still inside the current run */
-    atomic_int next_task;
-    atomic_ulong generation; /* bumped for each run (and at stop); workers wait for a new one */
 };
 
-/* Polls until done(arg) or spin_s have passed; returns whether done. Sleeping and being woken
- * costs tens of microseconds on a virtual machine (a cross-CPU interrupt each way), longer than
- * many whole products at batch 1, so a thread that expects work soon looks for it first. */
-static int poll_until(int (*done)(ThreadPool *, unsigned long), ThreadPool *p, unsigned long arg) {
+static uint64_t current_run(ThreadPool *p) { return atomic_load(&p->claim) >> TASK_BITS; }
+
+/* Claims and runs tasks of run `run` until none is left or the run is over; returns how many it
+ * ran. Claims shrink as the run nears its end (a share of what is left), so that threads finish
+ * together. */
+static int run_tasks(ThreadPool *p, uint64_t run, PoolTask fn, void *ctx, int n_tasks) {
+    uint64_t c = atomic_load(&p->claim);
+    for (int ran = 0;;) {
+        if (c >> TASK_BITS != run) return ran;
+        int t = (int)(c & TASK_MASK);
+        if (t >= n_tasks) return ran;
+        int take = (n_tasks - t) / (4 * p->n_threads);
+        if (take < 1) take = 1;
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + (uint64_t)take)) continue;
+        for (int i = t; i < t + take; i++) fn(ctx, i);
+        ran += take;
+        if (atomic_fetch_add(&p->done, take) + take == n_tasks && atomic_load(&p->caller_asleep)) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->work_done);
+            pthread_mutex_unlock(&p->lock);
+        }
+        c = atomic_load(&p->claim);
+    }
+}
+
+/* Whether worker w runs on the caller's CPU (the kernel may put a process's threads on one CPU
+ * when another process keeps the other busy): then it would only take time from the caller. */
+static bool on_callers_cpu(Worker *w) {
+    int cpu = sched_getcpu();
+    atomic_store(&w->cpu, cpu);
+    return cpu == atomic_load(&w->pool->caller_cpu);
+}
+
+/* Waits for a run other than `seen` (or stop): polls for spin_s, then sleeps. Sleeping and being
+ * woken costs tens of microseconds on a virtual machine (a cross-CPU interrupt each way), longer
+ * than many whole products at batch 1, so a worker that expects work soon looks for it first,
+ * unless it shares the caller's CPU. */
+static uint64_t wait_for_run(Worker *w, uint64_t seen) {
+    ThreadPool *p = w->pool;
     double deadline = 0;
     for (int i = 0;; i++) {
-        if (done(p, arg)) return 1;
+        if (current_run(p) != seen || atomic_load(&p->stop)) return current_run(p);
         if ((i & 63) == 0) {
             double t = clock_seconds();
             if (i == 0) deadline = t + p->spin_s;
-            if (t >= deadline) return 0;
+            if (t >= deadline || on_callers_cpu(w)) break;
         }
         cpu_relax();
     }
-}
-
-static int new_generation(ThreadPool *p, unsigned long seen) {
-    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen;
-}
-
-static int workers_finished(ThreadPool *p, unsigned long unused) {
-    (void)unused;
-    return atomic_load_explicit(&p->running, memory_order_acquire) == 0;
-}
-
-/* Threads claim tasks a few at a time: each claim moves the counter's cache line between cores
- * (a few hundred nanoseconds on a VM), while eight claims per thread still even out tasks of
- * different sizes. */
-static void run_tasks(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
-    int chunk = n_tasks / (8 * p->n_threads);
-    if (chunk < 1) chunk = 1;
-    for (;;) {
-        int t = atomic_fetch_add(&p->next_task, chunk);
-        if (t >= n_tasks) return;
-        int end = t + chunk < n_tasks ? t + chunk : n_tasks;
-        for (; t < end; t++) fn(ctx, t);
-    }
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->sleepers, 1);
+    while (!atomic_load(&p->stop) && current_run(p) == seen)
+        pthread_cond_wait(&p->work_ready, &p->lock);
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->lock);
+    return current_run(p);
 }
 
 static void *worker_main(void *arg) {
-    ThreadPool *p = arg;
-    unsigned long seen = 0;
+    Worker *w = arg;
+    ThreadPool *p = w->pool;
+    uint64_t seen = 0;
     for (;;) {
-        poll_until(new_generation, p, seen);
-        pthread_mutex_lock(&p->lock);
-        while (!p->stop && atomic_load(&p->generation) == seen)
-            pthread_cond_wait(&p->work_ready, &p->lock);
-        if (p->stop) break;
-        seen = atomic_load(&p->generation);
-        PoolTask fn = p->fn;
-        void *ctx = p->ctx;
-        int n = p->n_tasks;
-        pthread_mutex_unlock(&p->lock);
-        run_tasks(p, fn, ctx, n);
-        pthread_mutex_lock(&p->lock);
-        if (atomic_fetch_sub(&p->running, 1) == 1) pthread_cond_signal(&p->work_done);
-        pthread_mutex_unlock(&p->lock);
+        seen = wait_for_run(w, seen);
+        if (atomic_load(&p->stop)) return NULL;
+        RunDescription *d = &p->runs[seen & 1];
+        PoolTask fn = atomic_load(&d->fn);
+        void *ctx = atomic_load(&d->ctx);
+        int n = atomic_load(&d->n_tasks);
+        if (p->hook) p->hook(p->hook_arg);
+        run_tasks(p, seen, fn, ctx, n);
     }
+}
+
+/* Waits until all n_tasks are done. The tasks left are claimed by workers; they should take
+ * about as long as the caller's own took per task (task_s). Polls twice that long and stall_s
+ * more, then sleeps: a worker that takes longer is probably not running. Returns whether it
+ * slept longer than LATE_US, which only a worker that lost its CPU for a time slice makes it do
+ * (an interrupt or a page fault on the worker's side delays it far less). */
+static bool wait_done(ThreadPool *p, int n_tasks, double task_s) {
+    int left = n_tasks - atomic_load(&p->done);
+    if (left == 0) return false;
+    double until = clock_seconds() + 2 * left * task_s + p->stall_s;
+    for (int i = 1;; i++) {
+        if (atomic_load(&p->done) == n_tasks) return false;
+        if ((i & 15) == 0 && clock_seconds() >= until) break;
+        cpu_relax();
+    }
+    double slept = clock_seconds();
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->caller_asleep, 1);
+    while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->work_done, &p->lock);
+    atomic_store(&p->caller_asleep, 0);
     pthread_mutex_unlock(&p->lock);
-    return NULL;
+    return clock_seconds() - slept >= LATE_US * 1e-6;
 }
 
 int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err) {
@@ -109,6 +194,8 @@ int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err)
     cpu_set_t cpus;
     if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && n_threads > CPU_COUNT(&cpus))
         p->spin_s = 0;
+    p->stall_s = p->spin_s < STALL_US * 1e-6 ? p->spin_s : STALL_US * 1e-6;
+    p->solo_runs = SOLO_RUNS_MIN;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);
@@ -117,12 +204,17 @@ int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err)
         free(p);
         return error_set(err, "out of memory");
     }
-    for (int i = 0; i < n_threads - 1; i++)
-        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+    atomic_store(&p->caller_cpu, -1);
+    for (int i = 0; i < n_threads - 1; i++) {
+        Worker *w = &p->workers[i];
+        w->pool = p;
+        atomic_store(&w->cpu, -1);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             p->n_threads = i + 1; /* destroy joins only the ones started */
             thread_pool_destroy(p);
             return error_set(err, "cannot start worker thread %d", i);
         }
+    }
     *out = p;
     return 0;
 }
@@ -130,11 +222,10 @@ int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err)
 void thread_pool_destroy(ThreadPool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
-    p->stop = 1;
-    atomic_fetch_add(&p->generation, 1); /* ends any polling */
+    atomic_store(&p->stop, 1); /* ends any polling */
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->workers[i], NULL);
+    for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->workers[i].thread, NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->work_ready);
     pthread_cond_destroy(&p->work_done);
@@ -144,23 +235,56 @@ void thread_pool_destroy(ThreadPool *p) {
 
 int thread_pool_size(const ThreadPool *p) { return p->n_threads; }
 
+void thread_pool_set_worker_hook(ThreadPool *p, void (*hook)(void *arg), void *arg) {
+    p->hook = hook;
+    p->hook_arg = arg;
+}
+
+/* After a run that waited for a late worker, or found every worker on its own CPU: run alone for
+ * a while, longer if it happens again soon after the last time (the CPU is still shared),
+ * SOLO_RUNS_MIN if not. */
+static void back_off(ThreadPool *p) {
+    bool again = p->run_number - p->last_late_run <= SOLO_RUNS_MIN;
+    if (!again)
+        p->solo_runs = SOLO_RUNS_MIN;
+    else if (p->solo_runs < SOLO_RUNS_MAX)
+        p->solo_runs *= 2;
+    p->solo_left = p->solo_runs;
+    p->last_late_run = p->run_number;
+    p->probe = true;
+}
+
 void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
-    if (p->n_threads == 1 || n_tasks <= 1) {
+    if (p->n_threads == 1 || n_tasks <= 1 || (uint64_t)n_tasks > TASK_MASK || p->solo_left > 0) {
+        if (p->solo_left > 0) p->solo_left--;
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);
         return;
     }
-    pthread_mutex_lock(&p->lock);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store(&p->next_task, 0);
-    atomic_store(&p->running, p->n_threads - 1);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&p->work_ready);
-    pthread_mutex_unlock(&p->lock);
-    run_tasks(p, fn, ctx, n_tasks);
-    if (poll_until(workers_finished, p, 0)) return;
-    pthread_mutex_lock(&p->lock);
-    while (atomic_load(&p->running) > 0) pthread_cond_wait(&p->work_done, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+    int cpu = sched_getcpu();
+    atomic_store(&p->caller_cpu, cpu);
+    bool alone = cpu >= 0 && !p->probe && !p->hook;
+    p->probe = false;
+    for (int i = 0; i < p->n_threads - 1 && alone; i++)
+        alone = atomic_load(&p->workers[i].cpu) == cpu;
+    if (alone) {
+        back_off(p);
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t);
+        return;
+    }
+    uint64_t run = ++p->run_number;
+    RunDescription *d = &p->runs[run & 1];
+    atomic_store(&d->fn, fn);
+    atomic_store(&d->ctx, ctx);
+    atomic_store(&d->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, run << TASK_BITS); /* publishes the run */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->work_ready);
+        pthread_mutex_unlock(&p->lock);
+    }
+    double start = clock_seconds();
+    int own = run_tasks(p, run, fn, ctx, n_tasks);
+    double task_s = own > 0 ? (clock_seconds() - start) / own : 0;
+    if (wait_done(p, n_tasks, task_s) && !p->hook) back_off(p);
 }

@@ -1,7 +1,21 @@
 /* A fixed pool of worker threads that run one parallel-for at a time. The calling thread takes
- * part, so a pool of n threads has n - 1 workers. After a run, workers poll for the next one for
- * spin_us microseconds and then sleep on a condition variable, so an idle pool costs no CPU; the
- * caller polls the same time for the workers to finish. Polling pays where runs follow each other
+ * part, so a pool of n threads has n - 1 workers.
+ *
+ * A run is finished when its tasks are done, whoever did them: the caller never waits for a
+ * worker that has not started. On a shared CPU the kernel may leave a worker unscheduled for a
+ * whole time slice; the caller then claims every task itself, and the late worker, when it wakes,
+ * finds the run gone (tasks are claimed against the run's number) and touches nothing. The caller
+ * waits only for tasks a worker has claimed and not yet finished, polling about as long as they
+ * should take and then sleeping.
+ *
+ * Threads are used where they pay. When the caller had to sleep for a worker, or finds every
+ * worker on its own CPU (the kernel puts a process's threads on one CPU when another process
+ * keeps the other busy), it runs the next runs alone, then hands one out again to see whether
+ * the CPU is still shared (longer each time it is). A worker on the caller's CPU sleeps instead
+ * of polling for the next run, so that it takes no time from the caller.
+ *
+ * Between runs, workers poll for the next one for spin_us microseconds and then sleep on a
+ * condition variable, so an idle pool costs no CPU. Polling pays where runs follow each other
  * within microseconds (the engine's products); where another library's threads run between runs
  * (OpenBLAS in the trainer) a short spin_us keeps the pool from stealing their cores. */
 #ifndef GPTD_THREAD_POOL_H
@@ -19,7 +33,13 @@ int thread_pool_create(ThreadPool **pool, int n_threads, int spin_us, Error *err
 void thread_pool_destroy(ThreadPool *pool);
 int thread_pool_size(const ThreadPool *pool);
 
-/* Runs all tasks and returns when every one has finished. One caller at a time. */
+/* Runs all tasks and returns when every one has finished, n_tasks < 2^24. One caller at a time. */
 void thread_pool_run(ThreadPool *pool, PoolTask fn, void *ctx, int n_tasks);
+
+/* For tests: a worker calls hook(arg) after it has read a new run's description and before it
+ * claims any of its tasks, the point where a worker that the kernel leaves unscheduled is late.
+ * Set it before the first run. A pool with a hook hands every run out (it never decides to run
+ * alone), so that tests see each run reach the workers. */
+void thread_pool_set_worker_hook(ThreadPool *pool, void (*hook)(void *arg), void *arg);
 
 #endif

@@ -3,6 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/thread_pool.h"
+
+/* Sampling after a step runs in up to ADVANCE_PARTS parts over the engine's pool, each with its
+ * own scratch; below ADVANCE_SPLIT sequences a hand-off costs more than it saves. */
+#define ADVANCE_PARTS 8
+#define ADVANCE_SPLIT 16
+
 int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *err) {
     memset(b, 0, sizeof *b);
     b->max_slots = max_slots;
@@ -10,8 +17,8 @@ int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *er
     b->segs = calloc((size_t)max_slots, sizeof *b->segs);
     b->owners = calloc((size_t)max_slots, sizeof *b->owners);
     b->logits = malloc((size_t)max_slots * vocab_size * sizeof *b->logits);
-    b->probs = malloc((size_t)vocab_size * sizeof *b->probs);
-    b->index = malloc((size_t)vocab_size * sizeof *b->index);
+    b->probs = malloc((size_t)ADVANCE_PARTS * vocab_size * sizeof *b->probs);
+    b->index = malloc((size_t)ADVANCE_PARTS * vocab_size * sizeof *b->index);
     if (!b->segs || !b->owners || !b->logits || !b->probs || !b->index) {
         batch_scratch_free(b);
         return error_set(err, "out of memory");
@@ -31,6 +38,20 @@ void batch_scratch_free(BatchScratch *b) {
 static int is_decoding(const Sequence *s) {
     return s->n_tokens - s->window_start - s->cached == 1 &&
            s->n_tokens - s->window_start <= s->block_size;
+}
+
+typedef struct {
+    BatchScratch *b;
+    int n_segs, parts;
+} AdvanceJob;
+
+/* Each sequence samples with its own RNG and touches only itself, so parts are independent. */
+static void advance_task(void *ctx, int part) {
+    const AdvanceJob *j = ctx;
+    BatchScratch *b = j->b;
+    size_t V = (size_t)b->vocab_size;
+    for (int i = j->n_segs * part / j->parts; i < j->n_segs * (part + 1) / j->parts; i++)
+        sequence_advance(b->owners[i], &b->segs[i], b->probs + part * V, b->index + part * V);
 }
 
 int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err) {
@@ -53,7 +74,10 @@ int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScrat
         }
     if (n_segs == 0) return 0;
     if (engine_forward(e, b->segs, n_segs, err)) return -1;
-    for (int i = 0; i < n_segs; i++)
-        sequence_advance(b->owners[i], &b->segs[i], b->probs, b->index);
+    AdvanceJob job = {b, n_segs, n_segs < ADVANCE_SPLIT ? 1 : ADVANCE_PARTS};
+    if (job.parts == 1)
+        advance_task(&job, 0);
+    else
+        thread_pool_run(engine_pool(e), advance_task, &job, job.parts);
     return n_segs;
 }

@@ -12,8 +12,8 @@ typedef struct {
     EngineSegment *segs; /* (max_slots) */
     Sequence **owners;   /* (max_slots) sequence of each segment */
     float *logits;       /* (max_slots, V) */
-    float *probs;        /* (V) */
-    int *index;          /* (V) */
+    float *probs;        /* (parts, V) sampling scratch, one per part of a step's sampling */
+    int *index;          /* (parts, V) */
     unsigned long step;  /* rotates which sequence's prefill goes first */
 } BatchScratch;
 

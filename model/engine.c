@@ -5,10 +5,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "../common/clock.h"
+#include "../common/thread_pool.h"
 #include "kernels.h"
 #include "layers.h"
 #include "packed_matmul.h"
-#include "../common/thread_pool.h"
 
 /* A decode step is a chain of short products; between steps the caller samples. Workers keep
  * looking for work this long before sleeping. */
@@ -31,6 +32,8 @@ struct Engine {
     float *logits;                    /* (max_slots, V) */
     float *scores;                    /* (max_slots * NH, SCORES_STRIDE(T)) attention */
     int *row_of;                      /* (max_slots) first row of segment */
+    long attention_split_work;        /* from this many (query, key) pairs in all, attention is
+                                       * spread over the pool (measured at start-up) */
 };
 
 size_t engine_slot_bytes(const GPTConfig *c) {
@@ -82,6 +85,8 @@ void engine_destroy(Engine *e) {
     free(e->row_of);
     free(e);
 }
+
+static int calibrate(Engine *e);
 
 int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error *err) {
     const GPTConfig *c = &model->config;
@@ -148,6 +153,10 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
         engine_destroy(e);
         return -1;
     }
+    if (calibrate(e)) {
+        engine_destroy(e);
+        return error_set(err, "out of memory while measuring the engine's products");
+    }
     *out = e;
     return 0;
 }
@@ -204,8 +213,10 @@ static int head_groups(const GPTConfig *c) {
     return (c->n_head + ATTEND_MAX_HEADS - 1) / ATTEND_MAX_HEADS;
 }
 
-/* One (segment, group of heads): causal attention of the segment's queries against its slot's
- * cache. */
+/* One (segment, group of heads): the segment's keys and values of these heads join its slot's
+ * cache (here rather than in a pass of their own: the writes are spread over the threads, and
+ * the lines they touch are the ones this task reads next), then causal attention of its queries
+ * against the cache. */
 static void attention_task(void *ctx, int task) {
     const AttentionJob *j = ctx;
     const Engine *e = j->e;
@@ -214,9 +225,19 @@ static void attention_task(void *ctx, int task) {
     int s = task / head_groups(c), h = task % head_groups(c) * ATTEND_MAX_HEADS;
     int heads = NH - h < ATTEND_MAX_HEADS ? NH - h : ATTEND_MAX_HEADS;
     const EngineSegment *g = &j->segs[s];
-    const float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) a head */
-    const float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) a head */
+    float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) a head */
+    float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) a head */
     float *scores = e->scores + ((size_t)s * NH + h) * SCORES_STRIDE(T);
+    for (int i = 0; i < g->n; i++) {
+        const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
+        int pos = g->pos + i;
+        for (int k = 0; k < heads; k++) {
+            float *kh = kt + (size_t)k * hs * T;
+            for (int d = 0; d < hs; d++) /* keys transposed: channel-major */
+                kh[(size_t)d * T + pos] = row[C + (h + k) * hs + d];
+            memcpy(vc + ((size_t)k * T + pos) * hs, row + 2 * C + (h + k) * hs, hs * sizeof(float));
+        }
+    }
     for (int i = 0; i < g->n; i++) {
         int row = e->row_of[s] + i;
         e->kernels->attend(e->atty + (size_t)row * C + h * hs, scores, SCORES_STRIDE(T),
@@ -227,6 +248,79 @@ static void attention_task(void *ctx, int task) {
         for (int k = 0; k < heads; k++)
             memcpy(g->attention + (size_t)(h + k) * T, scores + k * SCORES_STRIDE(T),
                    (size_t)(g->pos + g->n) * sizeof(float));
+}
+
+/* The fastest of `repeats` attentions of one query over `visible` keys of slot 0, at layer 0, on
+ * the pool or on the caller alone. */
+static double attention_seconds(Engine *e, int visible, bool split, int repeats) {
+    EngineSegment seg = {.slot = 0, .pos = visible - 1, .n = 1};
+    AttentionJob job = {e, &seg, 0};
+    int tasks = head_groups(&e->model->config);
+    e->row_of[0] = 0;
+    double best = 1e30;
+    for (int i = 0; i < repeats; i++) {
+        double t0 = clock_seconds();
+        if (split)
+            thread_pool_run(e->pool, attention_task, &job, tasks);
+        else
+            for (int t = 0; t < tasks; t++) attention_task(&job, t);
+        double dt = clock_seconds() - t0;
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
+/* Where threads pay, measured on this machine: each product's rows from which it is split (the
+ * four shapes of a block, measured on layer 0, and the head), and the attention work from which
+ * attention is (one query over more and more keys; beyond the context, always). Slot 0's cache
+ * is scribbled on; it holds nothing yet. */
+static int calibrate(Engine *e) {
+    const GPTConfig *c = &e->model->config;
+    for (int i = 0; i < 4; i++)
+        if (packed_matrix_calibrate(&e->packed[i], e->pool)) return -1;
+    for (int i = 4; i < 4 * c->n_layer; i++)
+        e->packed[i].min_split_rows = e->packed[i % 4].min_split_rows;
+    if (packed_matrix_calibrate(&e->head, e->pool)) return -1;
+    e->attention_split_work = 2L * c->block_size;
+    if (thread_pool_size(e->pool) == 1) return 0;
+    memset(e->qkv, 0, (size_t)3 * c->n_embd * sizeof(float));
+    for (int visible = 8; visible <= c->block_size; visible *= 2) {
+        attention_seconds(e, visible, true, 2); /* warm up */
+        if (attention_seconds(e, visible, true, 7) <
+            0.9 * attention_seconds(e, visible, false, 7)) {
+            e->attention_split_work = visible;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* LayerNorm of many rows in blocks over the pool: at batch 64 it is a few percent of a step, all
+ * of it on one thread otherwise. Below NORM_SPLIT_ROWS rows a hand-off costs more than it saves. */
+#define NORM_BLOCK_ROWS 8
+#define NORM_SPLIT_ROWS 32
+typedef struct {
+    float *out;
+    const float *inp, *weight, *bias;
+    int N, C;
+} NormJob;
+
+static void norm_task(void *ctx, int task) {
+    const NormJob *j = ctx;
+    int r = task * NORM_BLOCK_ROWS, n = j->N - r < NORM_BLOCK_ROWS ? j->N - r : NORM_BLOCK_ROWS;
+    layernorm_inference(j->out + (size_t)r * j->C, j->inp + (size_t)r * j->C, j->weight, j->bias, n,
+                        j->C);
+}
+
+static void layernorm_rows(Engine *e, float *out, const float *inp, const float *weight,
+                           const float *bias, int N) {
+    int C = e->model->config.n_embd;
+    if (N < NORM_SPLIT_ROWS) {
+        layernorm_inference(out, inp, weight, bias, N, C);
+        return;
+    }
+    NormJob j = {out, inp, weight, bias, N, C};
+    thread_pool_run(e->pool, norm_task, &j, (N + NORM_BLOCK_ROWS - 1) / NORM_BLOCK_ROWS);
 }
 
 int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err) {
@@ -247,41 +341,28 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
     }
     for (int l = 0; l < c->n_layer; l++) {
         const LayerParams *lp = &p->layer[l];
-        layernorm_inference(e->ln, e->x, lp->ln1_w, lp->ln1_b, R, C);
+        layernorm_rows(e, e->ln, e->x, lp->ln1_w, lp->ln1_b, R);
         const PackedMatrix *pm = e->packed + 4 * l;
         matmul_packed(e->qkv, e->ln, &pm[0], R, PACKED_STORE, e->pool);
-        for (int s = 0; s < n_segs; s++) /* keys and values join the cache */
-            for (int i = 0; i < segs[s].n; i++) {
-                const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
-                int pos = segs[s].pos + i, T = c->block_size, hs = C / c->n_head;
-                float *kt = kv_at(e, segs[s].slot, l, 0), *vt = kv_at(e, segs[s].slot, l, 1);
-                for (int h = 0; h < c->n_head; h++) {
-                    for (int d = 0; d < hs; d++) /* keys transposed: channel-major */
-                        kt[((size_t)h * hs + d) * T + pos] = row[C + h * hs + d];
-                    memcpy(vt + ((size_t)h * T + pos) * hs, row + 2 * C + h * hs,
-                           hs * sizeof(float));
-                }
-            }
         AttentionJob job = {e, segs, l};
-        /* Spread attention over the pool once it outweighs a hand-off (about 2 us): from
-         * about a hundred cached keys in all (decode at batch 1 early on stays on the caller). */
         long att_work = 0;
         for (int s = 0; s < n_segs; s++) att_work += (long)segs[s].n * (segs[s].pos + segs[s].n);
-        if (att_work * C > 25000)
+        if (att_work >= e->attention_split_work)
             thread_pool_run(e->pool, attention_task, &job, n_segs * head_groups(c));
         else
             for (int t = 0; t < n_segs * head_groups(c); t++) attention_task(&job, t);
         matmul_packed(e->x, e->atty, &pm[1], R, PACKED_ADD, e->pool); /* x += proj(y) */
-        layernorm_inference(e->ln, e->x, lp->ln2_w, lp->ln2_b, R, C);
+        layernorm_rows(e, e->ln, e->x, lp->ln2_w, lp->ln2_b, R);
         matmul_packed(e->fch, e->ln, &pm[2], R,
                       c->activation == ACT_GELU ? PACKED_GELU : PACKED_RELU, e->pool);
         matmul_packed(e->x, e->fch, &pm[3], R, PACKED_ADD, e->pool); /* x += mlp(x) */
     }
-    for (int s = 0; s < n_segs; s++) {
+    for (int s = 0; s < n_segs; s++) { /* each segment's last row goes on to the head */
         e->slot_len[segs[s].slot] = segs[s].pos + segs[s].n;
         const float *x = e->x + (size_t)(e->row_of[s] + segs[s].n - 1) * C;
-        layernorm_inference(e->last + (size_t)s * C, x, p->lnf_w, p->lnf_b, 1, C);
+        memcpy(e->last + (size_t)s * C, x, C * sizeof(float));
     }
+    layernorm_rows(e, e->last, e->last, p->lnf_w, p->lnf_b, n_segs);
     matmul_packed(e->logits, e->last, &e->head, n_segs, PACKED_STORE, e->pool);
     for (int s = 0; s < n_segs; s++)
         if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
@@ -289,3 +370,5 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
 }
 
 const char *engine_kernels_name(const Engine *e) { return e->kernels->name; }
+
+ThreadPool *engine_pool(Engine *e) { return e->pool; }

@@ -49,6 +49,9 @@ size_t engine_weight_bytes(const Engine *engine, bool *all_half);
 /* The kernels the engine runs (kernels.h), for logs and /info. */
 const char *engine_kernels_name(const Engine *engine);
 
+/* The engine's threads, for work between its calls that is spread the same way (sampling). */
+struct ThreadPool *engine_pool(Engine *engine);
+
 /* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size x n_embd floats. */
 size_t engine_slot_bytes(const GPTConfig *c);
 

@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "../common/float16.h"
-#include "kernels.h"
 #include "../common/thread_pool.h"
+#include "kernels.h"
 
-/* Below this many FLOPs, handing half of a product to another thread costs more than it saves
- * (a hand-off is about 2 microseconds here). */
-#define MIN_SPLIT_FLOPS 2.5e5
+#include "../common/clock.h"
+
+/* Rows from which a product is split without measuring: 16 rows take tens of microseconds on any
+ * matrix worth splitting, far more than a hand-off. */
+#define ALWAYS_SPLIT_ROWS 32
 
 static bool all_float16(const float *w, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -53,6 +55,47 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
     return 0;
 }
 
+/* The fastest of `repeats` products of N rows, on the pool or on the caller alone. */
+static double best_seconds(const PackedMatrix *pm, float *out, const float *inp, int N,
+                           ThreadPool *pool, int repeats) {
+    double best = 1e30;
+    for (int i = 0; i < repeats; i++) {
+        double t0 = clock_seconds();
+        matmul_packed(out, inp, pm, N, PACKED_STORE, pool);
+        double dt = clock_seconds() - t0;
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
+int packed_matrix_calibrate(PackedMatrix *pm, ThreadPool *pool) {
+    pm->min_split_rows = ALWAYS_SPLIT_ROWS;
+    if (!pool || thread_pool_size(pool) == 1) return 0;
+    int max_n = ALWAYS_SPLIT_ROWS / 2;
+    float *inp = calloc((size_t)max_n * pm->K, sizeof(float));
+    float *out = malloc((size_t)max_n * pm->panels * pm->panel * sizeof(float));
+    if (!inp || !out) {
+        free(inp);
+        free(out);
+        return -1;
+    }
+    int split_rows = pm->min_split_rows;
+    pm->min_split_rows = 0; /* measure splitting at every size */
+    for (int n = 1; n <= max_n; n *= 2) {
+        best_seconds(pm, out, inp, n, pool, 2); /* warm the panels and the workers */
+        double alone = best_seconds(pm, out, inp, n, NULL, 7);
+        double split = best_seconds(pm, out, inp, n, pool, 7);
+        if (split < 0.9 * alone) {
+            split_rows = n;
+            break;
+        }
+    }
+    pm->min_split_rows = split_rows;
+    free(inp);
+    free(out);
+    return 0;
+}
+
 void packed_matrix_free(PackedMatrix *pm) {
     free(pm->w);
     free(pm->w16);
@@ -67,7 +110,7 @@ size_t packed_matrix_bytes(const PackedMatrix *pm) {
 
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    ThreadPool *pool) {
-    int threads = pool && 2.0 * N * pm->K * pm->M >= MIN_SPLIT_FLOPS ? thread_pool_size(pool) : 1;
+    int threads = pool && N >= pm->min_split_rows ? thread_pool_size(pool) : 1;
     PackedJob j = {.out = out, .inp = inp, .pm = pm, .how = how, .N = N, .chunks = threads};
     if (N < 4) {
         if (threads > 1)

@@ -23,6 +23,8 @@ typedef struct {
     float *w;                      /* (panels, K, panel) as float, or NULL when w16 holds them */
     uint16_t *w16;                 /* (panels, K, panel) as float16, or NULL */
     float *bias;                   /* (panels * panel), zeros where there is no bias */
+    int min_split_rows; /* products of fewer rows run on the caller alone (packed_matrix_calibrate)
+                         */
 } PackedMatrix;
 
 /* What a product does with each result: store it, add it to out (a residual connection), or
@@ -37,6 +39,11 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
 void packed_matrix_free(PackedMatrix *pm);
 /* Bytes of packed weights (what a product streams). */
 size_t packed_matrix_bytes(const PackedMatrix *pm);
+/* Measures, on this machine and pool, from how many rows splitting a product of this matrix over
+ * the pool is faster than running it on the caller alone (1, 2, 4, 8 or 16; larger products are
+ * always split), and keeps the answer in min_split_rows. A few milliseconds. Until it is called,
+ * every product is split. */
+int packed_matrix_calibrate(PackedMatrix *pm, struct ThreadPool *pool);
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    struct ThreadPool *pool);
 

@@ -26,11 +26,14 @@ typedef struct {
 
 static void count_task(void *ctx, int task) { atomic_fetch_add(&((Counts *)ctx)->count[task], 1); }
 
+static void no_hook(void *arg) { (void)arg; }
+
 static void check_runs(int threads, int spin_us, int pause_us) {
     ThreadPool *p;
     Error err;
     assert_int_equal(thread_pool_create(&p, threads, spin_us, &err), 0);
     assert_int_equal(thread_pool_size(p), threads);
+    thread_pool_set_worker_hook(p, no_hook, NULL); /* every run is handed out */
     static Counts c;
     for (int run = 0; run < 200; run++) {
         int n = run % 7 == 0 ? 1 : 1 + (run * 37) % MAX_TASKS;
@@ -96,6 +99,131 @@ static void destroy_ends_a_long_poll(void **state) {
         fail_msg("thread_pool_destroy still waiting after 30 s: it does not end the workers' poll");
 }
 
+/* A gate that holds the first worker to reach the hook until released. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int calls, held, released;
+} Gate;
+
+static void gate_hook(void *arg) {
+    Gate *g = arg;
+    pthread_mutex_lock(&g->lock);
+    if (g->calls++ == 0) {
+        g->held = 1;
+        pthread_cond_broadcast(&g->changed);
+        while (!g->released) pthread_cond_wait(&g->changed, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_release(Gate *g) {
+    pthread_mutex_lock(&g->lock);
+    assert_int_equal(g->calls, 1); /* still held: the runs so far returned without it */
+    g->released = 1;
+    pthread_cond_broadcast(&g->changed);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Run C's tasks: the first releases the held worker and gives it time to wake while most of C's
+ * tasks are still unclaimed, so that a worker claiming with its stale description would show. */
+typedef struct {
+    Counts counts;
+    Gate *gate;
+} ReleasingRun;
+
+static void release_and_count(void *ctx, int task) {
+    ReleasingRun *r = ctx;
+    if (task == 0) {
+        gate_release(r->gate);
+        usleep(50000);
+    }
+    count_task(&r->counts, task);
+}
+
+typedef struct {
+    ThreadPool *pool;
+    PoolTask fn;
+    void *ctx;
+    int n;
+} RunArgs;
+
+static void *run_on_helper(void *arg) {
+    RunArgs *r = arg;
+    thread_pool_run(r->pool, r->fn, r->ctx, r->n);
+    return NULL;
+}
+
+/* thread_pool_run on a helper thread; fails if it has not returned within 30 s. */
+static void run_or_fail(ThreadPool *p, PoolTask fn, void *ctx, int n, const char *what) {
+    RunArgs r = {p, fn, ctx, n};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_on_helper, &r), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    if (pthread_timedjoin_np(t, NULL, &until) != 0) fail_msg("%s", what);
+}
+
+static void assert_each_once(const Counts *c, int n) {
+    for (int t = 0; t < MAX_TASKS; t++) assert_int_equal(atomic_load(&c->count[t]), t < n);
+}
+
+/* A worker the kernel leaves unscheduled cannot hold a run: with the only worker held in the hook
+ * (it has read run A's description, and claimed nothing), run A and then run B return, the
+ * caller doing every task. Released only during run C, the late worker touches neither finished
+ * run (its claims name run A) and does C's tasks, if any, as C's. */
+static void late_worker_cannot_hold_a_run(void **state) {
+    (void)state;
+    static Counts a, b;
+    static ReleasingRun c;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    Gate g = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+    c.gate = &g;
+    ThreadPool *p;
+    Error err;
+    assert_int_equal(thread_pool_create(&p, 2, 1000000, &err), 0);
+    thread_pool_set_worker_hook(p, gate_hook, &g);
+    run_or_fail(p, count_task, &a, 50, "run A waited for a worker held before claiming any task");
+    pthread_mutex_lock(&g.lock);
+    while (!g.held) pthread_cond_wait(&g.changed, &g.lock); /* it holds A's description */
+    pthread_mutex_unlock(&g.lock);
+    run_or_fail(p, count_task, &b, 80, "run B waited for a worker held in run A");
+    assert_each_once(&a, 50);
+    assert_each_once(&b, 80);
+    run_or_fail(p, release_and_count, &c, 120, "run C did not return");
+    usleep(20000); /* anything the late worker would still do, it has done */
+    assert_each_once(&a, 50);
+    assert_each_once(&b, 80);
+    assert_each_once(&c.counts, 120);
+    thread_pool_destroy(p);
+}
+
+/* Workers that take part: with many runs of slow tasks both threads do some (the caller alone
+ * would also pass every count, so check that the worker's claims work too). */
+static int worker_ran;
+static void mark_task(void *ctx, int task) {
+    (void)task;
+    if (!pthread_equal(pthread_self(), *(pthread_t *)ctx))
+        __atomic_store_n(&worker_ran, 1, __ATOMIC_SEQ_CST);
+    usleep(100);
+}
+
+static void workers_take_part(void **state) {
+    (void)state;
+    ThreadPool *p;
+    Error err;
+    pthread_t self = pthread_self();
+    assert_int_equal(thread_pool_create(&p, 2, 1000, &err), 0);
+    thread_pool_set_worker_hook(p, no_hook, NULL); /* every run is handed out */
+    for (int run = 0; run < 100 && !__atomic_load_n(&worker_ran, __ATOMIC_SEQ_CST); run++)
+        thread_pool_run(p, mark_task, &self, 20);
+    assert_true(__atomic_load_n(&worker_ran, __ATOMIC_SEQ_CST));
+    thread_pool_destroy(p);
+}
+
 static void refuses_bad_arguments(void **state) {
     (void)state;
     ThreadPool *p;
@@ -113,6 +241,8 @@ int main(void) {
         cmocka_unit_test(single_thread_runs_inline),
         cmocka_unit_test(destroy_while_polling_or_asleep),
         cmocka_unit_test(destroy_ends_a_long_poll),
+        cmocka_unit_test(late_worker_cannot_hold_a_run),
+        cmocka_unit_test(workers_take_part),
         cmocka_unit_test(refuses_bad_arguments),
     };
     apply_test_filter();
