@@ -224,6 +224,49 @@ static void workers_take_part(void **state) {
     thread_pool_destroy(p);
 }
 
+/* Tasks that take 0.1 ms on the caller and 3 ms on a worker: the caller finishes its share long
+ * before the worker and must sleep, and be woken, for the worker's. */
+typedef struct {
+    Counts counts;
+    pthread_t caller;
+} SlowWorkerRun;
+
+static void slow_on_worker(void *ctx, int task) {
+    SlowWorkerRun *r = ctx;
+    usleep(pthread_equal(pthread_self(), r->caller) ? 100 : 3000);
+    count_task(&r->counts, task);
+}
+
+/* As run_on_helper, with the helper recorded as the caller. */
+static void *run_on_helper_as_caller(void *arg) {
+    RunArgs *r = arg;
+    ((SlowWorkerRun *)r->ctx)->caller = pthread_self();
+    thread_pool_run(r->pool, r->fn, r->ctx, r->n);
+    return NULL;
+}
+
+static void caller_sleeps_until_a_slow_worker_finishes(void **state) {
+    (void)state;
+    static SlowWorkerRun r;
+    ThreadPool *p;
+    Error err;
+    assert_int_equal(thread_pool_create(&p, 2, 0, &err), 0);
+    thread_pool_set_worker_hook(p, no_hook, NULL);
+    for (int run = 0; run < 5; run++) {
+        memset(&r.counts, 0, sizeof r.counts);
+        RunArgs a = {p, slow_on_worker, &r, 20};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, run_on_helper_as_caller, &a), 0);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        if (pthread_timedjoin_np(t, NULL, &until) != 0)
+            fail_msg("the caller was never woken after the worker's last task");
+        assert_each_once(&r.counts, 20);
+    }
+    thread_pool_destroy(p);
+}
+
 static void refuses_bad_arguments(void **state) {
     (void)state;
     ThreadPool *p;
@@ -243,6 +286,7 @@ int main(void) {
         cmocka_unit_test(destroy_ends_a_long_poll),
         cmocka_unit_test(late_worker_cannot_hold_a_run),
         cmocka_unit_test(workers_take_part),
+        cmocka_unit_test(caller_sleeps_until_a_slow_worker_finishes),
         cmocka_unit_test(refuses_bad_arguments),
     };
     apply_test_filter();
