@@ -60,6 +60,7 @@ char *api_info_json(const ApiInfo *in) {
     cJSON_AddNumberToObject(lim, "timeout_s", in->timeout_s);
     cJSON_AddNumberToObject(lim, "prefill_budget", in->prefill_budget);
     cJSON_AddNumberToObject(lim, "threads", in->threads);
+    if (in->threads_source) cJSON_AddStringToObject(lim, "threads_source", in->threads_source);
     cJSON *build = cJSON_AddObjectToObject(root, "build");
     cJSON_AddStringToObject(build, "version", in->version);
     cJSON_AddStringToObject(build, "compiled", in->compiled);

@@ -26,6 +26,7 @@ typedef struct {
     const char *kernels;
     int max_batch, max_queue, max_tokens, body_limit, prefill_budget, threads;
     double body_memory_bytes, timeout_s;
+    const char *threads_source; /* why that many threads (NULL: not said) */
     const char *version, *compiled;
 } ApiInfo;
 

@@ -64,3 +64,41 @@ for k in ${KERNEL_PATHS:-avx512 avx2 neon portable}; do
   col() { echo "$one" | awk -F'|' -v r="$1" -v c="$2" '$2 ~ r { gsub(/ /, "", $c); print $c }'; }
   echo "| $k | $peak | $products | $(col 'decode, batch 1 ' 3) | $(col 'decode, batch 64' 3) ($(col 'decode, batch 64' 7)) | $(col 'prefill' 3) ($(col 'prefill' 7)) |"
 done
+# A shared CPU: the decode and prefill rows at 1 and 2 threads, idle and beside a busy process
+# (`yes`, in a session of its own as another program would be, so the kernel shares the CPU
+# between the two fairly), with PyTorch under the same neighbour; each as a ratio to the idle
+# single-thread rate. SHARED=0 skips it.
+if [ "${SHARED:-1}" != 0 ]; then
+  rows() { # THREADS: "b1 b64 prefill" tokens/s
+    local o
+    o=$(./bin/bench-engine --model "$MODEL" --threads "$1" --new-tokens "$NEW" --repeats "$REPEATS" \
+          --batch 1 --batch 64 --past-tokens 0)
+    for r in 'decode, batch 1 ' 'decode, batch 64' 'prefill'; do
+      echo "$o" | awk -F'|' -v r="$r" '$2 ~ r { gsub(/ /, "", $3); printf "%s ", $3 }'
+    done
+  }
+  read -r i1_1 i1_64 i1_p <<<"$(rows 1)"
+  read -r i2_1 i2_64 i2_p <<<"$(rows 2)"
+  setsid yes >/dev/null 2>&1 &
+  busy=$!
+  trap 'kill $busy 2>/dev/null' EXIT
+  sleep 0.5
+  read -r b1_1 b1_64 b1_p <<<"$(rows 1)"
+  read -r b2_1 b2_64 b2_p <<<"$(rows 2)"
+  pb1=$(faster "$(torch 2 --batch 1 --new-tokens "$NEW")" "$(torch 1 --batch 1 --new-tokens "$NEW")")
+  pb64=$(torch 2 --batch 64 --new-tokens "$NEW")
+  pbp=$(torch 2 --mode prefill --batch 1 --prompt-len "$T")
+  kill $busy 2>/dev/null
+  trap - EXIT
+  echo
+  echo "| run (tokens/s; ratios to 1 thread idle) | 1 thread, idle | 1 thread, busy | 2 threads, idle | 2 threads, busy | PyTorch, busy | 2 threads busy / PyTorch busy |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for row in "decode, batch 1|$i1_1|$b1_1|$i2_1|$b2_1|$pb1" "decode, batch 64|$i1_64|$b1_64|$i2_64|$b2_64|$pb64" \
+             "prefill, $T tokens|$i1_p|$b1_p|$i2_p|$b2_p|$pbp"; do
+    IFS='|' read -r name a b c d t <<<"$row"
+    t=${t%% *}
+    awk -v n="$name" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v t="$t" 'BEGIN {
+      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.0f (%.2f) | %.0f (%.2f) | %.2fx |\n",
+             n, a, b, b / a, c, c / a, d, d / a, t, t / a, d / t }'
+  done
+fi

@@ -478,6 +478,7 @@ static enum MHD_Result handle_info(Conn *c) {
                     .timeout_s = cfg->timeout_s,
                     .prefill_budget = cfg->prefill_budget,
                     .threads = cfg->threads,
+                    .threads_source = cfg->threads_source,
                     .version = GPTD_VERSION,
                     .compiled = __DATE__ " " __TIME__};
     if (info.state != API_LOADING && s->model) {

@@ -29,6 +29,8 @@ typedef struct {
                                  limit */
     const char *cors_origins[MAX_CORS_ORIGINS];
     int n_cors_origins;
+    char threads_source[200]; /* where the thread count came from: the flag, or the CPUs this
+                                 process may use (common/cpu_budget.h) */
 } ServerConfig;
 
 typedef enum { SERVER_LOADING = 0, SERVER_READY, SERVER_DRAINING } ServerState;

@@ -11,6 +11,7 @@
 
 #include "../common/cli.h"
 #include "../common/clock.h"
+#include "../common/cpu_budget.h"
 #include "../model/checkpoint.h"
 #include "../model/engine.h"
 #include "../model/kernels.h"
@@ -20,14 +21,13 @@
 
 static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **log_level,
                         bool *healthcheck) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     *cfg = (ServerConfig){
         .model_path = "weights/shakespeare-char.safetensors",
         .host = "127.0.0.1",
         .api_key = NULL,
         .model_name = "gptd-shakespeare-char",
         .port = 8080,
-        .threads = cores > 0 ? (int)cores : 1,
+        .threads = 0,
         .max_batch = 64,
         .max_queue = 256,
         .max_tokens = 1024,
@@ -53,7 +53,10 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         {"model", CLI_STRING, &cfg->model_path, 0, 0, "checkpoint to serve", false, "GPTD_MODEL"},
         {"host", CLI_STRING, &cfg->host, 0, 0, "address to listen on", false, "GPTD_HOST"},
         {"port", CLI_INT, &cfg->port, 1, 65535, "TCP port", false, "GPTD_PORT"},
-        {"threads", CLI_INT, &cfg->threads, 1, 256, "engine worker threads", false, "GPTD_THREADS"},
+        {"threads", CLI_INT, &cfg->threads, 0, 256,
+         "engine threads (0 = the CPUs this process may use: its affinity mask, lowered to its "
+         "cgroup's CPU quota)",
+         false, "GPTD_THREADS"},
         {"max-batch", CLI_INT, &cfg->max_batch, 1, 1024, "sequences decoded together (KV slots)",
          false, "GPTD_MAX_BATCH"},
         {"max-queue", CLI_INT, &cfg->max_queue, 1, 1 << 20, "waiting requests before 503", false,
@@ -127,6 +130,14 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     cfg->drain_timeout_s = drain;
     cfg->receive_timeout_s = receive;
     if (cfg->default_max_tokens > cfg->max_tokens) cfg->default_max_tokens = cfg->max_tokens;
+    if (cfg->threads == 0) {
+        CpuBudget budget;
+        cpu_budget_read(&budget);
+        cfg->threads = budget.threads;
+        snprintf(cfg->threads_source, sizeof cfg->threads_source, "%s", budget.reason);
+    } else {
+        snprintf(cfg->threads_source, sizeof cfg->threads_source, "--threads or GPTD_THREADS");
+    }
     return 0;
 }
 
@@ -203,11 +214,11 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
     bool half;
     size_t weight_bytes = engine_weight_bytes(sv->engine, &half);
     log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d (past it: %s %d), "
-             "%d slots of %zu KB, %d threads, %s kernels",
+             "%d slots of %zu KB, %d thread%s (%s), %s kernels",
              clock_seconds() - t0, sv->model.n_params, half ? "float16" : "float32",
              weight_bytes >> 10, mc->block_size, context_shift_name(sv->context.shift),
              context_policy_kept(&sv->context), cfg->max_batch, engine_slot_bytes(mc) >> 10,
-             cfg->threads, kernels_name);
+             cfg->threads, cfg->threads == 1 ? "" : "s", cfg->threads_source, kernels_name);
     return 0;
 }
 

@@ -39,6 +39,17 @@ podman stop -t 40 "$NAME" >/dev/null
 code=$(podman inspect "$NAME" --format '{{.State.ExitCode}}')
 check "SIGTERM (podman stop) exits 0 (got $code)" '[ "$code" = 0 ]'
 check "gptd logged the drain" 'podman logs "$NAME" 2>&1 | grep -q "SIGTERM: draining"'
+# A container limited to one CPU: gptd takes one thread from the cgroup quota, and says so.
+podman run -d --name "$NAME-cpu1" --cpus 1 -p "127.0.0.1:$((PORT + 1)):8080" "$IMAGE" >/dev/null
+trap 'podman rm -f "$NAME" "$NAME-cpu1" >/dev/null 2>&1' EXIT
+info=""
+for _ in $(seq 1 100); do
+  info=$(curl -fsS "http://127.0.0.1:$((PORT + 1))/info" 2>/dev/null) && echo "$info" | grep -q '"ok"\|"config"' && break
+  sleep 0.2
+done
+check "--cpus 1: one thread, from the cgroup quota ($(echo "$info" | python3 -c 'import json,sys; l=json.load(sys.stdin)["limits"]; print(l["threads"], l.get("threads_source"))' 2>/dev/null))" \
+  'echo "$info" | python3 -c "import json,sys; l=json.load(sys.stdin)[\"limits\"]; assert l[\"threads\"]==1 and \"quota\" in l[\"threads_source\"]"'
+podman rm -f "$NAME-cpu1" >/dev/null 2>&1
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 echo "image size: $((size / 1000000)) MB"
 check "image under 200 MB" '[ "$size" -lt 200000000 ]'

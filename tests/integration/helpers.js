@@ -201,12 +201,14 @@ export class Gptd {
     return this.child.pid;
   }
 
-  static async start({ args = [], env = {}, model, waitReady = true, readyTimeoutMs = 60_000 } = {}) {
+  /** wrap: a command to run gptd under (e.g. ['taskset', '-c', '0']). */
+  static async start({ args = [], env = {}, model, waitReady = true, readyTimeoutMs = 60_000, wrap = [] } = {}) {
     for (let attempt = 0; ; attempt++) {
       const port = await freePort();
       const fullArgs = ['--host', '127.0.0.1', '--port', String(port), '--threads', '2',
         '--model', model ?? modelPath(), ...args];
-      const child = spawn(GPTD_BIN, fullArgs, {
+      const [command, ...commandArgs] = [...wrap, GPTD_BIN, ...fullArgs];
+      const child = spawn(command, commandArgs, {
         cwd: REPO_ROOT,
         env: gptdEnv(env),
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -150,6 +150,7 @@ describe('metrics and info endpoints', () => {
     assert.equal(info.limits.max_tokens, 500);
     assert.equal(info.limits.body_limit_bytes, 1 << 20);
     assert.equal(info.limits.threads, 2);
+    assert.equal(info.limits.threads_source, '--threads or GPTD_THREADS');
     assert.equal(typeof info.build?.version, 'string');
   });
 

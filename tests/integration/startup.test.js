@@ -67,7 +67,7 @@ describe('start-up errors exit with code 2', () => {
       [['--port', '70000'], /--port/, /70000/],
       [['--port', '0'], /--port/],
       [['--threads', 'abc'], /--threads/, /abc/],
-      [['--threads', '0'], /--threads/],
+      [['--threads', '-1'], /--threads/],
       [['--bogus'], /--bogus/],
       [['--max-batch', '-3'], /--max-batch/],
       [['--timeout', 'soon'], /--timeout/],
@@ -132,7 +132,7 @@ describe('configuration from the environment', () => {
     assert.deepEqual(
       { ...info.json.limits },
       { max_batch: 3, max_queue: 9, max_tokens: 77, body_limit_bytes: 4096, body_memory_bytes: 2 << 20,
-        timeout_s: 120, threads: 2, prefill_budget: 64 });
+        timeout_s: 120, threads: 2, threads_source: '--threads or GPTD_THREADS', prefill_budget: 64 });
     assert.equal(info.json.context.shift, 'exact', 'GPTD_CONTEXT_SHIFT is in force');
     assert.equal((await gptd.get('/info')).status, 401, 'GPTD_API_KEY is in force');
     const tooMany = await gptd.post('/generate', { prompt: 'A', max_tokens: 78 },
@@ -267,5 +267,19 @@ describe('kernels', () => {
     const r = await runGptd(['--port', String(await freePort()), '--kernels', 'sse9', '--model', modelPath()],
       { env: NO_LEAK_CHECK });
     assertExit2(r, /--kernels/, /portable/);
+  });
+});
+
+describe('the default thread count', () => {
+  test('comes from the CPUs the process may use (one, by taskset), and /info and the log say so', async () => {
+    const gptd = await Gptd.start({ args: ['--threads', '0'], wrap: ['taskset', '-c', '0'] });
+    try {
+      const info = (await gptd.get('/info')).json;
+      assert.equal(info.limits.threads, 1);
+      assert.equal(info.limits.threads_source, '1 CPU in the affinity mask');
+      assert.match(gptd.stderr, /1 thread \(1 CPU in the affinity mask\)/);
+    } finally {
+      await gptd.stop();
+    }
   });
 });
