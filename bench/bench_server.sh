@@ -27,6 +27,7 @@ for n in 1 8 32 64; do
     if [ -z "$line" ] || [ "$(rate "$run")" -gt "$(rate "$line")" ]; then line=$run; fi
   done
   get() { echo "$line" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+  [ "$n" = 64 ] && single64=$(get tokens_per_s)
   awk -v n="$n" -v t="$(get tokens_per_s)" -v a="$(get ttft_p50_ms)" -v b="$(get ttft_p99_ms)" \
       -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v e="$engine" \
       'BEGIN { printf "| %d | %.0f | %.1f | %.1f | %.2f | %.2f | %s |\n", n, t, a, b, c, d,
@@ -57,3 +58,48 @@ longp=$(probe "$LONG")
 awk -v n="$NEW" -v l="$LONG" -v s="$short" -v p="$longp" 'BEGIN {
   printf "a %d-token request beside 8 x %d tokens: %.3f s; beside 8 x %d tokens: %.3f s (%.2fx)\n",
          n, n, s, l, p, p / s }'
+# Three replicas on this machine behind docker/nginx.conf (as compose runs them; the upstreams
+# pointed at loopback ports, as tests/lb does), each with the default thread count, 64 clients
+# through nginx, beside the single replica's rate at 64 clients above. REPLICAS=0 skips it
+# (needs nginx).
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+if [ "${REPLICAS:-1}" != 0 ] && [ -x "$NGINX" ]; then
+  kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
+  dir=$(mktemp -d)
+  pids=()
+  trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+  for i in 1 2 3; do
+    ./bin/gptd --model "$MODEL" --port $((PORT + i)) --threads 0 --log-level warn &
+    pids+=($!)
+  done
+  lb=$((PORT + 10))
+  sed -e "s/server gptd1:8080/server 127.0.0.1:$((PORT + 1))/" -e "s/server gptd2:8080/server 127.0.0.1:$((PORT + 2))/" \
+      -e "s/server gptd3:8080/server 127.0.0.1:$((PORT + 3))/" -e "s/listen 8080;/listen 127.0.0.1:$lb;/" \
+      docker/nginx.conf > "$dir/site.conf"
+  mkdir -p "$dir/body" "$dir/proxy" "$dir/fcgi" "$dir/uwsgi" "$dir/scgi"
+  cat > "$dir/nginx.conf" <<NGINX
+daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  include $dir/site.conf;
+}
+NGINX
+  "$NGINX" -c "$dir/nginx.conf" -p "$dir" &
+  pids+=($!)
+  for i in 1 2 3; do
+    for _ in $(seq 1 100); do ./bin/gptd --healthcheck --port $((PORT + i)) 2>/dev/null && break; sleep 0.1; done
+  done
+  sleep 0.5
+  best=0
+  for _ in $(seq 1 "$REPEATS"); do
+    r=$(./bin/bench-server --port "$lb" --clients 64 --max-tokens "$NEW" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p')
+    [ "${r:-0}" -gt "$best" ] && best=$r
+  done
+  one=$(echo "$single64" | cut -d. -f1)
+  awk -v t="$best" -v o="$one" 'BEGIN {
+    printf "three replicas (default threads each) behind nginx, 64 clients: %.0f tokens/s, %.0f%% of one replica alone (%.0f)\n",
+           t, 100 * t / o, o }'
+fi
