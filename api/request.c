@@ -142,6 +142,34 @@ static bool only_fields(const cJSON *obj, const char *const *names, size_t n, co
     return true;
 }
 
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True if no two members of obj share a name (else *e names it): JSON allows duplicates, and
+ * cJSON would let the first win, so a client could not tell which one counted. Sorted, so that a
+ * body of many members costs n log n. */
+static bool unique_fields(const cJSON *obj, const char *where, ApiError *e) {
+    int n = cJSON_GetArraySize(obj);
+    if (n < 2) return true;
+    const char **names = malloc((size_t)n * sizeof *names);
+    if (!names) {
+        api_error(e, 500, "server_error", "out of memory");
+        return false;
+    }
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj) names[i++] = item->string;
+    qsort(names, (size_t)n, sizeof *names, compare_names);
+    const char *twice = NULL;
+    for (i = 1; i < n && !twice; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) twice = names[i];
+    if (twice)
+        api_error(e, 400, "invalid_request_error", "field \"%s\" given twice%s", twice, where);
+    free(names);
+    return !twice;
+}
+
 /* "attention": {"layer": L, "head": H | "mean" | "all", "top_k": K}: which weights each token
  * reports. The reply stays bounded: max_tokens x weights per token <= API_MAX_ATTENTION_VALUES. */
 static int get_attention(const cJSON *root, const ApiLimits *l, int max_tokens, AttentionView *v,
@@ -151,7 +179,9 @@ static int get_attention(const cJSON *root, const ApiLimits *l, int max_tokens, 
     if (!a || cJSON_IsNull(a)) return 0;
     if (!cJSON_IsObject(a))
         return bad(e, "\"%s\" must be an object: {\"layer\": L, \"head\": H}", "attention");
-    if (!only_fields(a, fields, 3, " in \"attention\"", e)) return -1;
+    if (!only_fields(a, fields, 3, " in \"attention\"", e) ||
+        !unique_fields(a, " in \"attention\"", e))
+        return -1;
     if (l->n_layer < 1) return bad(e, "\"%s\" is not available", "attention");
     long long layer = -1, head = 0, top_k = 0;
     bool given;
@@ -217,6 +247,7 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
         api_error(e, 400, "invalid_request_error", "body must be a JSON object");
         goto done;
     }
+    if (!unique_fields(root, "", e)) goto done;
     /* a typo in a field name should not pass silently */
     if (kind == API_GENERATE &&
         !only_fields(root, generate_fields, sizeof generate_fields / sizeof *generate_fields, "",

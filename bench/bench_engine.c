@@ -10,10 +10,10 @@
 
 #include "../common/cli.h"
 #include "../common/clock.h"
+#include "../common/thread_pool.h"
 #include "../model/batch.h"
 #include "../model/checkpoint.h"
 #include "../model/kernels.h"
-#include "../common/thread_pool.h"
 
 #define MAX_REPEATS 50
 
@@ -67,6 +67,7 @@ static double packed_gflops(const GPT *m, const Kernels *k, int rows, int thread
                    {lp->fcproj_w, lp->fcproj_b, 4 * C, C}};
     ThreadPool *pool;
     if (thread_pool_create(&pool, threads, 200, err)) return -1;
+    thread_pool_always_share(pool);
     double flops = 0, seconds = 0;
     for (int s = 0; s < 4; s++) {
         int K = shapes[s].K, M = shapes[s].M;
@@ -116,6 +117,7 @@ static void peak_task(void *ctx, int task) {
 static double peak_gflops(const Kernels *k, int threads, int repeats, Error *err) {
     ThreadPool *pool;
     if (thread_pool_create(&pool, threads, 200, err)) return -1;
+    thread_pool_always_share(pool); /* what the threads can do, not what the pool decides */
     PeakJob *j = calloc(1, sizeof *j);
     if (!j) {
         thread_pool_destroy(pool);
@@ -162,6 +164,7 @@ static double read_gbytes(int threads, int repeats, Error *err) {
         free(a);
         return -1;
     }
+    thread_pool_always_share(pool);
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
     ReadJob j = {.a = a, .n = n, .parts = threads * PEAK_TASKS_PER_THREAD};
     double best = 0;

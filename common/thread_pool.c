@@ -64,6 +64,7 @@ struct ThreadPool {
     Worker *workers; /* (n_threads - 1) */
     void (*hook)(void *);
     void *hook_arg;
+    bool always_share; /* never run alone (thread_pool_always_share) */
     /* Only the caller of thread_pool_run touches these. */
     uint64_t run_number;
     int solo_left;          /* runs still to do alone after a late worker */
@@ -161,9 +162,9 @@ static void *worker_main(void *arg) {
 
 /* Waits until all n_tasks are done. The tasks left are claimed by workers; they should take
  * about as long as the caller's own took per task (task_s). Polls twice that long and stall_s
- * more, then sleeps: a worker that takes longer is probably not running. Returns whether it
- * slept longer than LATE_US, which only a worker that lost its CPU for a time slice makes it do
- * (an interrupt or a page fault on the worker's side delays it far less). */
+ * more, then sleeps: a worker that takes longer is probably not running. Returns whether the
+ * wait outlasted that by LATE_US, which only a worker that lost its CPU for a time slice makes
+ * it do (an interrupt or a page fault on the worker's side delays it far less). */
 static bool wait_done(ThreadPool *p, int n_tasks, double task_s) {
     int left = n_tasks - atomic_load(&p->done);
     if (left == 0) return false;
@@ -173,13 +174,12 @@ static bool wait_done(ThreadPool *p, int n_tasks, double task_s) {
         if ((i & 15) == 0 && clock_seconds() >= until) break;
         cpu_relax();
     }
-    double slept = clock_seconds();
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->caller_asleep, 1);
     while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->work_done, &p->lock);
     atomic_store(&p->caller_asleep, 0);
     pthread_mutex_unlock(&p->lock);
-    return clock_seconds() - slept >= LATE_US * 1e-6;
+    return clock_seconds() - until >= LATE_US * 1e-6;
 }
 
 int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err) {
@@ -235,6 +235,8 @@ void thread_pool_destroy(ThreadPool *p) {
 
 int thread_pool_size(const ThreadPool *p) { return p->n_threads; }
 
+void thread_pool_always_share(ThreadPool *p) { p->always_share = true; }
+
 void thread_pool_set_worker_hook(ThreadPool *p, void (*hook)(void *arg), void *arg) {
     p->hook = hook;
     p->hook_arg = arg;
@@ -262,7 +264,7 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     }
     int cpu = sched_getcpu();
     atomic_store(&p->caller_cpu, cpu);
-    bool alone = cpu >= 0 && !p->probe && !p->hook;
+    bool alone = cpu >= 0 && !p->probe && !p->always_share;
     p->probe = false;
     for (int i = 0; i < p->n_threads - 1 && alone; i++)
         alone = atomic_load(&p->workers[i].cpu) == cpu;
@@ -286,5 +288,5 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     double start = clock_seconds();
     int own = run_tasks(p, run, fn, ctx, n_tasks);
     double task_s = own > 0 ? (clock_seconds() - start) / own : 0;
-    if (wait_done(p, n_tasks, task_s) && !p->hook) back_off(p);
+    if (wait_done(p, n_tasks, task_s) && !p->always_share) back_off(p);
 }

@@ -36,10 +36,14 @@ int thread_pool_size(const ThreadPool *pool);
 /* Runs all tasks and returns when every one has finished, n_tasks < 2^24. One caller at a time. */
 void thread_pool_run(ThreadPool *pool, PoolTask fn, void *ctx, int n_tasks);
 
+/* Every run is handed out to the workers: the pool never decides to run alone. For measurements
+ * of what the threads can do (bench-engine's peak) and tests that need each run to reach the
+ * workers. Call before the first run. */
+void thread_pool_always_share(ThreadPool *pool);
+
 /* For tests: a worker calls hook(arg) after it has read a new run's description and before it
  * claims any of its tasks, the point where a worker that the kernel leaves unscheduled is late.
- * Set it before the first run. A pool with a hook hands every run out (it never decides to run
- * alone), so that tests see each run reach the workers. */
+ * Set it before the first run. */
 void thread_pool_set_worker_hook(ThreadPool *pool, void (*hook)(void *arg), void *arg);
 
 #endif

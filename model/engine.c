@@ -270,10 +270,40 @@ static double attention_seconds(Engine *e, int visible, bool split, int repeats)
     return best;
 }
 
+/* The fastest of `repeats` decode steps of one sequence half way through slot 0's context (its
+ * cache holds nothing of value; slot_len goes back to 0). */
+static double decode_step_seconds(Engine *e, int repeats) {
+    int token = 0, pos = e->model->config.block_size / 2;
+    EngineSegment seg = {.slot = 0, .pos = pos, .n = 1, .tokens = &token};
+    Error err;
+    double best = 1e30;
+    e->slot_len[0] = pos;
+    for (int i = -2; i < repeats; i++) { /* two to warm up */
+        double t0 = clock_seconds();
+        if (engine_forward(e, &seg, 1, &err)) break;
+        double dt = clock_seconds() - t0;
+        if (i >= 0 && dt < best) best = dt;
+    }
+    e->slot_len[0] = 0;
+    return best;
+}
+
+/* Every product's min_split_rows: at least `at_least`, or rows[shape] (qkv, proj, fc, fcproj,
+ * head) when rows is given. */
+static void set_min_split_rows(Engine *e, int at_least, const int rows[5]) {
+    for (int i = 0; i < 4 * e->model->config.n_layer; i++) {
+        int *m = &e->packed[i].min_split_rows;
+        *m = rows ? rows[i % 4] : (*m > at_least ? *m : at_least);
+    }
+    int *m = &e->head.min_split_rows;
+    *m = rows ? rows[4] : (*m > at_least ? *m : at_least);
+}
+
 /* Where threads pay, measured on this machine: each product's rows from which it is split (the
  * four shapes of a block, measured on layer 0, and the head), and the attention work from which
- * attention is (one query over more and more keys; beyond the context, always). Slot 0's cache
- * is scribbled on; it holds nothing yet. */
+ * attention is (one query over more and more keys; beyond the context, always); then whether a
+ * whole decode step of one sequence gains from those splits at all. Slot 0's cache is scribbled
+ * on; it holds nothing yet. */
 static int calibrate(Engine *e) {
     const GPTConfig *c = &e->model->config;
     for (int i = 0; i < 4; i++)
@@ -291,6 +321,20 @@ static int calibrate(Engine *e) {
             e->attention_split_work = visible;
             break;
         }
+    }
+    /* The pieces measured apart can each gain from a split that the whole step loses (each
+     * hand-off also moves the activations between the cores' caches): a decode step of one
+     * sequence, as measured, against the same step with nothing split. */
+    int min_rows[5];
+    for (int i = 0; i < 4; i++) min_rows[i] = e->packed[i].min_split_rows;
+    min_rows[4] = e->head.min_split_rows;
+    long attention_work = e->attention_split_work;
+    double split = decode_step_seconds(e, 9);
+    set_min_split_rows(e, 2, NULL);
+    e->attention_split_work = 2L * c->block_size;
+    if (split < decode_step_seconds(e, 9)) { /* the measured splits pay: keep them */
+        set_min_split_rows(e, 0, min_rows);
+        e->attention_split_work = attention_work;
     }
     return 0;
 }

@@ -130,6 +130,13 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     cfg->drain_timeout_s = drain;
     cfg->receive_timeout_s = receive;
     if (cfg->default_max_tokens > cfg->max_tokens) cfg->default_max_tokens = cfg->max_tokens;
+    /* An empty key would turn authentication off (the table takes an empty variable for unset). */
+    const char *env_key = getenv("GPTD_API_KEY");
+    if ((cfg->api_key && cfg->api_key[0] == '\0') || (!cfg->api_key && env_key && !*env_key)) {
+        fprintf(stderr, "error: --api-key (GPTD_API_KEY) is empty; give a key, or leave it unset "
+                        "to serve without one\n");
+        return 2;
+    }
     if (cfg->threads == 0) {
         CpuBudget budget;
         cpu_budget_read(&budget);
@@ -222,21 +229,52 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
     return 0;
 }
 
+/* Whether another stop signal has come (they stay blocked: sigwait took the first). */
+static bool stop_signal_again(const sigset_t *stop_signals) {
+    struct timespec now = {0, 0};
+    return sigtimedwait(stop_signals, NULL, &now) > 0;
+}
+
+/* Waits until busy() is false, `seconds` have passed or a second stop signal comes; returns
+ * false on that signal. */
+static bool wait_while(bool (*busy)(HttpServer *, Scheduler *), HttpServer *http, Scheduler *sched,
+                       double seconds, const sigset_t *stop_signals) {
+    double deadline = clock_seconds() + seconds;
+    while (busy(http, sched) && clock_seconds() < deadline) {
+        if (stop_signal_again(stop_signals)) return false;
+        usleep(10000);
+    }
+    return true;
+}
+
+static bool requests_left(HttpServer *http, Scheduler *sched) {
+    return scheduler_pending(sched) > 0 || http_server_in_flight(http) > 0;
+}
+
+static bool replies_left(HttpServer *http, Scheduler *sched) {
+    (void)sched;
+    return http_server_in_flight(http) > 0;
+}
+
 /* After SIGTERM/SIGINT: no new requests; those accepted finish within --drain-timeout, the rest
- * end with "shutdown" so that streams still get a last event. Destroys the scheduler. */
-static void drain(HttpServer *http, Scheduler *sched, double drain_timeout_s) {
+ * end with "shutdown" so that streams still get a last event, and requests still arriving get a
+ * 503. A second signal ends the drain at once. The scheduler is stopped, not freed: HTTP threads
+ * may still hold it until http_server_stop has joined them. */
+static void drain(HttpServer *http, Scheduler *sched, double drain_timeout_s,
+                  const sigset_t *stop_signals) {
     http_server_drain(http);
     scheduler_drain(sched);
-    double deadline = clock_seconds() + drain_timeout_s;
-    /* Done when the scheduler is empty and every reply has been written out. */
-    while ((scheduler_pending(sched) > 0 || http_server_in_flight(http) > 0) &&
-           clock_seconds() < deadline)
-        usleep(20000);
-    int left = scheduler_pending(sched) + http_server_in_flight(http);
-    if (left > 0) log_warn("drain timeout: %d requests cut short", left);
-    scheduler_destroy(sched);
-    deadline = clock_seconds() + 2.0; /* let those last events go out before sockets close */
-    while (http_server_in_flight(http) > 0 && clock_seconds() < deadline) usleep(10000);
+    bool patient = wait_while(requests_left, http, sched, drain_timeout_s, stop_signals);
+    /* A request both queued and on its connection counts once. */
+    int pending = scheduler_pending(sched), in_flight = http_server_in_flight(http);
+    int left = pending > in_flight ? pending : in_flight;
+    if (!patient)
+        log_warn("second stop signal: %d requests cut short", left);
+    else if (left > 0)
+        log_warn("drain timeout: %d requests cut short", left);
+    scheduler_stop(sched);
+    /* Up to 2 s more to let those last events (and 503s) go out before sockets close. */
+    if (patient) wait_while(replies_left, http, sched, 2.0, stop_signals);
 }
 
 int main(int argc, char **argv) {
@@ -274,13 +312,13 @@ int main(int argc, char **argv) {
     sigwait(&stop_signals, &sig);
     log_info("%s: draining (up to %.0f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              cfg.drain_timeout_s);
-    drain(http, sv.sched, cfg.drain_timeout_s);
-    sv.sched = NULL;
+    drain(http, sv.sched, cfg.drain_timeout_s, &stop_signals);
     exit_code = 0;
     log_info("stopped");
 done:
+    scheduler_stop(sv.sched); /* no step runs while the connections close */
+    http_server_stop(http);   /* joins every thread that could reach the scheduler */
     scheduler_destroy(sv.sched);
-    http_server_stop(http);
     engine_destroy(sv.engine);
     tokenizer_free(&sv.tok);
     gpt_free(&sv.model);

@@ -89,6 +89,7 @@ struct Scheduler {
     int q_head, q_len;
     bool draining, stopping;
     int n_active;
+    bool joined; /* the thread has ended (scheduler_stop; only the thread calling it reads it) */
     /* scheduler thread only */
     long steps;       /* engine steps run */
     Request **active; /* (max_batch) */
@@ -397,12 +398,18 @@ int scheduler_pending(Scheduler *s) {
     return n;
 }
 
-void scheduler_destroy(Scheduler *s) {
-    if (!s) return;
+void scheduler_stop(Scheduler *s) {
+    if (!s || s->joined) return;
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
+    s->joined = true;
+}
+
+void scheduler_destroy(Scheduler *s) {
+    if (!s) return;
+    scheduler_stop(s);
     scheduler_free(s);
 }

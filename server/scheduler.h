@@ -130,7 +130,11 @@ bool scheduler_has_room(Scheduler *s, ApiError *e);
 void scheduler_drain(Scheduler *s);
 /* Requests queued or running. */
 int scheduler_pending(Scheduler *s);
-/* Ends the thread: what is still running fails with "shutdown". */
+/* Ends the thread: what is still running or queued fails with "shutdown", and every later submit
+ * is refused with a 503. The scheduler stays valid for HTTP threads still holding it; free it
+ * with scheduler_destroy once none can reach it (after http_server_stop). Idempotent. */
+void scheduler_stop(Scheduler *s);
+/* scheduler_stop, then frees the scheduler. */
 void scheduler_destroy(Scheduler *s);
 
 #endif

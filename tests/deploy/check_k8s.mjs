@@ -1,6 +1,7 @@
 // Validates docker/k8s/*.yaml against the Kubernetes OpenAPI schemas (npm kubernetes-models),
 // plus the facts gptd depends on: probes on /health, a grace period above the drain timeout,
-// resource requests and limits, 3 replicas. Exits 1 on any problem.
+// resource requests and limits, 3 replicas, the "restricted" Pod Security level. Exits 1 on any
+// problem.
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -40,6 +41,13 @@ if (dep) {
     [c.livenessProbe !== undefined, "liveness probe"],
     [pod.terminationGracePeriodSeconds > drain, `terminationGracePeriodSeconds above the drain timeout (${drain} s)`],
     [c.resources?.requests && c.resources?.limits, "resource requests and limits"],
+    // The "restricted" Pod Security Standard, which a namespace may enforce:
+    [c.securityContext?.allowPrivilegeEscalation === false, "restricted: allowPrivilegeEscalation false"],
+    [JSON.stringify(c.securityContext?.capabilities?.drop) === '["ALL"]', "restricted: capabilities drop ALL"],
+    [(c.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot) === true, "restricted: runAsNonRoot"],
+    [(c.securityContext?.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type) === "RuntimeDefault",
+     "restricted: seccompProfile RuntimeDefault"],
+    [c.securityContext?.readOnlyRootFilesystem === true, "readOnlyRootFilesystem"],
   ];
   for (const [ok, what] of checks) ok ? console.log(`ok   - ${what}`) : fail(what);
 }

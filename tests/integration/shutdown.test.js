@@ -148,3 +148,48 @@ test('SIGTERM while a 1 MB prompt is being parsed: exit 0, no use after free', a
     }
   }
 });
+
+// Regression: with --drain-timeout 0, a SIGTERM while a large prompt was still being parsed freed
+// the scheduler under the connection thread that then submitted it (ASan: heap-use-after-free in
+// check_room_locked). The scheduler is now stopped at the drain's end and freed only after every
+// connection thread is joined; the late request gets a 503 (or its connection closes), and the
+// process exits 0 without a sanitizer report. SIGTERM at several moments of the request's life.
+test('SIGTERM while a 1 MB prompt is parsed, --drain-timeout 0: a 503 or a close, exit 0, nothing freed under a thread', async (t) => {
+  const body = JSON.stringify({ prompt: 'a'.repeat(1_000_000), max_tokens: 5 });
+  for (const delayMs of [20, 100, 300]) {
+    const gptd = await Gptd.start({ args: ['--drain-timeout', '0'] });
+    try {
+      const reply = fetch(`${gptd.url}/generate`, { method: 'POST', body,
+        headers: { 'Content-Type': 'application/json' } })
+        .then(async (r) => ({ status: r.status, text: await r.text() }), (err) => ({ error: err }));
+      await sleep(delayMs);
+      await gptd.stop({ timeoutMs: 30_000 }); // exit 0 and no sanitizer report
+      const r = await reply;
+      if (r.error === undefined) assert.ok([200, 503].includes(r.status), `status ${r.status}: ${r.text.slice(0, 200)}`);
+      t.diagnostic(`SIGTERM after ${delayMs} ms: ${r.error ? 'connection closed' : r.status}`);
+    } finally {
+      gptd.kill();
+    }
+  }
+});
+
+test('a second SIGTERM ends a drain at once', async () => {
+  // every step waits 5 ms: the stream of 1,000 tokens lasts 5 s or more
+  const gptd = await Gptd.start({ args: ['--drain-timeout', '60'], env: { GPTD_TEST_STEP_DELAY_MS: '5' } });
+  try {
+    // cut short by the second signal: its connection closes
+    const stream = gptd.stream({ prompt: PROMPT, max_tokens: 1000, stream: true }).catch((err) => ({ error: err }));
+    await sleep(300);
+    gptd.child.kill('SIGTERM');
+    await sleep(300);
+    assert.equal(gptd.exitCode, undefined, 'the first SIGTERM drains (the stream is still running)');
+    const t0 = performance.now();
+    gptd.child.kill('SIGTERM');
+    await gptd.stop({ sendSignal: false, timeoutMs: 10_000 });
+    assert.ok(performance.now() - t0 < 5000, 'exited within 5 s of the second signal');
+    assert.match(gptd.stderr, /second stop signal: \d+ requests cut short/);
+    await stream;
+  } finally {
+    gptd.kill();
+  }
+});

@@ -73,11 +73,13 @@ describe('start-up errors exit with code 2', () => {
       [['--timeout', 'soon'], /--timeout/],
       [['--port'], /--port/],
       [['stray-argument'], /stray-argument/],
+      [['--api-key', ''], /--api-key/, /empty/], // an empty key would switch authentication off
     ];
     for (const [args, ...patterns] of cases) {
       const r = await runGptd(args); // rejected before anything is allocated: no leak either
       assertExit2(r, ...patterns);
     }
+    assertExit2(await runGptd([], { env: { GPTD_API_KEY: '' } }), /GPTD_API_KEY/, /empty/);
   });
 
   test('bad environment variables: GPTD_PORT=70000, GPTD_THREADS=abc: exit 2', async () => {

@@ -122,6 +122,12 @@ static void refused(void **state) {
         {API_COMPLETIONS, "{\"n\":2}", "\"n\""},
         {API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}", "\"prompt\""},
         {API_COMPLETIONS, "{\"stream_options\":3}", "\"stream_options\""},
+        /* duplicate keys: cJSON would let the first win, silently */
+        {API_GENERATE, "{\"prompt\":\"a\",\"prompt\":5}", "field \"prompt\" given twice"},
+        {API_COMPLETIONS, "{\"max_tokens\":3,\"prompt\":\"a\",\"max_tokens\":9}",
+         "field \"max_tokens\" given twice"},
+        {API_GENERATE, "{\"attention\":{\"layer\":0,\"layer\":1}}",
+         "field \"layer\" given twice in \"attention\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ApiRequest r;

@@ -26,14 +26,12 @@ typedef struct {
 
 static void count_task(void *ctx, int task) { atomic_fetch_add(&((Counts *)ctx)->count[task], 1); }
 
-static void no_hook(void *arg) { (void)arg; }
-
 static void check_runs(int threads, int spin_us, int pause_us) {
     ThreadPool *p;
     Error err;
     assert_int_equal(thread_pool_create(&p, threads, spin_us, &err), 0);
     assert_int_equal(thread_pool_size(p), threads);
-    thread_pool_set_worker_hook(p, no_hook, NULL); /* every run is handed out */
+    thread_pool_always_share(p); /* every run reaches the workers */
     static Counts c;
     for (int run = 0; run < 200; run++) {
         int n = run % 7 == 0 ? 1 : 1 + (run * 37) % MAX_TASKS;
@@ -185,6 +183,7 @@ static void late_worker_cannot_hold_a_run(void **state) {
     ThreadPool *p;
     Error err;
     assert_int_equal(thread_pool_create(&p, 2, 1000000, &err), 0);
+    thread_pool_always_share(p);
     thread_pool_set_worker_hook(p, gate_hook, &g);
     run_or_fail(p, count_task, &a, 50, "run A waited for a worker held before claiming any task");
     pthread_mutex_lock(&g.lock);
@@ -217,7 +216,7 @@ static void workers_take_part(void **state) {
     Error err;
     pthread_t self = pthread_self();
     assert_int_equal(thread_pool_create(&p, 2, 1000, &err), 0);
-    thread_pool_set_worker_hook(p, no_hook, NULL); /* every run is handed out */
+    thread_pool_always_share(p); /* every run reaches the workers */
     for (int run = 0; run < 100 && !__atomic_load_n(&worker_ran, __ATOMIC_SEQ_CST); run++)
         thread_pool_run(p, mark_task, &self, 20);
     assert_true(__atomic_load_n(&worker_ran, __ATOMIC_SEQ_CST));
@@ -251,7 +250,7 @@ static void caller_sleeps_until_a_slow_worker_finishes(void **state) {
     ThreadPool *p;
     Error err;
     assert_int_equal(thread_pool_create(&p, 2, 0, &err), 0);
-    thread_pool_set_worker_hook(p, no_hook, NULL);
+    thread_pool_always_share(p);
     for (int run = 0; run < 5; run++) {
         memset(&r.counts, 0, sizeof r.counts);
         RunArgs a = {p, slow_on_worker, &r, 20};
