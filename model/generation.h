@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "attention_view.h"
 #include "../common/error.h"
+#include "attention_view.h"
 #include "sampler.h"
 
 #define GENERATION_MAX_STOP 4

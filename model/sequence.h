@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/rng.h"
 #include "engine.h"
 #include "generation.h"
-#include "../common/rng.h"
 #include "sampler.h"
 #include "tokenizer.h"
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "../common/cli.h"
-#include "../model/checkpoint.h"
 #include "../common/float16.h"
+#include "../model/checkpoint.h"
 
 /* Adds the parameters of checkpoint `path` to sum (m's layout); the config and vocabulary must be
  * m's. */

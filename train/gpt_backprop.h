@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 #include "../common/error.h"
-#include "../model/gpt.h"
 #include "../common/rng.h"
+#include "../model/gpt.h"
 
 /* Activations kept by the training forward pass for the backward pass. Per-layer tensors hold
  * all L layers one after another. */

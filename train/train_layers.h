@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "../model/layers.h"
 #include "../common/rng.h"
+#include "../model/layers.h"
 
 /* out (N, C) = wte[tokens] + wpe[position], tokens (B, T) with positions 0..T-1. */
 void embedding_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,

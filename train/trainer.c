@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "../common/clock.h"
-#include "../model/checkpoint.h"
 #include "../common/thread_pool.h"
+#include "../model/checkpoint.h"
 #include "adamw.h"
 #include "dataset.h"
 #include "gpt_backprop.h"

@@ -14,9 +14,9 @@
 
 #include "test_filter.h"
 
+#include "../../common/float16.h"
 #include "../../model/batch.h"
 #include "../../model/checkpoint.h"
-#include "../../common/float16.h"
 #include "../../model/kernels.h"
 #include "../../train/gpt_backprop.h"
 

@@ -16,10 +16,10 @@
 #include "test_filter.h"
 
 #include "../../common/float16.h"
-#include "../../model/kernels.h"
-#include "../../model/layers.h"
 #include "../../common/rng.h"
 #include "../../common/thread_pool.h"
+#include "../../model/kernels.h"
+#include "../../model/layers.h"
 
 static const Kernels *paths[4];
 static int n_paths;
