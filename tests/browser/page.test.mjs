@@ -31,6 +31,13 @@ const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-b
 let tmpDir, modelCopy, browser, browserLaunch, staticServer, staticOrigin, pageHtml;
 let gptd;      // the daemon most tests use; no --cors-origin
 let gptdCors;  // a second daemon started with --cors-origin <static origin>
+// Generations that Stop or Escape must cut short: at thousands of tokens/s they last for seconds.
+// Without attention: with it, a reply's weights bound max_tokens.
+const LONG_RUN = 100000;
+// A generation the page must show arriving in pieces: long enough that two samples of #output
+// 100 ms apart both fall before its end, on a machine where the daemon makes ~5,000 tokens/s.
+const STREAM_RUN = 4000;
+const LONG_CAP = 200000;
 const started = Date.now();
 
 // unref: a pending sleep never keeps the test process alive.
@@ -188,7 +195,9 @@ before(async () => {
 
   browserLaunch = chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
   browserLaunch.catch(() => {}); // awaited below; a failure is reported there
-  gptd = await startGptd('gptd');
+  // A cap far above the default's 1,024: the engine makes 1,000 tokens in a fifth of a second,
+  // so a generation that Stop and Escape must cut short has to be one that lasts for seconds.
+  gptd = await startGptd('gptd', ['--max-tokens', String(LONG_CAP)]);
 
   // A second origin: a tiny static server re-serving the page gptd serves at /.
   const page = await httpGet(gptd.base + '/');
@@ -234,7 +243,7 @@ test('1. streams a generation token by token and shows the finish reason', { tim
   assert.equal(await page.title(), 'gptd');
   const prompt = 'KING RICHARD:\nNow is the ';
   await typePrompt(page, prompt);
-  await page.fill('#max_tokens', '400');
+  await page.fill('#max_tokens', String(STREAM_RUN));
   await page.fill('#seed', '1234');
   // Every change of #output, with its time: the page must update many times, not once at the end.
   await page.evaluate(() => {
@@ -259,7 +268,7 @@ test('1. streams a generation token by token and shows the finish reason', { tim
   log(`  #output length ${first.len} at ${first.at.toFixed(0)} ms (no finish reason yet), ` +
       `${second.len} at ${second.at.toFixed(0)} ms (finish reason ${second.finished})`);
   assert.equal(first.finished, null, 'the first sample was taken before the end');
-  assert.ok(first.len < prompt.length + 400, 'the first sample has part of the text');
+  assert.ok(first.len < prompt.length + STREAM_RUN, 'the first sample has part of the text');
   assert.ok(second.len > first.len, `output grew between the samples (${first.len} -> ${second.len})`);
 
   await waitFinished(page);
@@ -268,11 +277,11 @@ test('1. streams a generation token by token and shows the finish reason', { tim
   log(`  finished in ${total.toFixed(0)} ms; stats: ${JSON.stringify(stats)}`);
   assert.equal(await finishReason(page), 'length');
   assert.match(stats, /finish reason: length/);
-  assert.match(stats, /^400 tokens, \d+ tokens\/s, finish reason: length, seed 1234$/);
+  assert.match(stats, new RegExp(`^${STREAM_RUN} tokens, \\d+ tokens/s, finish reason: length, seed 1234$`));
   const out = await outputText(page);
   assert.ok(out.startsWith(prompt), 'output starts with the prompt');
   assert.equal((await page.locator('#output .prompt').allTextContents()).join(''), prompt);
-  assert.equal(out.length, prompt.length + 400, 'a character model: 400 tokens are 400 characters');
+  assert.equal(out.length, prompt.length + STREAM_RUN, 'a character model: one token is one character');
   assert.equal(await errorText(page), '');
   await waitIdle(page);
   assert.equal(await page.locator('#stop').isDisabled(), true);
@@ -290,7 +299,8 @@ test('2. Stop aborts the request and the server frees the slot within 1 s', { ti
   const { page, close } = await openPage(gptd.base + '/');
   const prompt = 'ROMEO:';
   await typePrompt(page, prompt);
-  await page.fill('#max_tokens', '1000');
+  await page.fill('#max_tokens', String(LONG_RUN));
+  await page.uncheck('#show_attention'); // attention bounds max_tokens (to 4,096 here)
   await page.click('#generate');
   await waitOutputLonger(page, prompt.length + 30, 30000);
   assert.equal(await metric(gptd, 'gptd_active_sequences'), 1, 'the generation holds a slot');
@@ -311,13 +321,13 @@ test('2. Stop aborts the request and the server frees the slot within 1 s', { ti
   assert.equal(await finishReason(page), null, 'no finish reason after Stop');
   assert.equal(await errorText(page), '');
   const len = (await outputText(page)).length;
-  assert.ok(len < prompt.length + 1000, `stopped early (${len - prompt.length} of 1000 tokens)`);
+  assert.ok(len < prompt.length + LONG_RUN, `stopped early (${len - prompt.length} of ${LONG_RUN} tokens)`);
   await sleep(200);
   assert.equal((await outputText(page)).length, len, 'no text arrives after Stop');
   // The daemon logs the cut-short request as client_gone with fewer tokens than asked for.
   const line = gptd.log.split('\n').filter((l) => / generate status=200 .*client_gone/.test(l)).at(-1);
   assert.ok(line, `gptd logged the cancelled request:\n${gptd.log}`);
-  assert.ok(Number(/ tokens=(\d+)/.exec(line)[1]) < 1000, line);
+  assert.ok(Number(/ tokens=(\d+)/.exec(line)[1]) < LONG_RUN, line);
   await screenshot(page, '2-stopped.png');
   await close();
 });
@@ -337,12 +347,12 @@ test('3. a request the server refuses shows its error message in #error', { time
   assert.deepEqual(generateRequests, ['POST']);
   await screenshot(page, '3-error.png');
 
-  // max_tokens above the server's cap (1024): the page has no max, the server names the field.
+  // max_tokens above the server's cap: the page has no max, the server names the field.
   await page.fill('#top_p', '1');
-  await page.fill('#max_tokens', '5000');
+  await page.fill('#max_tokens', String(LONG_CAP + 1));
   await page.click('#generate');
   await page.waitForFunction(() => /max_tokens/.test(document.getElementById('error').textContent));
-  log(`  max_tokens=5000, Generate: #error ${JSON.stringify(await errorText(page))}`);
+  log(`  max_tokens=${LONG_CAP + 1}, Generate: #error ${JSON.stringify(await errorText(page))}`);
   await waitIdle(page);
 
   // temperature = -1 (or top_p = 5) breaks the inputs' min/max: clicking Generate is stopped by
@@ -388,7 +398,8 @@ test('4. Ctrl+Enter in the prompt starts a generation, Escape stops it', { timeo
   const { page, close } = await openPage(gptd.base + '/');
   const prompt = 'JULIET:';
   await typePrompt(page, prompt);
-  await page.fill('#max_tokens', '1000');
+  await page.fill('#max_tokens', String(LONG_RUN));
+  await page.uncheck('#show_attention'); // attention bounds max_tokens (to 4,096 here)
   await page.locator('#prompt').focus();
   await page.keyboard.press('Control+Enter');
   await waitOutputLonger(page, prompt.length + 10, 30000);
