@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/utf8.h"
 #include "../model/tokenizer.h"
 
 int api_error(ApiError *e, int status, const char *type, const char *fmt, ...) {
@@ -16,6 +17,9 @@ int api_error(ApiError *e, int status, const char *type, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* Messages quote what the client sent (field names, headers, the method), and a long one is
+     * cut at a byte count: either may leave bytes that are not UTF-8 in a JSON reply. */
+    utf8_make_valid(e->message);
     return -1;
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../common/error.h"
+#include "../common/utf8.h"
 
 typedef struct {
     uint32_t *chars; /* (vocab_size) sorted code points */
@@ -21,11 +22,6 @@ int tokenizer_from_string(Tokenizer *tok, const char *vocab, Error *err);
 /* The stored form: all characters in order, UTF-8, NUL-terminated; caller frees. */
 char *tokenizer_to_string(const Tokenizer *tok);
 void tokenizer_free(Tokenizer *tok);
-
-/* Decodes one UTF-8 character at s[0..len); returns its byte length, or 0 if malformed. */
-int utf8_decode(const char *s, size_t len, uint32_t *cp);
-/* Writes cp as UTF-8 into out (4 bytes room); returns the byte count. */
-int utf8_encode(uint32_t cp, char *out);
 
 /* Number of characters in text, or -1 with err set if it is not valid UTF-8. */
 long tokenizer_count(const char *text, size_t len, Error *err);

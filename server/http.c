@@ -564,13 +564,68 @@ static enum MHD_Result screen_generate(Conn *c) {
     return MHD_YES;
 }
 
+/* ---- framing ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int content_length, transfer_encoding, host;
+} HeaderCounts;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+    (void)kind;
+    (void)value;
+    HeaderCounts *n = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) n->content_length++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) n->transfer_encoding++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) n->host++;
+    return MHD_YES;
+}
+
+/* Where a request's body ends must be beyond doubt, or what follows it on the connection could
+ * run as a second, smuggled request (RFC 9112, 6.3). A proxy in front would refuse these; gptd is
+ * often reached without one, so it refuses them itself. libmicrohttpd 0.9.75 takes the first of
+ * two Content-Lengths and waits for the close on an unknown transfer coding. Returns false with
+ * *e filled (the reply must close the connection). */
+static bool framing_ok(struct MHD_Connection *conn, const char *version, ApiError *e) {
+    HeaderCounts n = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &n);
+    if (n.content_length > 1) {
+        api_error(e, 400, "invalid_request_error", "more than one Content-Length header");
+        return false;
+    }
+    if (n.transfer_encoding > 0) {
+        const char *te =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (n.content_length > 0) {
+            api_error(e, 400, "invalid_request_error",
+                      "both Content-Length and Transfer-Encoding headers");
+            return false;
+        }
+        if (n.transfer_encoding > 1 || !te || strcasecmp(te, "chunked") != 0) {
+            api_error(e, 501, "not_implemented",
+                      "Transfer-Encoding \"%s\": only \"chunked\" is supported", te ? te : "");
+            return false;
+        }
+    }
+    if (n.host > 1 || (n.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)) {
+        api_error(e, 400, "invalid_request_error",
+                  n.host ? "more than one Host header" : "an HTTP/1.1 request needs a Host header");
+        return false;
+    }
+    return true;
+}
+
 /* Everything the request line and headers decide is decided before a byte of the body is read:
  * the route, the method, Host and Origin, the API key, and for generation the state, the size
  * and the queue. A refused request costs no body buffer, no parsing and no tokenizing. Returns
  * MHD_YES with c->status 0 to go on; otherwise the refusal is queued. */
-static enum MHD_Result screen(Conn *c, const char *url, const char *method) {
+static enum MHD_Result screen(Conn *c, const char *url, const char *method, const char *version) {
     HttpServer *s = c->server;
     ApiError e;
+    if (!framing_ok(c->conn, version, &e)) {
+        c->endpoint = "other";
+        return reply(c, e.status, "application/json", api_error_json(&e), "Connection", "close");
+    }
     const Route *rt = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
         if (strcmp(routes[i].path, url) == 0) rt = &routes[i];
@@ -631,7 +686,6 @@ static enum MHD_Result screen(Conn *c, const char *url, const char *method) {
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls) {
-    (void)version;
     HttpServer *s = cls;
     Conn *c = *con_cls;
     if (!c) {
@@ -643,7 +697,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&c->body, (size_t)s->config->body_limit);
         c->t_start = clock_seconds();
         *con_cls = c;
-        return screen(c, url, method);
+        return screen(c, url, method, version);
     }
     if (c->status) { /* refused from its headers: the rest of the body is dropped unread */
         *upload_size = 0;
@@ -662,7 +716,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return c->route->get ? c->route->get(c) : handle_generate(c, c->route->kind);
 }
 
-/* Connections start and end: the receive deadline runs from the accept. */
+/* Connections start and end: the first request's receive deadline runs from the accept. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
     HttpServer *s = cls;
@@ -679,7 +733,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)conn;
     HttpServer *s = cls;
     Conn *c = *con_cls;
     if (!c) return;
@@ -702,6 +755,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  (clock_seconds() - c->t_start) * 1e3);
     }
     if (c->status) metrics_request_done(s->metrics, c->endpoint, c->status);
+    if (s->deadline && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) { /* the next request's turn */
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (info && info->socket_context) receive_deadline_next(s->deadline, info->socket_context);
+    }
     sse_free(&c->sse);
     body_release(c);
     free(c);
@@ -788,7 +846,8 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
     if (getsockname(s->listen_fd, (struct sockaddr *)&bound, &bound_len) == 0)
         s->loopback = address_is_loopback((struct sockaddr *)&bound);
     if (config->receive_timeout_s > 0 &&
-        receive_deadline_start(&s->deadline, config->receive_timeout_s, err)) {
+        receive_deadline_start(&s->deadline, config->receive_timeout_s, config->receive_min_rate,
+                               err)) {
         close(s->listen_fd);
         free(s);
         return -1;

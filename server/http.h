@@ -25,8 +25,8 @@ typedef struct {
     int stream_interval_ms; /* shortest time between two writes of one stream */
     bool serve_half_closed; /* a client's FIN is not taken for leaving (see client_gone) */
     double timeout_s, drain_timeout_s;
-    double receive_timeout_s; /* a connection's first request must arrive whole within it; 0 = no
-                                 limit */
+    double receive_timeout_s; /* each request must arrive whole within it; 0 = no limit */
+    double receive_min_rate;  /* bytes/s while a request arrives (0 = none; needs a timeout) */
     const char *cors_origins[MAX_CORS_ORIGINS];
     int n_cors_origins;
     char threads_source[200]; /* where the thread count came from: the flag, or the CPUs this

@@ -45,10 +45,11 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .timeout_s = 300,
         .drain_timeout_s = 30,
         .receive_timeout_s = 30,
+        .receive_min_rate = 500,
     };
     CliList cors = {{0}, 0};
     float timeout = (float)cfg->timeout_s, drain = (float)cfg->drain_timeout_s,
-          receive = (float)cfg->receive_timeout_s;
+          receive = (float)cfg->receive_timeout_s, min_rate = (float)cfg->receive_min_rate;
     CliFlag flags[] = {
         {"model", CLI_STRING, &cfg->model_path, 0, 0, "checkpoint to serve", false, "GPTD_MODEL"},
         {"host", CLI_STRING, &cfg->host, 0, 0, "address to listen on", false, "GPTD_HOST"},
@@ -92,8 +93,12 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         {"connection-timeout", CLI_INT, &cfg->connection_timeout, 1, 86400,
          "seconds an idle connection lives", false, "GPTD_CONNECTION_TIMEOUT"},
         {"receive-timeout", CLI_FLOAT, &receive, 0, 86400,
-         "seconds a new connection has to send its whole request (0 = no limit)", false,
-         "GPTD_RECEIVE_TIMEOUT"},
+         "seconds each request has to arrive whole, from a new connection's accept or a later "
+         "request's first byte (0 = no limit)",
+         false, "GPTD_RECEIVE_TIMEOUT"},
+        {"receive-min-rate", CLI_FLOAT, &min_rate, 0, 1e9,
+         "bytes/s a request must keep up while it arrives, over 2 s windows (0 = none)", false,
+         "GPTD_RECEIVE_MIN_RATE"},
         {"body-limit", CLI_INT, &cfg->body_limit, 1024, 1 << 30, "largest request body in bytes",
          false, "GPTD_BODY_LIMIT"},
         {"body-memory", CLI_INT, &cfg->body_memory_mb, 1, 1 << 20,
@@ -129,6 +134,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     cfg->timeout_s = timeout;
     cfg->drain_timeout_s = drain;
     cfg->receive_timeout_s = receive;
+    cfg->receive_min_rate = min_rate;
     if (cfg->default_max_tokens > cfg->max_tokens) cfg->default_max_tokens = cfg->max_tokens;
     /* An empty key would turn authentication off (the table takes an empty variable for unset). */
     const char *env_key = getenv("GPTD_API_KEY");

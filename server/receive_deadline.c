@@ -1,7 +1,11 @@
 #include "receive_deadline.h"
 
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -10,36 +14,91 @@
 #include "../common/clock.h"
 #include "log.h"
 
+typedef enum {
+    AWAITING,  /* the first request: its deadline runs from the accept */
+    RECEIVING, /* a request is arriving: deadline and rate both apply */
+    ANSWERING, /* the request is whole; nothing to check */
+    IDLE,      /* between requests: waiting for the next one's first byte */
+} Phase;
+
 struct TrackedConnection {
     /* A duplicate of the connection's socket: shutting it down ends the connection, and it
      * cannot name another socket once libmicrohttpd has closed (and the system reused) its own
      * descriptor. */
     int fd;
-    double deadline;
-    bool waiting; /* the request has not arrived whole yet */
+    Phase phase;
+    double deadline;     /* AWAITING, RECEIVING */
+    long long baseline;  /* bytes received when the phase began (-1: the kernel gives no count) */
+    double window_start; /* RECEIVING: the rate window's start, and its bytes then */
+    long long window_bytes;
     TrackedConnection *prev, *next;
 };
 
 struct ReceiveDeadline {
-    double seconds;
+    double seconds, min_rate;
     pthread_t thread;
-    pthread_mutex_t lock; /* guards everything below */
+    pthread_mutex_t lock; /* guards everything below, and every TrackedConnection */
     pthread_cond_t wake;
     bool stopping;
     TrackedConnection *head;
 };
+
+/* Bytes the socket has received in all (read by libmicrohttpd or not), or -1. */
+static long long bytes_received(int fd) {
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
+        return -1;
+    return (long long)info.tcpi_bytes_received;
+}
+
+static void cut(TrackedConnection *t, const char *why, double value) {
+    t->phase = ANSWERING; /* checked no more; the connection's thread sees the end and closes */
+    shutdown(t->fd, SHUT_RDWR);
+    log_info(why, value);
+}
+
+static void start_receiving(TrackedConnection *t, double now) {
+    t->phase = RECEIVING;
+    t->window_start = now;
+    t->window_bytes = t->baseline;
+}
+
+/* One connection, with the lock held. */
+static void check(ReceiveDeadline *d, TrackedConnection *t, double now) {
+    if (t->phase == ANSWERING) return;
+    long long bytes = t->baseline >= 0 ? bytes_received(t->fd) : -1;
+    if (t->phase == IDLE) {
+        if (bytes < 0 || bytes <= t->baseline) return;
+        t->deadline = now + d->seconds;
+        start_receiving(t, now);
+    } else if (t->phase == AWAITING && bytes > t->baseline) {
+        start_receiving(t, now); /* the deadline stays the accept's */
+    }
+    if (now > t->deadline) {
+        cut(t, "a connection did not send its request within %.0f s: closed", d->seconds);
+        return;
+    }
+    if (t->phase != RECEIVING || bytes < 0 || d->min_rate <= 0) return;
+    double span = now - t->window_start;
+    if (span < RECEIVE_RATE_WINDOW_S) return;
+    double rate = (double)(bytes - t->window_bytes) / span;
+    if (rate < d->min_rate) {
+        cut(t, "a connection sent its request at %.0f bytes/s, under --receive-min-rate: closed",
+            rate);
+        return;
+    }
+    t->window_start = now;
+    t->window_bytes = bytes;
+}
 
 static void *watchdog(void *arg) {
     ReceiveDeadline *d = arg;
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {
         double now = clock_seconds();
-        for (TrackedConnection *t = d->head; t; t = t->next)
-            if (t->waiting && now > t->deadline) {
-                t->waiting = false;
-                shutdown(t->fd, SHUT_RDWR); /* the connection's thread sees the end and closes */
-                log_info("a connection did not send its request within %.0f s: closed", d->seconds);
-            }
+        for (TrackedConnection *t = d->head; t; t = t->next) check(d, t, now);
         struct timespec until = clock_deadline(0.2); /* checks five times a second */
         pthread_cond_timedwait(&d->wake, &d->lock, &until);
     }
@@ -47,10 +106,11 @@ static void *watchdog(void *arg) {
     return NULL;
 }
 
-int receive_deadline_start(ReceiveDeadline **out, double seconds, Error *err) {
+int receive_deadline_start(ReceiveDeadline **out, double seconds, double min_rate, Error *err) {
     ReceiveDeadline *d = calloc(1, sizeof *d);
     if (!d) return error_set(err, "out of memory");
     d->seconds = seconds;
+    d->min_rate = min_rate;
     clock_cond_init(&d->wake);
     pthread_mutex_init(&d->lock, NULL);
     if (pthread_create(&d->thread, NULL, watchdog, d) != 0) {
@@ -83,8 +143,9 @@ TrackedConnection *receive_deadline_track(ReceiveDeadline *d, int fd) {
         free(t);
         return NULL;
     }
+    t->phase = AWAITING;
     t->deadline = clock_seconds() + d->seconds;
-    t->waiting = true;
+    t->baseline = bytes_received(t->fd) < 0 ? -1 : 0;
     pthread_mutex_lock(&d->lock);
     t->next = d->head;
     if (d->head) d->head->prev = t;
@@ -95,7 +156,15 @@ TrackedConnection *receive_deadline_track(ReceiveDeadline *d, int fd) {
 
 void receive_deadline_met(ReceiveDeadline *d, TrackedConnection *t) {
     pthread_mutex_lock(&d->lock);
-    t->waiting = false;
+    t->phase = ANSWERING;
+    pthread_mutex_unlock(&d->lock);
+}
+
+void receive_deadline_next(ReceiveDeadline *d, TrackedConnection *t) {
+    long long bytes = t->baseline >= 0 ? bytes_received(t->fd) : -1;
+    pthread_mutex_lock(&d->lock);
+    t->phase = IDLE;
+    t->baseline = bytes;
     pthread_mutex_unlock(&d->lock);
 }
 

@@ -13,7 +13,7 @@
  *     channel and writes what arrives (JSON or server-sent events). It owns its Conn. It never
  *     runs the model.
  *   - The watchdog thread (server/receive_deadline.c, only with --receive-timeout > 0) shuts
- *     down the sockets of connections that did not send their request in time.
+ *     down the sockets of connections that did not send a request in time, or too slowly.
  *     ReceiveDeadline.lock guards its list; it takes no other lock.
  *   - The scheduler thread (this file), each step: admits queued requests into free slots,
  *     drops the cancelled and timed-out, runs one batch_step (decode rows + a prefill budget),

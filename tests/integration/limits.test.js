@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { Gptd, sleep } from './helpers.js';
+import { Gptd, eventually, sleep } from './helpers.js';
 
 /** An idle TCP connection to the daemon (nothing sent); resolves once connected. */
 async function idle(port) {
@@ -103,6 +103,72 @@ describe('connection limits', () => {
         clearInterval(s.drip);
         s.destroy();
       }
+      await gptd.stop();
+    }
+  });
+
+  // Every request on a keep-alive connection gets the deadline and the rate, not only the first:
+  // after one quick GET /health, the same connection drips its next request.
+  /** A connection that has had one GET /health answered and stays open. */
+  async function keptAlive(port) {
+    const s = await idle(port);
+    s.setEncoding('latin1');
+    s.got = '';
+    s.on('data', (d) => (s.got += d));
+    s.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    for (let i = 0; i < 100 && !s.got.includes('{"status":"ok"}'); i++) await sleep(20);
+    assert.match(s.got, /^HTTP\/1\.1 200 /, 'the first request is answered');
+    return s;
+  }
+
+  /** Writes `piece` every `ms` until the socket closes or `limitMs` passes; the time it took. */
+  async function dripUntilClosed(s, piece, ms, limitMs) {
+    const t0 = performance.now();
+    while (s.closedAt === null && performance.now() - t0 < limitMs) {
+      s.write(piece);
+      await sleep(ms);
+    }
+    return (s.closedAt ?? performance.now()) - t0;
+  }
+
+  test('--receive-timeout 3 (no rate): a keep-alive connection\'s second request, dripped, is cut at its deadline', async () => {
+    const gptd = await Gptd.start({ args: ['--receive-timeout', '3', '--receive-min-rate', '0'] });
+    try {
+      const s = await keptAlive(gptd.port);
+      await sleep(1500); // idle between requests: no deadline runs until the next request starts
+      assert.equal(s.closedAt, null, 'an idle keep-alive connection is not cut by the deadline');
+      s.write('POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      const took = await dripUntilClosed(s, 'X-Slow: 1\r\n', 500, 15_000);
+      assert.ok(s.closedAt !== null, 'a second request dripped for 15 s is still open');
+      assert.ok(took >= 2500 && took <= 6000, `cut ${took.toFixed(0)} ms after its first byte`);
+      assert.match(gptd.stderr + gptd.stdout, /did not send its request within 3 s/);
+      s.destroy();
+    } finally {
+      await gptd.stop();
+    }
+  });
+
+  test('--receive-min-rate: a slow body after a first request is cut within seconds and its --body-memory freed', async () => {
+    // One such client holds the whole --body-memory (1 MB), so a small POST gets 503 until the
+    // drip is cut; the deadline itself (60 s) is far away.
+    const gptd = await Gptd.start({
+      args: ['--receive-timeout', '60', '--receive-min-rate', '500', '--body-memory', '1'],
+    });
+    try {
+      const s = await keptAlive(gptd.port);
+      s.write('POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+              'Content-Length: 1000000\r\n\r\n{"prompt":"' + 'a'.repeat(999_000));
+      await sleep(300);
+      const held = await gptd.post('/generate', { prompt: 'ROMEO:', max_tokens: 2 });
+      assert.equal(held.status, 503, 'the slow body holds --body-memory');
+      const took = await dripUntilClosed(s, 'a', 1000, 20_000);
+      assert.ok(s.closedAt !== null, 'a body dripping 1 byte/s for 20 s is still open');
+      assert.ok(took <= 7000, `cut ${took.toFixed(0)} ms into the drip`);
+      assert.match(gptd.stderr + gptd.stdout, /under --receive-min-rate: closed/);
+      await eventually(async () => (await gptd.post('/generate', { prompt: 'ROMEO:', max_tokens: 2 })).status === 200,
+                       { ms: 5000, every: 200 });
+      s.destroy();
+    } finally {
       await gptd.stop();
     }
   });
