@@ -21,3 +21,19 @@ const char *api_finish_name(ApiFinish f) {
     }
     return NULL;
 }
+
+const char *api_finish_name_openai(ApiFinish f) {
+    switch (f) {
+        case API_FINISH_NONE:
+            return NULL;
+        case API_FINISH_STOP:
+            return "stop";
+        case API_FINISH_LENGTH:
+        case API_FINISH_TIMEOUT:
+        case API_FINISH_CANCELLED:
+        case API_FINISH_SHUTDOWN:
+        case API_FINISH_ERROR:
+            return "length";
+    }
+    return NULL;
+}

@@ -16,5 +16,9 @@ typedef enum {
 
 /* "length", "stop", "timeout", "cancelled", "shutdown", "error"; NULL for API_FINISH_NONE. */
 const char *api_finish_name(ApiFinish f);
+/* The same for OpenAI's API, whose clients know only its own values: "stop" for a stop string,
+ * and "length" for every other end that cuts the text short (max_tokens, --timeout, a shutdown),
+ * as the text is then a complete but truncated answer; NULL for API_FINISH_NONE. */
+const char *api_finish_name_openai(ApiFinish f);
 
 #endif

@@ -79,6 +79,16 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
         sequence_free(s);
         return error_wrap(err, "prompt");
     }
+    /* A stop string the model cannot write could never match: refused, as a prompt would be. */
+    for (int i = 0; i < params->n_stop; i++) {
+        int ids[GENERATION_MAX_STOP_LEN];
+        size_t n;
+        if (tokenizer_encode(tok, params->stop[i], strlen(params->stop[i]), ids,
+                             GENERATION_MAX_STOP_LEN, &n, err)) {
+            sequence_free(s);
+            return error_wrap(err, "stop string %d", i);
+        }
+    }
     if (kept == 0) s->tokens[kept++] = 0; /* the lecture's script starts from token 0 */
     s->n_tokens = s->n_prompt = (int)kept;
     s->prompt_dropped = total > kept ? (int)(total - kept) : 0;

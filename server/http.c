@@ -24,6 +24,10 @@
 #include "sse.h"
 #include "web_page.h"
 
+/* Connections libmicrohttpd accepts past --max-connections, only to close them at once (on_accept);
+ * past these it stops accepting. */
+#define ACCEPT_HEADROOM 64
+
 #ifndef GPTD_VERSION
 #define GPTD_VERSION "dev"
 #endif
@@ -44,8 +48,10 @@ struct HttpServer {
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
     atomic_int admitting;       /* generation requests between arrival and submit (or refusal) */
+    atomic_int connections;     /* open connections, counted by on_connection */
     bool loopback;              /* listening on a loopback address: Host must name loopback */
     atomic_size_t body_bytes;   /* request bodies being received, all connections together */
+    atomic_size_t reply_bytes;  /* attention replies being built or sent (--reply-memory) */
     unsigned long long id_base; /* random per process, so ids differ across replicas */
 };
 
@@ -57,6 +63,7 @@ typedef struct {
     bool body_too_big;         /* over --body-limit: the rest is dropped, the answer is 413 */
     bool body_no_room;         /* over --body-memory for all bodies: dropped, the answer is 503 */
     size_t charged;            /* bytes this request counts in HttpServer.body_bytes */
+    size_t reply_charged;      /* bytes it counts in HttpServer.reply_bytes, until it ends */
     const struct Route *route; /* found from the headers, before the body is read */
     const char *endpoint;      /* for metrics and the log line */
     int status;
@@ -195,7 +202,9 @@ static ApiResult result_of(const Conn *c, const Request *r) {
         .created = c->created,
         .text = r->text,
         .text_len = (size_t)r->text_len,
-        .finish_reason = api_finish_name(r->finish ? r->finish : API_FINISH_LENGTH),
+        .finish_reason = c->kind == API_COMPLETIONS
+                             ? api_finish_name_openai(r->finish ? r->finish : API_FINISH_LENGTH)
+                             : api_finish_name(r->finish ? r->finish : API_FINISH_LENGTH),
         .seed = r->api.params.seed,
         .prompt_tokens = r->prompt_tokens,
         .completion_tokens = r->completion_tokens,
@@ -286,19 +295,37 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
+/* Takes `more` bytes from a budget shared by all connections; false (and nothing taken) when
+ * that would pass it. */
+static bool budget_take(atomic_size_t *used, size_t budget, size_t more) {
+    if (atomic_fetch_add(used, more) + more > budget) {
+        atomic_fetch_sub(used, more);
+        return false;
+    }
+    return true;
+}
+
 /* Bodies are buffered until parsed, and a parsed prompt lives until it is tokenized. What all
  * connections hold so is bounded (--body-memory): many large requests at once get 503s rather
  * than the daemon's memory. Counts `more` bytes; false (and nothing counted) when over. */
 static bool charge_body_memory(Conn *c, size_t more) {
     HttpServer *s = c->server;
-    size_t budget = (size_t)s->config->body_memory_mb << 20;
-    if (atomic_fetch_add(&s->body_bytes, more) + more > budget) {
-        atomic_fetch_sub(&s->body_bytes, more);
+    if (!budget_take(&s->body_bytes, (size_t)s->config->body_memory_mb << 20, more)) {
         c->body_no_room = true;
         return false;
     }
     c->charged += more;
     return true;
+}
+
+/* What an attention reply holds at its peak: the weights as floats, and unless streamed (each
+ * event is written and freed on its own) the JSON reply, built as strings in a cJSON tree and
+ * printed from it, so held twice. A weight is printed as "%.6g," (at most 13 bytes). */
+static size_t reply_cost(const ApiRequest *api, bool stream) {
+    const AttentionView *v = &api->params.attention;
+    if (v->form == ATTENTION_NONE) return 0;
+    size_t values = (size_t)api->params.max_tokens * (size_t)attention_view_max_values(v);
+    return values * (sizeof(float) + (stream ? 0 : 2 * 13));
 }
 
 static void take_body_piece(Conn *c, const char *data, size_t size) {
@@ -374,6 +401,19 @@ static enum MHD_Result admit_generate(Conn *c, ApiKind kind) {
     const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
     bool stream =
         api.stream || (kind == API_GENERATE && accept && strstr(accept, "text/event-stream"));
+    /* Attention replies are many times their request's size: what all of them hold at once is
+     * bounded (--reply-memory), and released when the reply ends, or at the latest when a client
+     * that does not read is dropped by --connection-timeout. */
+    size_t cost = reply_cost(&api, stream);
+    if (cost && !budget_take(&s->reply_bytes, (size_t)s->config->reply_memory_mb << 20, cost)) {
+        api_request_free(&api);
+        api_error(&e, 503, "overloaded",
+                  "too many attention replies are being sent at once (over %d MB); retry "
+                  "shortly, or ask for fewer tokens or weights",
+                  s->config->reply_memory_mb);
+        return reply_error(c, &e);
+    }
+    c->reply_charged = cost;
     Request *r = request_create(id, &api, s->tok, s->context, s->config->timeout_s, &e);
     api_request_free(&api);
     body_release(c); /* the prompt is tokens now, at most a window of them */
@@ -716,10 +756,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return c->route->get ? c->route->get(c) : handle_generate(c, c->route->kind);
 }
 
-/* Connections start and end: the first request's receive deadline runs from the accept. */
+/* Past --max-connections a new connection is closed at once, so a client (or a load balancer)
+ * learns it now and can go elsewhere; libmicrohttpd's own limit, set above ours, would leave it
+ * unaccepted in the kernel's backlog instead, waiting for a place. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addr;
+    (void)addrlen;
+    HttpServer *s = cls;
+    return atomic_load(&s->connections) < s->config->max_connections ? MHD_YES : MHD_NO;
+}
+
+/* Connections start and end: counted, and the first request's receive deadline runs from the
+ * accept. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
     HttpServer *s = cls;
+    atomic_fetch_add(&s->connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
     if (!s->deadline) return;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *info =
@@ -762,6 +814,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sse_free(&c->sse);
     body_release(c);
+    atomic_fetch_sub(&s->reply_bytes, c->reply_charged);
     free(c);
     *con_cls = NULL;
 }
@@ -854,9 +907,9 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
     }
     s->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)config->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)config->max_connections + ACCEPT_HEADROOM, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)config->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)config->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

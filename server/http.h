@@ -22,6 +22,7 @@ typedef struct {
     int port, threads, max_batch, max_queue, max_tokens, default_max_tokens, prefill_budget;
     int max_connections, per_ip_connections, connection_timeout, body_limit, keepalive_s;
     int body_memory_mb;     /* request bodies being received, all connections together */
+    int reply_memory_mb;    /* attention replies being built or sent, all together */
     int stream_interval_ms; /* shortest time between two writes of one stream */
     bool serve_half_closed; /* a client's FIN is not taken for leaving (see client_gone) */
     double timeout_s, drain_timeout_s;

@@ -40,6 +40,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .connection_timeout = 60,
         .body_limit = 1 << 20,
         .body_memory_mb = 64,
+        .reply_memory_mb = 128,
         .keepalive_s = 15,
         .stream_interval_ms = 3,
         .timeout_s = 300,
@@ -104,6 +105,9 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         {"body-memory", CLI_INT, &cfg->body_memory_mb, 1, 1 << 20,
          "MB of request bodies being received at once, all connections together", false,
          "GPTD_BODY_MEMORY"},
+        {"reply-memory", CLI_INT, &cfg->reply_memory_mb, 1, 1 << 20,
+         "MB of attention replies being built or sent at once, all connections together", false,
+         "GPTD_REPLY_MEMORY"},
         {"stream-interval", CLI_INT, &cfg->stream_interval_ms, 0, 20,
          "shortest milliseconds between two writes of a stream; tokens in between go out "
          "together (0 = each token at once)",

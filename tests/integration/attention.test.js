@@ -2,7 +2,9 @@
 // positions of its window, as JSON and as SSE; the text does not change; bad forms are 400s.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gptd, assertApiError } from './helpers.js';
+import net from 'node:net';
+import { once } from 'node:events';
+import { Gptd, assertApiError, eventually, sleep } from './helpers.js';
 
 const PROMPT = 'ROMEO:';
 let gptd, info, keep;
@@ -104,5 +106,52 @@ describe('attention', () => {
     }
     const big = await gptd.post('/generate', { max_tokens: 1000, attention: { layer: 0, head: 'all' } });
     assertApiError(big, 400, /max_tokens/, /at most 512/);
+  });
+});
+
+// A 66-byte request asks for a reply of megabytes: what all attention replies hold at once is
+// bounded by --reply-memory (503 past it), and a client that never reads holds its share only
+// until --connection-timeout drops it.
+describe('--reply-memory bounds attention replies', () => {
+  const BIG = { prompt: 'ROMEO:', max_tokens: 512, attention: { layer: 0, head: 'all' } };
+
+  /** Sends BIG on a raw socket and never reads the reply. */
+  async function nonReader(port) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    await once(s, 'connect');
+    s.pause(); // nothing is read: the reply stays in gptd once the kernel's buffers are full
+    const body = JSON.stringify(BIG);
+    s.write(`POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${body.length}\r\n\r\n${body}`);
+    return s;
+  }
+
+  test('two non-reading clients hold the budget: a third attention request gets 503, a plain one 200; freed once they are dropped', async () => {
+    // Each BIG reply costs 512 x 1,536 weights x 30 bytes = 23.6 MB of the budget: two fit in 50.
+    const gptd = await Gptd.start({ args: ['--reply-memory', '50', '--connection-timeout', '3'] });
+    const held = [];
+    try {
+      for (let i = 0; i < 2; i++) held.push(await nonReader(gptd.port));
+      await sleep(1500); // both generated; their replies wait for readers
+      const third = await gptd.post('/generate', BIG);
+      assertApiError(third, 503, /attention replies/, /--reply-memory|over 50 MB/);
+      const plain = await gptd.post('/generate', { prompt: 'ROMEO:', max_tokens: 20 });
+      assert.equal(plain.status, 200, plain.text);
+      // --connection-timeout (3 s without progress) drops the non-readers and frees the budget
+      const t0 = performance.now();
+      let after;
+      while (performance.now() - t0 < 12_000) {
+        after = await gptd.post('/generate', BIG);
+        if (after.status === 200) break;
+        await sleep(500);
+      }
+      assert.equal(after.status, 200, `the budget was not freed within 12 s: ${after.text.slice(0, 300)}`);
+      assert.equal(after.json.attention.tokens.length, 512);
+      assert.ok(performance.now() - t0 > 1000, 'freed before the connection timeout: not held at all?');
+    } finally {
+      for (const s of held) s.destroy();
+      await gptd.stop();
+    }
   });
 });

@@ -89,6 +89,15 @@ describe('request errors', () => {
     assertApiError(digit, 400, /'7'/, /position 6\b/);
   });
 
+  test('a stop string with a character outside the vocabulary: 400 naming it (it could never match)', async () => {
+    for (const path of ['/generate', '/v1/completions']) {
+      const r = await gptd.post(path, { prompt: 'ROMEO:', max_tokens: 5, stop: ['\n\n', 'END 7'] });
+      assertApiError(r, 400, /stop string 1/, /'7'/, /position 4\b/, /vocabulary/);
+    }
+    const ok = await gptd.post('/generate', { prompt: 'ROMEO:', max_tokens: 5, stop: ['\n\n', 'END'] });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
   test('invalid UTF-8 in the prompt: 400 naming the byte', async () => {
     const body = Buffer.concat([Buffer.from('{"prompt":"ROM'), Buffer.from([0xff]), Buffer.from('EO","max_tokens":2}')]);
     assertApiError(await gptd.post('/generate', body), 400, /UTF-8/, /byte 3\b/);

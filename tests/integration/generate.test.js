@@ -221,4 +221,11 @@ describe('--timeout', () => {
     assert.equal(s.tokens.length, s.final.usage.completion_tokens);
     t.diagnostic(`cut after ${r.json.usage.completion_tokens} (JSON) and ${s.tokens.length} (stream) tokens`);
   });
+
+  test('on /v1/completions the same cut is finish_reason "length", a value OpenAI clients know', async () => {
+    const r = await gptd.post('/v1/completions', { model: 'gptd', prompt: PROMPT, max_tokens: 1000, seed: 8 });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.json.usage.completion_tokens < 1000, 'cut by --timeout');
+    assert.equal(r.json.choices[0].finish_reason, 'length');
+  });
 });

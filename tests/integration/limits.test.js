@@ -1,6 +1,6 @@
 // Connection limits: --connection-timeout closes an idle connection, --max-connections and
-// --per-ip-connections turn away connections past the limit (per IP: closed; in all: left
-// unaccepted until a place frees) and serve again once one closes.
+// --per-ip-connections close connections past the limit at once, and serve again once one
+// closes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -60,8 +60,13 @@ describe('connection limits', () => {
         for (let i = 0; i < n; i++) open.push(await idle(gptd.port));
         await sleep(200);
         assert.ok(open.every((s) => s.closedAt === null), `the first ${n} connections are kept`);
-        // past the limit a connection is closed (per IP) or left unaccepted (in all)
+        // past the limit a connection is closed at once, not left waiting in the backlog
         assert.equal(await health(gptd), 0, `a connection past ${flag} ${n} was served`);
+        const extra = await idle(gptd.port);
+        const t0 = performance.now();
+        await Promise.race([once(extra, 'close'), sleep(2000)]);
+        assert.ok(extra.closedAt !== null && extra.closedAt - t0 < 1000,
+                  `a connection past ${flag} ${n} was left open (not closed within 1 s)`);
         open.pop().destroy();
         let status = 0;
         for (let i = 0; i < 20 && status !== 200; i++) {

@@ -13,6 +13,7 @@
 
 #include "test_filter.h"
 
+#include "../../api/finish.h"
 #include "../../api/request.h"
 #include "../../api/response.h"
 #include "../../server/sse.h"
@@ -246,8 +247,27 @@ static void replies_carry_exact_values(void **state) {
     free(ev);
 }
 
+/* finish_reason: /generate names every end; OpenAI's API gets only the values its clients know
+ * ("stop", "length"), never gptd's own "timeout", "cancelled", "shutdown" or "error". */
+static void finish_reasons_per_api(void **state) {
+    (void)state;
+    assert_null(api_finish_name(API_FINISH_NONE));
+    assert_null(api_finish_name_openai(API_FINISH_NONE));
+    assert_string_equal(api_finish_name(API_FINISH_SHUTDOWN), "shutdown");
+    assert_string_equal(api_finish_name(API_FINISH_TIMEOUT), "timeout");
+    assert_string_equal(api_finish_name_openai(API_FINISH_STOP), "stop");
+    for (ApiFinish f = API_FINISH_LENGTH; f <= API_FINISH_ERROR; f++) {
+        const char *name = api_finish_name_openai(f);
+        assert_non_null(name);
+        if (strcmp(name, "stop") != 0 && strcmp(name, "length") != 0)
+            fail_msg("finish %d is \"%s\" on /v1/completions", (int)f, name);
+        if (f != API_FINISH_STOP) assert_string_equal(name, "length");
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(finish_reasons_per_api),
         cmocka_unit_test(defaults),
         cmocka_unit_test(all_fields),
         cmocka_unit_test(refused),
