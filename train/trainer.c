@@ -1,7 +1,9 @@
 #include "trainer.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,52 @@
 
 /* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
 #define TRAINER_POOL_SPIN_US 20
+
+/* The settings a training state carries beside the step, seed and RNG, with the bounds of their
+ * flags (trainer.h): a fresh run's options and a resumed state's values meet the same checks. */
+typedef struct {
+    const char *key;  /* in the state's metadata */
+    const char *flag; /* gpt-train's */
+    size_t offset;    /* of the int or float in TrainOptions */
+    bool is_float;
+    double min, max;
+} Setting;
+
+static const Setting SETTINGS[] = {
+    {"train.batch_size", "--batch-size", offsetof(TrainOptions, batch_size), false, 1,
+     TRAIN_MAX_BATCH_SIZE},
+    {"train.warmup_iters", "--warmup-iters", offsetof(TrainOptions, warmup_iters), false, 0,
+     TRAIN_MAX_ITERS},
+    {"train.lr", "--lr", offsetof(TrainOptions, lr), true, TRAIN_MIN_LR, TRAIN_MAX_LR},
+    {"train.min_lr", "--min-lr", offsetof(TrainOptions, min_lr), true, 0, TRAIN_MAX_LR},
+    {"train.dropout", "--dropout", offsetof(TrainOptions, dropout), true, 0, TRAIN_MAX_DROPOUT},
+    {"train.weight_decay", "--weight-decay", offsetof(TrainOptions, weight_decay), true, 0,
+     TRAIN_MAX_WEIGHT_DECAY},
+};
+#define N_SETTINGS (int)(sizeof SETTINGS / sizeof SETTINGS[0])
+
+/* The one check of a setting's value, for an option and for a state's value alike: within
+ * [min, max], which NaN never is. `name` and `text` (the value as it was written) go into the
+ * message, in the style of the flags' own. */
+static int check_setting(const char *name, double v, const char *text, double min, double max,
+                         Error *err) {
+    if (v >= min && v <= max) return 0;
+    return error_set(err, "%s must be in [%.10g, %.10g], got %s", name, min, max, text);
+}
+
+/* A fresh run's options. gpt-train's flags have the same bounds, so this refuses only what
+ * another caller passes. */
+static int check_options(const TrainOptions *o, Error *err) {
+    for (int i = 0; i < N_SETTINGS; i++) {
+        const Setting *s = &SETTINGS[i];
+        const char *field = (const char *)o + s->offset;
+        double v = s->is_float ? *(const float *)field : *(const int *)field;
+        char text[32];
+        snprintf(text, sizeof text, "%.9g", v);
+        if (check_setting(s->flag, v, text, s->min, s->max, err)) return -1;
+    }
+    return 0;
+}
 
 /* Linear warmup, then cosine decay from lr to min_lr (constant when min_lr == lr, as in the
  * lecture). */
@@ -70,9 +118,20 @@ typedef struct {
     Rng rng;
 } Progress;
 
+/* Weights and moments that are all finite. A NaN or an infinity saved would replace the last
+ * good checkpoint, and a resume from it would train on NaN. */
+static int check_finite(const GPT *m, const OptimizerState *opt, Error *err) {
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->param_memory[i]) || !isfinite(opt->m[i]) || !isfinite(opt->v[i]))
+            return error_set(err, "parameter %zu is not finite (weight %g, moments %g and %g)", i,
+                             m->param_memory[i], opt->m[i], opt->v[i]);
+    return 0;
+}
+
 static int save(const TrainOptions *o, const GPT *m, const Tokenizer *tok,
                 const OptimizerState *opt, const Progress *p, float train_loss, float val_loss,
                 Error *err) {
+    if (check_finite(m, opt, err)) return error_wrap(err, "not saving %s", o->out_path);
     char step[24], rng[4][24], tl[24], vl[24], batch[16], lr[24], min_lr[24], warm[16], drop[24],
         wd[24], seed[24], iters[16];
     snprintf(step, sizeof step, "%d", p->step);
@@ -113,21 +172,69 @@ static int save(const TrainOptions *o, const GPT *m, const Tokenizer *tok,
     return checkpoint_save(o->out_path, m, tok, NULL, meta, n_meta - 4, err);
 }
 
+/* A 64-bit word of the state (the seed, an RNG word): decimal digits that fit, no sign. */
 static int meta_u64(const SafeTensors *st, const char *key, uint64_t *v, Error *err) {
     const char *s = safetensors_meta(st, key);
     char *end;
     if (!s) return error_set(err, "training state has no \"%s\"", key);
+    errno = 0;
     *v = strtoull(s, &end, 10);
-    if (end == s || *end) return error_set(err, "training state \"%s\" is not a number", key);
+    if (*s < '0' || *s > '9' || errno || *end)
+        return error_set(err, "training state \"%s\" must be in [0, %" PRIu64 "], got %s", key,
+                         UINT64_MAX, s);
     return 0;
 }
 
-static int meta_float(const SafeTensors *st, const char *key, float *v, Error *err) {
+/* A setting of the state, read wide (a long long, or a float as the flag's parser reads it) and
+ * held to its bounds by check_setting before it is narrowed: 4294967297 is refused, not cut to
+ * 1, and so are "nan" and "inf". */
+static int meta_setting(const SafeTensors *st, const char *key, bool is_float, double min,
+                        double max, double *v, Error *err) {
     const char *s = safetensors_meta(st, key);
-    char *end;
+    char *end, name[64];
     if (!s) return error_set(err, "training state has no \"%s\"", key);
-    *v = strtof(s, &end);
-    if (end == s || *end) return error_set(err, "training state \"%s\" is not a number", key);
+    /* An overflow gives LLONG_MAX or infinity, which the bounds refuse. */
+    *v = is_float ? strtof(s, &end) : (double)strtoll(s, &end, 10);
+    if (end == s || *end)
+        return error_set(err, "training state \"%s\" is not a %s: '%s'", key,
+                         is_float ? "number" : "whole number", s);
+    snprintf(name, sizeof name, "training state \"%s\"", key);
+    return check_setting(name, *v, s, min, max, err);
+}
+
+/* The step a state was saved at: at most the largest --max-iters. */
+static int meta_step(const SafeTensors *st, int *step, Error *err) {
+    double v;
+    if (meta_setting(st, "train.step", false, 0, TRAIN_MAX_ITERS, &v, err)) return -1;
+    *step = (int)v;
+    return 0;
+}
+
+/* The state's step, settings, seed and RNG, each checked before it replaces an option. */
+static int restore_progress(const SafeTensors *st, TrainOptions *o, Progress *p, Error *err) {
+    if (meta_step(st, &p->step, err)) return -1;
+    for (int i = 0; i < N_SETTINGS; i++) {
+        const Setting *s = &SETTINGS[i];
+        char *field = (char *)o + s->offset;
+        double v;
+        if (meta_setting(st, s->key, s->is_float, s->min, s->max, &v, err)) return -1;
+        if (s->is_float)
+            *(float *)field = (float)v;
+        else
+            *(int *)field = (int)v;
+    }
+    uint64_t seed = 0;
+    if (meta_u64(st, "train.seed", &seed, err)) return -1;
+    o->seed = seed;
+    uint64_t any = 0;
+    for (int i = 0; i < 4; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "train.rng%d", i);
+        if (meta_u64(st, key, &p->rng.s[i], err)) return -1;
+        any |= p->rng.s[i];
+    }
+    /* xoshiro256** never leaves the all-zero state: every draw would be 0. */
+    if (!any) return error_set(err, "training state \"train.rng0\" to \"train.rng3\" are all 0");
     return 0;
 }
 
@@ -137,25 +244,9 @@ static int resume(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *opt, 
                   Error *err) {
     SafeTensors st;
     if (checkpoint_load(o->resume_path, m, tok, opt, &st, err)) return -1;
-    uint64_t step = 0, batch = 0, warm = 0, seed = 0;
-    int rc = meta_u64(&st, "train.step", &step, err) ||
-             meta_u64(&st, "train.batch_size", &batch, err) ||
-             meta_u64(&st, "train.warmup_iters", &warm, err) ||
-             meta_u64(&st, "train.seed", &seed, err) || meta_float(&st, "train.lr", &o->lr, err) ||
-             meta_float(&st, "train.min_lr", &o->min_lr, err) ||
-             meta_float(&st, "train.dropout", &o->dropout, err) ||
-             meta_float(&st, "train.weight_decay", &o->weight_decay, err);
-    for (int i = 0; rc == 0 && i < 4; i++) {
-        char key[24];
-        snprintf(key, sizeof key, "train.rng%d", i);
-        rc = meta_u64(&st, key, &p->rng.s[i], err);
-    }
+    int rc = restore_progress(&st, o, p, err);
     safetensors_close(&st);
     if (rc) return error_wrap(err, "%s", o->resume_path);
-    p->step = (int)step;
-    o->batch_size = (int)batch;
-    o->warmup_iters = (int)warm;
-    o->seed = seed;
     o->model = m->config;
     return 0;
 }
@@ -167,20 +258,23 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     Tokenizer tok;
     SafeTensors st;
     Dataset data = {0};
-    int *x = NULL, *y = NULL, rc = -1;
-    uint64_t step = 0;
+    int *x = NULL, *y = NULL, rc = -1, step = 0;
     matmul_set_threads(o.threads);
     if (checkpoint_load(o.resume_path, &m, &tok, NULL, &st, err)) return -1;
-    if (safetensors_meta(&st, "train.step")) meta_u64(&st, "train.step", &step, err);
+    bool bad_step = safetensors_meta(&st, "train.step") && meta_step(&st, &step, err);
     safetensors_close(&st);
     o.model = m.config;
     train_state_init(&ts, &m);
+    if (bad_step) {
+        error_wrap(err, "%s", o.resume_path);
+        goto done;
+    }
     if (dataset_load(&data, o.data_path, &tok, err) ||
         dataset_check(&data, o.model.block_size, err))
         goto done;
     float train_loss, val_loss;
     if (alloc_batch(&o, &x, &y, err) ||
-        evaluate_and_log(&ts, &data, &o, (int)step, x, y, log, &train_loss, &val_loss, err))
+        evaluate_and_log(&ts, &data, &o, step, x, y, log, &train_loss, &val_loss, err))
         goto done;
     rc = 0;
 done:
@@ -208,7 +302,7 @@ static int start_run(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *op
     if (o->resume_path)
         return resume(o, m, tok, opt, p, err) || dataset_load(data, o->data_path, tok, err) ? -1
                                                                                             : 0;
-    if (dataset_load(data, o->data_path, tok, err)) return -1;
+    if (check_options(o, err) || dataset_load(data, o->data_path, tok, err)) return -1;
     o->model.vocab_size = tok->vocab_size;
     if (gpt_init(m, &o->model, err)) return -1;
     rng_seed(&p->rng, o->seed);
@@ -285,6 +379,13 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             double t0 = clock_seconds();
             if (evaluate_and_log(&ts, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
                 goto done;
+            if (!isfinite(train_loss) || !isfinite(val_loss)) {
+                error_set(err,
+                          "the loss at step %d is not finite (train %g, valid %g): stopped "
+                          "without saving",
+                          p.step, train_loss, val_loss);
+                goto done;
+            }
             if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
             fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step,
                     clock_seconds() - t0, o.out_path);
@@ -301,6 +402,12 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         float loss;
         double t_step = clock_seconds();
         if (train_step(&ts, &data, &o, &opt, &adam, &p, x, y, &loss, err)) goto done;
+        if (!isfinite(loss)) {
+            error_set(err,
+                      "the training loss at step %d is not finite (%g): stopped without saving",
+                      p.step, loss);
+            goto done;
+        }
         window_steps++;
         if (p.step - first_step > warm_steps) {
             timed_seconds += clock_seconds() - t_step;

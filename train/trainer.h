@@ -21,7 +21,19 @@ typedef struct {
     volatile sig_atomic_t *stop; /* set by a signal handler: save and return */
 } TrainOptions;
 
-/* Runs training; the lecture's log line goes to `log`, progress lines to `progress`. */
+/* The bounds of the settings a training state carries, the same as gpt-train's flags
+ * (tools/gpt_train.c): trainer_run holds both a fresh run's options and a resumed state's values to
+ * them. Steps (train.step, --warmup-iters) are at most TRAIN_MAX_ITERS. */
+#define TRAIN_MAX_BATCH_SIZE (1 << 20)
+#define TRAIN_MAX_ITERS (1 << 30)
+#define TRAIN_MIN_LR 1e-9
+#define TRAIN_MAX_LR 10.0
+#define TRAIN_MAX_WEIGHT_DECAY 10.0
+#define TRAIN_MAX_DROPOUT 0.95
+
+/* Runs training; the lecture's log line goes to `log`, progress lines to `progress`. Refuses
+ * options or a resumed state outside the bounds above, and stops with an error, saving nothing,
+ * when the loss or the weights stop being finite. */
 int trainer_run(const TrainOptions *o, FILE *log, FILE *progress, Error *err);
 
 /* Evaluates the checkpoint at o->resume_path (a model or a state file) over o->eval_iters
