@@ -5,6 +5,7 @@
 // on a fresh connection and every completed seeded request has the right text; afterwards the
 // daemon's file descriptors and RSS are back near their baseline. Last, SIGTERM under load: every
 // stream ends with its final event and [DONE], and the daemon exits 0.
+// A second test attacks requests after a connection's first, attention replies and framing.
 // Run: make test-abuse  (GPTD_BIN overrides bin/gptd)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -219,6 +220,111 @@ test('under attack the daemon keeps serving, and recovers its resources afterwar
     }
     assert.equal(result.code, 0);
   } finally {
+    if (gptd.exitCode === undefined) await gptd.stop().catch(() => {});
+  }
+});
+
+/** A socket whose first request (GET /health) has been answered; it stays open (keep-alive). */
+async function keptAlive(port) {
+  const s = socket(port);
+  s.closedAt = null;
+  s.got = '';
+  s.setEncoding('latin1').on('data', (d) => (s.got += d));
+  s.on('close', () => (s.closedAt = performance.now()));
+  await once(s, 'connect');
+  s.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  for (let i = 0; i < 200 && !s.got.includes('{"status":"ok"}'); i++) await sleep(10);
+  return s;
+}
+
+// The second round: requests after a connection's first (slow headers, slow bodies), attention
+// replies of megabytes to clients that never read, and framing that could smuggle a request.
+// Drips are cut within seconds, memory stays within the configured budgets, framing is refused,
+// well-behaved clients are served throughout, and SIGTERM with --drain-timeout 0 ends it all in
+// seconds.
+test('keep-alive drips, attention amplification and framing: cut, bounded, refused; a zero drain exits at once', async (t) => {
+  const REPLY_MB = 64, BODY_MB = 64;
+  const gptd = await Gptd.start({
+    args: ['--reply-memory', String(REPLY_MB), '--body-memory', String(BODY_MB), '--drain-timeout', '0',
+           '--connection-timeout', '20'],
+  });
+  const open = [];
+  try {
+    const base = gptd.rssKb();
+    const want = (await gptd.post('/generate', { prompt: PROMPT, max_tokens: 60, seed: 7 })).json.text;
+    // 32 connections drip a second request's headers; 16 send 600 kB of a 1 MB second body, then
+    // a byte a second
+    const drips = [];
+    for (let i = 0; i < 48; i++) {
+      const s = await keptAlive(gptd.port);
+      open.push(s);
+      if (i < 32) {
+        s.write('POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+        s.drip = () => s.write('X-Slow: 1\r\n');
+      } else {
+        s.write('POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n{"prompt":"' +
+                'a'.repeat(600_000));
+        s.drip = () => s.write('a');
+      }
+      drips.push(s);
+    }
+    const dripper = setInterval(() => { for (const s of drips) if (!s.destroyed) s.drip(); }, 1000);
+    // 64 clients ask for 512 tokens with every head's weights (a 66-byte request, a ~7 MB reply)
+    // and never read
+    const attention = JSON.stringify({ prompt: 'ROMEO:', max_tokens: 512, attention: { layer: 5, head: 'all' } });
+    for (let i = 0; i < 64; i++) {
+      const s = socket(gptd.port);
+      open.push(s);
+      s.on('connect', () => {
+        s.pause();
+        s.write(`POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${attention.length}\r\n\r\n${attention}`);
+      });
+    }
+    // framing that could smuggle a second request
+    const framing = await Promise.all([
+      rawExchange(gptd.port, 'POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 29\r\nContent-Length: 90\r\n\r\n' +
+                  '{"prompt":"A","max_tokens":1}GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
+      rawExchange(gptd.port, 'POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
+      rawExchange(gptd.port, 'POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'),
+      rawExchange(gptd.port, 'GET /health HTTP/1.1\r\n\r\n'),
+    ]);
+    // meanwhile: /health within 1 s and the seeded text, every half second for 8 s; the peak RSS
+    let peak = 0, slowest = 0;
+    for (let i = 0; i < 16; i++) {
+      const h = await health(gptd.port);
+      slowest = Math.max(slowest, h.ms);
+      assert.equal(h.status, 200, `/health: ${JSON.stringify(h)}`);
+      if (i % 4 === 0) {
+        const r = await gptd.post('/generate', { prompt: PROMPT, max_tokens: 60, seed: 7 });
+        assert.equal(r.json?.text, want, `a seeded request during the attack: ${r.status} ${r.text?.slice(0, 200)}`);
+      }
+      peak = Math.max(peak, gptd.rssKb());
+      await sleep(500);
+    }
+    clearInterval(dripper);
+    const cut = drips.filter((s) => s.closedAt !== null).length;
+    t.diagnostic(`drips cut: ${cut} of ${drips.length}; RSS ${base} -> peak ${peak} kB; slowest /health ${slowest.toFixed(0)} ms`);
+    t.diagnostic(`framing: ${framing.map((f) => f.slice(0, 12)).join(', ')}`);
+    assert.equal(cut, drips.length, 'every dripping second request was cut within 8 s');
+    for (const f of framing) {
+      assert.equal((f.match(/^HTTP\/1\.1 /gm) ?? []).length, 1, `one reply: ${f.slice(0, 300)}`);
+      assert.match(f, /^HTTP\/1\.1 (400|501) /);
+    }
+    // what the attack may hold: the two budgets, and the 64 KV slots (64 x 3 MB) it fills
+    const boundKb = (REPLY_MB + BODY_MB + 192 + 64) * 1024;
+    assert.ok(peak - base < boundKb, `RSS grew by ${peak - base} kB, over ${boundKb} kB`);
+
+    // SIGTERM with --drain-timeout 0, non-readers and streams still open: exit 0 within 5 s
+    const streams = Array.from({ length: 16 }, () => gptd.stream({ prompt: PROMPT, max_tokens: 1000, stream: true }));
+    await gptd.metricsWhen((m) => m.get('gptd_active_sequences') >= 8, 10_000);
+    const t0 = performance.now();
+    const result = await gptd.stop();
+    const exitMs = performance.now() - t0;
+    await Promise.all(streams);
+    t.diagnostic(`SIGTERM with --drain-timeout 0 under load: exit ${result.code} after ${exitMs.toFixed(0)} ms`);
+    assert.ok(exitMs < 5000, `exit took ${exitMs.toFixed(0)} ms (the bound: 2 s for last events, then the joins)`);
+  } finally {
+    for (const s of open) s.destroy();
     if (gptd.exitCode === undefined) await gptd.stop().catch(() => {});
   }
 });
