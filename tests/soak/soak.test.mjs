@@ -1,6 +1,6 @@
 // Soak: mixed JSON and SSE traffic with random parameters at the edge of capacity for
 // GPTD_SOAK_SECONDS (default 1,800; CI runs 120). 10% of clients leave mid-request, 2% send
-// malformed requests. Pass: no request lost (each accepted one completes with a whole reply, or
+// malformed requests, 5% ask for attention weights. Pass: no request lost (each accepted one completes with a whole reply, or
 // its client left), no crash, RSS flat after the first third (under 8 MB of growth; the slopes
 // over the second half are reported) and every descriptor returned once the clients leave.
 // p99 time to first token is reported per tenth of the run.
@@ -62,6 +62,13 @@ test(`soak: ${SECONDS} s of mixed traffic`, { timeout: (SECONDS + 300) * 1000 },
           seed: Math.floor(Math.random() * 1e9),
         };
         if (Math.random() < 0.3) body.stop = pick(['\n\n', 'e', 'KING']);
+        // 5% ask for attention weights (one head, the mean, or every head's, top-k or all); at
+        // most 64 tokens, so one reply's transient megabytes do not read as RSS growth
+        if (Math.random() < 0.05) {
+          body.max_tokens = Math.min(body.max_tokens, 64);
+          body.attention = { layer: Math.floor(Math.random() * 6), head: pick([0, 3, 'mean', 'all']) };
+          if (Math.random() < 0.5) body.attention.top_k = pick([1, 8, 64]);
+        }
         const leave = r < 0.12; // 10% of the well-formed leave mid-request
         const ac = new AbortController();
         if (leave) setTimeout(() => ac.abort(), Math.random() * 300);
@@ -78,11 +85,16 @@ test(`soak: ${SECONDS} s of mixed traffic`, { timeout: (SECONDS + 300) * 1000 },
             // with a later token (and a stop string's own tokens never do)
             else if (body.stop ? s.tokens.length > s.final.usage.completion_tokens
               : s.tokens.length !== s.final.usage.completion_tokens) stats.lost.push('stream: events disagree with usage');
+            else if (body.attention && s.tokens.some((ev) => !ev.json.attention)) stats.lost.push('stream: a token event without its attention');
             else stats.ok++;
           } else {
             const res = await gptd.post('/generate', body, { signal: ac.signal });
             if (res.status === 503) { stats.refused++; continue; }
             if (res.status !== 200 || typeof res.json?.text !== 'string') stats.lost.push(`json: ${res.status} ${res.text}`.slice(0, 200));
+            else if (body.attention && !(body.stop ? res.json.attention?.tokens?.length <= res.json.usage.completion_tokens
+              : res.json.attention?.tokens?.length === res.json.usage.completion_tokens)) {
+              stats.lost.push(`json: ${res.json.attention?.tokens?.length} attention tokens, ${res.json.usage.completion_tokens} in usage`);
+            }
             else stats.ok++;
           }
         } catch (err) {
