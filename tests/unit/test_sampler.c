@@ -280,6 +280,13 @@ static void bad_values_are_refused(void **state) {
     gp.n_stop = 1; /* an empty stop string */
     assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &gp, &err), -1);
     assert_non_null(strstr(err.message, "stop"));
+    /* a stop string the model cannot write (no newline in this vocabulary): it could never match */
+    gp.n_stop = 2;
+    strcpy(gp.stop[0], "END");
+    strcpy(gp.stop[1], "\n\n");
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &gp, &err), -1);
+    assert_non_null(strstr(err.message, "stop string 1"));
+    assert_non_null(strstr(err.message, "vocabulary"));
     tokenizer_free(&tok);
 }
 
@@ -323,7 +330,7 @@ static void stop_strings_are_held_back_and_cut(void **state) {
     GenerationParams gp = params();
     gp.n_stop = 2;
     strcpy(gp.stop[0], "END");
-    strcpy(gp.stop[1], "\n\n");
+    strcpy(gp.stop[1], "~~"); /* a second string, never matched */
     assert_int_equal(sequence_init(&s, &tok, ctx16, "x", 1, &gp, &err), 0);
     float logits[95], probs[95];
     int index[95];
