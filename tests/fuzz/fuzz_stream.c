@@ -1,5 +1,6 @@
 /* libFuzzer harness: a reply's text on its way out. Input: up to four stop strings (each byte
- * below 0x20 ends one, the first 0x1f ends them all), then the tokens of a continuation (one
+ * below 0x20 ends one, the first 0x1f ends them all; those with characters outside the vocabulary
+ * are left out, as the API refuses them), then the tokens of a continuation (one
  * byte each, modulo the vocabulary). The tokens are forced through a real Sequence (as teacher
  * tokens) and each piece it hands out goes into an SSE event. Checks: every piece is whole
  * UTF-8 characters; the pieces add up to the continuation cut before the first stop string, as
@@ -30,6 +31,14 @@ static bool whole_utf8(const char *s, size_t n) {
     return tokenizer_count(s, n, &err) >= 0;
 }
 
+/* A stop string the model can write (sequence_init refuses the others, as the API does). */
+static bool writable(const char *s, size_t n) {
+    int ids[GENERATION_MAX_STOP_LEN];
+    size_t count;
+    Error err;
+    return tokenizer_encode(&tok, s, n, ids, GENERATION_MAX_STOP_LEN, &count, &err) == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     GenerationParams p = {.sampler = {.temperature = 1, .top_p = 1}, .seed = 1};
     size_t i = 0;
@@ -42,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (data[i] < 0x20 && sl > 0) {
             stop[sl] = '\0';
-            if (whole_utf8(stop, sl)) memcpy(p.stop[p.n_stop++], stop, sl + 1);
+            if (writable(stop, sl)) memcpy(p.stop[p.n_stop++], stop, sl + 1);
             sl = 0;
         }
     }
