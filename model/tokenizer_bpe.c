@@ -48,11 +48,14 @@ struct BpeTokenizer {
 
 /* ---- GPT-2's byte-to-unicode map: the vocabulary spells each byte as a printable character -- */
 
-static void byte_to_unicode(uint32_t map[256]) {
+/* The inverse map, which is what reading needs: the byte each of the 512 first code points
+ * spells, or -1. */
+static void unicode_to_byte_table(int unicode_to_byte[512]) {
     int n = 0;
+    for (int cp = 0; cp < 512; cp++) unicode_to_byte[cp] = -1;
     for (int b = 0; b < 256; b++) {
         bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-        map[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
+        unicode_to_byte[printable ? b : 256 + n++] = b;
     }
 }
 
@@ -84,8 +87,12 @@ static uint64_t mix(uint64_t x) {
     return x;
 }
 
+static uint64_t pair_key(int left, int right) {
+    return ((uint64_t)(uint32_t)left << 32 | (uint32_t)right) + 1;
+}
+
 static MergeSlot *merge_find(const BpeTokenizer *t, int left, int right) {
-    uint64_t key = ((uint64_t)(uint32_t)left << 32 | (uint32_t)right) + 1;
+    uint64_t key = pair_key(left, right);
     for (size_t i = mix(key) & t->merge_mask;; i = (i + 1) & t->merge_mask)
         if (t->merges[i].key == key || t->merges[i].key == 0) return &t->merges[i];
 }
@@ -120,11 +127,8 @@ static int load_vocab(BpeTokenizer *t, const char *json, size_t len, TokenIndex 
         return error_set(err, "vocabulary: not a JSON object of token -> id");
     }
     int n = cJSON_GetArraySize(root);
-    uint32_t map[256];
     int unicode_to_byte[512];
-    byte_to_unicode(map);
-    memset(unicode_to_byte, -1, sizeof unicode_to_byte);
-    for (int b = 0; b < 256; b++) unicode_to_byte[map[b]] = b;
+    unicode_to_byte_table(unicode_to_byte);
     t->vocab_size = n;
     t->token_bytes = calloc((size_t)n, sizeof *t->token_bytes);
     t->token_len = calloc((size_t)n, sizeof *t->token_len);
@@ -188,11 +192,8 @@ static int load_merges(BpeTokenizer *t, const char *text, size_t len, const Toke
     t->merge_mask = pow2_at_least(lines * 2) - 1;
     t->merges = calloc(t->merge_mask + 1, sizeof *t->merges);
     if (!t->merges) return error_set(err, "out of memory");
-    uint32_t map[256];
     int unicode_to_byte[512];
-    byte_to_unicode(map);
-    memset(unicode_to_byte, -1, sizeof unicode_to_byte);
-    for (int b = 0; b < 256; b++) unicode_to_byte[map[b]] = b;
+    unicode_to_byte_table(unicode_to_byte);
     char *buf = malloc(len + 1);
     if (!buf) return error_set(err, "out of memory");
     int rank = 0, line_no = 0;
@@ -215,7 +216,7 @@ static int load_merges(BpeTokenizer *t, const char *text, size_t len, const Toke
             if (merged >= 0) {
                 MergeSlot *s = merge_find(t, left, right);
                 if (s->key == 0) { /* a pair listed twice keeps its first (highest) rank */
-                    s->key = ((uint64_t)(uint32_t)left << 32 | (uint32_t)right) + 1;
+                    s->key = pair_key(left, right);
                     s->rank = rank;
                     s->merged = merged;
                 }

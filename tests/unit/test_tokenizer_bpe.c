@@ -36,6 +36,17 @@ static void spell(const char *bytes, Buf *out) {
     for (const char *p = bytes; *p; p++) spell_byte((unsigned char)*p, out);
 }
 
+/* Opens a vocabulary object with the 256 byte tokens, ids 0-255 (the caller closes it). */
+static void byte_vocabulary(Buf *v) {
+    buf_append(v, "{", 1);
+    for (int b = 0; b < 256; b++) {
+        buf_append(v, b ? ",\"" : "\"", b ? 2 : 1);
+        if (b == '"' || b == '\\') buf_append(v, "\\", 1);
+        spell_byte(b, v);
+        buf_printf(v, "\":%d", b);
+    }
+}
+
 /* A vocabulary of the 256 bytes and `extra` tokens, and merges given as "left right" byte pairs
  * (spelled here), in rank order. */
 static BpeTokenizer *make(const char *const *extra, int n_extra, const char *const *merges,
@@ -43,13 +54,7 @@ static BpeTokenizer *make(const char *const *extra, int n_extra, const char *con
     Buf v, m;
     buf_init(&v, 1 << 20);
     buf_init(&m, 1 << 20);
-    buf_append(&v, "{", 1);
-    for (int b = 0; b < 256; b++) {
-        buf_append(&v, b ? ",\"" : "\"", b ? 2 : 1);
-        if (b == '"' || b == '\\') buf_append(&v, "\\", 1);
-        spell_byte(b, &v);
-        buf_printf(&v, "\":%d", b);
-    }
+    byte_vocabulary(&v);
     for (int i = 0; i < n_extra; i++) {
         buf_append(&v, ",\"", 2);
         spell(extra[i], &v);
@@ -172,13 +177,7 @@ static void bad_files_are_refused(void **state) {
     bpe_free(t);
     Buf v;
     buf_init(&v, 1 << 20);
-    buf_append(&v, "{", 1);
-    for (int b = 0; b < 256; b++) {
-        buf_append(&v, b ? ",\"" : "\"", b ? 2 : 1);
-        if (b == '"' || b == '\\') buf_append(&v, "\\", 1);
-        spell_byte(b, &v);
-        buf_printf(&v, "\":%d", b);
-    }
+    byte_vocabulary(&v);
     buf_append(&v, "}", 1);
     expect_refused(v.data, "#version: 0.2\na b\n", "merges line 2");
     expect_refused(v.data, "#version: 0.2\nab\n", "merges line 2");
