@@ -12,7 +12,7 @@ ifneq ($(findstring x86_64,$(TARGET)),)
 %/model/kernels_avx2.o: ISA := -mavx2 -mfma -mf16c
 %/model/kernels_avx512.o: ISA := -mavx512f
 endif
-LDLIBS   += -lcjson -lm -pthread
+LDLIBS   += -lcjson -lpcre2-8 -lm -pthread
 BLAS     := -lopenblas
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -31,10 +31,7 @@ endif
 # carries no BLAS library), train/ trains it (OpenBLAS), api/ maps JSON to structs, server/ is the
 # daemon, common/ holds what every layer may use (flags, the clock, buffers, errors, the RNG, the
 # thread pool, float16).
-# The BPE tokenizer (and PCRE2, for its Unicode classes) is linked only where it is used, until
-# the engine serves BPE models.
-BPE_SRC    := model/tokenizer_bpe.c
-MODEL_SRC  := $(filter-out $(BPE_SRC),$(wildcard model/*.c))
+MODEL_SRC  := $(wildcard model/*.c)
 TRAIN_SRC  := $(wildcard train/*.c)
 API_SRC    := $(wildcard api/*.c)
 COMMON_SRC := $(wildcard common/*.c)
@@ -79,9 +76,9 @@ bin/gpt-context-loss: $(call obj,rel,$(MODEL_SRC) train/dataset.c $(COMMON_SRC) 
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-bin/gpt-tokenize: $(call obj,rel,$(BPE_SRC) $(COMMON_SRC) tools/gpt_tokenize.c)
+bin/gpt-tokenize: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_tokenize.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lpcre2-8
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)
@@ -110,9 +107,6 @@ $(BUILD)/san/%.o: %.c
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
 UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c
-$(BUILD)/san/test_tokenizer_bpe: $(call obj,san,$(UNIT_LIB) $(BPE_SRC)) \
-                                 $(BUILD)/san/tests/unit/test_tokenizer_bpe.o
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka -lpcre2-8
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka
 
@@ -152,7 +146,7 @@ $(BUILD)/fuzz/%.o: %.c
 
 bin/fuzz_%: $(call obj,fuzz,$(FUZZ_LIB)) $(BUILD)/fuzz/tests/fuzz/fuzz_%.o
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lcjson -lm -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lcjson -lpcre2-8 -lm -pthread
 
 .PRECIOUS: $(BUILD)/fuzz/%.o
 fuzz: $(FUZZERS)
@@ -214,7 +208,7 @@ test-docker:
 
 # arm64: cross-compiled, run under qemu-user, compared with x86-64 (tests/arm64/run.sh).
 DEPS_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcjson-dev:arm64 \
-              libcmocka-dev:arm64 libopenblas-dev:arm64
+              libcmocka-dev:arm64 libopenblas-dev:arm64 libpcre2-dev:arm64
 deps-arm64:
 	@if ! dpkg -s $(DEPS_ARM64) >/dev/null 2>&1; then \
 	  dpkg --add-architecture arm64 && apt-get update -q && \

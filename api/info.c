@@ -46,6 +46,9 @@ char *api_info_json(const ApiInfo *in) {
         cJSON_AddBoolToObject(mc, "qkv_bias", g->qkv_bias);
         cJSON_AddBoolToObject(mc, "tied_head", g->tied_head);
         cJSON_AddNumberToObject(mc, "parameters", (double)in->n_params);
+        cJSON *tok = cJSON_AddObjectToObject(root, "tokenizer");
+        cJSON_AddStringToObject(tok, "kind", in->tokenizer);
+        cJSON_AddNumberToObject(tok, "tokens", in->tokenizer_size);
         cJSON *ctx = cJSON_AddObjectToObject(root, "context");
         cJSON_AddStringToObject(ctx, "shift", in->context_shift);
         cJSON_AddNumberToObject(ctx, "keep", in->context_keep);

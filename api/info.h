@@ -21,6 +21,8 @@ typedef struct {
     ApiServerState state;
     const GPTConfig *config; /* NULL while loading: no "config", "context" or "kernels" */
     size_t n_params;
+    const char *tokenizer;     /* its kind: "char" or "gpt2-bpe" */
+    int tokenizer_size;        /* its tokens (a BPE model's vocab_size may be padded past it) */
     const char *context_shift; /* "exact" or "keep" */
     int context_keep;          /* tokens a full window keeps */
     const char *kernels;

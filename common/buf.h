@@ -30,4 +30,8 @@ int buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * failed. */
 char *buf_take(Buf *b);
 
+/* A whole file, NUL-terminated (*len bytes before the NUL); NULL with errno set when it cannot
+ * be read. The caller frees it. */
+char *read_file(const char *path, size_t *len);
+
 #endif

@@ -16,4 +16,19 @@ int utf8_encode(uint32_t cp, char *out);
  * inside a character, is still valid text. Returns the number of bytes replaced. */
 size_t utf8_make_valid(char *s);
 
+/* Bytes arriving in pieces (a BPE token may end inside a character) made into valid UTF-8 as
+ * they come: whole characters pass, each maximal invalid subpart becomes U+FFFD (as Python's
+ * decode(errors="replace") and every browser do), and a character not finished yet waits for
+ * the next piece, so no output ever ends inside a character. */
+typedef struct {
+    char pending[4];
+    int n; /* bytes waiting: the beginning of a character, 0-3 */
+} Utf8Stream;
+
+/* Writes the valid UTF-8 that bytes[0..len) complete to out and returns its length: at most
+ * 3 bytes for each byte taken in, waiting ones included. */
+size_t utf8_stream_write(Utf8Stream *s, const char *bytes, size_t len, char *out);
+/* The end of the bytes: a character left unfinished becomes U+FFFD. Returns 0 or 3. */
+size_t utf8_stream_end(Utf8Stream *s, char *out);
+
 #endif

@@ -44,8 +44,12 @@ static int save(const char *path, const GPT *model, const Tokenizer *tok, const 
     snprintf(nums[2], 16, "%d", c->n_head);
     snprintf(nums[3], 16, "%d", c->n_embd);
     snprintf(nums[4], 16, "%d", c->block_size);
-    char *vocab = tokenizer_to_string(tok);
-    if (!vocab) return error_set(err, "out of memory");
+    char *vocab = NULL;
+    const char *bpe_vocab = NULL, *bpe_merges = NULL;
+    if (tok->kind == TOKENIZER_BPE)
+        bpe_source(tok->bpe, &bpe_vocab, &bpe_merges);
+    else if (!(vocab = tokenizer_to_string(tok)))
+        return error_set(err, "out of memory");
     StMeta meta[META_MAX] = {
         {"format", "gptd-gpt"},
         {"vocab_size", nums[0]},
@@ -56,14 +60,21 @@ static int save(const char *path, const GPT *model, const Tokenizer *tok, const 
         {"activation", (char *)activation_name(c->activation)},
         {"qkv_bias", c->qkv_bias ? "true" : "false"},
         {"tied_head", c->tied_head ? "true" : "false"},
+        {"tokenizer", (char *)tokenizer_kind_name(tok)},
         {"vocab", vocab},
+        {"tokenizer.vocab", (char *)bpe_vocab},
+        {"tokenizer.merges", (char *)bpe_merges},
     };
-    int n_meta = 10;
+    int n_own = 13, n_meta = 0;
+    for (int k = 0; k < n_own; k++) /* the tokenizer's keys of the other kind stay out */
+        if (meta[k].value) meta[n_meta++] = meta[k];
     /* Extra keys that this function writes itself (a file's own metadata passed back in, as
      * gpt-convert does) are left out: the values from the model win. */
     for (int i = 0; i < n_extra && n_meta < META_MAX - 1; i++) {
         bool own = strcmp(extra[i].key, "weights") == 0;
-        for (int k = 0; k < 10 && !own; k++) own = strcmp(extra[i].key, meta[k].key) == 0;
+        own =
+            own || strcmp(extra[i].key, "vocab") == 0 || strncmp(extra[i].key, "tokenizer", 9) == 0;
+        for (int k = 0; k < n_meta && !own; k++) own = strcmp(extra[i].key, meta[k].key) == 0;
         if (!own) meta[n_meta++] = extra[i];
     }
     meta[n_meta++] = (StMeta){"weights", param_dtype == ST_F16 ? "float16" : "float32"};
@@ -152,14 +163,13 @@ static int config_from_meta(const SafeTensors *st, GPTConfig *c, Error *err) {
     return gpt_config_validate(c, err);
 }
 
-/* Copies tensor `name` into dst as float after checking dtype and shape against spec. Parameters
- * may be F16 (widened exactly); optimizer moments must be F32. */
-static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec, float *dst,
-                       bool allow_f16, Error *err) {
-    const StTensor *t = safetensors_find(st, name);
+/* Copies tensor t into dst as float after checking dtype and shape against spec. Parameters may
+ * be F16 or BF16 (widened exactly); optimizer moments must be F32. */
+static int load_tensor(const StTensor *t, const char *name, const TensorSpec *spec, float *dst,
+                       bool allow_half, Error *err) {
     if (!t) return error_set(err, "missing tensor '%s'", name);
-    if (t->dtype != ST_F32 && !(allow_f16 && t->dtype == ST_F16))
-        return error_set(err, "tensor '%s' must be F32%s", name, allow_f16 ? " or F16" : "");
+    if (t->dtype != ST_F32 && !(allow_half && (t->dtype == ST_F16 || t->dtype == ST_BF16)))
+        return error_set(err, "tensor '%s' must be F32%s", name, allow_half ? ", F16 or BF16" : "");
     bool ok = t->ndim == spec->ndim;
     for (int d = 0; ok && d < spec->ndim; d++) ok = t->shape[d] == spec->shape[d];
     if (!ok) {
@@ -177,6 +187,12 @@ static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec
     if (t->dtype == ST_F16) {
         const uint16_t *h = t->data;
         for (size_t k = 0; k < spec->size; k++) dst[k] = float_from_float16(h[k]);
+    } else if (t->dtype == ST_BF16) {
+        const uint16_t *h = t->data;
+        for (size_t k = 0; k < spec->size; k++) {
+            uint32_t bits = (uint32_t)h[k] << 16; /* bfloat16 is float32's upper half */
+            memcpy(&dst[k], &bits, sizeof bits);
+        }
     } else
         memcpy(dst, t->data, spec->size * sizeof(float));
     /* A NaN or infinity would load and then turn every logit into NaN. */
@@ -187,6 +203,45 @@ static int load_tensor(const SafeTensors *st, const char *name, const TensorSpec
     return 0;
 }
 
+/* The tokenizer stored in the metadata: "tokenizer" names the kind (absent: char). */
+static int tokenizer_from_meta(const SafeTensors *st, Tokenizer *tok, Error *err) {
+    const char *kind = safetensors_meta(st, "tokenizer");
+    if (kind && strcmp(kind, "gpt2-bpe") == 0) {
+        const char *vocab = safetensors_meta(st, "tokenizer.vocab");
+        const char *merges = safetensors_meta(st, "tokenizer.merges");
+        if (!vocab || !merges)
+            return error_set(err, "metadata \"tokenizer\" is gpt2-bpe but \"%s\" is missing",
+                             vocab ? "tokenizer.merges" : "tokenizer.vocab");
+        if (tokenizer_from_bpe(tok, vocab, strlen(vocab), merges, strlen(merges), err))
+            return error_wrap(err, "metadata \"tokenizer.vocab\" and \"tokenizer.merges\"");
+        return 0;
+    }
+    if (kind && strcmp(kind, "char") != 0)
+        return error_set(err, "metadata \"tokenizer\" must be char or gpt2-bpe, got \"%s\"", kind);
+    const char *vocab = safetensors_meta(st, "vocab");
+    if (!vocab) return error_set(err, "metadata has no \"vocab\"");
+    return tokenizer_from_string(tok, vocab, err);
+}
+
+int checkpoint_read_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,
+                           float *dst, Error *err) {
+    const StTensor *t = safetensors_find(st, name);
+    /* Hugging Face files name GPT-2's tensors with or without "transformer." */
+    static const char PREFIX[] = "transformer.";
+    if (!t && strncmp(name, PREFIX, sizeof PREFIX - 1) == 0)
+        t = safetensors_find(st, name + sizeof PREFIX - 1);
+    return load_tensor(t, t ? t->name : name, spec, dst, true, err); /* named as in the file */
+}
+
+int checkpoint_check_vocab(const Tokenizer *tok, int vocab_size, Error *err) {
+    /* BPE models may pad their vocabulary (nanoGPT's 50,304): the extra rows are never sampled. */
+    if (tok->vocab_size == vocab_size ||
+        (tok->kind == TOKENIZER_BPE && tok->vocab_size < vocab_size))
+        return 0;
+    return error_set(err, "the tokenizer has %d tokens but the model's vocab_size is %d",
+                     tok->vocab_size, vocab_size);
+}
+
 int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState *opt,
                     SafeTensors *st_out, Error *err) {
     SafeTensors st;
@@ -195,22 +250,13 @@ int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState
     if (opt) memset(opt, 0, sizeof *opt);
     if (safetensors_open(&st, path, err)) return -1;
     GPTConfig c;
-    const char *vocab;
-    if (config_from_meta(&st, &c, err)) goto fail;
-    if (!(vocab = safetensors_meta(&st, "vocab"))) {
-        error_set(err, "metadata has no \"vocab\"");
+    if (config_from_meta(&st, &c, err) || tokenizer_from_meta(&st, tok, err) ||
+        checkpoint_check_vocab(tok, c.vocab_size, err) || gpt_init(model, &c, err))
         goto fail;
-    }
-    if (tokenizer_from_string(tok, vocab, err)) goto fail;
-    if (tok->vocab_size != c.vocab_size) {
-        error_set(err, "vocab has %d characters but vocab_size is %d", tok->vocab_size,
-                  c.vocab_size);
-        goto fail;
-    }
-    if (gpt_init(model, &c, err)) goto fail;
     for (int i = 0; i < model->n_tensors; i++) {
         const TensorSpec *t = &model->tensors[i];
-        if (load_tensor(&st, t->name, t, model->param_memory + t->offset, true, err)) goto fail;
+        if (checkpoint_read_tensor(&st, t->name, t, model->param_memory + t->offset, err))
+            goto fail;
     }
     if (opt) {
         opt->m = calloc(model->n_params, sizeof(float));
@@ -223,9 +269,11 @@ int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState
         for (int i = 0; i < model->n_tensors; i++) {
             const TensorSpec *t = &model->tensors[i];
             snprintf(name, sizeof name, "optimizer.m.%s", t->name);
-            if (load_tensor(&st, name, t, opt->m + t->offset, false, err)) goto fail;
+            if (load_tensor(safetensors_find(&st, name), name, t, opt->m + t->offset, false, err))
+                goto fail;
             snprintf(name, sizeof name, "optimizer.v.%s", t->name);
-            if (load_tensor(&st, name, t, opt->v + t->offset, false, err)) goto fail;
+            if (load_tensor(safetensors_find(&st, name), name, t, opt->v + t->offset, false, err))
+                goto fail;
         }
     }
     if (st_out)

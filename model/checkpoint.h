@@ -31,4 +31,12 @@ int checkpoint_save_float16(const char *path, const GPT *model, const Tokenizer 
 int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState *opt,
                     SafeTensors *st_out, Error *err);
 
+/* Reads parameter `name` (found with or without GPT-2's "transformer." prefix; F32, F16 or BF16,
+ * as float; finite) into dst, checking its shape against spec. For every format's loader. */
+int checkpoint_read_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,
+                           float *dst, Error *err);
+
+/* A tokenizer fits a model when the sizes agree (a BPE model may pad its vocabulary). */
+int checkpoint_check_vocab(const Tokenizer *tok, int vocab_size, Error *err);
+
 #endif

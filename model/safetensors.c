@@ -12,22 +12,25 @@
 
 #define ST_MAX_HEADER (64u << 20) /* a header beyond 64 MiB is not a model we made */
 
-static const char *dtype_name(StDtype d) {
-    return d == ST_F32 ? "F32" : d == ST_F16 ? "F16" : "I32";
-}
+/* Names and element sizes, in StDtype's order. Loaders read the float types; the others are
+ * known so that a file holding them (a mask, a step counter) still opens. */
+static const struct {
+    const char *name;
+    size_t size;
+} DTYPES[] = {{"F32", 4}, {"I32", 4}, {"F16", 2}, {"BF16", 2}, {"F64", 8},
+              {"I64", 8}, {"I16", 2}, {"I8", 1},  {"U8", 1},   {"BOOL", 1}};
 
-size_t safetensors_dtype_size(StDtype d) { return d == ST_F16 ? 2 : 4; }
+static const char *dtype_name(StDtype d) { return DTYPES[d].name; }
+
+size_t safetensors_dtype_size(StDtype d) { return DTYPES[d].size; }
 
 static int dtype_parse(const char *s, StDtype *d) {
-    if (strcmp(s, "F32") == 0)
-        *d = ST_F32;
-    else if (strcmp(s, "F16") == 0)
-        *d = ST_F16;
-    else if (strcmp(s, "I32") == 0)
-        *d = ST_I32;
-    else
-        return -1;
-    return 0;
+    for (size_t i = 0; i < sizeof DTYPES / sizeof DTYPES[0]; i++)
+        if (strcmp(s, DTYPES[i].name) == 0) {
+            *d = (StDtype)i;
+            return 0;
+        }
+    return -1;
 }
 
 static int compare_begin(const void *a, const void *b) {
@@ -44,7 +47,9 @@ static int parse_tensor(StTensor *t, const cJSON *item, size_t data_size, Error 
         !cJSON_IsArray(offsets))
         return error_set(err, "tensor '%s': needs \"dtype\", \"shape\" and \"data_offsets\"", name);
     if (dtype_parse(dtype->valuestring, &t->dtype))
-        return error_set(err, "tensor '%s': unsupported dtype '%s' (gptd reads F32, F16 and I32)",
+        return error_set(err,
+                         "tensor '%s': unsupported dtype '%s' (gptd reads F32, F16, BF16, F64, "
+                         "I64, I32, I16, I8, U8 and BOOL)",
                          name, dtype->valuestring);
     t->ndim = cJSON_GetArraySize(shape);
     if (t->ndim > ST_MAX_DIMS)
@@ -227,7 +232,8 @@ int safetensors_open(SafeTensors *st, const char *path, Error *err) {
     }
     for (int i = 0; i < st->n_tensors; i++) {
         StTensor *t = &st->tensors[i];
-        if (t->begin % safetensors_dtype_size(t->dtype) != 0) {
+        /* Only the types loaders read must be aligned; the others are never touched. */
+        if (t->dtype <= ST_BF16 && t->begin % safetensors_dtype_size(t->dtype) != 0) {
             error_set(err, "%s: tensor '%s' data is not %zu-byte aligned", path, t->name,
                       safetensors_dtype_size(t->dtype));
             goto fail;

@@ -12,7 +12,18 @@
 
 #define ST_MAX_DIMS 8
 
-typedef enum { ST_F32 = 0, ST_I32 = 1, ST_F16 = 2 } StDtype;
+typedef enum {
+    ST_F32 = 0,
+    ST_I32,
+    ST_F16,
+    ST_BF16,
+    ST_F64,
+    ST_I64,
+    ST_I16,
+    ST_I8,
+    ST_U8,
+    ST_BOOL
+} StDtype;
 
 size_t safetensors_dtype_size(StDtype d);
 

@@ -60,7 +60,7 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     s->block_size = block_size;
     s->vocab_size = tok->vocab_size;
     s->tokens = malloc(((size_t)block_size + params->max_tokens) * sizeof *s->tokens);
-    s->text = malloc((size_t)params->max_tokens * 4 + 1);
+    s->text = malloc((size_t)params->max_tokens * tokenizer_max_text(tok) + 1);
     const AttentionView *view = &params->attention;
     if (view->form != ATTENTION_NONE) {
         s->attention_capture = malloc((size_t)view->n_head * block_size * sizeof(float));
@@ -89,7 +89,7 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
             return error_wrap(err, "stop string %d", i);
         }
     }
-    if (kept == 0) s->tokens[kept++] = 0; /* the lecture's script starts from token 0 */
+    if (kept == 0) s->tokens[kept++] = tok->start_token; /* the lecture's script: token 0 */
     s->n_tokens = s->n_prompt = (int)kept;
     s->prompt_dropped = total > kept ? (int)(total - kept) : 0;
     rng_seed(&s->rng, params->seed);
@@ -143,6 +143,28 @@ static size_t stop_prefix_suffix(const Sequence *s, size_t from) {
     return best;
 }
 
+/* Ends the text at the first stop string it now holds. A token may add several characters, so
+ * a stop string can end before the text does; it can begin up to its length minus one bytes
+ * before the new text (`from`). */
+static void cut_at_stop(Sequence *s, size_t from) {
+    size_t first = s->text_len;
+    for (int i = 0; i < s->params.n_stop; i++) {
+        size_t sl = strlen(s->params.stop[i]);
+        size_t start = from >= sl - 1 ? from - (sl - 1) : 0;
+        if (s->text_len < sl) continue;
+        for (size_t at = start; at + sl <= s->text_len && at < first; at++)
+            if (memcmp(s->text + at, s->params.stop[i], sl) == 0) {
+                first = at;
+                break;
+            }
+    }
+    if (first < s->text_len) {
+        s->text_len = first; /* the stop string and what follows are not part of the reply */
+        s->finish = FINISH_STOP;
+        s->stopped = true;
+    }
+}
+
 void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index) {
     s->cached += seg->n;
     if (!seg->logits) return;
@@ -163,17 +185,18 @@ void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *
     }
     s->tokens[s->n_tokens++] = token;
     s->n_generated++;
-    s->text_len += (size_t)tokenizer_decode(s->tok, token, s->text + s->text_len);
-    for (int i = 0; i < s->params.n_stop; i++) {
-        size_t sl = strlen(s->params.stop[i]);
-        if (s->text_len >= sl && memcmp(s->text + s->text_len - sl, s->params.stop[i], sl) == 0) {
-            s->text_len -= sl; /* the stop string is not part of the reply */
-            s->finish = FINISH_STOP;
-            break;
-        }
+    if (token == s->tok->end_token && !s->teacher) {
+        s->finish = FINISH_STOP; /* the model ended its text: nothing of the token is shown */
+    } else {
+        size_t len, before = s->text_len;
+        const char *piece = tokenizer_piece(s->tok, token, &len);
+        s->text_len += utf8_stream_write(&s->utf8, piece, len, s->text + s->text_len);
+        cut_at_stop(s, before);
     }
     if (s->finish == FINISH_NONE && s->n_generated >= s->params.max_tokens)
         s->finish = FINISH_LENGTH;
+    if (s->finish != FINISH_NONE && !s->stopped) /* a character left unfinished is shown */
+        s->text_len += utf8_stream_end(&s->utf8, s->text + s->text_len);
     s->text[s->text_len] = '\0';
 }
 

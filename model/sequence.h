@@ -65,8 +65,10 @@ typedef struct {
     int attention_values;
     int attention_start;   /* position of the first weight: the window's first token */
     int attention_visible; /* positions the query saw, attention_start.. */
-    char *text;            /* generated text (UTF-8), text_len bytes; the stop string is cut off */
+    char *text; /* generated text, valid UTF-8, text_len bytes; the stop string is cut off */
     size_t text_len, emitted;
+    Utf8Stream utf8; /* the bytes of a character that the next token may finish */
+    bool stopped;    /* a stop string ended the text */
     FinishReason finish;
 } Sequence;
 

@@ -1,9 +1,12 @@
+/* What the kinds of tokenizer share, and the choice between them (tokenizer.h). */
 #include "tokenizer.h"
 
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+const char *tokenizer_kind_name(const Tokenizer *tok) {
+    return tok->kind == TOKENIZER_BPE ? "gpt2-bpe" : "char";
+}
 
 long tokenizer_count(const char *text, size_t len, Error *err) {
     long count = 0;
@@ -16,121 +19,51 @@ long tokenizer_count(const char *text, size_t len, Error *err) {
     return count;
 }
 
-static int compare_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+/* The fields every kind has, from a loaded BPE tokenizer (taken over by tok). */
+static void from_bpe(Tokenizer *tok, BpeTokenizer *bpe) {
+    memset(tok, 0, sizeof *tok);
+    tok->kind = TOKENIZER_BPE;
+    tok->bpe = bpe;
+    tok->vocab_size = bpe_vocab_size(bpe);
+    tok->max_piece = (int)bpe_max_piece(bpe);
+    /* GPT-2 ends every document with it; as Hugging Face's generate, a sampled one ends a reply
+     * and an empty prompt starts from it. */
+    static const char END[] = "<|endoftext|>";
+    tok->end_token = bpe_find(bpe, END, sizeof END - 1);
+    tok->start_token = tok->end_token >= 0 ? tok->end_token : 0;
 }
 
-int tokenizer_build(Tokenizer *tok, const char *text, size_t len, Error *err) {
+int tokenizer_from_bpe(Tokenizer *tok, const char *vocab_json, size_t vocab_len, const char *merges,
+                       size_t merges_len, Error *err) {
+    BpeTokenizer *bpe;
     memset(tok, 0, sizeof *tok);
-    long count = tokenizer_count(text, len, err);
-    if (count < 0) return -1;
-    if (count == 0) return error_set(err, "cannot build a vocabulary from empty text");
-    uint32_t *all = malloc((size_t)count * sizeof *all);
-    if (!all) return error_set(err, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; i < len;) {
-        if (text[i] == '\0') { /* the vocabulary is stored as a C string */
-            free(all);
-            return error_set(err, "NUL character at byte %zu: text must not contain NUL", i);
-        }
-        i += (size_t)utf8_decode(text + i, len - i, &all[n++]);
-    }
-    qsort(all, n, sizeof *all, compare_u32);
-    size_t unique = 0;
-    for (size_t i = 0; i < n; i++)
-        if (unique == 0 || all[unique - 1] != all[i]) all[unique++] = all[i];
-    tok->chars = realloc(all, unique * sizeof *all);
-    if (!tok->chars) tok->chars = all;
-    tok->vocab_size = (int)unique;
+    if (bpe_load(&bpe, vocab_json, vocab_len, merges, merges_len, err)) return -1;
+    from_bpe(tok, bpe);
     return 0;
 }
 
-int tokenizer_from_string(Tokenizer *tok, const char *vocab, Error *err) {
+int tokenizer_from_bpe_dir(Tokenizer *tok, const char *dir, Error *err) {
+    BpeTokenizer *bpe;
     memset(tok, 0, sizeof *tok);
-    size_t len = strlen(vocab);
-    long count = tokenizer_count(vocab, len, err);
-    if (count < 0) return error_wrap(err, "vocabulary");
-    if (count == 0) return error_set(err, "vocabulary is empty");
-    tok->chars = malloc((size_t)count * sizeof *tok->chars);
-    if (!tok->chars) return error_set(err, "out of memory");
-    int n = 0;
-    for (size_t i = 0; i < len; n++) {
-        i += (size_t)utf8_decode(vocab + i, len - i, &tok->chars[n]);
-        if (n > 0 && tok->chars[n] <= tok->chars[n - 1]) {
-            free(tok->chars);
-            tok->chars = NULL;
-            return error_set(err, "vocabulary is not sorted and unique at character %d", n);
-        }
-    }
-    tok->vocab_size = n;
+    if (bpe_load_dir(&bpe, dir, err)) return -1;
+    from_bpe(tok, bpe);
     return 0;
-}
-
-char *tokenizer_to_string(const Tokenizer *tok) {
-    char *s = malloc((size_t)tok->vocab_size * 4 + 1);
-    if (!s) return NULL;
-    size_t n = 0;
-    for (int i = 0; i < tok->vocab_size; i++) n += (size_t)utf8_encode(tok->chars[i], s + n);
-    s[n] = '\0';
-    return s;
 }
 
 void tokenizer_free(Tokenizer *tok) {
     free(tok->chars);
+    free(tok->utf8);
+    free(tok->len);
+    bpe_free(tok->bpe);
     memset(tok, 0, sizeof *tok);
-}
-
-static int lookup(const Tokenizer *tok, uint32_t cp) {
-    int lo = 0, hi = tok->vocab_size - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (tok->chars[mid] == cp) return mid;
-        if (tok->chars[mid] < cp)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return -1;
-}
-
-/* Describes a character for an error message: printable ones quoted, others as U+XXXX. */
-static void describe_char(uint32_t cp, char *out, size_t cap) {
-    char utf8[5] = {0};
-    if (cp >= 0x20 && cp != 0x7F && cp != '\'') {
-        utf8[utf8_encode(cp, utf8)] = '\0';
-        snprintf(out, cap, "'%s' (U+%04X)", utf8, (unsigned)cp);
-    } else {
-        snprintf(out, cap, "U+%04X", (unsigned)cp);
-    }
-}
-
-/* Encodes text into ids. With ring, ids holds the last `cap` ids at index (count % cap). */
-static int encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
-                  bool ring, size_t *n, Error *err) {
-    size_t count = 0;
-    for (size_t i = 0; i < len; count++) {
-        uint32_t cp;
-        int bytes = utf8_decode(text + i, len - i, &cp);
-        if (bytes == 0) return error_set(err, "invalid UTF-8 at byte %zu", i);
-        int id = lookup(tok, cp);
-        if (id < 0) {
-            char what[32];
-            describe_char(cp, what, sizeof what);
-            return error_set(err, "character %s at position %zu is not in the vocabulary", what,
-                             count);
-        }
-        if (!ring && count >= cap) return error_set(err, "text longer than %zu characters", cap);
-        ids[ring ? count % cap : count] = id;
-        i += (size_t)bytes;
-    }
-    *n = count;
-    return 0;
 }
 
 int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
                      size_t *n, Error *err) {
-    return encode(tok, text, len, ids, cap, false, n, err);
+    if (tok->kind == TOKENIZER_CHAR) return char_encode(tok, text, len, ids, cap, false, n, err);
+    if (bpe_encode(tok->bpe, text, len, ids, cap, n, err)) return -1;
+    if (*n > cap) return error_set(err, "text longer than %zu tokens", cap);
+    return 0;
 }
 
 static void reverse(int *a, size_t n) {
@@ -143,8 +76,21 @@ static void reverse(int *a, size_t n) {
 
 int tokenizer_encode_tail(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
                           size_t *kept, size_t *total, Error *err) {
-    if (cap == 0) return error_set(err, "no room for any character");
-    if (encode(tok, text, len, ids, cap, true, total, err)) return -1;
+    if (cap == 0) return error_set(err, "no room for any token");
+    if (tok->kind == TOKENIZER_BPE) {
+        /* A token holds at least one byte: len ids always suffice. */
+        int *all = malloc((len ? len : 1) * sizeof *all);
+        if (!all) return error_set(err, "out of memory");
+        if (bpe_encode(tok->bpe, text, len, all, len, total, err)) {
+            free(all);
+            return -1;
+        }
+        *kept = *total < cap ? *total : cap;
+        memcpy(ids, all + (*total - *kept), *kept * sizeof *ids);
+        free(all);
+        return 0;
+    }
+    if (char_encode(tok, text, len, ids, cap, true, total, err)) return -1;
     *kept = *total < cap ? *total : cap;
     if (*total > cap) { /* the oldest kept id sits at total % cap: rotate it to the front */
         size_t head = *total % cap;
@@ -155,7 +101,22 @@ int tokenizer_encode_tail(const Tokenizer *tok, const char *text, size_t len, in
     return 0;
 }
 
+const char *tokenizer_piece(const Tokenizer *tok, int id, size_t *len) {
+    if (id < 0 || id >= tok->vocab_size) return NULL;
+    if (tok->kind == TOKENIZER_BPE) return bpe_token_bytes(tok->bpe, id, len);
+    *len = tok->len[id];
+    return tok->utf8[id];
+}
+
+size_t tokenizer_max_text(const Tokenizer *tok) {
+    /* A character token is one whole character; a BPE token's bytes may each become U+FFFD. */
+    return tok->kind == TOKENIZER_BPE ? 3 * (size_t)tok->max_piece : (size_t)tok->max_piece;
+}
+
 int tokenizer_decode(const Tokenizer *tok, int id, char *out) {
-    if (id < 0 || id >= tok->vocab_size) return 0;
-    return utf8_encode(tok->chars[id], out);
+    size_t len;
+    const char *piece = tokenizer_piece(tok, id, &len);
+    if (!piece) return 0;
+    memcpy(out, piece, len);
+    return (int)len;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/buf.h"
 #include "../common/utf8.h"
 
 /* GPT-2's pre-tokenization rule (openai/gpt-2 encoder.py). \p{L} and \p{N} are Unicode's classes,
@@ -41,6 +42,9 @@ struct BpeTokenizer {
     MergeSlot *merges;   /* open addressing, merge_mask + 1 slots */
     size_t merge_mask;
     pcre2_code *rule;
+    size_t max_piece; /* the longest token's bytes */
+    char *vocab_text; /* the files it was read from, kept to be saved with a checkpoint */
+    char *merges_text;
     pthread_mutex_t cache_lock; /* guards cache */
     CacheEntry *cache;
     size_t cache_used;
@@ -165,6 +169,7 @@ static int load_vocab(BpeTokenizer *t, const char *json, size_t len, TokenIndex 
         }
         t->token_bytes[id] = bytes;
         t->token_len[id] = (size_t)blen;
+        if ((size_t)blen > t->max_piece) t->max_piece = (size_t)blen;
         if (token_find(t, index, bytes, (size_t)blen) >= 0) {
             error_set(err, "vocabulary: token \"%.40s\" is listed twice", item->string);
             cJSON_Delete(root);
@@ -245,6 +250,17 @@ int bpe_load(BpeTokenizer **out, const char *vocab_json, size_t vocab_len, const
     if (!rc) rc = load_merges(t, merges, merges_len, &index, err);
     free(index.slot);
     if (!rc) {
+        t->vocab_text = malloc(vocab_len + 1);
+        t->merges_text = malloc(merges_len + 1);
+        if (!t->vocab_text || !t->merges_text) rc = error_set(err, "out of memory");
+    }
+    if (!rc) {
+        memcpy(t->vocab_text, vocab_json, vocab_len);
+        t->vocab_text[vocab_len] = '\0';
+        memcpy(t->merges_text, merges, merges_len);
+        t->merges_text[merges_len] = '\0';
+    }
+    if (!rc) {
         int code;
         PCRE2_SIZE offset;
         t->rule =
@@ -262,26 +278,6 @@ int bpe_load(BpeTokenizer **out, const char *vocab_json, size_t vocab_len, const
     return 0;
 }
 
-static char *read_whole(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *data = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n + 1))) {
-            if (fread(data, 1, (size_t)n, f) != (size_t)n) {
-                free(data);
-                data = NULL;
-            } else {
-                data[n] = '\0';
-                *len = (size_t)n;
-            }
-        }
-    }
-    fclose(f);
-    return data;
-}
-
 int bpe_load_dir(BpeTokenizer **out, const char *dir, Error *err) {
     static const char *const names[][2] = {{"vocab.json", "merges.txt"},
                                            {"encoder.json", "vocab.bpe"}};
@@ -290,9 +286,9 @@ int bpe_load_dir(BpeTokenizer **out, const char *dir, Error *err) {
         snprintf(vpath, sizeof vpath, "%s/%s", dir, names[i][0]);
         snprintf(mpath, sizeof mpath, "%s/%s", dir, names[i][1]);
         size_t vlen = 0, mlen = 0;
-        char *v = read_whole(vpath, &vlen);
+        char *v = read_file(vpath, &vlen);
         if (!v) continue;
-        char *m = read_whole(mpath, &mlen);
+        char *m = read_file(mpath, &mlen);
         if (!m) {
             free(v);
             return error_set(err, "%s: cannot read it (needed beside %s)", mpath, vpath);
@@ -311,6 +307,8 @@ void bpe_free(BpeTokenizer *t) {
     free(t->token_bytes);
     free(t->token_len);
     free(t->merges);
+    free(t->vocab_text);
+    free(t->merges_text);
     if (t->rule) pcre2_code_free(t->rule);
     for (size_t i = 0; t->cache && i < CACHE_SLOTS; i++) {
         free(t->cache[i].bytes);
@@ -322,6 +320,19 @@ void bpe_free(BpeTokenizer *t) {
 }
 
 int bpe_vocab_size(const BpeTokenizer *t) { return t->vocab_size; }
+
+size_t bpe_max_piece(const BpeTokenizer *t) { return t->max_piece; }
+
+int bpe_find(const BpeTokenizer *t, const char *bytes, size_t len) {
+    for (int id = 0; id < t->vocab_size; id++)
+        if (t->token_len[id] == len && memcmp(t->token_bytes[id], bytes, len) == 0) return id;
+    return -1;
+}
+
+void bpe_source(const BpeTokenizer *t, const char **vocab_json, const char **merges) {
+    *vocab_json = t->vocab_text;
+    *merges = t->merges_text;
+}
 
 const char *bpe_token_bytes(const BpeTokenizer *t, int id, size_t *len) {
     if (id < 0 || id >= t->vocab_size) return NULL;

@@ -27,6 +27,12 @@ int bpe_load_dir(BpeTokenizer **out, const char *dir, Error *err);
 void bpe_free(BpeTokenizer *t);
 
 int bpe_vocab_size(const BpeTokenizer *t);
+/* The most bytes one token decodes to. */
+size_t bpe_max_piece(const BpeTokenizer *t);
+/* The token whose bytes are bytes[0..len), or -1 (a scan: for start-up, not per token). */
+int bpe_find(const BpeTokenizer *t, const char *bytes, size_t len);
+/* The vocabulary and merges texts it was loaded from (NUL-terminated), to be saved again. */
+void bpe_source(const BpeTokenizer *t, const char **vocab_json, const char **merges);
 /* Encodes text[0..len) into ids (room for `cap`; *n is the count, which may exceed cap: then
  * only the first cap are written). Fails only when out of memory. */
 int bpe_encode(BpeTokenizer *t, const char *text, size_t len, int *ids, size_t cap, size_t *n,

@@ -524,6 +524,8 @@ static enum MHD_Result handle_info(Conn *c) {
     if (info.state != API_LOADING && s->model) {
         info.config = &s->model->config;
         info.n_params = s->model->n_params;
+        info.tokenizer = tokenizer_kind_name(s->tok);
+        info.tokenizer_size = s->tok->vocab_size;
         info.context_shift = context_shift_name(s->context.shift);
         info.context_keep = context_policy_kept(&s->context);
         info.kernels = s->kernels;

@@ -12,9 +12,9 @@
 #include "../common/cli.h"
 #include "../common/clock.h"
 #include "../common/cpu_budget.h"
-#include "../model/checkpoint.h"
 #include "../model/engine.h"
 #include "../model/kernels.h"
+#include "../model/load.h"
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
@@ -52,7 +52,8 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     float timeout = (float)cfg->timeout_s, drain = (float)cfg->drain_timeout_s,
           receive = (float)cfg->receive_timeout_s, min_rate = (float)cfg->receive_min_rate;
     CliFlag flags[] = {
-        {"model", CLI_STRING, &cfg->model_path, 0, 0, "checkpoint to serve", false, "GPTD_MODEL"},
+        {"model", CLI_STRING, &cfg->model_path, 0, 0,
+         "checkpoint file, or a Hugging Face GPT-2 directory", false, "GPTD_MODEL"},
         {"host", CLI_STRING, &cfg->host, 0, 0, "address to listen on", false, "GPTD_HOST"},
         {"port", CLI_INT, &cfg->port, 1, 65535, "TCP port", false, "GPTD_PORT"},
         {"threads", CLI_INT, &cfg->threads, 0, 256,
@@ -126,7 +127,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "ask the gptd at --host/--port for /health; exit 0 if ready", false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
-                       "usage: gptd [--model FILE] [--host ADDR] [--port N] ...\n"
+                       "usage: gptd [--model FILE|DIR] [--host ADDR] [--port N] ...\n"
                        "Every option can also be set by the environment variable shown.");
     if (rc) return rc;
     if (cors.n > MAX_CORS_ORIGINS) { /* the flag list may hold more than the server takes */
@@ -194,7 +195,7 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
         return -1;
     }
     double t0 = clock_seconds();
-    if (checkpoint_load(cfg->model_path, &sv->model, &sv->tok, NULL, NULL, &err)) {
+    if (model_load(cfg->model_path, &sv->model, &sv->tok, &err)) {
         fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
         return -1;
     }

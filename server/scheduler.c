@@ -29,7 +29,7 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
     r->api = *api;
     r->api.prompt = NULL; /* the sequence holds the tokens; the text is not needed again */
     int max_tokens = api->params.max_tokens;
-    r->text = malloc((size_t)max_tokens * 4 + 1);
+    r->text = malloc((size_t)max_tokens * tokenizer_max_text(tok) + 1);
     r->events = malloc(((size_t)max_tokens + 1) * sizeof *r->events);
     const AttentionView *view = &api->params.attention;
     bool attention = view->form != ATTENTION_NONE;
@@ -116,11 +116,14 @@ static void record_attention(Request *r, const Sequence *q) {
 /* With attention, released text goes out one token per event, each with its own weights (a
  * piece held back for a stop string is several tokens). Called with r->lock held. */
 static void add_token_events(Request *r, const Sequence *q, int offset, int len) {
-    char one[8];
     while (len > 0 && r->event_tokens < r->n_attention) {
         int g = r->event_tokens++;
-        int n = tokenizer_decode(q->tok, q->tokens[q->n_prompt + g], one);
+        size_t piece;
+        if (!tokenizer_piece(q->tok, q->tokens[q->n_prompt + g], &piece)) piece = 0;
+        int n = (int)piece;
         if (n > len || r->event_tokens == r->n_attention) n = len; /* the rest is the last's */
+        /* an event holds whole characters, even when a token ends inside one */
+        while (n < len && ((unsigned char)r->text[offset + n] & 0xC0) == 0x80) n++;
         ApiTokenAttention *a = &r->attention[g];
         a->text = r->text + offset;
         a->text_len = (size_t)n;

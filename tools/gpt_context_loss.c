@@ -37,8 +37,8 @@ static int run_rule(Engine *e, const Tokenizer *tok, const Dataset *d, ContextPo
     for (int i = 0; i < n_stretch; i++) {
         size_t start =
             n_stretch > 1 ? (n_val - (size_t)len) * (size_t)i / (size_t)(n_stretch - 1) : 0;
-        char prompt[8];
-        int plen = tokenizer_decode(tok, val[start], prompt);
+        size_t plen;
+        const char *prompt = tokenizer_piece(tok, val[start], &plen);
         GenerationParams gp = {.sampler = {1.0f, 0, 1.0f}, .max_tokens = len - 1};
         if (sequence_init(&seqs[i], tok, context, prompt, (size_t)plen, &gp, err)) goto done;
         seqs[i].teacher = val + start + 1;

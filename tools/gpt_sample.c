@@ -8,7 +8,7 @@
 
 #include "../common/cli.h"
 #include "../model/batch.h"
-#include "../model/checkpoint.h"
+#include "../model/load.h"
 
 #define DEFAULT_MODEL "weights/shakespeare-char.safetensors"
 #define PREFILL_CHUNK 256
@@ -19,18 +19,22 @@ typedef struct {
 } ContextFlags;
 
 /* One token's text, newlines and quotes escaped, for the attention lines. */
-static const char *shown(const Tokenizer *tok, int token, char buf[16]) {
-    char raw[8];
-    int n = tokenizer_decode(tok, token, raw);
+static const char *shown(const Tokenizer *tok, int token, char buf[20]) {
+    char raw[16];
+    size_t n;
+    const char *piece = tokenizer_piece(tok, token, &n);
+    n = piece ? (n < sizeof raw - 1 ? n : sizeof raw - 1) : 0;
+    memcpy(raw, piece ? piece : "", n);
     raw[n] = '\0';
+    utf8_make_valid(raw); /* a BPE token may hold part of a character */
     if (strcmp(raw, "\n") == 0) return "\\n";
-    snprintf(buf, 16, "%s", strcmp(raw, "'") == 0 ? "\\'" : raw);
+    snprintf(buf, 20, "%s", strcmp(raw, "'") == 0 ? "\\'" : raw);
     return buf;
 }
 
 /* --attention L:H: the token just generated and the earlier tokens its query weighed most. */
 static void print_attention(const Sequence *s) {
-    char a[16], b[16];
+    char a[20], b[20];
     int position = s->attention_start + s->attention_visible;
     printf("'%s' (position %d) <-", shown(s->tok, s->tokens[s->n_tokens - 1], a), position);
     for (int i = 0; i + 1 < s->attention_values; i += 2) {
@@ -49,7 +53,7 @@ static int run(const char *model_path, const char *prompt, GenerationParams *gp,
     Sequence seq;
     BatchScratch b;
     int rc = -1;
-    if (checkpoint_load(model_path, &m, &tok, NULL, NULL, err)) return -1;
+    if (model_load(model_path, &m, &tok, err)) return -1;
     memset(&seq, 0, sizeof seq);
     memset(&b, 0, sizeof b);
     ContextPolicy context;
@@ -120,7 +124,8 @@ int main(int argc, char **argv) {
     GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
                            .max_tokens = 500};
     CliFlag flags[] = {
-        {"model", CLI_STRING, &model_path, 0, 0, "checkpoint (.safetensors)", false, NULL},
+        {"model", CLI_STRING, &model_path, 0, 0,
+         "checkpoint (.safetensors) or Hugging Face GPT-2 directory", false, NULL},
         {"prompt", CLI_STRING, &prompt, 0, 0, "text to continue (empty: start from token 0)", false,
          NULL},
         {"max-tokens", CLI_INT, &gp.max_tokens, 0, 1 << 24, "tokens to generate", false, NULL},
@@ -143,7 +148,7 @@ int main(int argc, char **argv) {
          false, NULL},
     };
     int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
-                       "usage: gpt-sample [--model FILE] [--prompt STR] [--max-tokens N] ...");
+                       "usage: gpt-sample [--model FILE|DIR] [--prompt STR] [--max-tokens N] ...");
     if (rc) return rc == 1 ? 0 : 2;
     gp.seed = seed;
     if (stop) {

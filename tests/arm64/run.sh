@@ -20,7 +20,7 @@ make -s CC="$CROSS" BUILD="$OUT" SAN= "$OUT/san/test_kernels" "$OUT/san/test_sam
   "$OUT/san/test_engine"
 # shellcheck disable=SC2046
 "$CROSS" -O2 -std=gnu11 -Wall -Wextra -Werror -pthread -ffp-contract=off \
-  $(make -s print-INFER_SRC) tools/gpt_sample.c -lcjson -lm -o "$OUT/gpt-sample"
+  $(make -s print-INFER_SRC) tools/gpt_sample.c -lcjson -lpcre2-8 -lm -o "$OUT/gpt-sample"
 file "$OUT/gpt-sample" | grep -q 'ARM aarch64' || { echo "test-arm64: not an arm64 binary" >&2; exit 1; }
 
 qemu-aarch64 "$OUT/san/test_kernels"

@@ -10,7 +10,22 @@ import struct
 
 import numpy as np
 
-_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I32": np.dtype("<i4")}
+_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I32": np.dtype("<i4"),
+           "BF16": np.dtype("<u2")}
+
+
+class BF16:
+    """A float32 array to be stored as bfloat16 (its upper halves, rounded to nearest even)."""
+
+    def __init__(self, arr):
+        bits = np.ascontiguousarray(arr, dtype=np.float32).view(np.uint32).astype(np.uint64)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        self.bits = bits.astype(np.uint16)
+        self.shape = self.bits.shape
+
+    def widened(self):
+        """The stored values as float32 (exact)."""
+        return (self.bits.astype(np.uint32) << 16).view(np.float32)
 
 
 def _code_for(arr):
@@ -24,15 +39,19 @@ def _code_for(arr):
 
 
 def save(path, tensors, metadata=None):
-    """tensors: dict name -> numpy array (float32, float16 or int32); metadata: dict str -> str."""
+    """tensors: dict name -> numpy array (float32, float16 or int32) or BF16; metadata: dict
+    str -> str."""
     header = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs = []
     offset = 0
     for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        code = _code_for(arr)
+        if isinstance(arr, BF16):
+            code, arr = "BF16", arr.bits
+        else:
+            arr = np.ascontiguousarray(arr)
+            code = _code_for(arr)
         data = arr.astype(_DTYPES[code], copy=False).tobytes()
         header[name] = {"dtype": code, "shape": list(arr.shape),
                         "data_offsets": [offset, offset + len(data)]}
@@ -63,5 +82,8 @@ def load(path):
         count = int(np.prod(shape)) if shape else 1
         if end - begin != count * dt.itemsize or end > len(data):
             raise ValueError("bad data_offsets for %s" % name)
-        tensors[name] = np.frombuffer(data[begin:end], dtype=dt).reshape(shape).copy()
+        arr = np.frombuffer(data[begin:end], dtype=dt).reshape(shape).copy()
+        if info["dtype"] == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = arr
     return tensors, metadata

@@ -53,6 +53,8 @@ static void info_shows_the_model_once_loaded(void **state) {
     in.context_shift = "keep";
     in.context_keep = 8;
     in.kernels = "portable";
+    in.tokenizer = "gpt2-bpe";
+    in.tokenizer_size = 60;
     s = api_info_json(&in);
     root = cJSON_Parse(s);
     cJSON *mc = cJSON_GetObjectItem(root, "config");
@@ -60,6 +62,9 @@ static void info_shows_the_model_once_loaded(void **state) {
     assert_string_equal(cJSON_GetObjectItem(mc, "activation")->valuestring, "gelu");
     assert_int_equal(cJSON_GetObjectItem(mc, "parameters")->valueint, 1234);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(mc, "tied_head")));
+    cJSON *tok = cJSON_GetObjectItem(root, "tokenizer");
+    assert_string_equal(cJSON_GetObjectItem(tok, "kind")->valuestring, "gpt2-bpe");
+    assert_int_equal(cJSON_GetObjectItem(tok, "tokens")->valueint, 60);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "context"), "keep")->valueint,
                      8);
     cJSON_Delete(root);

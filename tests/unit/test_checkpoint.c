@@ -804,7 +804,7 @@ static void refuses_unknown_dtype(void **state) {
     Tmp *t = *state;
     const char *good = path_in(t, "good.safetensors"), *bad = path_in(t, "bad.safetensors");
     save_good(good, false);
-    const char *dtypes[] = {"Q4", "BF16", "F64", "f32", "f16", ""};
+    const char *dtypes[] = {"Q4", "F8_E4M3", "U32", "f32", "bf16", ""};
     for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++) {
         Edit e = {SET_DTYPE, "transformer.wpe.weight", dtypes[i], 0, {0}};
         rewrite(good, bad, &e, 1);
@@ -815,7 +815,7 @@ static void refuses_unknown_dtype(void **state) {
     /* a dtype safetensors knows but a model cannot use */
     Edit e = {SET_DTYPE, "transformer.wpe.weight", "I32", 0, {0}};
     rewrite(good, bad, &e, 1);
-    expect_refused(bad, "tensor 'transformer.wpe.weight' must be F32 or F16");
+    expect_refused(bad, "tensor 'transformer.wpe.weight' must be F32, F16 or BF16");
 }
 
 static void refuses_missing_tensor(void **state) {
@@ -934,7 +934,8 @@ static void refuses_vocab_size_disagreeing_with_vocab(void **state) {
     snprintf(v, sizeof v, "%d", V + 1);
     Edit e = {SET_META, "vocab_size", v, 0, {0}};
     rewrite(good, bad, &e, 1);
-    snprintf(want, sizeof want, "vocab has %d characters but vocab_size is %d", V, V + 1);
+    snprintf(want, sizeof want, "the tokenizer has %d tokens but the model's vocab_size is %d", V,
+             V + 1);
     expect_refused(bad, want);
 
     /* one character dropped from the vocabulary string */
@@ -944,7 +945,8 @@ static void refuses_vocab_size_disagreeing_with_vocab(void **state) {
     Edit e2 = {SET_META, "vocab", s + 1, 0, {0}};
     rewrite(good, bad, &e2, 1);
     free(s);
-    snprintf(want, sizeof want, "vocab has %d characters but vocab_size is %d", V - 1, V);
+    snprintf(want, sizeof want, "the tokenizer has %d tokens but the model's vocab_size is %d",
+             V - 1, V);
     expect_refused(bad, want);
 }
 
