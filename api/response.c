@@ -10,8 +10,41 @@
 
 #include "../common/buf.h"
 
-/* cJSON wants NUL-terminated strings; generated text arrives as (pointer, length). */
+/* text as a JSON string, escaped as cJSON escapes ("\u0000" included). */
+static char *json_string(const char *text, size_t len) {
+    Buf b;
+    buf_init(&b, (size_t)-1);
+    buf_append(&b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                                      : NULL;
+        if (esc)
+            buf_append(&b, esc, 2);
+        else if (c < 0x20)
+            buf_printf(&b, "\\u%04x", c);
+        else
+            buf_append(&b, &text[i], 1);
+    }
+    buf_append(&b, "\"", 1);
+    return buf_take(&b);
+}
+
+/* cJSON wants NUL-terminated strings; generated text arrives as (pointer, length), and may hold
+ * a NUL (GPT-2 has a token for byte 0): then the string is escaped here. */
 static cJSON *add_text(cJSON *obj, const char *key, const char *text, size_t len) {
+    if (memchr(text, '\0', len)) {
+        char *raw = json_string(text, len);
+        cJSON *item = raw ? cJSON_AddRawToObject(obj, key, raw) : NULL;
+        free(raw);
+        return item;
+    }
     char *s = malloc(len + 1);
     if (!s) return NULL;
     memcpy(s, text, len);

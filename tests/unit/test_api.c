@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "test_filter.h"
@@ -244,6 +245,14 @@ static void replies_carry_exact_values(void **state) {
     }
     char *ev = api_generate_token_event(41, "ab", 2, -1.25f, NULL, NULL);
     assert_string_equal(ev, "{\"index\":41,\"text\":\"ab\",\"logprob\":-1.25}");
+    free(ev);
+    /* a NUL the model wrote (GPT-2 has a token for byte 0) is part of the text, escaped */
+    ev = api_generate_token_event(3, "a\0\"\x01\n\xc3\xa9", 7, -1.0f, NULL, NULL);
+    assert_string_equal(ev, "{\"index\":3,\"text\":\"a\\u0000\\\"\\u0001\\n\xc3\xa9\","
+                            "\"logprob\":-1}");
+    cJSON *parsed = cJSON_Parse(ev);
+    assert_non_null(parsed);
+    cJSON_Delete(parsed);
     free(ev);
 }
 

@@ -373,6 +373,102 @@ static void max_tokens_ends_with_length(void **state) {
     tokenizer_free(&tok);
 }
 
+/* ---- the BPE kind: tokens that hold part of a character, or several ---- */
+
+#define BPE_DIR "tests/reference/fixtures/hf_gpt2_f32" /* 256 bytes, 200 merges, <|endoftext|> */
+
+static int bpe_id(const Tokenizer *tok, const char *bytes) {
+    int id = bpe_find(tok->bpe, bytes, strlen(bytes));
+    if (id < 0) fail_msg("no token \"%s\"", bytes);
+    return id;
+}
+
+/* Feeds the sequence the logits that make token id certain; returns the text released. */
+static size_t feed_id(Sequence *s, int id, char *streamed) {
+    size_t n_vocab = (size_t)s->vocab_size;
+    float *logits = malloc(sizeof(float) * n_vocab), *probs = malloc(sizeof(float) * n_vocab);
+    int *index = malloc(sizeof(int) * n_vocab);
+    for (size_t i = 0; i < n_vocab; i++) logits[i] = (int)i == id ? 100.0f : 0.0f;
+    EngineSegment seg = {.slot = 0, .pos = 0, .n = 1, .logits = logits};
+    sequence_advance(s, &seg, probs, index);
+    const char *out;
+    size_t n = sequence_take_text(s, &out);
+    strncat(streamed, out, n);
+    free(logits);
+    free(probs);
+    free(index);
+    return n;
+}
+
+static void bpe_text_is_released_in_whole_characters(void **state) {
+    (void)state;
+    Tokenizer tok;
+    Sequence s;
+    Error err;
+    if (tokenizer_from_bpe_dir(&tok, BPE_DIR, &err)) fail_msg("%s", err.message);
+    GenerationParams gp = params();
+    gp.max_tokens = 5;
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "", 0, &gp, &err), 0);
+    assert_int_equal(s.tokens[0], tok.end_token); /* an empty prompt starts from it */
+    char streamed[64] = "";
+    feed_id(&s, bpe_id(&tok, "a"), streamed);
+    assert_int_equal(feed_id(&s, bpe_id(&tok, "\xc3"), streamed), 0); /* half of "é" waits */
+    assert_string_equal(streamed, "a");
+    feed_id(&s, bpe_id(&tok, "\xa9"), streamed);
+    assert_string_equal(streamed, "a\xc3\xa9");
+    feed_id(&s, bpe_id(&tok, "\xe2"), streamed);
+    assert_string_equal(streamed, "a\xc3\xa9");
+    feed_id(&s, bpe_id(&tok, "x"), streamed); /* breaks the character, and max_tokens ends */
+    assert_int_equal(s.finish, FINISH_LENGTH);
+    assert_string_equal(streamed, "a\xc3\xa9\xef\xbf\xbdx");
+    sequence_free(&s);
+
+    /* cut short by max_tokens inside a character: the bytes become U+FFFD */
+    gp.max_tokens = 2;
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &gp, &err), 0);
+    streamed[0] = '\0';
+    feed_id(&s, bpe_id(&tok, "b"), streamed);
+    feed_id(&s, bpe_id(&tok, "\xf0"), streamed);
+    assert_string_equal(streamed, "b\xef\xbf\xbd");
+    sequence_free(&s);
+    tokenizer_free(&tok);
+}
+
+static void bpe_stop_strings_and_the_end_token(void **state) {
+    (void)state;
+    Tokenizer tok;
+    Sequence s;
+    Error err;
+    if (tokenizer_from_bpe_dir(&tok, BPE_DIR, &err)) fail_msg("%s", err.message);
+    GenerationParams gp = params();
+    gp.n_stop = 1;
+    strcpy(gp.stop[0], "xh"); /* ends inside the token "he" */
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &gp, &err), 0);
+    char streamed[64] = "";
+    feed_id(&s, bpe_id(&tok, "a"), streamed);
+    feed_id(&s, bpe_id(&tok, "x"), streamed);
+    assert_string_equal(streamed, "a"); /* "x" may begin the stop string */
+    feed_id(&s, bpe_id(&tok, "he"), streamed);
+    assert_int_equal(s.finish, FINISH_STOP);
+    assert_string_equal(streamed, "a");
+    assert_string_equal(s.text, "a");
+    sequence_free(&s);
+
+    /* <|endoftext|> ends the reply; its text is not shown; waiting bytes become U+FFFD */
+    gp.n_stop = 0;
+    assert_int_equal(sequence_init(&s, &tok, ctx16, "hi", 2, &gp, &err), 0);
+    streamed[0] = '\0';
+    feed_id(&s, bpe_id(&tok, "he"), streamed);
+    feed_id(&s, bpe_id(&tok, "\xe2\x82" + 1), streamed); /* the lone byte 0x82 */
+    feed_id(&s, bpe_id(&tok, "\xc3"), streamed);
+    feed_id(&s, tok.end_token, streamed);
+    assert_int_equal(s.finish, FINISH_STOP);
+    assert_string_equal(streamed, "he\xef\xbf\xbd\xef\xbf\xbd");
+    assert_int_equal(s.n_generated, 4);
+    sequence_free(&s);
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(greedy_equivalences),
@@ -386,6 +482,8 @@ int main(void) {
         cmocka_unit_test(stop_strings_are_held_back_and_cut),
         cmocka_unit_test(max_tokens_ends_with_length),
         cmocka_unit_test(context_policy_defaults_and_bounds),
+        cmocka_unit_test(bpe_text_is_released_in_whole_characters),
+        cmocka_unit_test(bpe_stop_strings_and_the_end_token),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
