@@ -144,9 +144,19 @@ $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+$(BUILD)/fuzz/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
 bin/fuzz_%: $(call obj,fuzz,$(FUZZ_LIB)) $(BUILD)/fuzz/tests/fuzz/fuzz_%.o
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lcjson -lpcre2-8 -lm -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS) -lcjson -lpcre2-8 -lm -pthread
+
+# fuzz_http runs the real HTTP server in-process: it links the rest of server/ (not main.c) and
+# libmicrohttpd; the other harnesses link neither.
+bin/fuzz_http: $(call obj,fuzz,$(filter-out server/main.c $(FUZZ_LIB),$(wildcard server/*.c))) \
+               $(BUILD)/fuzz/gen/web_page.o
+bin/fuzz_http: FUZZ_LDLIBS := -lmicrohttpd
 
 .PRECIOUS: $(BUILD)/fuzz/%.o
 fuzz: $(FUZZERS)
@@ -287,7 +297,7 @@ data/tinyshakespeare.txt:
 # an include cycle between folders, fails with the offending include. Then every C source must be
 # as clang-format writes it (`make format` does that).
 FORMATTED := model/*.[ch] train/*.[ch] common/*.[ch] tools/*.[ch] tests/unit/*.[ch] server/*.[ch] \
-             api/*.[ch] bench/*.c
+             api/*.[ch] bench/*.c tests/fuzz/*.c
 lint:
 	bash tools/check_layers.sh
 	clang-format --dry-run -Werror $(FORMATTED)

@@ -942,6 +942,17 @@ int http_server_in_flight(HttpServer *s) {
     return atomic_load(&s->admitting) + atomic_load(&s->in_flight);
 }
 
+int http_server_port(const HttpServer *s) {
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof bound;
+    if (getsockname(s->listen_fd, (struct sockaddr *)&bound, &len) != 0) return -1;
+    if (bound.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    if (bound.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    return -1;
+}
+
+int http_server_connections(HttpServer *s) { return atomic_load(&s->connections); }
+
 void http_server_stop(HttpServer *s) {
     if (!s) return;
     MHD_stop_daemon(s->mhd); /* joins the connection threads */

@@ -48,6 +48,11 @@ void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Sc
 void http_server_drain(HttpServer *s);
 /* Generation requests being admitted, or whose reply is not fully written yet. */
 int http_server_in_flight(HttpServer *s);
+/* The port it listens on (port 0 in the configuration: the one the system chose), or -1. */
+int http_server_port(const HttpServer *s);
+/* Open connections: from libmicrohttpd's accept until it has joined the connection's thread
+ * and closes it (the fuzz harness waits for its connection's end before the next input). */
+int http_server_connections(HttpServer *s);
 void http_server_stop(HttpServer *s);
 
 #endif

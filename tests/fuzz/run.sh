@@ -22,9 +22,12 @@ for bin in "$@"; do
     # -max_len: checkpoints need room for a header, metadata and tensors; the rest stay small.
     max_len=4096
     [ "$name" = fuzz_checkpoint ] && max_len=65536
+    # A harness may come with a libFuzzer dictionary beside it (tests/fuzz/NAME.dict).
+    dict=()
+    [ -f "$here/$name.dict" ] && dict=(-dict="$here/$name.dict")
     result=ok
     if ! ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$seconds" -max_len="$max_len" \
-        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
         -artifact_prefix="$here/artifacts/$name-" "$work" "$seeds" >"$log" 2>&1; then
         result=FAILED
         status=1
