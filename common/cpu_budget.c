@@ -1,52 +1,13 @@
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "cpu_budget.h"
 
+#include "cgroup.h"
+
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The cgroup path of this process in proc_cgroup for the v2 tree ("0::/path", v1 0) or for the
- * v1 cpu controller ("N:cpu,cpuacct:/path", v1 1), into path; 0 if none. */
-static int cgroup_path(const char *proc_cgroup, int v1, char *path, size_t size) {
-    FILE *f = fopen(proc_cgroup, "r");
-    if (!f) return 0;
-    char line[4096];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *controllers = strchr(line, ':'),
-             *p = controllers ? strchr(controllers + 1, ':') : NULL;
-        if (!p) continue;
-        *p = '\0';
-        *controllers = '\0'; /* line: the hierarchy's number; c: its controllers */
-        const char *c = controllers + 1;
-        if (v1 ? (strcmp(c, "cpu") == 0 || strncmp(c, "cpu,", 4) == 0 || strstr(c, ",cpu,") ||
-                  (strlen(c) > 4 && strcmp(c + strlen(c) - 4, ",cpu") == 0))
-               : strcmp(line, "0") == 0 && *c == '\0')
-            found = snprintf(path, size, "%s", p + 1) < (int)size;
-    }
-    fclose(f);
-    return found;
-}
-
-/* Walks from the cgroup `path` up to the root of the tree at `root`, and returns the tightest
- * quota(dir) on the way (a parent's limit binds its children); 0 if none. */
-static double tightest_quota(const char *root, char *path, double (*quota)(const char *dir)) {
-    double tightest = 0;
-    char dir[4200];
-    for (;;) {
-        double q = snprintf(dir, sizeof dir, "%s%s", root, path) < (int)sizeof dir ? quota(dir) : 0;
-        if (q > 0 && (tightest == 0 || q < tightest)) tightest = q;
-        char *slash = strrchr(path, '/');
-        if (!slash || strcmp(path, "/") == 0) return tightest;
-        if (slash == path)
-            path[1] = '\0'; /* up to the root, "/" */
-        else
-            *slash = '\0';
-    }
-}
 
 /* The quota of one cgroup v2 directory's cpu.max ("max P" or "Q P"), in CPUs; 0 if none. */
 static double cpu_max_quota(const char *dir) {
@@ -94,13 +55,13 @@ void cpu_budget_from(CpuBudget *b, int cpus_allowed, const char *proc_cgroup,
      * walk up ends at the mount's root either way. */
     double quota = 0;
     char path[4096], root[4200];
-    if (cgroup_path(proc_cgroup, 0, path, sizeof path))
-        quota = tightest_quota(cgroup_root, path, cpu_max_quota);
+    if (cgroup_path(proc_cgroup, NULL, path, sizeof path))
+        quota = cgroup_tightest(cgroup_root, path, cpu_max_quota);
     const char *v1_mounts[] = {"cpu", "cpu,cpuacct"};
     for (int i = 0; i < 2 && quota == 0; i++)
-        if (cgroup_path(proc_cgroup, 1, path, sizeof path)) {
+        if (cgroup_path(proc_cgroup, "cpu", path, sizeof path)) {
             if (snprintf(root, sizeof root, "%s/%s", cgroup_root, v1_mounts[i]) < (int)sizeof root)
-                quota = tightest_quota(root, path, cfs_quota);
+                quota = cgroup_tightest(root, path, cfs_quota);
         }
     if (quota > 0 && quota < cpus_allowed) {
         b->threads = quota < 1 ? 1 : (int)quota;

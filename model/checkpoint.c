@@ -60,7 +60,8 @@ static int save(const char *path, const GPT *model, const Tokenizer *tok, const 
         {"activation", (char *)activation_name(c->activation)},
         {"qkv_bias", c->qkv_bias ? "true" : "false"},
         {"tied_head", c->tied_head ? "true" : "false"},
-        {"tokenizer", (char *)tokenizer_kind_name(tok)},
+        /* absent means char: files written before BPE stay byte for byte what they were */
+        {"tokenizer", tok->kind == TOKENIZER_BPE ? (char *)tokenizer_kind_name(tok) : NULL},
         {"vocab", vocab},
         {"tokenizer.vocab", (char *)bpe_vocab},
         {"tokenizer.merges", (char *)bpe_merges},

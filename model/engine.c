@@ -40,6 +40,25 @@ size_t engine_slot_bytes(const GPTConfig *c) {
     return (size_t)2 * c->n_layer * c->block_size * c->n_embd * sizeof(float);
 }
 
+int engine_slots_for_memory(const GPTConfig *c, size_t n_params, size_t memory_bytes, int asked,
+                            int *slots, Error *err) {
+    size_t slot = engine_slot_bytes(c), weights = n_params * sizeof(float);
+    size_t left = memory_bytes > weights ? memory_bytes - weights : 0;
+    if (asked > 0) {
+        if (memory_bytes && (size_t)asked > left / slot)
+            return error_set(err,
+                             "%d KV slots of %.1f MB need %zu MB, but the %zu MB of weights leave "
+                             "%zu MB: ask for at most %zu",
+                             asked, (double)slot / 1048576.0, (size_t)asked * slot >> 20,
+                             weights >> 20, left >> 20, left / slot);
+        *slots = asked;
+        return 0;
+    }
+    size_t fit = memory_bytes ? left / 2 / slot : 64;
+    *slots = fit < 1 ? 1 : fit > 64 ? 64 : (int)fit;
+    return 0;
+}
+
 static float *kv_at(const Engine *e, int slot, int layer, int which) {
     const GPTConfig *c = &e->model->config;
     size_t per_layer = (size_t)2 * c->block_size * c->n_embd;

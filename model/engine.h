@@ -55,6 +55,12 @@ struct ThreadPool *engine_pool(Engine *engine);
 /* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size x n_embd floats. */
 size_t engine_slot_bytes(const GPTConfig *c);
 
+/* How many KV slots to make for a model of n_params in memory_bytes (0: unknown): `asked`, refused
+ * when it cannot fit beside the weights (held as float32 while loading), or with asked 0 as many
+ * as fit in half of what the weights leave, between 1 and 64 (64 when memory is unknown). */
+int engine_slots_for_memory(const GPTConfig *c, size_t n_params, size_t memory_bytes, int asked,
+                            int *slots, Error *err);
+
 /* Runs the segments (at most one per slot), writing their keys/values into the slots and the
  * requested logits. Errors (bad slot, positions past the context, too many rows, a token outside
  * the vocabulary) are reported before anything is computed. */

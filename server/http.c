@@ -45,6 +45,7 @@ struct HttpServer {
     Scheduler *scheduler;
     ContextPolicy context;
     const char *kernels; /* the engine's kernels (model/kernels.h), for /info */
+    int max_batch;       /* KV slots, as chosen at start (--max-batch 0: from memory) */
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
     atomic_int admitting;       /* generation requests between arrival and submit (or refusal) */
@@ -510,7 +511,7 @@ static enum MHD_Result handle_info(Conn *c) {
     const ServerConfig *cfg = s->config;
     ApiInfo info = {.model_name = cfg->model_name,
                     .state = api_state(s),
-                    .max_batch = cfg->max_batch,
+                    .max_batch = api_state(s) != API_LOADING ? s->max_batch : cfg->max_batch,
                     .max_queue = cfg->max_queue,
                     .max_tokens = cfg->max_tokens,
                     .body_limit = cfg->body_limit,
@@ -927,8 +928,9 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
 }
 
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
-                       const ContextPolicy *context, const char *kernels) {
+                       const ContextPolicy *context, const char *kernels, int max_batch) {
     s->model = model;
+    s->max_batch = max_batch;
     s->kernels = kernels;
     s->context = *context;
     s->tok = tok;

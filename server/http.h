@@ -43,7 +43,7 @@ int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *met
 /* The model is loaded: generation endpoints open. model, tok and scheduler outlive the server;
  * context is how sequences move past the model's context; kernels names the engine's. */
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
-                       const ContextPolicy *context, const char *kernels);
+                       const ContextPolicy *context, const char *kernels, int max_batch);
 /* /health goes 503 and new generation requests get 503; requests in flight go on. */
 void http_server_drain(HttpServer *s);
 /* Generation requests being admitted, or whose reply is not fully written yet. */

@@ -12,6 +12,7 @@
 #include "../common/cli.h"
 #include "../common/clock.h"
 #include "../common/cpu_budget.h"
+#include "../common/memory_budget.h"
 #include "../model/engine.h"
 #include "../model/kernels.h"
 #include "../model/load.h"
@@ -28,7 +29,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .model_name = "gptd-shakespeare-char",
         .port = 8080,
         .threads = 0,
-        .max_batch = 64,
+        .max_batch = 0,
         .max_queue = 256,
         .max_tokens = 1024,
         .default_max_tokens = 256,
@@ -60,7 +61,9 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
          "engine threads (0 = the CPUs this process may use: its affinity mask, lowered to its "
          "cgroup's CPU quota)",
          false, "GPTD_THREADS"},
-        {"max-batch", CLI_INT, &cfg->max_batch, 1, 1024, "sequences decoded together (KV slots)",
+        {"max-batch", CLI_INT, &cfg->max_batch, 0, 1024,
+         "sequences decoded together, each with a KV slot (0 = as many as half the memory the "
+         "weights leave holds, at most 64)",
          false, "GPTD_MAX_BATCH"},
         {"max-queue", CLI_INT, &cfg->max_queue, 1, 1 << 20, "waiting requests before 503", false,
          "GPTD_MAX_QUEUE"},
@@ -206,11 +209,19 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
                 cfg->context_keep, err.message);
         return -1;
     }
-    EngineConfig ec = {.max_slots = cfg->max_batch,
-                       .max_rows = cfg->max_batch + cfg->prefill_budget,
+    int max_batch = 1;
+    MemoryBudget memory;
+    memory_budget_read(&memory);
+    if (engine_slots_for_memory(mc, sv->model.n_params, memory.bytes, cfg->max_batch, &max_batch,
+                                &err)) {
+        fprintf(stderr, "gptd: --max-batch: %s (the budget: %s)\n", err.message, memory.reason);
+        return -1;
+    }
+    EngineConfig ec = {.max_slots = max_batch,
+                       .max_rows = max_batch + cfg->prefill_budget,
                        .threads = cfg->threads,
                        .kernels = kernels};
-    SchedulerConfig sc = {.max_batch = cfg->max_batch,
+    SchedulerConfig sc = {.max_batch = max_batch,
                           .max_queue = cfg->max_queue,
                           .prefill_budget = cfg->prefill_budget,
                           .vocab_size = mc->vocab_size,
@@ -228,15 +239,19 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
         return -1;
     }
     const char *kernels_name = engine_kernels_name(sv->engine);
-    http_server_ready(http, &sv->model, &sv->tok, sv->sched, &sv->context, kernels_name);
+    http_server_ready(http, &sv->model, &sv->tok, sv->sched, &sv->context, kernels_name, max_batch);
     bool half;
     size_t weight_bytes = engine_weight_bytes(sv->engine, &half);
-    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), context %d (past it: %s %d), "
-             "%d slots of %zu KB, %d thread%s (%s), %s kernels",
+    size_t slot = engine_slot_bytes(mc);
+    log_info("ready in %.2f s: %zu parameters (%s, %zu KB packed), %s tokenizer of %d, context %d "
+             "(past it: %s %d), %d KV slots of %zu KB = %zu MB (%s%s), %d thread%s (%s), %s "
+             "kernels",
              clock_seconds() - t0, sv->model.n_params, half ? "float16" : "float32",
-             weight_bytes >> 10, mc->block_size, context_shift_name(sv->context.shift),
-             context_policy_kept(&sv->context), cfg->max_batch, engine_slot_bytes(mc) >> 10,
-             cfg->threads, cfg->threads == 1 ? "" : "s", cfg->threads_source, kernels_name);
+             weight_bytes >> 10, tokenizer_kind_name(&sv->tok), sv->tok.vocab_size, mc->block_size,
+             context_shift_name(sv->context.shift), context_policy_kept(&sv->context), max_batch,
+             slot >> 10, (size_t)max_batch * slot >> 20, cfg->max_batch ? "--max-batch; " : "",
+             memory.reason, cfg->threads, cfg->threads == 1 ? "" : "s", cfg->threads_source,
+             kernels_name);
     return 0;
 }
 

@@ -109,7 +109,8 @@ static void start_server(void) {
         engine_create(&engine, &model, &ec, &err) || gpt_keep_unpacked(&model, &err) ||
         scheduler_create(&sched, engine, &sc, metrics, &err))
         goto fail;
-    http_server_ready(http, &model, &tok, sched, &context, engine_kernels_name(engine));
+    http_server_ready(http, &model, &tok, sched, &context, engine_kernels_name(engine),
+                      config.max_batch);
     port = http_server_port(http);
     if (port <= 0) goto fail;
     return;

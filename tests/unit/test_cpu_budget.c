@@ -14,6 +14,7 @@
 #include "test_filter.h"
 
 #include "../../common/cpu_budget.h"
+#include "../../common/memory_budget.h"
 
 static char root[64];
 
@@ -116,12 +117,49 @@ static void no_cgroup_files(void **state) {
     assert_true(b.threads >= 1);
 }
 
+static MemoryBudget memory(void) {
+    char meminfo[128], proc[128], tree[128];
+    snprintf(meminfo, sizeof meminfo, "%s/meminfo", root);
+    snprintf(proc, sizeof proc, "%s/proc_cgroup", root);
+    snprintf(tree, sizeof tree, "%s/fs", root);
+    MemoryBudget b;
+    memory_budget_from(&b, meminfo, proc, tree);
+    return b;
+}
+
+/* The machine's memory, lowered by the tightest memory.max on the way up (v2) or by v1's
+ * memory.limit_in_bytes; "max" and v1's huge "no limit" count as none. */
+static void memory_limits(void **state) {
+    (void)state;
+    write_file("meminfo", "MemTotal:       24576000 kB\nMemFree:  1000 kB\n");
+    write_file("proc_cgroup", "0::/kubepods/pod1/gptd\n");
+    MemoryBudget b = memory();
+    assert_int_equal(b.bytes, (size_t)24576000 * 1024);
+    assert_non_null(strstr(b.reason, "24000 MB of memory"));
+    write_file("fs/kubepods/pod1/gptd/memory.max", "max\n");
+    write_file("fs/kubepods/pod1/memory.max", "536870912\n");
+    write_file("fs/kubepods/memory.max", "1073741824\n");
+    b = memory();
+    assert_int_equal(b.bytes, 536870912);
+    assert_non_null(strstr(b.reason, "cgroup memory limit of 512 MB"));
+    /* a limit above the machine's memory does not raise it */
+    write_file("fs/kubepods/pod1/memory.max", "99999999999999\n");
+    write_file("fs/kubepods/memory.max", "max\n");
+    assert_int_equal(memory().bytes, (size_t)24576000 * 1024);
+    /* v1: the memory controller's own hierarchy */
+    write_file("proc_cgroup", "5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
+    write_file("fs/memory/docker/abc/memory.limit_in_bytes", "268435456\n");
+    write_file("fs/memory/memory.limit_in_bytes", "9223372036854771712\n");
+    assert_int_equal(memory().bytes, 268435456);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(cgroup_v2_quota, make_root, remove_root),
         cmocka_unit_test_setup_teardown(parent_quota_binds, make_root, remove_root),
         cmocka_unit_test_setup_teardown(cgroup_v1_quota, make_root, remove_root),
         cmocka_unit_test(no_cgroup_files),
+        cmocka_unit_test_setup_teardown(memory_limits, make_root, remove_root),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

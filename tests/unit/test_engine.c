@@ -634,6 +634,34 @@ static void attention_matches_forward(void **state) {
     tokenizer_free(&tok);
 }
 
+/* KV slots from memory: GPT-2 124M's shapes (72 MB a slot, 475 MB of float32 weights). */
+static void slots_fit_the_memory(void **state) {
+    (void)state;
+    GPTConfig c = {
+        .vocab_size = 50257, .n_layer = 12, .n_head = 12, .n_embd = 768, .block_size = 1024};
+    size_t n_params = 124439808, mb = 1 << 20, slot = engine_slot_bytes(&c);
+    assert_int_equal(slot, 72 * mb);
+    Error err;
+    int slots = 0;
+    /* 512 MiB (a Kubernetes limit): the weights leave 14 MB, less than a slot: still one */
+    assert_int_equal(engine_slots_for_memory(&c, n_params, 512 * mb, 0, &slots, &err), 0);
+    assert_int_equal(slots, 1);
+    /* 4 GiB: half of the 3,621 MB left is 25 slots */
+    assert_int_equal(engine_slots_for_memory(&c, n_params, 4096 * mb, 0, &slots, &err), 0);
+    assert_int_equal(slots, 25);
+    /* 24 GB: capped at 64; unknown memory: 64 */
+    assert_int_equal(engine_slots_for_memory(&c, n_params, 24000 * mb, 0, &slots, &err), 0);
+    assert_int_equal(slots, 64);
+    assert_int_equal(engine_slots_for_memory(&c, n_params, 0, 0, &slots, &err), 0);
+    assert_int_equal(slots, 64);
+    /* asked for: up to everything the weights leave (50 of 72 MB), not one more */
+    assert_int_equal(engine_slots_for_memory(&c, n_params, 4096 * mb, 50, &slots, &err), 0);
+    assert_int_equal(slots, 50);
+    assert_int_equal(engine_slots_for_memory(&c, n_params, 4096 * mb, 51, &slots, &err), -1);
+    assert_non_null(strstr(err.message, "51 KV slots of 72.0 MB need 3672 MB"));
+    assert_non_null(strstr(err.message, "ask for at most 50"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(logits_match_forward_random),
@@ -647,6 +675,7 @@ int main(void) {
         cmocka_unit_test(seeds),
         cmocka_unit_test(paths_same_bits),
         cmocka_unit_test(attention_matches_forward),
+        cmocka_unit_test(slots_fit_the_memory),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
