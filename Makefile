@@ -256,6 +256,12 @@ ref-deps:
 fixtures: ref-deps
 	/usr/bin/python3 tests/reference/make_fixtures.py
 
+# tools/convert_pt.py end to end: small models of the lecture's gpt.py and of nanoGPT trained in
+# PyTorch, converted, and run by gpt-sample (logits within 1e-4, the same greedy text); every
+# refusal (tests/convert/). About 20 s on one thread.
+test-convert: ref-deps bin/gpt-sample
+	GOMP_SPINCOUNT=0 GPTD_SAMPLE=bin/gpt-sample /usr/bin/python3 tests/convert/test_convert.py
+
 # A random GPT-2 checkpoint in the Hugging Face layout (124M shapes; GPT2_ARGS="--n-layer 2
 # --n-embd 64 --n-head 4 --n-ctx 128" for small ones), never committed: tools/make_gpt2_checkpoint.py.
 GPT2_OUT ?= weights/gpt2-124m-random
@@ -309,5 +315,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: lint deps-arm64 test-arm64 bench-attention all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
+.PHONY: lint deps-arm64 test-arm64 test-convert bench-attention all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -160,7 +160,8 @@ static int config_from_meta(const SafeTensors *st, GPTConfig *c, Error *err) {
     const char *act = safetensors_meta(st, "activation");
     if (!act) return error_set(err, "metadata has no \"activation\"");
     if (activation_parse(act, &c->activation))
-        return error_set(err, "metadata \"activation\" must be relu or gelu, got \"%s\"", act);
+        return error_set(err, "metadata \"activation\" must be relu, gelu or gelu_erf, got \"%s\"",
+                         act);
     return gpt_config_validate(c, err);
 }
 

@@ -386,6 +386,11 @@ static void layernorm_rows(Engine *e, float *out, const float *inp, const float 
     thread_pool_run(e->pool, norm_task, &j, (N + NORM_BLOCK_ROWS - 1) / NORM_BLOCK_ROWS);
 }
 
+/* The MLP's activation, fused into its first product. */
+static PackedOutput mlp_output(Activation a) {
+    return a == ACT_GELU ? PACKED_GELU : a == ACT_GELU_ERF ? PACKED_GELU_ERF : PACKED_RELU;
+}
+
 int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err) {
     if (validate(e, segs, n_segs, err)) return -1;
     if (n_segs == 0) return 0;
@@ -416,8 +421,7 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
             for (int t = 0; t < n_segs * head_groups(c); t++) attention_task(&job, t);
         matmul_packed(e->x, e->atty, &pm[1], R, PACKED_ADD, e->pool); /* x += proj(y) */
         layernorm_rows(e, e->ln, e->x, lp->ln2_w, lp->ln2_b, R);
-        matmul_packed(e->fch, e->ln, &pm[2], R,
-                      c->activation == ACT_GELU ? PACKED_GELU : PACKED_RELU, e->pool);
+        matmul_packed(e->fch, e->ln, &pm[2], R, mlp_output(c->activation), e->pool);
         matmul_packed(e->x, e->fch, &pm[3], R, PACKED_ADD, e->pool); /* x += mlp(x) */
     }
     for (int s = 0; s < n_segs; s++) { /* each segment's last row goes on to the head */

@@ -16,7 +16,7 @@ int gpt_config_validate(const GPTConfig *c, Error *err) {
         return error_set(err, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd, c->n_head);
     if (c->block_size < 1 || c->block_size > 65536)
         return error_set(err, "block_size must be in [1, 65536], got %d", c->block_size);
-    if (c->activation != ACT_RELU && c->activation != ACT_GELU)
+    if (c->activation != ACT_RELU && c->activation != ACT_GELU && c->activation != ACT_GELU_ERF)
         return error_set(err, "unknown activation %d", (int)c->activation);
     return 0;
 }

@@ -34,7 +34,7 @@ static inline __attribute__((always_inline)) void load_weights(const PackedMatri
 
 /* Writes one row of a panel's results (cols of them: fewer in the last, padded panel): stored,
  * added to what is there (a residual), or through relu. GELU is applied by the task afterwards
- * (calls to tanhf here would make the compiler keep the accumulators in memory). */
+ * (calls to tanhf or erff here would make the compiler keep the accumulators in memory). */
 static inline __attribute__((always_inline)) void write_out(const PackedJob *j, float *o,
                                                             VF r[PANEL_VECS], int cols) {
     float buf[PANEL];
@@ -49,12 +49,16 @@ static inline __attribute__((always_inline)) void write_out(const PackedJob *j, 
     if (!full) memcpy(o, buf, (size_t)cols * sizeof(float));
 }
 
-/* GELU over rows [r0, r1) and panels [p0, p1) of the output, after their products. */
+/* GELU over rows [r0, r1) and panels [p0, p1) of the output, after their products: the tanh
+ * or the erf form, one libm call per value in plain C on every path (the same bits). */
 static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
     int c0 = p0 * PANEL, c1 = p1 * PANEL < j->pm->M ? p1 * PANEL : j->pm->M;
     for (int r = r0; r < r1; r++) {
         float *o = j->out + (size_t)r * j->pm->M;
-        for (int c = c0; c < c1; c++) o[c] = gelu(o[c]);
+        if (j->how == PACKED_GELU_ERF)
+            for (int c = c0; c < c1; c++) o[c] = gelu_erf(o[c]);
+        else
+            for (int c = c0; c < c1; c++) o[c] = gelu(o[c]);
     }
 }
 
@@ -115,7 +119,7 @@ static void rows_task(void *ctx, int task) {
     int first = r, end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
     for (; r + TILE_ROWS <= end; r += TILE_ROWS) tile(j, p, 1, r, TILE_ROWS);
     tile_rest(j, p, r, end - r);
-    if (j->how == PACKED_GELU) gelu_block(j, first, end, p, p + 1);
+    if (j->how == PACKED_GELU || j->how == PACKED_GELU_ERF) gelu_block(j, first, end, p, p + 1);
 }
 
 /* One to three rows: a contiguous range of panels, several panels per pass so that there are
@@ -137,7 +141,7 @@ static void panels_task(void *ctx, int chunk) {
                 tile(j, p, 1, 0, 1);
                 break;
         }
-    if (j->how == PACKED_GELU) gelu_block(j, 0, j->N, first, end);
+    if (j->how == PACKED_GELU || j->how == PACKED_GELU_ERF) gelu_block(j, 0, j->N, first, end);
 }
 
 /* exp(x) for x <= 0 (softmax after subtracting the maximum): range reduction to 2^n e^r and a

@@ -4,13 +4,17 @@
 #include <stddef.h>
 #include <string.h>
 
-const char *activation_name(Activation a) { return a == ACT_GELU ? "gelu" : "relu"; }
+const char *activation_name(Activation a) {
+    return a == ACT_GELU ? "gelu" : a == ACT_GELU_ERF ? "gelu_erf" : "relu";
+}
 
 int activation_parse(const char *name, Activation *a) {
     if (strcmp(name, "relu") == 0)
         *a = ACT_RELU;
     else if (strcmp(name, "gelu") == 0)
         *a = ACT_GELU;
+    else if (strcmp(name, "gelu_erf") == 0)
+        *a = ACT_GELU_ERF;
     else
         return -1;
     return 0;

@@ -6,9 +6,10 @@
 
 #include <math.h>
 
-typedef enum { ACT_RELU = 0, ACT_GELU = 1 } Activation;
+/* relu (the lecture), GELU's tanh form (GPT-2) or its exact erf form (nn.GELU(), nanoGPT). */
+typedef enum { ACT_RELU = 0, ACT_GELU = 1, ACT_GELU_ERF = 2 } Activation;
 
-/* "relu" or "gelu", as flags and checkpoints spell them. */
+/* "relu", "gelu" or "gelu_erf", as flags and checkpoints spell them. */
 const char *activation_name(Activation a);
 /* The activation named; -1 for another name. */
 int activation_parse(const char *name, Activation *a);
@@ -23,5 +24,10 @@ void layernorm_inference(float *out, const float *inp, const float *weight, cons
 static inline float gelu(float x) {
     return 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
 }
+
+#define GELU_ERF_SCALE 0.7071067811865476f /* 1 / sqrt(2) */
+
+/* GELU, exact: x Phi(x) (PyTorch's nn.GELU(), as nanoGPT uses it). */
+static inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * GELU_ERF_SCALE)); }
 
 #endif

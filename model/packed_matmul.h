@@ -28,8 +28,9 @@ typedef struct {
 } PackedMatrix;
 
 /* What a product does with each result: store it, add it to out (a residual connection), or
- * store its relu or GELU (the MLP's activation), saving a pass over the output. */
-typedef enum { PACKED_STORE, PACKED_ADD, PACKED_RELU, PACKED_GELU } PackedOutput;
+ * store its relu or GELU, tanh or erf form (the MLP's activation), saving a pass over the
+ * output. */
+typedef enum { PACKED_STORE, PACKED_ADD, PACKED_RELU, PACKED_GELU, PACKED_GELU_ERF } PackedOutput;
 
 struct ThreadPool;
 /* w (K, M) in (in, out) layout; bias (M) or NULL; laid out for kernels. allow_half: store

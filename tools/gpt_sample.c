@@ -112,13 +112,51 @@ done:
     return rc;
 }
 
+/* --logits: the logits after the prompt's last token (the prompt in one window, at most the
+ * context), one a line, for comparisons with other implementations (tests/convert/). */
+static int print_logits(const char *model_path, const char *prompt, int threads, Error *err) {
+    GPT m;
+    Tokenizer tok;
+    Engine *e = NULL;
+    int rc = -1, *ids = NULL;
+    float *logits = NULL;
+    if (checkpoint_load(model_path, &m, &tok, NULL, NULL, err)) return -1;
+    int T = m.config.block_size, V = m.config.vocab_size;
+    size_t n = 0;
+    ids = malloc((size_t)T * sizeof *ids);
+    logits = malloc((size_t)V * sizeof *logits);
+    EngineConfig ec = {.max_slots = 1, .max_rows = T, .threads = threads};
+    if (!ids || !logits) {
+        error_set(err, "out of memory");
+        goto done;
+    }
+    if (tokenizer_encode(&tok, prompt, strlen(prompt), ids, (size_t)T, &n, err) ||
+        engine_create(&e, &m, &ec, err))
+        goto done;
+    if (n == 0) {
+        error_set(err, "--logits needs a prompt of 1 to %d tokens", T);
+        goto done;
+    }
+    EngineSegment seg = {.slot = 0, .pos = 0, .n = (int)n, .tokens = ids, .logits = logits};
+    if (engine_forward(e, &seg, 1, err)) goto done;
+    for (int v = 0; v < V; v++) printf("%.9g\n", logits[v]);
+    rc = 0;
+done:
+    engine_destroy(e);
+    free(ids);
+    free(logits);
+    tokenizer_free(&tok);
+    gpt_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *model_path = getenv("GPTD_MODEL") ? getenv("GPTD_MODEL") : DEFAULT_MODEL;
     const char *prompt = "", *stop = NULL;
     unsigned long long seed = (unsigned long long)time(NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores > 0 ? (int)cores : 1;
-    bool verbose = false;
+    bool verbose = false, logits = false;
     const char *attention = NULL;
     ContextFlags cf = {.shift = "keep", .keep = 0};
     GenerationParams gp = {.sampler = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f},
@@ -142,6 +180,8 @@ int main(int argc, char **argv) {
          "tokens a full window keeps (0 = a quarter of the context)", false, "GPTD_CONTEXT_KEEP"},
         {"threads", CLI_INT, &threads, 1, 256, "worker threads", false, NULL},
         {"verbose", CLI_BOOL, &verbose, 0, 0, "report tokens, finish reason and seed", false, NULL},
+        {"logits", CLI_BOOL, &logits, 0, 0,
+         "print the logits after the prompt, one a line, and generate nothing", false, NULL},
         {"attention", CLI_STRING, &attention, 0, 0,
          "L:H (H a head or 'mean'): for each generated character, the 5 earlier ones its query "
          "at layer L weighed most",
@@ -177,6 +217,13 @@ int main(int argc, char **argv) {
         }
     }
     Error err;
+    if (logits) {
+        if (print_logits(model_path, prompt, threads, &err)) {
+            fprintf(stderr, "gpt-sample: %s\n", err.message);
+            return 1;
+        }
+        return 0;
+    }
     if (run(model_path, prompt, &gp, &cf, threads, verbose, &err)) {
         fprintf(stderr, "gpt-sample: %s\n", err.message);
         return 1;

@@ -92,8 +92,8 @@ int main(int argc, char **argv) {
         {"dropout", CLI_FLOAT, &o.dropout, 0, TRAIN_MAX_DROPOUT, "dropout probability", false,
          NULL},
         {"seed", CLI_U64, &o.seed, 0, 0, "random seed", false, NULL},
-        {"activation", CLI_STRING, &activation, 0, 0, "relu (the lecture) or gelu (GPT-2)", false,
-         NULL},
+        {"activation", CLI_STRING, &activation, 0, 0,
+         "relu (the lecture), gelu (GPT-2's tanh form) or gelu_erf (exact)", false, NULL},
         {"qkv-bias", CLI_BOOL, &qkv_bias, 0, 0, "bias on the q/k/v projection", false, NULL},
         {"tied-head", CLI_BOOL, &tied, 0, 0, "share the head with the token embedding", false,
          NULL},
@@ -107,7 +107,8 @@ int main(int argc, char **argv) {
                        "usage: gpt-train [--data FILE] [--out FILE] [--resume FILE.state] ...");
     if (rc) return rc == 1 ? 0 : 2;
     if (activation_parse(activation, &o.model.activation)) {
-        fprintf(stderr, "error: --activation must be relu or gelu, got '%s'\n", activation);
+        fprintf(stderr, "error: --activation must be relu, gelu or gelu_erf, got '%s'\n",
+                activation);
         return 2;
     }
     o.model.qkv_bias = qkv_bias;

@@ -79,12 +79,25 @@ void activation_forward(float *out, const float *inp, long n, Activation act) {
         for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
         return;
     }
+    if (act == ACT_GELU_ERF) {
+        for (long i = 0; i < n; i++) out[i] = gelu_erf(inp[i]);
+        return;
+    }
     for (long i = 0; i < n; i++) out[i] = gelu(inp[i]);
 }
 
 void activation_backward(float *dinp, const float *inp, const float *dout, long n, Activation act) {
     if (act == ACT_RELU) {
         for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+        return;
+    }
+    if (act == ACT_GELU_ERF) { /* Phi(x) + x phi(x) */
+        for (long i = 0; i < n; i++) {
+            float x = inp[i];
+            float grad = 0.5f * (1.0f + erff(x * GELU_ERF_SCALE)) +
+                         x * expf(-0.5f * x * x) * 0.3989422804014327f; /* 1 / sqrt(2 pi) */
+            dinp[i] += grad * dout[i];
+        }
         return;
     }
     for (long i = 0; i < n; i++) {

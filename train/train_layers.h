@@ -23,7 +23,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight, const float *mean, const float *rstd,
                         int N, int C);
 
-/* relu or GELU on n values. */
+/* relu or GELU (tanh or erf form) on n values. */
 void activation_forward(float *out, const float *inp, long n, Activation act);
 void activation_backward(float *dinp, const float *inp, const float *dout, long n, Activation act);
 

@@ -107,7 +107,7 @@ check "flag without its value" \
 check "stray argument" \
     refused "unexpected argument 'stray'" --data "$DATA" "${TINY[@]}" stray
 check "--activation tanh" \
-    refused "--activation must be relu or gelu, got 'tanh'" --data "$DATA" --out "$TMP/m.st" \
+    refused "--activation must be relu, gelu or gelu_erf, got 'tanh'" --data "$DATA" --out "$TMP/m.st" \
     "${TINY[@]}" --activation tanh
 check "--resume of a non-existent file" \
     refused "$TMP/no-such.state: No such file or directory" --data "$DATA" --out "$TMP/m.st" \

@@ -21,7 +21,7 @@ class GPTConfig:
     n_head: int = 4
     n_embd: int = 64
     block_size: int = 32
-    activation: str = "gelu"   # 'relu' or 'gelu' (tanh approximation)
+    activation: str = "gelu"   # 'relu', 'gelu' (tanh approximation) or 'gelu_erf' (exact)
     qkv_bias: bool = False
     tied_head: bool = False
     dropout: float = 0.0
@@ -33,6 +33,8 @@ def activation_fn(name):
     if name == "gelu":
         # tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
         return lambda x: F.gelu(x, approximate="tanh")
+    if name == "gelu_erf":
+        return F.gelu  # exact: 0.5 x (1 + erf(x / sqrt(2))), nn.GELU()'s default
     raise ValueError("unknown activation: %r" % name)
 
 

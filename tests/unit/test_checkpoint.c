@@ -374,8 +374,10 @@ static void round_trip_variant(Tmp *t, Activation act, bool qkv_bias, bool tied)
     Error err;
     make_tokenizer(&tok, TEXT);
     make_model(&m, &tok, act, qkv_bias, tied, 42);
-    StMeta extra[] = {{"train.step", "42"}, {"note", "héllo \"quoted\" \\ text"}};
-    if (checkpoint_save(path, &m, &tok, NULL, extra, 2, &err)) fail_msg("%s", err.message);
+    /* keys the loader does not read (a converter's "tokenizer" among them) load and stay */
+    StMeta extra[] = {
+        {"train.step", "42"}, {"note", "héllo \"quoted\" \\ text"}, {"tokenizer", "char"}};
+    if (checkpoint_save(path, &m, &tok, NULL, extra, 3, &err)) fail_msg("%s", err.message);
 
     SafeTensors st;
     if (checkpoint_load(path, &m2, &tok2, NULL, &st, &err)) fail_msg("%s", err.message);
@@ -384,6 +386,7 @@ static void round_trip_variant(Tmp *t, Activation act, bool qkv_bias, bool tied)
     assert_string_equal(safetensors_meta(&st, "format"), "gptd-gpt");
     assert_string_equal(safetensors_meta(&st, "train.step"), "42");
     assert_string_equal(safetensors_meta(&st, "note"), "héllo \"quoted\" \\ text");
+    assert_string_equal(safetensors_meta(&st, "tokenizer"), "char");
     assert_null(safetensors_meta(&st, "no.such.key"));
     assert_null(safetensors_find(&st, "optimizer.m.transformer.wte.weight"));
     assert_int_equal(st.n_tensors, m.n_tensors);
@@ -430,6 +433,9 @@ static void round_trip_relu_untied(void **state) {
 }
 static void round_trip_gelu_tied_qkv_bias(void **state) {
     round_trip_variant(*state, ACT_GELU, true, true);
+}
+static void round_trip_gelu_erf_tied(void **state) {
+    round_trip_variant(*state, ACT_GELU_ERF, false, true);
 }
 
 /* A float16 checkpoint: F16 tensors of half the size, read back as the rounded floats exactly;
@@ -908,7 +914,7 @@ static void refuses_bad_config_values(void **state) {
         {"vocab_size", "0", "vocab_size must be in"},
         {"qkv_bias", "yes", "\"qkv_bias\" must be true or false, got \"yes\""},
         {"tied_head", "1", "\"tied_head\" must be true or false"},
-        {"activation", "tanh", "\"activation\" must be relu or gelu, got \"tanh\""},
+        {"activation", "tanh", "\"activation\" must be relu, gelu or gelu_erf, got \"tanh\""},
         {"vocab", "", "vocabulary is empty"},
         {"vocab", "ba", "not sorted and unique at character 1"},
         {"vocab", "aab", "not sorted and unique"},
@@ -1036,6 +1042,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(round_trip_relu_untied),
         T(round_trip_gelu_tied_qkv_bias),
+        T(round_trip_gelu_erf_tied),
         T(round_trip_float16),
         T(round_trip_with_optimizer_state),
         T(save_reports_write_failure),

@@ -1,5 +1,5 @@
 /* Finite differences against the analytic backward pass, on a few parameters of every kind
- * (embeddings, LayerNorm, q/k/v with bias, projections, MLP, head), for both activations, with
+ * (embeddings, LayerNorm, q/k/v with bias, projections, MLP, head), for every activation, with
  * and without dropout; and the dropout masks themselves. */
 #include <math.h>
 #include <setjmp.h>
@@ -96,6 +96,11 @@ static void gelu_tied(void **state) {
     (void)state;
     check(ACT_GELU, true, 0.0f);
 }
+/* The exact (erf) form that nanoGPT's models use. */
+static void gelu_erf_untied(void **state) {
+    (void)state;
+    check(ACT_GELU_ERF, false, 0.0f);
+}
 /* The trainer's default dropout: the backward pass must apply the forward's masks. */
 static void gelu_dropout(void **state) {
     (void)state;
@@ -167,6 +172,7 @@ static void dropout_masks_keep_the_expectation(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(relu_untied), cmocka_unit_test(gelu_tied),
+                                       cmocka_unit_test(gelu_erf_untied),
                                        cmocka_unit_test(gelu_dropout),
                                        cmocka_unit_test(dropout_masks_keep_the_expectation)};
     apply_test_filter();

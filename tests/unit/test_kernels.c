@@ -67,7 +67,7 @@ static void products_are_one_chain_in_k_order(void **state) {
             assert_int_equal(packed_matrix_init(&pm, w, bias, K, M, half, paths[p]), 0);
             assert_int_equal(pm.w16 != NULL, half);
             for (int N = 1; N <= maxN; N++)
-                for (int how = PACKED_STORE; how <= PACKED_GELU; how++) {
+                for (int how = PACKED_STORE; how <= PACKED_GELU_ERF; how++) {
                     fill(x, (size_t)N * K, &rng, false);
                     fill(init, (size_t)N * M, &rng, false);
                     memcpy(out, init, sizeof(float) * N * M);
@@ -78,6 +78,7 @@ static void products_are_one_chain_in_k_order(void **state) {
                             if (how == PACKED_ADD) v = init[(size_t)r * M + c] + v;
                             if (how == PACKED_RELU) v = v > 0.0f ? v : 0.0f;
                             if (how == PACKED_GELU) v = gelu(v);
+                            if (how == PACKED_GELU_ERF) v = gelu_erf(v);
                             float got = out[(size_t)r * M + c];
                             if (memcmp(&got, &v, sizeof v))
                                 fail_msg("%s, %s panels, %d rows, mode %d: out[%d][%d] = %.9g, "
