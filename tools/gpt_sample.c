@@ -120,7 +120,7 @@ static int print_logits(const char *model_path, const char *prompt, int threads,
     Engine *e = NULL;
     int rc = -1, *ids = NULL;
     float *logits = NULL;
-    if (checkpoint_load(model_path, &m, &tok, NULL, NULL, err)) return -1;
+    if (model_load(model_path, &m, &tok, err)) return -1;
     int T = m.config.block_size, V = m.config.vocab_size;
     size_t n = 0;
     ids = malloc((size_t)T * sizeof *ids);
