@@ -259,8 +259,8 @@ fixtures: ref-deps
 # tools/convert_pt.py end to end: small models of the lecture's gpt.py and of nanoGPT trained in
 # PyTorch, converted, and run by gpt-sample (logits within 1e-4, the same greedy text); every
 # refusal (tests/convert/). About 20 s on one thread.
-test-convert: ref-deps bin/gpt-sample
-	GOMP_SPINCOUNT=0 GPTD_SAMPLE=bin/gpt-sample /usr/bin/python3 tests/convert/test_convert.py
+test-convert: ref-deps bin/gpt-sample bin/gpt-tokenize
+	GOMP_SPINCOUNT=0 GPTD_SAMPLE=bin/gpt-sample GPTD_TOKENIZE=bin/gpt-tokenize /usr/bin/python3 tests/convert/test_convert.py
 
 # A random GPT-2 checkpoint in the Hugging Face layout (124M shapes; GPT2_ARGS="--n-layer 2
 # --n-embd 64 --n-head 4 --n-ctx 128" for small ones), never committed: tools/make_gpt2_checkpoint.py.

@@ -40,6 +40,7 @@ import safetensors_io  # noqa: E402
 
 CONVERT = [sys.executable, os.path.join(REPO, "tools", "convert_pt.py")]
 SAMPLE = os.environ.get("GPTD_SAMPLE", os.path.join(REPO, "bin", "gpt-sample"))
+TOKENIZE = os.environ.get("GPTD_TOKENIZE", os.path.join(REPO, "bin", "gpt-tokenize"))
 HP = dict(n_layer=2, n_head=4, n_embd=64, block_size=32)
 STEPS, BATCH, LR = 300, 16, 3e-3
 TRAIN_CHARS = 200_000
@@ -262,18 +263,16 @@ class ConvertAndCompare(unittest.TestCase):
         self.check_parity(out, FIX.nanogpt["nanogpt_nobias"], "nanoGPT bias=False")
 
     def test_nanogpt_bpe(self):
-        """A BPE model (no meta.pkl) with a padded vocabulary: the tokenizer's files and its own
-        size in the metadata, every row kept; gptd's C loader reads BPE checkpoints in a later
-        step, so the function is checked with the reference model (gpt_reference.py)."""
-        tok = FIX.path("bpe")
-        os.makedirs(tok, exist_ok=True)
-        vocab = json.dumps({c: i for i, c in enumerate("abcdefghijklmnopqrst")})
-        merges = "#version: 0.2\na b\nab c\n"
-        with open(os.path.join(tok, "vocab.json"), "w") as f:
-            f.write(vocab)
-        with open(os.path.join(tok, "merges.txt"), "w") as f:
-            f.write(merges)
-        args = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, bias=True, vocab_size=64,
+        """A BPE model (no meta.pkl) with a padded vocabulary (512 rows for a tokenizer of 457: GPT-2's
+        bytes, its first 200 merges, <|endoftext|>): the tokenizer's files and its own size in the
+        metadata, every row kept, and gptd's logits on a prompt it tokenizes itself equal
+        nanoGPT's on the same ids (gpt-tokenize gives them)."""
+        tok = os.path.join(REPO, "tests", "reference", "fixtures", "hf_gpt2_f32")
+        with open(os.path.join(tok, "vocab.json")) as f:
+            vocab = f.read()
+        with open(os.path.join(tok, "merges.txt")) as f:
+            merges = f.read()
+        args = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, bias=True, vocab_size=512,
                     dropout=0.0)
         torch.manual_seed(5)
         model = nanogpt_model.GPT(nanogpt_model.GPTConfig(**args)).eval()
@@ -287,22 +286,23 @@ class ConvertAndCompare(unittest.TestCase):
         tensors, meta = safetensors_io.load(out)
         self.assertEqual(meta["tokenizer"], "gpt2-bpe")
         self.assertEqual((meta["tokenizer.vocab"], meta["tokenizer.merges"]), (vocab, merges))
-        self.assertEqual((meta["tokenizer.vocab_size"], meta["vocab_size"]), ("20", "64"))
+        self.assertEqual((meta["tokenizer.vocab_size"], meta["vocab_size"]), ("457", "512"))
         self.assertNotIn("vocab", meta)
-        self.assertEqual(tensors["transformer.wte.weight"].shape, (64, 32))
-        cfg = gpt_reference.GPTConfig(vocab_size=64, n_layer=2, n_head=4, n_embd=32,
-                                      block_size=16, activation="gelu_erf", qkv_bias=True,
-                                      tied_head=True)
-        ref = gpt_reference.GPT(cfg).eval()
-        ref.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
-        idx = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+        self.assertEqual(tensors["transformer.wte.weight"].shape, (512, 32))
+        prompt = "Thou art 🙂 the king"
+        r = subprocess.run([TOKENIZE, tok], input=prompt.encode(), capture_output=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ids = [int(x) for x in r.stdout.split()]
+        self.assertTrue(len(ids) < len(prompt.encode()))  # merges applied
         with torch.no_grad():
-            want = torch.cat([model(idx[:, :t])[0] for t in range(1, 17)], dim=1)
-            got = ref(idx)[0]
-        diff = float((want - got).abs().max())
-        self.assertLess(diff, 1e-5)
-        print("  %-28s max |logit diff| %.2e (PyTorch reference model, not C)"
-              % ("nanoGPT BPE, vocab 64 > 20", diff), file=sys.stderr)
+            want = model(torch.tensor([ids]))[0][0, -1].double().numpy()
+        got = gptd_logits(out, prompt)
+        self.assertEqual(got.shape, (512,))
+        diff = float(np.abs(want - got).max())
+        self.assertLess(diff, 1e-4)
+        print("  %-28s max |logit diff| %.2e over %d tokens"
+              % ("nanoGPT BPE, vocab 512 > 457", diff, len(ids)), file=sys.stderr)
 
 
 class Refusals(unittest.TestCase):
