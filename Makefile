@@ -281,6 +281,14 @@ bench-train: ref-deps bin/gpt-train
 bench-engine: ref-deps bin/bench-engine
 	bash bench/bench_engine.sh
 
+# The engine at GPT-2 124M's shapes beside PyTorch: random weights (make gpt2-124m, never
+# committed), decode at batch 1 and 64, a 1,024-token prefill, sampling with top_p 0.9.
+bench-gpt2: ref-deps bin/bench-engine
+	@[ -f $(GPT2_OUT)/model.safetensors ] || $(MAKE) gpt2-124m
+	MODEL=$(GPT2_OUT) PAST_TOKENS=0 PREFILL_TOKENS=1024 NEW_TOKENS=$${NEW_TOKENS:-32} \
+	  REPEATS=$${REPEATS:-3} BATCHES="1 64" SHARED=0 KERNEL_PATHS=$${KERNEL_PATHS:-avx512} \
+	  bash bench/bench_engine.sh
+
 bench-server: bin/gptd bin/bench-engine bin/bench-server
 	bash bench/bench_server.sh
 
@@ -315,5 +323,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: lint deps-arm64 test-arm64 test-convert bench-attention all bench bench-engine bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
+.PHONY: lint deps-arm64 test-arm64 test-convert bench-attention all bench bench-engine bench-gpt2 bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

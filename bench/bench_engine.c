@@ -12,8 +12,9 @@
 #include "../common/clock.h"
 #include "../common/thread_pool.h"
 #include "../model/batch.h"
-#include "../model/checkpoint.h"
 #include "../model/kernels.h"
+#include "../model/load.h"
+#include "../model/sampler.h"
 
 #define MAX_REPEATS 50
 
@@ -279,16 +280,16 @@ static int decode_rate(const GPT *m, const Tokenizer *tok, int B, int n, const D
     return rc;
 }
 
-/* Prefill of a prompt of `chars` characters (the context's worth if longer), 20 times a repeat. */
+/* Prefill of a prompt of `chars` tokens (the context's worth if longer), 20 times a repeat (twice
+ * for long prompts). The last position's logits are left in logits (V). */
 static int prefill_rate(const GPT *m, const Tokenizer *tok, int chars, int threads, int repeats,
-                        Rate *r, int *used, Error *err) {
-    int T = m->config.block_size, n = chars < T ? chars : T, reps = 20;
+                        Rate *r, int *used, float *logits, Error *err) {
+    int T = m->config.block_size, n = chars < T ? chars : T, reps = n > 256 ? 2 : 20;
     Engine *e;
     EngineConfig ec = {.max_slots = 1, .max_rows = n, .threads = threads};
     if (engine_create(&e, m, &ec, err)) return -1;
     int *tokens = malloc(sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++) tokens[i] = (i * 7 + 3) % tok->vocab_size;
-    float *logits = malloc(sizeof(float) * (size_t)m->config.vocab_size);
     EngineSegment seg = {.slot = 0, .pos = 0, .n = n, .tokens = tokens, .logits = logits};
     double tps[MAX_REPEATS], ms[MAX_REPEATS];
     int rc = 0;
@@ -304,15 +305,37 @@ static int prefill_rate(const GPT *m, const Tokenizer *tok, int chars, int threa
     if (!rc) summarize(r, tps, ms, repeats);
     *used = n;
     free(tokens);
-    free(logits);
     engine_destroy(e);
     return rc;
+}
+
+/* Microseconds one sampler_sample call takes on these logits with top_p (the fastest of
+ * `repeats` runs of 200 calls). */
+static double sampling_us(const float *logits, int V, float top_p, int repeats) {
+    float *probs = malloc(sizeof(float) * (size_t)V);
+    int *index = malloc(sizeof(int) * (size_t)V);
+    SamplerConfig sc = {.temperature = 1.0f, .top_k = 0, .top_p = top_p};
+    Rng rng;
+    rng_seed(&rng, 1);
+    double best = 1e30;
+    int sink = 0;
+    for (int i = -1; i < repeats; i++) {
+        double t0 = clock_seconds();
+        for (int k = 0; k < 200; k++)
+            sink += sampler_sample(logits, V, &sc, &rng, probs, index, NULL);
+        double us = (clock_seconds() - t0) / 200 * 1e6;
+        if (i >= 0 && us < best) best = us;
+    }
+    free(probs);
+    free(index);
+    if (sink < 0) printf("%d", sink); /* never: keeps the calls from being optimised away */
+    return best;
 }
 
 int main(int argc, char **argv) {
     const char *model_path = "weights/shakespeare-char.safetensors";
     int threads = 2, new_tokens = 100, repeats = 5, past_tokens = 1024, context_keep = 0;
-    int prefill_budget = 256;
+    int prefill_budget = 256, prefill_tokens = 256;
     CliList batch_list = {{0}, 0};
     CliFlag flags[] = {
         {"model", CLI_STRING, &model_path, 0, 0, "checkpoint", false, NULL},
@@ -327,6 +350,8 @@ int main(int argc, char **argv) {
          "tokens per sequence in the past-the-context runs (0 = skip them)", false, NULL},
         {"context-keep", CLI_INT, &context_keep, 0, 1 << 20,
          "tokens the keep rule keeps (0 = a quarter of the context)", false, NULL},
+        {"prefill-tokens", CLI_INT, &prefill_tokens, 1, 1 << 20,
+         "tokens of the timed prefill (at most the context)", false, NULL},
         {"prefill-budget", CLI_INT, &prefill_budget, 1, 1 << 20,
          "rows of window prefill per step, as gptd's", false, NULL},
     };
@@ -337,7 +362,7 @@ int main(int argc, char **argv) {
     GPT m;
     Tokenizer tok;
     Error err;
-    if (checkpoint_load(model_path, &m, &tok, NULL, NULL, &err)) {
+    if (model_load(model_path, &m, &tok, &err)) {
         fprintf(stderr, "bench-engine: %s\n", err.message);
         return 1;
     }
@@ -402,6 +427,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench-engine: --context-keep: %s\n", err.message);
         return 2;
     }
+    double decode1_ms = 0;
     for (int i = 0; i < n_batches; i++) {
         Rate r;
         DecodeSetup d = {exact, prefill_budget, 0};
@@ -413,7 +439,10 @@ int main(int argc, char **argv) {
         printf("| decode, batch %d | %.0f | %.0f | %.2f | %.1f | %.0f%% | %.0f%% | %.0f%% |\n",
                batches[i], r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf,
                100 * gf / peak, 100 * gf / sg64, 100 * gf / sg_big);
-        if (batches[i] == 1) weight_gbs = r.tokens_per_s * (double)weight_bytes / 1e9;
+        if (batches[i] == 1) {
+            weight_gbs = r.tokens_per_s * (double)weight_bytes / 1e9;
+            decode1_ms = r.ms_per_step;
+        }
         fflush(stdout);
     }
     /* Past the context: only the tokens after the first full window are timed. The exact rule
@@ -439,20 +468,26 @@ int main(int argc, char **argv) {
         }
     Rate r;
     int used;
-    if (prefill_rate(&m, &tok, 256, threads, repeats, &r, &used, &err)) {
+    float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);
+    if (!logits ||
+        prefill_rate(&m, &tok, prefill_tokens, threads, repeats, &r, &used, logits, &err)) {
         fprintf(stderr, "bench-engine: %s\n", err.message);
         return 1;
     }
     double gf = r.tokens_per_s * flops_per_token(c, used / 2.0) / 1e9;
-    printf(
-        "| prefill, 256-char prompt (%d tokens in context) | %.0f | %.0f | %.2f | %.1f | %.0f%% | "
-        "%.0f%% | %.0f%% |\n",
-        used, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / peak,
-        100 * gf / sg64, 100 * gf / sg_big);
+    printf("| prefill, %d-token prompt | %.0f | %.0f | %.2f | %.1f | %.0f%% | %.0f%% | %.0f%% |\n",
+           used, r.tokens_per_s, r.median_tokens_per_s, r.ms_per_step, gf, 100 * gf / peak,
+           100 * gf / sg64, 100 * gf / sg_big);
     if (weight_gbs > 0)
         printf("\nbatch-1 decode streams the %.1f MB of packed weights at %.1f GB/s (%.0f%% of the "
                "memory read figure; they may sit in the caches)\n",
                weight_bytes / 1e6, weight_gbs, 100 * weight_gbs / read);
+    /* Sampling over the whole vocabulary, on the logits after the prefill: the model's own. */
+    double us = sampling_us(logits, c->vocab_size, 0.9f, repeats);
+    printf("\nsampling with top_p 0.9 over %d logits: %.1f us a token", c->vocab_size, us);
+    if (decode1_ms > 0) printf(", %.1f%% of a batch-1 decode step", 100 * us / 1e3 / decode1_ms);
+    printf("\n");
+    free(logits);
     tokenizer_free(&tok);
     gpt_free(&m);
     return 0;

@@ -12,8 +12,11 @@ NEW=${NEW_TOKENS:-100}
 REPEATS=${REPEATS:-5}
 PAST=${PAST_TOKENS:-1024}
 KEEP=${CONTEXT_KEEP:-0} # tokens the keep rule keeps; 0: gptd's default, a quarter of the context
+PREFILL=${PREFILL_TOKENS:-256} # the timed prefill's prompt (at most the context)
+batch_flags=()
+for b in ${BATCHES:-1 4 16 64}; do batch_flags+=(--batch "$b"); done
 out=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "$NEW" --repeats "$REPEATS" \
-        --past-tokens "$PAST" --context-keep "$KEEP")
+        --past-tokens "$PAST" --context-keep "$KEEP" --prefill-tokens "$PREFILL" "${batch_flags[@]}")
 echo "$out"
 rate() { echo "$out" | awk -F'|' -v r="$1" '$2 ~ r { gsub(/ /, "", $3); print $3 }'; }
 # torch THREADS ARGS...: "best median" tokens/s
@@ -30,20 +33,24 @@ t64=$(torch "$THREADS" --batch 64 --new-tokens "$NEW")
 # The context; past it, the same rules and token counts as bench-engine's rows (exact: one repeat, few
 # tokens past the context, since each costs a whole window).
 T=$(echo "$out" | sed -n 's/.*context \([0-9]*\),.*/\1/p' | head -1)
-tp=$(torch "$THREADS" --mode prefill --batch 1 --prompt-len "$T") # a whole window, as bench-engine
-pk1=$(torch "$THREADS" --mode past --batch 1 --new-tokens "$PAST" --context-keep "$KEEP")
-pk64=$(torch "$THREADS" --mode past --batch 64 --new-tokens "$PAST" --context-keep "$KEEP")
-pe1=$(torch "$THREADS" --mode past --context-shift exact --batch 1 --new-tokens $((T + 128)) --repeats 1)
-pe64=$(torch "$THREADS" --mode past --context-shift exact --batch 64 --new-tokens $((T + 16)) --repeats 1)
+P=$((PREFILL < T ? PREFILL : T))
+tp=$(torch "$THREADS" --mode prefill --batch 1 --prompt-len "$P") # the same prompt as bench-engine's
+past_rows=()
+if [ "$PAST" != 0 ]; then # PAST_TOKENS=0 skips the runs past the context, on both sides
+  pk1=$(torch "$THREADS" --mode past --batch 1 --new-tokens "$PAST" --context-keep "$KEEP")
+  pk64=$(torch "$THREADS" --mode past --batch 64 --new-tokens "$PAST" --context-keep "$KEEP")
+  pe1=$(torch "$THREADS" --mode past --context-shift exact --batch 1 --new-tokens $((T + 128)) --repeats 1)
+  pe64=$(torch "$THREADS" --mode past --context-shift exact --batch 64 --new-tokens $((T + 16)) --repeats 1)
+  past_rows=("past the context, keep, batch 1|$(rate 'keep [0-9]*, batch 1 ')|$pk1"
+             "past the context, keep, batch 64|$(rate 'keep [0-9]*, batch 64 ')|$pk64"
+             "past the context, exact, batch 1|$(rate 'exact [0-9]*, batch 1 ')|$pe1"
+             "past the context, exact, batch 64|$(rate 'exact [0-9]*, batch 64 ')|$pe64")
+fi
 echo
 echo "| run | gptd engine tokens/s | PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') tokens/s (median) | ratio |"
 echo "|---|---:|---:|---:|"
 for row in "decode, batch 1|$(rate 'decode, batch 1 ')|$t1" "decode, batch 64|$(rate 'decode, batch 64')|$t64" \
-           "prefill, $T tokens|$(rate 'prefill')|$tp" \
-           "past the context, keep, batch 1|$(rate 'keep [0-9]*, batch 1 ')|$pk1" \
-           "past the context, keep, batch 64|$(rate 'keep [0-9]*, batch 64 ')|$pk64" \
-           "past the context, exact, batch 1|$(rate 'exact [0-9]*, batch 1 ')|$pe1" \
-           "past the context, exact, batch 64|$(rate 'exact [0-9]*, batch 64 ')|$pe64"; do
+           "prefill, $P tokens|$(rate 'prefill')|$tp" "${past_rows[@]}"; do
   IFS='|' read -r name c t <<<"$row"
   read -r best median <<<"$t"
   awk -v n="$name" -v c="$c" -v t="$best" -v m="$median" \

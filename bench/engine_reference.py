@@ -37,6 +37,7 @@ busy-spin and distort a comparison with the C code. It has to be set before the 
 (libgomp reads it at load time), so we only warn.
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -86,8 +87,42 @@ def _meta_bool(meta, key):
     return value == "true"
 
 
+def load_hf_gpt2(path):
+    """A Hugging Face GPT-2 directory as gptd loads it: config.json, model.safetensors (names with
+    or without "transformer.", mask buffers dropped, lm_head tied). Returns (model, None)."""
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            conf = json.load(f)
+        tensors, _ = safetensors_io.load(os.path.join(path, "model.safetensors"))
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit("error: cannot read %s: %s" % (path, e))
+    if conf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        sys.exit("error: %s: activation_function is not GPT-2's tanh GELU" % path)
+    cfg = ref.GPTConfig(vocab_size=conf["vocab_size"], n_layer=conf["n_layer"],
+                        n_head=conf["n_head"], n_embd=conf["n_embd"],
+                        block_size=conf.get("n_positions", conf.get("n_ctx")), activation="gelu",
+                        qkv_bias=True, tied_head=True, dropout=0.0)
+    state = {}
+    for name, arr in tensors.items():
+        bare = name[len("transformer."):] if name.startswith("transformer.") else name
+        if bare.endswith(".attn.bias") or bare.endswith(".attn.masked_bias") or \
+                bare == "lm_head.weight":
+            continue
+        state["transformer." + bare] = torch.from_numpy(arr.astype("float32"))
+    model = ref.GPT(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        sys.exit("error: %s does not match its config.json: %s" % (path, e))
+    model.float().eval()
+    return model, None
+
+
 def load_model(path):
-    """Returns (model, vocab): the reference GPT in eval mode with the checkpoint's weights."""
+    """Returns (model, vocab): the reference GPT in eval mode with the checkpoint's weights; vocab
+    is None for a byte-level BPE model (a Hugging Face directory)."""
+    if os.path.isdir(path):
+        return load_hf_gpt2(path)
     try:
         tensors, meta = safetensors_io.load(path)
     except (OSError, ValueError, KeyError) as e:
@@ -124,7 +159,11 @@ def load_model(path):
 
 
 def encode(text, vocab):
-    """Character tokens; characters outside the vocabulary become token 0."""
+    """Character tokens; characters outside the vocabulary become token 0. Without a vocabulary
+    (a BPE model), each character's code point modulo 256: ids of the byte tokens' range, enough
+    for timing."""
+    if vocab is None:
+        return [ord(ch) % 256 for ch in text]
     stoi = {ch: i for i, ch in enumerate(vocab)}
     return [stoi.get(ch, 0) for ch in text]
 
@@ -321,7 +360,7 @@ def bench_decode(model, vocab, args):
         seconds.append(time.perf_counter() - t0)
     if args.show:
         for row in out[:args.show].tolist():
-            print(repr("".join(vocab[i] for i in row)), file=sys.stderr)
+            print(repr("".join(vocab[i] for i in row) if vocab else row), file=sys.stderr)
     report("decode", B, B * N, seconds, N)
 
 
