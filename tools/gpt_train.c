@@ -99,6 +99,10 @@ int main(int argc, char **argv) {
          NULL},
         {"eval-only", CLI_BOOL, &eval_only, 0, 0, "evaluate --resume FILE, do not train", false,
          NULL},
+        {"tokenizer", CLI_STRING, &o.tokenizer_path, 0, 0,
+         "GPT-2's byte-level BPE from DIR (vocab.json + merges.txt); default: the text's "
+         "characters",
+         false, NULL},
         {"threads", CLI_INT, &o.threads, 1, 1024, "OpenBLAS threads", false, NULL},
         {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines",
          false, NULL},
@@ -130,6 +134,11 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     Error err;
+    if (o.tokenizer_path && o.resume_path) {
+        fprintf(stderr, "error: --tokenizer is for a new run; --resume takes the state's own\n");
+        free(command);
+        return 2;
+    }
     if (eval_only && !o.resume_path) {
         fprintf(stderr, "error: --eval-only needs --resume FILE (a model or .state file)\n");
         free(command);

@@ -62,7 +62,7 @@ int dataset_load(Dataset *d, const char *path, Tokenizer *tok, Error *err) {
         if (tokenizer_build(tok, text, len, err)) goto wrap;
         built = true;
     }
-    d->tokens = malloc(len * sizeof *d->tokens); /* characters <= bytes */
+    d->tokens = malloc(len * sizeof *d->tokens); /* tokens (characters or BPE) <= bytes */
     if (!d->tokens) {
         error_set(err, "out of memory");
         goto done;

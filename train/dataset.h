@@ -20,7 +20,8 @@ typedef struct {
  * else data/tinyshakespeare.txt (fetched by `make data`). */
 const char *dataset_default_path(void);
 
-/* Reads and encodes path. If tok is empty (vocab_size 0) the vocabulary is built from the text;
+/* Reads and encodes path. If tok is empty (vocab_size 0) a character vocabulary is built from the
+ * text;
  * otherwise the text must fit the given vocabulary (resuming). */
 int dataset_load(Dataset *d, const char *path, Tokenizer *tok, Error *err);
 void dataset_free(Dataset *d);

@@ -302,7 +302,10 @@ static int start_run(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *op
     if (o->resume_path)
         return resume(o, m, tok, opt, p, err) || dataset_load(data, o->data_path, tok, err) ? -1
                                                                                             : 0;
-    if (check_options(o, err) || dataset_load(data, o->data_path, tok, err)) return -1;
+    if (check_options(o, err)) return -1;
+    if (o->tokenizer_path && tokenizer_from_bpe_dir(tok, o->tokenizer_path, err))
+        return error_wrap(err, "--tokenizer");
+    if (dataset_load(data, o->data_path, tok, err)) return -1;
     o->model.vocab_size = tok->vocab_size;
     if (gpt_init(m, &o->model, err)) return -1;
     rng_seed(&p->rng, o->seed);

@@ -13,6 +13,8 @@ typedef struct {
     const char *data_path;
     const char *out_path;    /* the model; "<out>.state" holds the resumable training state */
     const char *resume_path; /* a "<out>.state" file, or NULL */
+    const char
+        *tokenizer_path; /* GPT-2's BPE files (a directory), or NULL: the text's characters */
     GPTConfig model;
     int batch_size, max_iters, eval_interval, eval_iters, warmup_iters, threads, log_interval;
     float lr, min_lr, dropout, weight_decay;

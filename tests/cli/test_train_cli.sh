@@ -241,6 +241,22 @@ if true; then
     fi
 fi
 
+# --tokenizer DIR: a run on GPT-2's byte-level BPE (the test fixture's 457 tokens: bytes, 200
+# merges, <|endoftext|>) stores the tokenizer in its checkpoint, which then needs nothing else.
+BPE_DIR="$(dirname "$0")/../reference/fixtures/hf_gpt2_f32"
+check "--tokenizer DIR trains on BPE tokens" \
+    succeeded --data "$DATA" --out "$TMP/bpe.st" --tokenizer "$BPE_DIR" "${TINY[@]}" \
+    --max-iters 2 --eval-iters 1
+check "  its vocabulary is the tokenizer's" grep -q "vocab 457" "$TMP/err"
+check "  the checkpoint holds the tokenizer" grep -qa '"tokenizer":"gpt2-bpe"' "$TMP/bpe.st"
+check "  and resumes with it" succeeded --data "$DATA" --out "$TMP/bpe.st" \
+    --resume "$TMP/bpe.st.state" --max-iters 3 --threads 1
+check "--tokenizer with --resume is refused" refused "--tokenizer is for a new run" \
+    --data "$DATA" --out "$TMP/bpe.st" --resume "$TMP/bpe.st.state" --tokenizer "$BPE_DIR"
+check "--tokenizer naming no tokenizer files is refused" \
+    refused "--tokenizer: $TMP: no vocab.json + merges.txt" --data "$DATA" --out "$TMP/x.st" \
+    --tokenizer "$TMP" "${TINY[@]}"
+
 echo "test_train_cli: $PASSES passed, $FAILS failed in $((SECONDS - START)) s"
 [ "$FAILS" -eq 0 ] || exit 1
 exit 0
