@@ -1,8 +1,8 @@
-#define _GNU_SOURCE /* qsort_r */
 #include "sampler.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
 
 int sampler_config_validate(const SamplerConfig *c, Error *err) {
     if (!(c->temperature >= 0.0f && c->temperature <= SAMPLER_MAX_TEMPERATURE))
@@ -23,12 +23,76 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-/* Orders token ids by probability, descending; ties by lower id, so the order is total. */
-static int by_prob_desc(const void *a, const void *b, void *probs) {
-    const float *p = probs;
-    int i = *(const int *)a, j = *(const int *)b;
-    if (p[i] != p[j]) return p[i] > p[j] ? -1 : 1;
-    return i - j;
+/* ---- the boundary of the kept set, without sorting ----
+ * Probabilities are non-negative floats, which order like their bits read as uint32. A radix
+ * select over those bits finds the boundary value: the probability of the last token kept in
+ * (probability descending, id ascending) order. Each level counts the candidates and sums their
+ * mass per bucket of one digit (high digit first), walks the buckets from the top until the
+ * count reaches the cap or the mass reaches top_p, and keeps the boundary bucket's ids as the
+ * next level's candidates. Three levels of 11, 11 and 10 bits fix all 32 bits: O(V) in all. */
+
+enum { RADIX_LEVELS = 3, RADIX_MAX_BUCKETS = 1 << 11 };
+static const int radix_shift[RADIX_LEVELS] = {21, 10, 0};
+static const int radix_bits[RADIX_LEVELS] = {11, 11, 10};
+
+typedef struct {
+    uint32_t key;      /* the boundary probability's bits */
+    float value;       /* the boundary probability */
+    int above;         /* tokens more likely than it: all kept */
+    int at;            /* tokens exactly as likely: the lowest ids among them are kept */
+    double mass_above; /* the mass of the tokens above */
+} Boundary;
+
+static uint32_t float_key(float p) {
+    uint32_t k;
+    memcpy(&k, &p, sizeof k);
+    return k;
+}
+
+/* The boundary for at most max_count tokens and a mass target (INFINITY: none). index (V
+ * entries) holds the candidates between levels; the histograms live on the stack (24 KB). The
+ * mass is summed bucket by bucket in double, in a fixed order (deterministic everywhere), which
+ * differs from the sorted order's running sum only in rounding: a cut can differ from a full
+ * sort's only where a prefix's mass lies within about 1e-16 of top_p. */
+static Boundary find_boundary(const float *probs, int V, int max_count, double target, int *index) {
+    Boundary b = {0};
+    int count[RADIX_MAX_BUCKETS];
+    double mass[RADIX_MAX_BUCKETS];
+    int m = V; /* candidates: every id at the first level, then index[0..m) */
+    for (int level = 0; level < RADIX_LEVELS; level++) {
+        int shift = radix_shift[level], buckets = 1 << radix_bits[level];
+        uint32_t mask = (uint32_t)buckets - 1;
+        memset(count, 0, sizeof count[0] * (size_t)buckets);
+        memset(mass, 0, sizeof mass[0] * (size_t)buckets);
+        for (int t = 0; t < m; t++) {
+            int i = level == 0 ? t : index[t];
+            uint32_t d = float_key(probs[i]) >> shift & mask;
+            count[d]++;
+            mass[d] += probs[i];
+        }
+        /* From the top: the bucket where the count reaches the cap (or every candidate) or the
+         * mass reaches the target. */
+        int limit = max_count - b.above < m ? max_count - b.above : m;
+        int above = 0, d = buckets - 1;
+        double acc = b.mass_above;
+        for (; d > 0; d--) {
+            if (above + count[d] >= limit || acc + mass[d] >= target) break;
+            above += count[d];
+            acc += mass[d];
+        }
+        b.above += above;
+        b.mass_above = acc;
+        b.key |= (uint32_t)d << shift;
+        int kept = 0; /* the boundary bucket's ids, still ascending */
+        for (int t = 0; t < m; t++) {
+            int i = level == 0 ? t : index[t];
+            if ((float_key(probs[i]) >> shift & mask) == (uint32_t)d) index[kept++] = i;
+        }
+        m = kept;
+    }
+    b.at = m;
+    memcpy(&b.value, &b.key, sizeof b.value);
+    return b;
 }
 
 float sampler_logprob(const float *logits, int V, int token) {
@@ -38,6 +102,10 @@ float sampler_logprob(const float *logits, int V, int token) {
     return (float)(logits[token] - maxv - log(sum));
 }
 
+/* Greedy (temperature 0, top_k 1) is the argmax; with nothing to cut, the draw walks all ids.
+ * Otherwise the kept set is found in O(V) (find_boundary, no sort) and the draw walks the kept
+ * ids in ascending id order, r = uniform * kept mass. Before issue 23 the walk went in sorted
+ * order: the distribution is the same, but a given seed may now pick a different token. */
 int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng, float *probs,
                    int *index, float *logprob) {
     if (c->temperature == 0.0f || c->top_k == 1) {
@@ -52,7 +120,7 @@ int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng,
         sum += probs[i];
     }
     for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
-    if ((c->top_k == 0 || c->top_k >= V) && c->top_p >= 1.0f) { /* nothing to cut: no sort */
+    if ((c->top_k == 0 || c->top_k >= V) && c->top_p >= 1.0f) { /* nothing to cut */
         double r = rng_float(rng), acc = 0.0;
         int pick = V - 1;
         for (int i = 0; i < V; i++) {
@@ -65,21 +133,31 @@ int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng,
         if (logprob) *logprob = logf(probs[pick]);
         return pick;
     }
-    /* Candidates in descending probability; top-k and top-p cut this list. */
-    for (int i = 0; i < V; i++) index[i] = i;
-    qsort_r(index, (size_t)V, sizeof *index, by_prob_desc, probs);
+    /* The kept set: the first n tokens in (probability descending, id ascending) order, n the
+     * top_k cap cut further to the shortest prefix whose mass reaches top_p. */
     int n = c->top_k > 0 && c->top_k < V ? c->top_k : V;
-    if (c->top_p < 1.0f) {
-        double mass = 0.0;
-        int keep = 0;
-        while (keep < n) {
-            mass += probs[index[keep++]];
+    Boundary b = find_boundary(probs, V, n, c->top_p < 1.0f ? c->top_p : INFINITY, index);
+    if (c->top_p < 1.0f) { /* the ties at the boundary value, lowest ids first */
+        double mass = b.mass_above;
+        int keep = b.above;
+        while (keep < n && keep < b.above + b.at) {
+            mass += b.value;
+            keep++;
             if (mass >= c->top_p) break;
         }
         n = keep;
     }
+    /* The kept ids in ascending order: all above the boundary value, the lowest at it. */
+    int ties = n - b.above;
+    n = 0;
     double kept = 0.0;
-    for (int i = 0; i < n; i++) kept += probs[index[i]];
+    for (int i = 0; i < V; i++) {
+        uint32_t k = float_key(probs[i]);
+        if (k > b.key || (k == b.key && ties-- > 0)) {
+            index[n++] = i;
+            kept += probs[i];
+        }
+    }
     double r = rng_float(rng) * kept, acc = 0.0;
     int pick = index[n - 1];
     for (int i = 0; i < n; i++) {

@@ -22,7 +22,10 @@ int sampler_config_validate(const SamplerConfig *c, Error *err);
 /* log softmax(logits)[token] at temperature 1: how likely the model found token. */
 float sampler_logprob(const float *logits, int V, int token);
 
-/* probs and index are scratch of V entries each (no allocation on the per-token path). */
+/* probs and index are scratch of V entries each (no allocation on the per-token path). top_k
+ * and top_p keep the first top_k tokens in (probability descending, id ascending) order, cut to
+ * the shortest prefix whose mass reaches top_p; found in O(V) without sorting and drawn from in
+ * ascending id order, so the same logits, config and RNG state pick the same token anywhere. */
 int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng, float *probs,
                    int *index, float *logprob);
 

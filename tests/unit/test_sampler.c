@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -81,6 +82,25 @@ static void top_p_keeps_smallest_prefix(void **state) {
                 fail_msg("top_p %.2f: token of p=%.2f drawn %d times", cases[c].top_p, p[i],
                          seen[i]);
         }
+    }
+    /* Probabilities 0.4, then 0.2 three times (ids 1, 2, 3): top_p 0.6 needs one of the ties,
+     * the lowest id; 0.61 needs two. */
+    const float tied[4] = {logf(0.4f), logf(0.2f), logf(0.2f), logf(0.2f)};
+    const struct {
+        float top_p;
+        int kept;
+    } tie_cases[] = {{0.55f, 2}, {0.61f, 3}};
+    for (size_t c = 0; c < 2; c++) {
+        SamplerConfig sc = {.temperature = 1.0f, .top_k = 0, .top_p = tie_cases[c].top_p};
+        int seen[4] = {0};
+        Rng rng;
+        rng_seed(&rng, 78);
+        for (int draw = 0; draw < 4000; draw++)
+            seen[sampler_sample(tied, 4, &sc, &rng, probs, index, NULL)]++;
+        for (int i = 0; i < 4; i++)
+            if ((i < tie_cases[c].kept) != (seen[i] > 0))
+                fail_msg("top_p %.2f over tied tokens: token %d drawn %d times", sc.top_p, i,
+                         seen[i]);
     }
 }
 
@@ -209,6 +229,297 @@ static void logprob_matches_the_renormalised_softmax(void **state) {
                          log(dist[t]));
         }
     }
+}
+
+/* ---- the kept set against a full sort ---- */
+
+/* The sampler's probabilities, computed the same way (softmax(logits / T) in float, summed in
+ * double), so the reference below cuts exactly the same numbers. */
+static void softmax_as_sampled(const float *logits, int n, float T, float *probs) {
+    float maxv = logits[argmax(logits, n)];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        probs[i] = expf((logits[i] - maxv) / T);
+        sum += probs[i];
+    }
+    for (int i = 0; i < n; i++) probs[i] = (float)(probs[i] / sum);
+}
+
+typedef struct {
+    float p;
+    int id;
+} Ranked;
+
+static int by_prob_then_id(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id - y->id;
+}
+
+/* The kept set by its definition: every token sorted (probability descending, id ascending),
+ * the first top_k, then the shortest prefix of those whose mass (summed in that order, in
+ * double) reaches top_p. kept[i] says whether token i is in it; returns its size and mass. */
+static int reference_kept(const float *probs, int n, const SamplerConfig *c, Ranked *order,
+                          char *kept, double *kept_mass) {
+    for (int i = 0; i < n; i++) order[i] = (Ranked){probs[i], i};
+    qsort(order, (size_t)n, sizeof *order, by_prob_then_id);
+    int k = c->top_k > 0 && c->top_k < n ? c->top_k : n;
+    if (c->top_p < 1.0f) {
+        double mass = 0.0;
+        int keep = 0;
+        while (keep < k) {
+            mass += order[keep++].p;
+            if (mass >= c->top_p) break;
+        }
+        k = keep;
+    }
+    memset(kept, 0, (size_t)n);
+    *kept_mass = 0.0;
+    for (int i = 0; i < k; i++) {
+        kept[order[i].id] = 1;
+        *kept_mass += order[i].p;
+    }
+    return k;
+}
+
+/* Logits of one of six shapes: continuous, three distinct values, all equal, mostly one value,
+ * quantised to halves (ties at every probability), one clear favourite over a flat rest. */
+static void shaped_logits(float *logits, int n, int shape, Rng *rng) {
+    for (int i = 0; i < n; i++) {
+        float z = 3.0f * rng_normal(rng);
+        switch (shape) {
+            case 0:
+                logits[i] = z;
+                break;
+            case 1:
+                logits[i] = (float)rng_below(rng, 3);
+                break;
+            case 2:
+                logits[i] = 0.5f;
+                break;
+            case 3:
+                logits[i] = rng_float(rng) < 0.7f ? 1.0f : z;
+                break;
+            case 4:
+                logits[i] = roundf(2.0f * z) / 2.0f;
+                break;
+            default:
+                logits[i] = i % 97 == 3 ? 12.0f + z : 0.1f * z;
+                break;
+        }
+    }
+}
+
+/* Draws `draws` tokens and checks each against the reference kept set: in it, with the
+ * logprob of its renormalised probability (which pins the kept mass too). Counts per token. */
+static void draw_within(const float *logits, int n, const SamplerConfig *sc, Rng *rng,
+                        const float *ref_probs, const char *kept, double kept_mass, int draws,
+                        float *probs, int *index, int *counts, const char *what) {
+    for (int d = 0; d < draws; d++) {
+        float lp;
+        int t = sampler_sample(logits, n, sc, rng, probs, index, &lp);
+        if (t < 0 || t >= n || !kept[t])
+            fail_msg("%s: drew token %d, outside the reference kept set", what, t);
+        double want = log(ref_probs[t] / kept_mass);
+        if (fabs(lp - want) > 1e-5 * (1.0 + fabs(want)))
+            fail_msg("%s: token %d logprob %.8f, the reference's %.8f", what, t, lp, want);
+        if (counts) counts[t]++;
+    }
+}
+
+static SamplerConfig random_cut(int n, Rng *rng) {
+    const float temps[3] = {1.0f, 0.7f, 1.5f};
+    SamplerConfig sc = {.temperature = temps[rng_below(rng, 3)], .top_k = 0, .top_p = 1.0f};
+    int mode = (int)rng_below(rng, 3); /* top_k, top_p, both */
+    /* from 2: top_k 1 is greedy, whose logprob is at temperature 1 (tested apart) */
+    if (mode != 1) sc.top_k = 2 + (int)rng_below(rng, rng_below(rng, 2) ? 40 : (uint64_t)n + 3);
+    if (mode != 0) sc.top_p = 0.02f + 0.97f * rng_float(rng);
+    return sc;
+}
+
+/* Random vectors of 1 to 70,000 logits in every shape, cut by top_k, top_p or both: every token
+ * drawn is in the kept set a full sort gives, with the logprob the reference's mass gives. */
+static void kept_set_matches_a_full_sort(void **state) {
+    (void)state;
+    const int max_n = 70000;
+    float *logits = malloc(sizeof(float) * max_n), *probs = malloc(sizeof(float) * max_n);
+    float *ref_probs = malloc(sizeof(float) * max_n);
+    int *index = malloc(sizeof(int) * max_n);
+    Ranked *order = malloc(sizeof(Ranked) * max_n);
+    char *kept = malloc((size_t)max_n);
+    assert_true(logits && probs && ref_probs && index && order && kept);
+    Rng rng;
+    rng_seed(&rng, 23);
+    for (int trial = 0; trial < 480; trial++) {
+        int n = trial < 12 ? (int[]){1, 2, 3, 70000}[trial % 4]
+                           : (int)exp(rng_float(&rng) * log((double)max_n));
+        if (n < 1) n = 1;
+        int shape = trial % 6;
+        shaped_logits(logits, n, shape, &rng);
+        SamplerConfig sc = random_cut(n, &rng);
+        softmax_as_sampled(logits, n, sc.temperature, ref_probs);
+        double mass;
+        reference_kept(ref_probs, n, &sc, order, kept, &mass);
+        char what[96];
+        snprintf(what, sizeof what, "trial %d (n %d, shape %d, T %g, top_k %d, top_p %.6f)", trial,
+                 n, shape, sc.temperature, sc.top_k, sc.top_p);
+        draw_within(logits, n, &sc, &rng, ref_probs, kept, mass, n > 5000 ? 4 : 24, probs, index,
+                    NULL, what);
+    }
+    free(logits), free(probs), free(ref_probs), free(index), free(order), free(kept);
+}
+
+/* Over the kept set, sampled frequencies match the renormalised probabilities: chi-square over
+ * cells of at least 5 expected draws (the rest pooled), below the Wilson-Hilferty bound at
+ * z = 4 (p ~ 3e-5), for random vectors of up to 1,000 logits in every shape. */
+static void frequencies_over_the_kept_set(void **state) {
+    (void)state;
+    enum { MAX_N = 1000, DRAWS = 3000 };
+    float logits[MAX_N], probs[MAX_N], ref_probs[MAX_N];
+    int index[MAX_N], counts[MAX_N];
+    Ranked order[MAX_N];
+    char kept[MAX_N];
+    Rng rng;
+    rng_seed(&rng, 2323);
+    for (int trial = 0; trial < 24; trial++) {
+        int n = 2 + (int)rng_below(&rng, MAX_N - 1), shape = trial % 6;
+        shaped_logits(logits, n, shape, &rng);
+        SamplerConfig sc = random_cut(n, &rng);
+        if (sc.top_k == 0 || sc.top_k > 60) sc.top_k = 2 + (int)rng_below(&rng, 59);
+        softmax_as_sampled(logits, n, sc.temperature, ref_probs);
+        double mass;
+        int k = reference_kept(ref_probs, n, &sc, order, kept, &mass);
+        memset(counts, 0, sizeof counts);
+        char what[96];
+        snprintf(what, sizeof what, "trial %d (n %d, shape %d, top_k %d, top_p %.6f)", trial, n,
+                 shape, sc.top_k, sc.top_p);
+        draw_within(logits, n, &sc, &rng, ref_probs, kept, mass, DRAWS, probs, index, counts, what);
+        double chi2 = 0.0, pooled_e = 0.0;
+        int pooled_o = 0, cells = 0;
+        for (int j = 0; j < k; j++) {
+            int id = order[j].id;
+            double e = DRAWS * ref_probs[id] / mass;
+            if (e < 5.0) {
+                pooled_e += e, pooled_o += counts[id];
+            } else {
+                chi2 += (counts[id] - e) * (counts[id] - e) / e, cells++;
+            }
+        }
+        if (pooled_e > 0.0)
+            chi2 += (pooled_o - pooled_e) * (pooled_o - pooled_e) / pooled_e, cells++;
+        if (cells < 2) continue;
+        double dof = cells - 1, h = 2.0 / (9.0 * dof);
+        double bound = dof * pow(1.0 - h + 4.0 * sqrt(h), 3);
+        if (chi2 > bound)
+            fail_msg("%s: chi-square %.2f over %d cells, bound %.2f", what, chi2, cells, bound);
+    }
+}
+
+/* Ties at the boundary go to the lowest ids, whatever the size: all equal (the cut falls
+ * inside one value), a favourite then ties, and 50,000 equal logits cut in half. */
+static void boundary_ties_go_to_lower_ids(void **state) {
+    (void)state;
+    enum { BIG = 50000 };
+    float *logits = malloc(sizeof(float) * BIG), *probs = malloc(sizeof(float) * BIG);
+    float *ref_probs = malloc(sizeof(float) * BIG);
+    int *index = malloc(sizeof(int) * BIG);
+    Ranked *order = malloc(sizeof(Ranked) * BIG);
+    char *kept = malloc(BIG);
+    assert_true(logits && probs && ref_probs && index && order && kept);
+    const struct {
+        int n, favourite; /* favourite: an id with logit ln 4 (-1: none); the rest 0 */
+        int top_k;
+        float top_p;
+        int expect; /* the kept ids: the favourite and ids 0..expect-1 of the rest */
+    } cases[] = {
+        {1000, -1, 10, 1.0f, 10},
+        {1000, -1, 0, 0.0105f, 11},
+        {10, 9, 3, 1.0f, 2},
+        {10, 9, 0, 0.5f, 3},
+        {10, 9, 4, 0.5f, 3},
+        {10, 9, 3, 0.5f, 2},
+        {BIG, -1, 0, 0.5f, 25001}, /* 1/50,000 rounds down in float: one tie more */
+        {BIG, 777, 25000, 1.0f, 24999},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int n = cases[c].n;
+        for (int i = 0; i < n; i++) logits[i] = i == cases[c].favourite ? logf(4.0f) : 0.0f;
+        SamplerConfig sc = {.temperature = 1.0f, .top_k = cases[c].top_k, .top_p = cases[c].top_p};
+        softmax_as_sampled(logits, n, 1.0f, ref_probs);
+        double mass;
+        int k = reference_kept(ref_probs, n, &sc, order, kept, &mass);
+        /* the reference keeps the favourite and the lowest `expect` of the others: the case is
+         * written right (1/n in float may round either way) */
+        int fav = cases[c].favourite, others = 0;
+        for (int i = 0; i < n; i++) {
+            int rank = i - (fav >= 0 && i > fav); /* among the others */
+            if (i == fav ? !kept[i] : kept[i] != (rank < cases[c].expect))
+                fail_msg("case %zu: the reference %s token %d", c, kept[i] ? "keeps" : "cuts", i);
+            others += kept[i] && i != fav;
+        }
+        assert_int_equal(k, others + (fav >= 0));
+        int *counts = calloc((size_t)n, sizeof *counts);
+        assert_non_null(counts);
+        Rng rng;
+        rng_seed(&rng, 31 + c);
+        char what[64];
+        snprintf(what, sizeof what, "case %zu (n %d, top_k %d, top_p %g)", c, n, sc.top_k,
+                 sc.top_p);
+        int draws = n > 1000 ? 40 : 2000;
+        draw_within(logits, n, &sc, &rng, ref_probs, kept, mass, draws, probs, index, counts, what);
+        if (n <= 1000)
+            for (int i = 0; i < n; i++)
+                if (kept[i] && counts[i] == 0) fail_msg("%s: kept token %d never drawn", what, i);
+        free(counts);
+    }
+    free(logits), free(probs), free(ref_probs), free(index), free(order), free(kept);
+}
+
+/* A prefix whose mass equals top_p exactly is enough: probabilities 0.5, 0.25, 0.25 (exact in
+ * float) with top_p 0.5 keep the first token alone, with 0.75 the first two. */
+static void top_p_reached_exactly_stops_there(void **state) {
+    (void)state;
+    const float logits[3] = {0.0f, -0.6931472f, -0.6931472f}; /* ln 2 rounded to float */
+    float probs[3], ref[3];
+    int index[3];
+    softmax_as_sampled(logits, 3, 1.0f, ref);
+    assert_true(ref[0] == 0.5f && ref[1] == 0.25f && ref[2] == 0.25f);
+    const struct {
+        float top_p;
+        int kept;
+    } cases[] = {{0.5f, 1}, {0.75f, 2}, {0.7500001f, 3}};
+    for (size_t c = 0; c < 3; c++) {
+        SamplerConfig sc = {.temperature = 1.0f, .top_k = 0, .top_p = cases[c].top_p};
+        int seen[3] = {0};
+        Rng rng;
+        rng_seed(&rng, 5 + c);
+        for (int d = 0; d < 600; d++)
+            seen[sampler_sample(logits, 3, &sc, &rng, probs, index, NULL)]++;
+        for (int i = 0; i < 3; i++)
+            if ((i < cases[c].kept) != (seen[i] > 0))
+                fail_msg("top_p %.7f: token %d drawn %d times", sc.top_p, i, seen[i]);
+    }
+}
+
+/* Not an assertion: how long one draw takes at GPT-2's vocabulary with top_p 0.9. */
+static void timing_at_gpt2_vocabulary(void **state) {
+    (void)state;
+    enum { N = 50257, REPS = 50 };
+    float *logits = malloc(sizeof(float) * N), *probs = malloc(sizeof(float) * N);
+    int *index = malloc(sizeof(int) * N);
+    assert_true(logits && probs && index);
+    random_logits(logits, N, 50257);
+    SamplerConfig sc = {.temperature = 1.0f, .top_k = 0, .top_p = 0.9f};
+    Rng rng;
+    rng_seed(&rng, 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int r = 0; r < REPS; r++) sampler_sample(logits, N, &sc, &rng, probs, index, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms =
+        ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / REPS;
+    printf("  top_p 0.9 over %d logits: %.3f ms a draw (this build)\n", N, ms);
+    free(logits), free(probs), free(index);
 }
 
 /* The rule past the context: keep defaults to a quarter of the context (at least 1, as documented),
@@ -477,6 +788,11 @@ int main(void) {
         cmocka_unit_test(logprob_is_of_the_sampled_distribution),
         cmocka_unit_test(top_k_draws_only_the_k_most_likely),
         cmocka_unit_test(logprob_matches_the_renormalised_softmax),
+        cmocka_unit_test(kept_set_matches_a_full_sort),
+        cmocka_unit_test(frequencies_over_the_kept_set),
+        cmocka_unit_test(boundary_ties_go_to_lower_ids),
+        cmocka_unit_test(top_p_reached_exactly_stops_there),
+        cmocka_unit_test(timing_at_gpt2_vocabulary),
         cmocka_unit_test(bad_values_are_refused),
         cmocka_unit_test(prompts),
         cmocka_unit_test(stop_strings_are_held_back_and_cut),
