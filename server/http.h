@@ -30,6 +30,7 @@ typedef struct {
     double receive_min_rate;  /* bytes/s while a request arrives (0 = none; needs a timeout) */
     const char *cors_origins[MAX_CORS_ORIGINS];
     int n_cors_origins;
+    char model_name_buf[256]; /* model_name when it is taken from the model's directory */
     char threads_source[200]; /* where the thread count came from: the flag, or the CPUs this
                                  process may use (common/cpu_budget.h) */
 } ServerConfig;

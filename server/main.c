@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/cli.h"
@@ -20,13 +21,30 @@
 #include "http.h"
 #include "log.h"
 
+/* A Hugging Face directory is named as its folder ("gpt2"); a checkpoint file as the shipped
+ * model, whose name clients already use. */
+static void default_model_name(ServerConfig *cfg) {
+    struct stat st;
+    cfg->model_name = "gptd-shakespeare-char";
+    if (stat(cfg->model_path, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    size_t n = strlen(cfg->model_path);
+    while (n > 1 && cfg->model_path[n - 1] == '/') n--; /* "gpt2/" is "gpt2" */
+    size_t start = n;
+    while (start > 0 && cfg->model_path[start - 1] != '/') start--;
+    if (n > start && n - start < sizeof cfg->model_name_buf) {
+        memcpy(cfg->model_name_buf, cfg->model_path + start, n - start);
+        cfg->model_name_buf[n - start] = '\0';
+        cfg->model_name = cfg->model_name_buf;
+    }
+}
+
 static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **log_level,
                         bool *healthcheck) {
     *cfg = (ServerConfig){
         .model_path = "weights/shakespeare-char.safetensors",
         .host = "127.0.0.1",
         .api_key = NULL,
-        .model_name = "gptd-shakespeare-char",
+        .model_name = NULL, /* the shipped model's name, or a model directory's */
         .port = 8080,
         .threads = 0,
         .max_batch = 0,
@@ -144,6 +162,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
     cfg->receive_timeout_s = receive;
     cfg->receive_min_rate = min_rate;
     if (cfg->default_max_tokens > cfg->max_tokens) cfg->default_max_tokens = cfg->max_tokens;
+    if (!cfg->model_name) default_model_name(cfg);
     /* An empty key would turn authentication off (the table takes an empty variable for unset). */
     const char *env_key = getenv("GPTD_API_KEY");
     if ((cfg->api_key && cfg->api_key[0] == '\0') || (!cfg->api_key && env_key && !*env_key)) {

@@ -31,6 +31,9 @@ describe('a GPT-2 directory (byte-level BPE)', () => {
     assert.equal(info.config.vocab_size, 457);
     assert.equal(info.config.n_layer, 2);
     assert.equal(info.config.activation, 'gelu');
+    // a directory names the model unless --model-name does
+    assert.equal(info.model, 'hf_gpt2_f32');
+    assert.equal((await gptd.get('/v1/models')).json.data[0].id, 'hf_gpt2_f32');
   });
 
   test('any prompt encodes: emoji, CJK and marks no character vocabulary has', async () => {
