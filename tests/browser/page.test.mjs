@@ -82,12 +82,12 @@ async function metric(g, name) {
   return Number(line.slice(name.length + 1));
 }
 
-async function startGptd(name, extraArgs = []) {
+async function startGptd(name, extraArgs = [], model = modelCopy) {
   // Flags only: a GPTD_* variable in the caller's environment must not change the daemon.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GPTD_')));
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const args = ['--model', modelCopy, '--host', '127.0.0.1', '--port', String(port),
+    const args = ['--model', model, '--host', '127.0.0.1', '--port', String(port),
                   '--threads', '2', ...extraArgs];
     const proc = spawn(GPTD_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const g = { name, port, proc, args, base: `http://127.0.0.1:${port}`, log: '', exit: null };
@@ -533,6 +533,34 @@ test('6b. attention explorer: hover, picker, keyboard, heat map', { timeout: 900
   assert.ok(canvas[0] > 60 && canvas[1] === 64, 'the last 64 rows over their window');
   await screenshot(page, '8-attention.png');
   await close();
+});
+
+test('6c. a GPT-2 directory (byte-level BPE): emoji and CJK stream whole; the explorer says why it is off', {
+  timeout: 90000,
+}, async () => {
+  const bpe = await startGptd('gptd-bpe', [], path.join(repo, 'tests/reference/fixtures/hf_gpt2_f32'));
+  const { page, close } = await openPage(bpe.base + '/');
+  // the explorer maps one position per character: off for BPE, and the page says so
+  await page.waitForFunction(() => document.getElementById('show_attention').disabled);
+  assert.equal(await page.locator('#show_attention').isChecked(), false);
+  assert.match(await page.locator('#explain').textContent(), /gpt2-bpe/);
+  const prompt = 'Thou 🙂 你好 — ';
+  await typePrompt(page, prompt);
+  await page.fill('#max_tokens', '300');
+  await page.fill('#seed', '3');
+  await page.click('#generate');
+  await waitFinished(page);
+  const shown = await page.locator('#output').textContent();
+  // what the page shows is what a JSON request returns, byte for byte
+  const res = await fetch(bpe.base + '/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ prompt, max_tokens: 300, seed: 3, temperature: 0.8, top_k: 0, top_p: 1 }) });
+  const json = await res.json();
+  assert.equal(shown, prompt + json.text);
+  assert.equal(await errorText(page), '');
+  await screenshot(page, '9-bpe.png');
+  await close();
+  bpe.proc.kill('SIGTERM');
+  assert.deepEqual(await bpe.exited, { code: 0, signal: null });
 });
 
 test('7. gptd exits 0 on SIGTERM', { timeout: 90000 }, async () => {
