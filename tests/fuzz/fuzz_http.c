@@ -469,11 +469,14 @@ static bool any_head(const char *in, size_t size) {
  * MHD_CONNECTION_HEADERS_RECEIVED; fixed upstream in 1.0.0, commit f1bfbe71). No option or
  * callback of 0.9.75 runs before it, so gptd cannot refuse first; the connection is closed
  * after it, so nothing can follow on it. This is that reply exactly: the same head twice, then
- * libmicrohttpd's page about Content-Length, the last bytes of the connection. */
-static bool mhd_0975_doubled_length_error(const Response *x, const char *after, size_t n) {
+ * libmicrohttpd's page about Content-Length, the last bytes of the connection; or, when the
+ * request was a HEAD (head: the input holds one), the two heads alone. */
+static bool mhd_0975_doubled_length_error(const Response *x, const char *after, size_t n,
+                                          bool head) {
     static const char page[] = "<html><head><title>Request ";
     static const char tail[] = "<b>Content-Length</b> header.</body></html>";
     if ((x->status != 400 && x->status != 413) || x->content_type[0] || !x->close) return false;
+    if (head && n == x->head_len) return true;
     if (x->content_length < 0 || n != x->head_len + (size_t)x->content_length) return false;
     const char *body = after + x->head_len;
     size_t len = (size_t)x->content_length;
@@ -528,7 +531,7 @@ static const char *check_reply(const char *r, size_t n, const char *in, size_t s
         /* the head again at once: a HEAD's bodyless reply may be followed by the same reply to
          * a second HEAD; otherwise it is sent twice */
         bool again = n - at >= x.head_len && memcmp(r + at, x.head, x.head_len) == 0;
-        if (again && mhd_0975_doubled_length_error(&x, r + at, n - at))
+        if (again && mhd_0975_doubled_length_error(&x, r + at, n - at, head))
             at += x.head_len; /* the known libmicrohttpd 0.9.75 case: skip the copy */
         else if (again && !head && (x.content_length > 0 || x.chunked))
             return "the status line and headers sent twice";

@@ -66,17 +66,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         want_len += (size_t)tokenizer_decode(&tok, teacher[k], want + want_len);
     }
     p.max_tokens = n;
-    /* the reference: the first stop string that ends the text after some token */
+    /* the reference: the first token after which the text ends with a stop string; the reply
+     * ends where the earliest of those that end there begins */
     size_t cut = want_len, end = 0;
     for (int k = 0; k < n && cut == want_len; k++) {
         char ch[4];
         end += (size_t)tokenizer_decode(&tok, teacher[k], ch);
         for (int j = 0; j < p.n_stop; j++) {
             size_t len = strlen(p.stop[j]);
-            if (end >= len && memcmp(want + end - len, p.stop[j], len) == 0) {
+            if (end >= len && memcmp(want + end - len, p.stop[j], len) == 0 && end - len < cut)
                 cut = end - len;
-                break;
-            }
         }
     }
 
