@@ -116,7 +116,8 @@ static int load_weights(const char *path, const GPTConfig *config, GPT *m, Error
     if (!rc) rc = check_names(&st, m, err);
     for (int i = 0; !rc && i < m->n_tensors; i++) {
         const TensorSpec *t = &m->tensors[i];
-        if (strcmp(t->name, "lm_head.bias") == 0) continue; /* zero, as gpt_init left it */
+        if (strcmp(t->name, "lm_head.bias") == 0 && !safetensors_find(&st, "lm_head.bias"))
+            continue; /* GPT-2's head has none: zero, as gpt_init left it */
         rc = checkpoint_read_tensor(&st, t->name, t, m->param_memory + t->offset, err);
     }
     safetensors_close(&st);

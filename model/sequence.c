@@ -188,8 +188,9 @@ void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *
     if (token == s->tok->end_token && !s->teacher) {
         s->finish = FINISH_STOP; /* the model ended its text: nothing of the token is shown */
     } else {
-        size_t len, before = s->text_len;
-        const char *piece = tokenizer_piece(s->tok, token, &len);
+        size_t len = 0, before = s->text_len;
+        const char *piece = tokenizer_piece(s->tok, token, &len); /* NULL: a padded row's id */
+        if (!piece) len = 0;
         s->text_len += utf8_stream_write(&s->utf8, piece, len, s->text + s->text_len);
         cut_at_stop(s, before);
     }
