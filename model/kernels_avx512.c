@@ -17,6 +17,7 @@ typedef __m512 VF;
 #define vf_fnma(a, b, c) _mm512_fnmadd_ps(a, b, c)
 #define vf_add(a, b) _mm512_add_ps(a, b)
 #define vf_sub(a, b) _mm512_sub_ps(a, b)
+#define vf_div(a, b) _mm512_div_ps(a, b)
 #define vf_mul(a, b) _mm512_mul_ps(a, b)
 #define vf_max(a, b) _mm512_max_ps(a, b)
 #define vf_round(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)

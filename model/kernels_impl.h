@@ -49,16 +49,48 @@ static inline __attribute__((always_inline)) void write_out(const PackedJob *j, 
     if (!full) memcpy(o, buf, (size_t)cols * sizeof(float));
 }
 
-/* GELU over rows [r0, r1) and panels [p0, p1) of the output, after their products: the tanh
- * or the erf form, one libm call per value in plain C on every path (the same bits). */
+/* exp(x) for x <= 0 (softmax after subtracting the maximum, GELU): range reduction to 2^n e^r and
+ * a degree-6 polynomial; about 2 ulp, far cheaper than expf. layers.h expf_nonpositive is the same
+ * operations on one value. */
+static inline VF vexp_nonpositive(VF x) {
+    x = vf_max(x, vf_set1(-87.0f));
+    VF n = vf_round(vf_mul(x, vf_set1(1.44269504f)));
+    VF r = vf_fnma(n, vf_set1(0.693359375f), x);
+    r = vf_fnma(n, vf_set1(-2.12194440e-4f), r);
+    VF p = vf_set1(1.9875691500e-4f);
+    p = vf_fma(p, r, vf_set1(1.3981999507e-3f));
+    p = vf_fma(p, r, vf_set1(8.3334519073e-3f));
+    p = vf_fma(p, r, vf_set1(4.1665795894e-2f));
+    p = vf_fma(p, r, vf_set1(1.6666665459e-1f));
+    p = vf_fma(p, r, vf_set1(5.0000001201e-1f));
+    p = vf_fma(p, vf_mul(r, r), vf_add(r, vf_set1(1.0f)));
+    return vf_mul(p, vf_pow2(n));
+}
+
+/* GELU's tanh form on a vector: the operations of layers.h gelu, so the same bits. */
+static inline VF vgelu(VF x) {
+    VF ax = vf_max(x, vf_sub(vf_zero(), x)), one = vf_set1(1.0f);
+    VF u = vf_mul(vf_mul(vf_set1(GELU_SCALE), ax),
+                  vf_add(one, vf_mul(vf_mul(vf_set1(0.044715f), x), x)));
+    VF e = vexp_nonpositive(vf_mul(vf_set1(-2.0f), u));
+    VF t = vf_div(vf_sub(one, e), vf_add(one, e));
+    return vf_mul(vf_set1(0.5f), vf_add(x, vf_mul(ax, t)));
+}
+
+/* GELU over rows [r0, r1) and panels [p0, p1) of the output, after their products: the tanh form
+ * on whole vectors and the rest one by one, the same bits on every path; the erf form one libm
+ * call per value in plain C. */
 static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
     int c0 = p0 * PANEL, c1 = p1 * PANEL < j->pm->M ? p1 * PANEL : j->pm->M;
     for (int r = r0; r < r1; r++) {
         float *o = j->out + (size_t)r * j->pm->M;
-        if (j->how == PACKED_GELU_ERF)
+        if (j->how == PACKED_GELU_ERF) {
             for (int c = c0; c < c1; c++) o[c] = gelu_erf(o[c]);
-        else
-            for (int c = c0; c < c1; c++) o[c] = gelu(o[c]);
+            continue;
+        }
+        int c = c0;
+        for (; c + VW <= c1; c += VW) vf_storeu(o + c, vgelu(vf_loadu(o + c)));
+        for (; c < c1; c++) o[c] = gelu(o[c]);
     }
 }
 
@@ -142,23 +174,6 @@ static void panels_task(void *ctx, int chunk) {
                 break;
         }
     if (j->how == PACKED_GELU || j->how == PACKED_GELU_ERF) gelu_block(j, 0, j->N, first, end);
-}
-
-/* exp(x) for x <= 0 (softmax after subtracting the maximum): range reduction to 2^n e^r and a
- * degree-6 polynomial; about 2 ulp, far cheaper than expf. */
-static inline VF vexp_nonpositive(VF x) {
-    x = vf_max(x, vf_set1(-87.0f));
-    VF n = vf_round(vf_mul(x, vf_set1(1.44269504f)));
-    VF r = vf_fnma(n, vf_set1(0.693359375f), x);
-    r = vf_fnma(n, vf_set1(-2.12194440e-4f), r);
-    VF p = vf_set1(1.9875691500e-4f);
-    p = vf_fma(p, r, vf_set1(1.3981999507e-3f));
-    p = vf_fma(p, r, vf_set1(8.3334519073e-3f));
-    p = vf_fma(p, r, vf_set1(4.1665795894e-2f));
-    p = vf_fma(p, r, vf_set1(1.6666665459e-1f));
-    p = vf_fma(p, r, vf_set1(5.0000001201e-1f));
-    p = vf_fma(p, vf_mul(r, r), vf_add(r, vf_set1(1.0f)));
-    return vf_mul(p, vf_pow2(n));
 }
 
 static void exp_nonpositive(float *x, int n) {

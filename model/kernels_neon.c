@@ -17,6 +17,7 @@ typedef float32x4_t VF;
 #define vf_fnma(a, b, c) vfmsq_f32(c, a, b)
 #define vf_add(a, b) vaddq_f32(a, b)
 #define vf_sub(a, b) vsubq_f32(a, b)
+#define vf_div(a, b) vdivq_f32(a, b)
 #define vf_mul(a, b) vmulq_f32(a, b)
 #define vf_max(a, b) vmaxq_f32(a, b)
 #define vf_round(x) vrndnq_f32(x)

@@ -31,6 +31,7 @@ static inline VF vf_fma(VF a, VF b, VF c) { LANES(fmaf(a.v[i], b.v[i], c.v[i]));
 static inline VF vf_fnma(VF a, VF b, VF c) { LANES(fmaf(-a.v[i], b.v[i], c.v[i])); }
 static inline VF vf_add(VF a, VF b) { LANES(a.v[i] + b.v[i]); }
 static inline VF vf_sub(VF a, VF b) { LANES(a.v[i] - b.v[i]); }
+static inline VF vf_div(VF a, VF b) { LANES(a.v[i] / b.v[i]); }
 static inline VF vf_mul(VF a, VF b) { LANES(a.v[i] * b.v[i]); }
 /* As the vector instructions: the second operand when either is NaN. */
 static inline VF vf_max(VF a, VF b) { LANES(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); }

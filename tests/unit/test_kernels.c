@@ -192,6 +192,27 @@ static void exp_is_accurate_and_the_same_everywhere(void **state) {
     }
 }
 
+/* GELU's tanh form without libm (layers.h gelu, which the kernels run on vectors): within
+ * 2.5e-7 (1 + |x|) of 0.5 x (1 + tanh(u)) computed in double, over [-30, 30] and at the edges;
+ * scalar and vector bits are compared by products_are_one_chain_in_k_order. */
+static void gelu_matches_the_tanh_form(void **state) {
+    (void)state;
+    double worst = 0;
+    for (int i = -300000; i <= 300000; i++) {
+        float x = (float)i * 1e-4f;
+        double xd = x,
+               want = 0.5 * xd * (1.0 + tanh(0.7978845608028654 * (xd + 0.044715 * xd * xd * xd)));
+        double err = fabs((double)gelu(x) - want) / (1.0 + fabs(xd));
+        if (err > worst) worst = err;
+    }
+    printf("  gelu: max |error| / (1 + |x|) = %.2e\n", worst);
+    assert_true(worst < 2.5e-7);
+    assert_true(gelu(0.0f) == 0.0f);
+    assert_true(gelu(1e30f) == 1e30f);
+    assert_true(gelu(-1e30f) == 0.0f);
+    assert_true(isnan(gelu(NAN)));
+}
+
 /* One query against T cached keys: the normalised softmax row and the output, within 1e-5 of a
  * float64 computation, bit-identical across paths, for head widths that are and are not whole
  * vectors and for every visible count (including counts that end inside a vector). */
@@ -314,6 +335,7 @@ int main(void) {
         cmocka_unit_test(products_are_one_chain_in_k_order),
         cmocka_unit_test(float16_matches_the_cpu),
         cmocka_unit_test(exp_is_accurate_and_the_same_everywhere),
+        cmocka_unit_test(gelu_matches_the_tanh_form),
         cmocka_unit_test(attention_is_softmax_and_the_same_everywhere),
         cmocka_unit_test(attention_heads_side_by_side_match_one_by_one),
         cmocka_unit_test(choosing_a_path),
