@@ -225,13 +225,18 @@ static int tokenizer_from_meta(const SafeTensors *st, Tokenizer *tok, Error *err
     return tokenizer_from_string(tok, vocab, err);
 }
 
-int checkpoint_read_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,
-                           float *dst, Error *err) {
+const StTensor *checkpoint_find_tensor(const SafeTensors *st, const char *name) {
     const StTensor *t = safetensors_find(st, name);
     /* Hugging Face files name GPT-2's tensors with or without "transformer." */
     static const char PREFIX[] = "transformer.";
     if (!t && strncmp(name, PREFIX, sizeof PREFIX - 1) == 0)
         t = safetensors_find(st, name + sizeof PREFIX - 1);
+    return t;
+}
+
+int checkpoint_read_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,
+                           float *dst, Error *err) {
+    const StTensor *t = checkpoint_find_tensor(st, name);
     return load_tensor(t, t ? t->name : name, spec, dst, true, err); /* named as in the file */
 }
 

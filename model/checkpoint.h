@@ -31,6 +31,10 @@ int checkpoint_save_float16(const char *path, const GPT *model, const Tokenizer 
 int checkpoint_load(const char *path, GPT *model, Tokenizer *tok, OptimizerState *opt,
                     SafeTensors *st_out, Error *err);
 
+/* Tensor `name`, in gptd's GPT-2 naming, found with or without its "transformer." prefix; NULL
+ * when absent. */
+const StTensor *checkpoint_find_tensor(const SafeTensors *st, const char *name);
+
 /* Reads parameter `name` (found with or without GPT-2's "transformer." prefix; F32, F16 or BF16,
  * as float; finite) into dst, checking its shape against spec. For every format's loader. */
 int checkpoint_read_tensor(const SafeTensors *st, const char *name, const TensorSpec *spec,

@@ -100,8 +100,7 @@ static int check_names(const SafeTensors *st, const GPT *m, Error *err) {
  * has none). */
 static bool head_is_tied(const SafeTensors *st) {
     const StTensor *head = safetensors_find(st, "lm_head.weight");
-    const StTensor *wte = safetensors_find(st, "transformer.wte.weight");
-    if (!wte) wte = safetensors_find(st, "wte.weight");
+    const StTensor *wte = checkpoint_find_tensor(st, "transformer.wte.weight");
     if (!head || !wte) return true;
     return head->dtype == wte->dtype && head->numel == wte->numel &&
            memcmp(head->data, wte->data, head->end - head->begin) == 0;
