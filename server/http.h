@@ -1,7 +1,8 @@
 /* The HTTP side of gptd on libmicrohttpd: routes, limits, CORS, API keys, JSON replies and
- * server-sent-event streams. One thread per connection: a connection's thread parses and
- * validates its request, hands it to the scheduler, then waits on the request's channel and
- * writes what arrives. It never runs the model. */
+ * server-sent-event streams. One event loop (libmicrohttpd's epoll thread) serves every
+ * connection: it parses and validates each request, hands it to the scheduler, and writes what
+ * the request's channel holds (server/request.h); a connection with nothing to write is
+ * suspended until the channel has news. It never runs the model. */
 #ifndef GPTD_HTTP_H
 #define GPTD_HTTP_H
 
@@ -51,9 +52,11 @@ void http_server_drain(HttpServer *s);
 int http_server_in_flight(HttpServer *s);
 /* The port it listens on (port 0 in the configuration: the one the system chose), or -1. */
 int http_server_port(const HttpServer *s);
-/* Open connections: from libmicrohttpd's accept until it has joined the connection's thread
- * and closes it (the fuzz harness waits for its connection's end before the next input). */
+/* Open connections: from libmicrohttpd's accept until it closes them (the fuzz harness waits
+ * for its connection's end before the next input). */
 int http_server_connections(HttpServer *s);
+/* Connections suspended while their request has nothing new to send. */
+int http_server_suspended(HttpServer *s);
 void http_server_stop(HttpServer *s);
 
 #endif

@@ -46,59 +46,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "../api/finish.h"
-#include "../api/request.h"
-#include "../api/response.h"
 #include "../model/batch.h"
 #include "metrics.h"
-
-typedef struct {
-    int offset, len; /* bytes of Request.text */
-    int index;       /* index of the last token in this piece */
-    float logprob;   /* of that token */
-} TokenEvent;
-
-typedef struct Request {
-    /* set before submit, read-only afterwards */
-    char id[40];
-    ApiRequest api;
-    double t_arrival;
-    double deadline; /* absolute, 0 = none */
-    /* A stream's HTTP thread is woken for new events, at most once every stream_interval_s
-     * (SchedulerConfig says why); a whole reply's only at the end. */
-    bool signal_each_event;
-
-    Sequence seq; /* built before submit; then the scheduler thread's alone (it sets the slot and
-                     runs it); freed with the last reference */
-
-    atomic_bool cancelled; /* the client went away: free the slot at the next step */
-
-    pthread_mutex_t lock;   /* guards everything below */
-    pthread_cond_t changed; /* the channel grew or ended */
-    char *text;             /* (max_tokens * 4 + 1) emitted text */
-    int text_len;
-    TokenEvent *events; /* (max_tokens) */
-    int n_events;
-    /* With "attention": one event per token, and each token's weights (api/response.h); text
-     * points into `text`. */
-    ApiTokenAttention *attention;  /* (max_tokens), n_attention recorded */
-    float *attention_values;       /* (max_tokens, attention_view_max_values) */
-    int n_attention, event_tokens; /* tokens recorded; tokens whose text is out in events */
-    bool done;
-    ApiFinish finish; /* API_FINISH_NONE until done */
-    bool failed;
-    ApiError error;
-    int prompt_tokens, completion_tokens, prompt_dropped;
-    double t_admit, t_first_token, t_last_token, t_done;
-    double t_signalled; /* when `changed` was last signalled for new events */
-    int refs;           /* the HTTP side and the scheduler each hold one */
-} Request;
-
-/* Builds a request from a parsed body: tokenizes the prompt into a Sequence. On a bad prompt
- * returns NULL with a 400 in *e. The caller holds one reference. */
-Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
-                        ContextPolicy context, double timeout_s, ApiError *e);
-void request_release(Request *r);
+#include "request.h"
 
 typedef struct Scheduler Scheduler;
 
@@ -107,10 +57,9 @@ typedef struct {
     int max_queue;      /* waiting requests before 503 */
     int prefill_budget; /* prompt tokens per step */
     int vocab_size;
-    /* A stream's HTTP thread is woken at most once in this time (and at the end): on a machine
+    /* A stream's connection is woken at most once in this time (and at the end): on a machine
      * whose cores all run the engine, each wake-up takes a core from a step, and at thousands of
-     * tokens a second that cost a lone stream about a sixth of its rate. Up to 20 ms: the HTTP
-     * thread looks for events at least that often anyway (http.c wait_for_news). */
+     * tokens a second that cost a lone stream about a sixth of its rate. */
     double stream_interval_s;
     long fail_step;    /* tests only (GPTD_TEST_FAIL_STEP): engine step n fails as a bug would; 0 =
                           never */

@@ -38,7 +38,15 @@ for bin in "$@"; do
     corpus=$(find "$work" -type f | wc -l)
     printf '%-18s %10s %8s %8s %8s  %s\n' "$name" "$execs" "$rate" "$edges" "$corpus" "$result"
     if [ "$result" != ok ]; then
-        grep -E 'ERROR|SUMMARY|Assertion|runtime error|Test unit written' "$log" | head -20 >&2
+        grep -E 'ERROR|SUMMARY|Assertion|runtime error|Test unit written|^fuzz_' "$log" | head -20 >&2
+        # The reproducer itself, so a failure on a machine one cannot log into (CI) can be
+        # replayed here: base64 -d > x && bin/fuzz_NAME x
+        unit=$(grep -o 'Test unit written to [^ ]*' "$log" | head -1 | sed 's/^Test unit written to //')
+        if [ -n "$unit" ] && [ -f "$unit" ] && [ "$(stat -c %s "$unit")" -le 65536 ]; then
+            echo "reproducer (base64):" >&2
+            base64 -w 0 "$unit" >&2
+            echo >&2
+        fi
     fi
 done
 exit $status
