@@ -175,6 +175,7 @@ deps:
 # model).
 test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-convert-san bin/gpt-sample
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+	bash tests/cli/test_docs_names.sh
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san
 	bash tests/cli/test_convert_cli.sh bin/gpt-convert-san bin/gpt-sample
 	bash tests/cli/test_seed_start.sh bin/gpt-train

@@ -145,6 +145,7 @@ static uint64_t wait_for_run(Worker *w, uint64_t seen) {
 }
 
 static void *worker_main(void *arg) {
+    pthread_setname_np(pthread_self(), "gptd-pool"); /* for top -H and bench-server */
     Worker *w = arg;
     ThreadPool *p = w->pool;
     uint64_t seen = 0;

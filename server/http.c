@@ -334,6 +334,22 @@ static void log_completed(const Conn *c, enum MHD_RequestTerminationCode toe) {
     }
 }
 
+/* A client that half-closed after its request, and sent nothing more, has had its answer and
+ * can send no other request. libmicrohttpd 0.9.75's epoll loop takes a short read for a drained
+ * socket and never reads the FIN that came with the request, so the connection would idle until
+ * --connection-timeout: shutting down our reading side gives its loop an event, and its next read
+ * sees the end and closes. */
+static void end_if_half_closed(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return;
+    struct pollfd p = {.fd = info->connect_fd, .events = POLLRDHUP};
+    char byte;
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP) &&
+        recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+        shutdown(info->connect_fd, SHUT_RD);
+}
+
 /* The request's end, whether its reply was sent or its client left: a request still running is
  * cancelled (its slot is free at the next step), and nothing may resume the connection now. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -354,6 +370,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         atomic_fetch_sub(&s->in_flight, 1);
     }
     if (c->status) metrics_request_done(s->metrics, c->endpoint, c->status);
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) end_if_half_closed(conn);
     if (s->deadline && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) { /* the next request's turn */
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

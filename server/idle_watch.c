@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "idle_watch.h"
 
 #include <errno.h>
@@ -77,6 +78,7 @@ static void poke(IdleWatch *w) {
 }
 
 static void *watch_main(void *arg) {
+    pthread_setname_np(pthread_self(), "gptd-idle"); /* for top -H and bench-server */
     IdleWatch *w = arg;
     struct epoll_event events[64];
     for (;;) {

@@ -4,6 +4,7 @@
  * Start-up errors (bad flag, port in use, unreadable model) exit with code 2. */
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         .prefill_budget = 256,
         .context_shift = "keep",
         .context_keep = 0,
-        .max_connections = 512,
+        .max_connections = 4096,
         .per_ip_connections = 0,
         .connection_timeout = 60,
         .body_limit = 1 << 20,
@@ -179,6 +180,28 @@ static int parse_config(ServerConfig *cfg, int argc, char **argv, const char **l
         snprintf(cfg->threads_source, sizeof cfg->threads_source, "--threads or GPTD_THREADS");
     }
     return 0;
+}
+
+/* Each connection holds two descriptors (its socket, and the receive watchdog's duplicate):
+ * the soft limit is raised as far as the hard one allows, and --max-connections lowered to
+ * what fits, with a warning, rather than failing accept() under load. */
+static void fit_file_limit(ServerConfig *cfg) {
+    const rlim_t spare = 256; /* listener, epoll, eventfds, the model file, logs */
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+    rlim_t need = 2 * ((rlim_t)cfg->max_connections + 64) + spare;
+    if (lim.rlim_cur < need) {
+        lim.rlim_cur = lim.rlim_max == RLIM_INFINITY || lim.rlim_max > need ? need : lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur >= need) return;
+    int fits = lim.rlim_cur > 2 * 64 + spare ? (int)((lim.rlim_cur - spare) / 2) - 64 : 1;
+    log_warn("--max-connections %d needs %llu file descriptors and the limit is %llu (ulimit -n): "
+             "serving at most %d connections",
+             cfg->max_connections, (unsigned long long)need, (unsigned long long)lim.rlim_cur,
+             fits);
+    cfg->max_connections = fits;
 }
 
 static void on_stop_signal(int sig) { (void)sig; }
@@ -334,12 +357,13 @@ int main(int argc, char **argv) {
                   : strcmp(level, "error") == 0 ? LOG_ERROR
                                                 : LOG_INFO;
     log_set_level(lv);
-    /* Request bodies and prompts of up to --body-limit come and go on many threads. A fixed mmap
-     * threshold hands each large buffer back to the system when it is freed; glibc's sliding
-     * one would keep them in per-thread arenas and RSS would stay at the high-water mark. */
+    /* Request bodies and prompts of up to --body-limit come and go. A fixed mmap threshold hands
+     * each large buffer back to the system when it is freed; glibc's sliding one would keep them
+     * in its arenas and RSS would stay at the high-water mark. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     sigset_t stop_signals;
     setup_signals(&stop_signals);
+    fit_file_limit(&cfg);
 
     Error err;
     Metrics *metrics = metrics_create();

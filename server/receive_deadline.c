@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "receive_deadline.h"
 
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
@@ -94,6 +95,7 @@ static void check(ReceiveDeadline *d, TrackedConnection *t, double now) {
 }
 
 static void *watchdog(void *arg) {
+    pthread_setname_np(pthread_self(), "gptd-deadline"); /* for top -H and bench-server */
     ReceiveDeadline *d = arg;
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {

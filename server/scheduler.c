@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "scheduler.h"
 
 #include <stdio.h>
@@ -85,6 +86,7 @@ static void admit(Scheduler *s, double now) {
 }
 
 static void *scheduler_main(void *arg) {
+    pthread_setname_np(pthread_self(), "gptd-scheduler"); /* for top -H and bench-server */
     Scheduler *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->lock);

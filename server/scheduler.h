@@ -7,11 +7,15 @@
  *     SIGINT it drains: closes the generation endpoints, stops admission, waits for the
  *     requests in flight, and destroys the scheduler, the HTTP server and the engine in turn.
  *     It owns the model and the tokenizer, which every other thread only reads.
- *   - libmicrohttpd's threads (server/http.c): one polling thread accepts connections, and each
- *     connection has a thread of its own. A connection's thread reads and parses its request,
- *     builds its Sequence (tokenizing the prompt) and submits it; then it waits on the request's
- *     channel and writes what arrives (JSON or server-sent events). It owns its Conn. It never
- *     runs the model.
+ *   - libmicrohttpd's event loop (server/http.c): one thread (epoll) serves every connection.
+ *     It reads and parses each request, builds its Sequence (tokenizing the prompt), submits it,
+ *     and writes what the request's channel holds (JSON or server-sent events) from callbacks.
+ *     A connection whose request has nothing new is suspended (request_wait) and costs nothing
+ *     until the scheduler or the idle watch resumes it. It owns every Conn. It never runs the
+ *     model. One request's path through these threads, hop by hop: docs/server.md.
+ *   - The idle watch thread (server/idle_watch.c) waits on the sockets of all suspended
+ *     connections and on the earliest stream keep-alive, and resumes a connection whose client
+ *     left or whose stream needs a keep-alive. IdleWatch.lock guards its entries.
  *   - The watchdog thread (server/receive_deadline.c, only with --receive-timeout > 0) shuts
  *     down the sockets of connections that did not send a request in time, or too slowly.
  *     ReceiveDeadline.lock guards its list; it takes no other lock.
@@ -26,15 +30,17 @@
  *     scratch and reading the packed weights and the KV cache. ThreadPool.lock is the pool's
  *     own and is never held with another lock.
  *
- * Locks, taken in this order and never the other way: Scheduler.lock, then Request.lock, then
- * Metrics.lock.
- *   - Scheduler.lock guards the queue, the draining/stopping flags and n_active (the HTTP
- *     threads submit and ask for room under it; the scheduler thread admits under it, and
- *     releases the requests it drops from the queue while holding it).
- *   - Request.lock guards the channel (text, events, done, finish, failed, error) and the
- *     counts and times after it; Request.changed is signalled when the channel ends and, for
- *     a stream, when it grows. wait_for_news (http.c) returns with Request.lock held.
- *     Request.cancelled is atomic, so the HTTP side can raise it without waiting for a step.
+ * Locks, taken in this order and never the other way: IdleWatch.lock, then Scheduler.lock, then
+ * Request.lock, then libmicrohttpd's own mutex (its suspend and resume) or Metrics.lock.
+ *   - Scheduler.lock guards the queue, the draining/stopping flags and n_active (the event loop
+ *     submits and asks for room under it; the scheduler thread admits under it, and releases the
+ *     requests it drops from the queue while holding it).
+ *   - Request.lock (server/request.h, which has the channel's rules) guards the channel, the
+ *     counts and times, and the parked consumer; the consumer's suspend and the producer's
+ *     resume both run under it, so a wake-up is never lost. Request.cancelled is atomic, so the
+ *     HTTP side can raise it without waiting for a step.
+ *   - IdleWatch.lock is held while the watch wakes a connection (request_wake takes
+ *     Request.lock), so the HTTP side adds and removes entries only without Request.lock.
  *   - Metrics.lock (server/metrics.c) guards the counters; it is taken last, under either of
  *     the others, and nothing is locked under it.
  * A request is never lost silently: it ends done (with text), failed (with an error), or

@@ -143,14 +143,27 @@ static void fail(const char *what, const char *got, size_t n) {
 
 /* Writes the request in up to three pieces (see the top), half-closes, and reads everything
  * until the server closes into `reply`; returns its length. */
-static size_t exchange(uint8_t how, const uint8_t *req, size_t size) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/* A connected socket. libFuzzer's own timers interrupt system calls (EINTR): an interrupted
+ * connect goes on in the background, so it is simply tried again on a fresh socket. */
+static int connect_to_server(void) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        fprintf(stderr, "fuzz_http: cannot connect: %s\n", strerror(errno));
-        abort();
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+        int saved = errno;
+        if (fd >= 0) close(fd);
+        if (fd < 0 || saved != EINTR) {
+            fprintf(stderr, "fuzz_http: cannot connect: %s\n", strerror(saved));
+            abort();
+        }
     }
+    fprintf(stderr, "fuzz_http: cannot connect: interrupted 100 times\n");
+    abort();
+}
+
+static size_t exchange(uint8_t how, const uint8_t *req, size_t size) {
+    int fd = connect_to_server();
     size_t cuts[3] = {size, size, size};
     int writes = 1 + how % 3;
     if (writes >= 2) cuts[0] = size * (1 + (how / 3) % 7) / 8;
@@ -159,6 +172,7 @@ static size_t exchange(uint8_t how, const uint8_t *req, size_t size) {
     for (int i = 0; i < writes; i++) {
         for (size_t at = from; at < cuts[i];) {
             ssize_t w = send(fd, req + at, cuts[i] - at, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR) continue;
             if (w <= 0) break; /* the server closed early: what it sent is still read below */
             at += (size_t)w;
         }
@@ -171,8 +185,9 @@ static size_t exchange(uint8_t how, const uint8_t *req, size_t size) {
     for (;;) {
         int wait_ms = (int)((deadline - clock_seconds()) * 1e3);
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (wait_ms <= 0 || poll(&p, 1, wait_ms) == 0)
-            fail("the server kept the connection open", reply, len);
+        int ready = wait_ms > 0 ? poll(&p, 1, wait_ms) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0) fail("the server kept the connection open", reply, len);
         ssize_t r = recv(fd, reply + len, REPLY_MAX - len, 0);
         if (r == 0 || (r < 0 && errno == ECONNRESET)) break;
         if (r < 0 && errno != EINTR) fail(strerror(errno), reply, len);
