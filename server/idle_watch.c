@@ -9,27 +9,44 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../common/clock.h"
+
+/* How soon after a FIN the socket is looked at (libmicrohttpd may still be reading the bytes
+ * before it), and the longest wait between looks while bytes are left unread. */
+#define KICK_FIRST_S 0.01
+#define KICK_LONGEST_S 1.0
 
 typedef struct {
     IdleWatchEntry *head, *tail;
 } EntryList;
 
+/* What the watch knows of one tracked socket (indexed by descriptor). */
+typedef struct {
+    bool tracked;
+    bool fin, gone;      /* a FIN came; a reset or an error came */
+    bool kicked;         /* its reading side was shut down (once: that makes an event too) */
+    bool kick_pending;   /* in IdleWatch.kicks */
+    double kick_at, kick_wait;
+    IdleWatchEntry *parked; /* its suspended connection's entry, or NULL */
+} Socket;
+
 struct IdleWatch {
     int epoll_fd;
-    int event_fd; /* written to make the thread look at its lists again (a first timed entry,
-                     a stop) */
+    int event_fd; /* written to make the thread look at its lists again (a new time, a stop) */
     bool fin_is_leaving;
     pthread_t thread;
     pthread_mutex_t lock; /* guards everything below and every listed entry */
     bool stopping;
     EntryList timed;   /* entries with a keep-alive time, earliest first */
     EntryList untimed; /* the others */
-    IdleWatchEntry **by_fd; /* (fd_cap) the listed entry of each socket, to map an event to it */
-    int fd_cap;
-    int size;
+    Socket *sockets;   /* (n_sockets) by descriptor */
+    int n_sockets;
+    int *kicks; /* (cap_kicks) descriptors whose FIN is waiting to be shown to libmicrohttpd */
+    int n_kicks, cap_kicks;
+    int size; /* listed entries */
 };
 
 static void list_push(EntryList *l, IdleWatchEntry *e) {
@@ -54,13 +71,15 @@ static void list_unlink(EntryList *l, IdleWatchEntry *e) {
     e->prev = e->next = NULL;
 }
 
-/* Takes e out of the lists, the table and the epoll set. Called with w->lock held. */
+static Socket *socket_of(IdleWatch *w, int fd) {
+    return fd >= 0 && fd < w->n_sockets && w->sockets[fd].tracked ? &w->sockets[fd] : NULL;
+}
+
+/* Takes e out of the lists. Called with w->lock held. */
 static void unlist(IdleWatch *w, IdleWatchEntry *e) {
     list_unlink(e->due > 0 ? &w->timed : &w->untimed, e);
-    if (e->fd >= 0 && e->fd < w->fd_cap && w->by_fd[e->fd] == e) {
-        w->by_fd[e->fd] = NULL;
-        epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, e->fd, NULL);
-    }
+    Socket *k = socket_of(w, e->fd);
+    if (k && k->parked == e) k->parked = NULL;
     e->listed = false;
     w->size--;
 }
@@ -71,50 +90,119 @@ static void fire(IdleWatch *w, IdleWatchEntry *e) {
     e->wake(e->ctx);
 }
 
+static bool client_left(const IdleWatch *w, const Socket *k) {
+    return k->gone || (k->fin && w->fin_is_leaving);
+}
+
 static void poke(IdleWatch *w) {
     uint64_t one = 1;
     ssize_t n = write(w->event_fd, &one, sizeof one);
     (void)n; /* a full counter already wakes the thread */
 }
 
+/* ---- FINs shown to libmicrohttpd (see the header) ------------------------------------------ */
+
+static void schedule_kick(IdleWatch *w, Socket *k, int fd, double now) {
+    if (k->kicked || k->kick_pending) return;
+    if (w->n_kicks == w->cap_kicks) {
+        int cap = w->cap_kicks ? 2 * w->cap_kicks : 64;
+        int *grown = realloc(w->kicks, (size_t)cap * sizeof *grown);
+        if (!grown) return; /* the connection then ends at its timeout */
+        w->kicks = grown;
+        w->cap_kicks = cap;
+    }
+    k->kick_pending = true;
+    k->kick_wait = KICK_FIRST_S;
+    k->kick_at = now + k->kick_wait;
+    w->kicks[w->n_kicks++] = fd;
+}
+
+/* Runs the kicks that are due; returns the earliest time of those left (0: none). Called with
+ * w->lock held. */
+static double run_kicks(IdleWatch *w, double now) {
+    double next = 0;
+    for (int i = 0; i < w->n_kicks;) {
+        int fd = w->kicks[i];
+        Socket *k = socket_of(w, fd);
+        bool keep = k && k->kick_pending;
+        if (keep && k->kick_at <= now) {
+            char byte;
+            ssize_t unread = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (unread > 0) { /* libmicrohttpd has bytes to read first: look again later */
+                k->kick_wait = fmin(2 * k->kick_wait, KICK_LONGEST_S);
+                k->kick_at = now + k->kick_wait;
+            } else {
+                if (unread == 0) shutdown(fd, SHUT_RD);
+                k->kicked = true;
+                keep = false;
+            }
+        }
+        if (!keep) {
+            if (k) k->kick_pending = false;
+            w->kicks[i] = w->kicks[--w->n_kicks];
+            continue;
+        }
+        if (next == 0 || k->kick_at < next) next = k->kick_at;
+        i++;
+    }
+    return next;
+}
+
+/* ---- the thread --------------------------------------------------------------------------- */
+
+/* An event on a tracked socket. Called with w->lock held. */
+static void on_socket_event(IdleWatch *w, int fd, uint32_t events, double now) {
+    Socket *k = socket_of(w, fd);
+    if (!k) return; /* untracked since epoll_wait returned */
+    if (events & (EPOLLHUP | EPOLLERR)) k->gone = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        k->fin = true;
+        schedule_kick(w, k, fd, now);
+    }
+    if (k->parked && client_left(w, k)) fire(w, k->parked);
+}
+
+static int timeout_ms(double due, double now) {
+    if (due <= 0) return -1;
+    return due <= now ? 0 : (int)ceil((due - now) * 1e3);
+}
+
 static void *watch_main(void *arg) {
-    pthread_setname_np(pthread_self(), "gptd-idle"); /* for top -H and bench-server */
     IdleWatch *w = arg;
+    pthread_setname_np(pthread_self(), "gptd-idle"); /* for top -H and bench-server */
     struct epoll_event events[64];
+    double next_kick = 0;
     for (;;) {
         pthread_mutex_lock(&w->lock);
         if (w->stopping) {
             pthread_mutex_unlock(&w->lock);
             break;
         }
-        int timeout_ms = -1;
-        if (w->timed.head) {
-            double left = w->timed.head->due - clock_seconds();
-            timeout_ms = left <= 0 ? 0 : (int)ceil(left * 1e3);
-        }
+        double due = w->timed.head ? w->timed.head->due : 0;
+        if (next_kick > 0 && (due == 0 || next_kick < due)) due = next_kick;
         pthread_mutex_unlock(&w->lock);
-        int n = epoll_wait(w->epoll_fd, events, 64, timeout_ms);
+        int n = epoll_wait(w->epoll_fd, events, 64, timeout_ms(due, clock_seconds()));
         if (n < 0 && errno != EINTR) break;
         pthread_mutex_lock(&w->lock);
+        double now = clock_seconds();
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
-            if (fd == w->event_fd) {
-                uint64_t count;
-                ssize_t got = read(w->event_fd, &count, sizeof count);
-                (void)got;
+            if (fd != w->event_fd) {
+                on_socket_event(w, fd, events[i].events, now);
                 continue;
             }
-            /* An entry removed (or replaced by a newer one on a reused descriptor) since
-             * epoll_wait returned is not in the table, or is woken once too often: harmless,
-             * the connection looks again and finds nothing. */
-            if (fd >= 0 && fd < w->fd_cap && w->by_fd[fd]) fire(w, w->by_fd[fd]);
+            uint64_t count;
+            ssize_t got = read(w->event_fd, &count, sizeof count);
+            (void)got;
         }
-        double now = clock_seconds();
+        next_kick = run_kicks(w, now);
         while (w->timed.head && w->timed.head->due <= now) fire(w, w->timed.head);
         pthread_mutex_unlock(&w->lock);
     }
     return NULL;
 }
+
+/* ---- the calls ---------------------------------------------------------------------------- */
 
 int idle_watch_start(IdleWatch **out, bool fin_is_leaving, Error *err) {
     IdleWatch *w = calloc(1, sizeof *w);
@@ -145,15 +233,35 @@ int idle_watch_start(IdleWatch **out, bool fin_is_leaving, Error *err) {
 
 /* Room in the table for fd; false when out of memory. Called with w->lock held. */
 static bool table_fits(IdleWatch *w, int fd) {
-    if (fd < w->fd_cap) return true;
-    int cap = w->fd_cap ? w->fd_cap : 1024;
-    while (cap <= fd) cap *= 2;
-    IdleWatchEntry **t = realloc(w->by_fd, (size_t)cap * sizeof *t);
+    if (fd < w->n_sockets) return true;
+    int n = w->n_sockets ? w->n_sockets : 1024;
+    while (n <= fd) n *= 2;
+    Socket *t = realloc(w->sockets, (size_t)n * sizeof *t);
     if (!t) return false;
-    memset(t + w->fd_cap, 0, (size_t)(cap - w->fd_cap) * sizeof *t);
-    w->by_fd = t;
-    w->fd_cap = cap;
+    memset(t + w->n_sockets, 0, (size_t)(n - w->n_sockets) * sizeof *t);
+    w->sockets = t;
+    w->n_sockets = n;
     return true;
+}
+
+void idle_watch_track(IdleWatch *w, int fd) {
+    pthread_mutex_lock(&w->lock);
+    /* Edge-triggered: each FIN, reset or error is one event, and an untouched socket none. */
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.fd = fd};
+    if (fd >= 0 && table_fits(w, fd) && epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        w->sockets[fd] = (Socket){.tracked = true};
+    pthread_mutex_unlock(&w->lock);
+}
+
+void idle_watch_untrack(IdleWatch *w, int fd) {
+    pthread_mutex_lock(&w->lock);
+    Socket *k = socket_of(w, fd);
+    if (k) {
+        if (k->parked) unlist(w, k->parked);
+        epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        *k = (Socket){0}; /* a kick still listed for it is dropped */
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 void idle_watch_add(IdleWatch *w, IdleWatchEntry *e, int fd, double after_s,
@@ -168,12 +276,9 @@ void idle_watch_add(IdleWatch *w, IdleWatchEntry *e, int fd, double after_s,
     w->size++;
     bool first_timed = e->due > 0 && !w->timed.head;
     list_push(e->due > 0 ? &w->timed : &w->untimed, e);
-    /* Without the socket in the set (no memory, or a descriptor already gone) the entry still
-     * wakes on its keep-alive time or at a drain; a departure is then seen at the next news. */
-    if (fd >= 0 && table_fits(w, fd) && !w->by_fd[fd]) {
-        struct epoll_event ev = {.events = w->fin_is_leaving ? EPOLLRDHUP : 0, .data.fd = fd};
-        if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0) w->by_fd[fd] = e;
-    }
+    Socket *k = socket_of(w, fd);
+    if (k) k->parked = e;
+    if (k && client_left(w, k)) fire(w, e); /* its event came before it was parked */
     pthread_mutex_unlock(&w->lock);
     if (first_timed) poke(w); /* the thread may be sleeping without a timeout */
 }
@@ -208,6 +313,7 @@ void idle_watch_stop(IdleWatch *w) {
     pthread_mutex_destroy(&w->lock);
     close(w->epoll_fd);
     close(w->event_fd);
-    free(w->by_fd);
+    free(w->sockets);
+    free(w->kicks);
     free(w);
 }
