@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# make bench-server: 1, 8, 32 and 64 concurrent streaming clients against bin/gptd on loopback
-# (bin/bench-server), side by side with the engine's own batched decode rate from the same run.
-# Both sides report the fastest of REPEATS runs (the machine is a shared VM).
+# make bench-server: 1, 8, 32, 64 and 256 concurrent streaming clients against bin/gptd on
+# loopback (bin/bench-server), side by side with the engine's own batched decode rate from the
+# same run, with the CPU the daemon's own threads (all but the engine's) take per token. Then 64
+# x LONG tokens, the same 64 streams with 1,000 idle keep-alive and 500 slow-header connections
+# held open (/health's latency, the daemon's RSS and threads), a short request beside long ones,
+# and three replicas behind nginx. Rates are the fastest of REPEATS runs (the machine is a
+# shared VM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-weights/shakespeare-char.safetensors}
@@ -17,31 +21,52 @@ engine=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 100); do ./bin/gptd --healthcheck --port "$PORT" 2>/dev/null && break; sleep 0.1; done
-echo "| clients | tokens/s | TTFT p50 ms | TTFT p99 ms | between tokens p50 ms | p99 ms | of engine batch-64 |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
-for n in 1 8 32 64; do
+echo "| clients | tokens/s | TTFT p50 ms | TTFT p99 ms | between tokens p50 ms | p99 ms | daemon µs/token | of engine batch-64 |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+for n in 1 8 32 64 256; do
   line=""
   for _ in $(seq 1 "$REPEATS"); do
-    run=$(./bin/bench-server --port "$PORT" --clients "$n" --max-tokens "$NEW")
+    run=$(./bin/bench-server --port "$PORT" --clients "$n" --max-tokens "$NEW" --pid "$pid")
     rate() { echo "$1" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p'; }
     if [ -z "$line" ] || [ "$(rate "$run")" -gt "$(rate "$line")" ]; then line=$run; fi
   done
   get() { echo "$line" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
   [ "$n" = 64 ] && single64=$(get tokens_per_s)
   awk -v n="$n" -v t="$(get tokens_per_s)" -v a="$(get ttft_p50_ms)" -v b="$(get ttft_p99_ms)" \
-      -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v e="$engine" \
-      'BEGIN { printf "| %d | %.0f | %.1f | %.1f | %.2f | %.2f | %s |\n", n, t, a, b, c, d,
-               n == 64 ? sprintf("%.0f%%", 100 * t / e) : "" }'
+      -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v u="$(get daemon_us_per_token)" -v e="$engine" \
+      'BEGIN { printf "| %d | %.0f | %.1f | %.1f | %.2f | %.2f | %.1f | %s |\n", n, t, a, b, c, d, u,
+               (n >= 64 ? sprintf("%.0f%%", 100 * t / e) : "") }'
 done
 # Long replies: 64 clients x LONG tokens (well past the context), every request must complete.
-long=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$LONG") || true
+long=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$LONG" --pid "$pid") || true
 get() { echo "$long" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
 awk -v n=64 -v t="$(get tokens_per_s)" -v a="$(get ttft_p50_ms)" -v b="$(get ttft_p99_ms)" \
-    -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v ok="$(get ok)" -v L="$LONG" \
-    'BEGIN { printf "| %d x %d tokens (%d completed) | %.0f | %.1f | %.1f | %.2f | %.2f | |\n",
-             n, L, ok, t, a, b, c, d }'
+    -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v u="$(get daemon_us_per_token)" \
+    -v ok="$(get ok)" -v L="$LONG" -v e="$engine" \
+    'BEGIN { printf "| %d x %d tokens (%d completed) | %.0f | %.1f | %.1f | %.2f | %.2f | %.1f | %.0f%% |\n",
+             n, L, ok, t, a, b, c, d, u, 100 * t / e }'
+# The same 64 streams with 1,000 idle keep-alive connections and 500 slow-header ones held open.
+held=""
+for _ in $(seq 1 "$REPEATS"); do
+  run=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$NEW" --idle 1000 --slow 500 \
+        --health --pid "$pid")
+  rate() { echo "$1" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p'; }
+  if [ -z "$held" ] || [ "$(rate "$run")" -gt "$(rate "$held")" ]; then held=$run; fi
+done
+get() { echo "$held" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
+awk -v t="$(get tokens_per_s)" -v a="$(get ttft_p50_ms)" -v b="$(get ttft_p99_ms)" \
+    -v c="$(get tbt_p50_ms)" -v d="$(get tbt_p99_ms)" -v u="$(get daemon_us_per_token)" \
+    -v e="$engine" -v i="$(get held_idle)" -v s="$(get held_slow)" \
+    'BEGIN { printf "| 64, beside %d idle + %d slow-header connections | %.0f | %.1f | %.1f | %.2f | %.2f | %.1f | %.0f%% |\n",
+             i, s, t, a, b, c, d, u, 100 * t / e }'
 echo
 echo "engine alone, decode at batch 64 (same run): $engine tokens/s"
+awk -v h50="$(get health_p50_ms)" -v h99="$(get health_p99_ms)" -v hn="$(get health_n)" \
+    -v r0="$(get rss_before_mb)" -v r1="$(get rss_during_mb)" -v th="$(get threads_during)" \
+    -v t="$(get tokens_per_s)" -v o="$single64" 'BEGIN {
+  printf "beside 1,000 idle + 500 slow-header connections: GET /health p50 %.2f ms, p99 %.2f ms (%d probes); ", h50, h99, hn
+  printf "RSS %.0f -> %.0f MB (+%.0f); %d threads; the 64 streams at %.0f%% of their rate without them\n",
+         r0, r1, r1 - r0, th, 100 * t / o }'
 # What a short request pays for its neighbours: one request of $NEW tokens, timed, sent while 8
 # others stream, once beside 8 x $NEW tokens and once beside 8 x $LONG (fastest of REPEATS each).
 probe() {

@@ -375,8 +375,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* libmicrohttpd's own messages go through our log. A client that goes away mid-reply is routine
- * (it reports the connection we then end as an "internal error"): those are debug lines. */
+/* libmicrohttpd's own messages go through our log. A client that goes away mid-request or
+ * mid-reply is routine (it reports the connection we then end as an "internal error"): those are
+ * debug lines. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char line[512];
@@ -384,7 +385,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
     if (strstr(line, "Application reported internal error") || strstr(line, "Failed to send") ||
-        strstr(line, "application error generating response"))
+        strstr(line, "application error generating response") ||
+        strstr(line, "closed by remote side"))
         log_debug("libmicrohttpd: %s", line);
     else
         log_warn("libmicrohttpd: %s", line);
