@@ -267,13 +267,11 @@ int main(int argc, char **argv) {
         pid = 0;
     bool health = false;
     CliFlag flags[] = {
-        {"idle", CLI_INT, &n_idle, 0, 100000, "idle keep-alive connections held open", false,
-         NULL},
+        {"idle", CLI_INT, &n_idle, 0, 100000, "idle keep-alive connections held open", false, NULL},
         {"slow", CLI_INT, &n_slow, 0, 100000, "slow-header connections held open", false, NULL},
         {"health", CLI_BOOL, &health, 0, 0, "time GET /health every 10 ms during the run", false,
          NULL},
-        {"pid", CLI_INT, &pid, 0, 1 << 30, "gptd's pid: RSS, threads and its own CPU", false,
-         NULL},
+        {"pid", CLI_INT, &pid, 0, 1 << 30, "gptd's pid: RSS, threads and its own CPU", false, NULL},
         {"port", CLI_INT, &port, 1, 65535, "gptd's port on 127.0.0.1", false, NULL},
         {"clients", CLI_INT, &clients, 1, 4096, "concurrent streaming clients", false, NULL},
         {"max-tokens", CLI_INT, &max_tokens, 1, 100000, "tokens per request", false, NULL},
@@ -281,9 +279,10 @@ int main(int argc, char **argv) {
          "tokens of one more request, timed, sent once every client streams (0 = none)", false,
          NULL},
     };
-    int rc = cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
-                       "usage: bench-server --port N --clients N --max-tokens N [--probe N] [--idle N] "
-                       "[--slow N] [--health] [--pid P]");
+    int rc =
+        cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
+                  "usage: bench-server --port N --clients N --max-tokens N [--probe N] [--idle N] "
+                  "[--slow N] [--health] [--pid P]");
     if (rc) return rc == 1 ? 0 : 2;
     double rss_before = 0, rss_during = 0;
     int threads_before = 0, threads_during = 0;
@@ -342,8 +341,7 @@ int main(int argc, char **argv) {
            clients, ok, tokens, wall, tokens / wall, percentile(ttft, clients, 0.5) * 1e3,
            percentile(ttft, clients, 0.99) * 1e3, percentile(gaps, n_gaps, 0.5) * 1e3,
            percentile(gaps, n_gaps, 0.99) * 1e3);
-    if (n_idle || n_slow)
-        printf("held_idle=%d held_slow=%d\n", held.opened_idle, held.opened_slow);
+    if (n_idle || n_slow) printf("held_idle=%d held_slow=%d\n", held.opened_idle, held.opened_slow);
     if (health) {
         printf("health_n=%d health_p50_ms=%.2f health_p99_ms=%.2f\n", hp.n,
                percentile(hp.ms, hp.n, 0.5), percentile(hp.ms, hp.n, 0.99));

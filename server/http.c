@@ -320,7 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (c->req) return answer_generation(c); /* resumed */
-    if (s->deadline) { /* the request is here whole: no deadline now */
+    if (s->deadline) {                       /* the request is here whole: no deadline now */
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         if (info && info->socket_context) receive_deadline_met(s->deadline, info->socket_context);
@@ -468,7 +468,8 @@ static bool server_ready(Conn *c, enum MHD_Result *refusal) {
     if (state == SERVER_READY) return true;
     ApiError e;
     api_error(&e, 503, "unavailable",
-              state == SERVER_LOADING ? "the model is still loading" : "the server is shutting down");
+              state == SERVER_LOADING ? "the model is still loading"
+                                      : "the server is shutting down");
     *refusal = reply_error(c, &e);
     return false;
 }
@@ -590,8 +591,8 @@ static void new_identity(HttpServer *s, ApiKind kind, char id[40], uint64_t *ran
     *random_seed &= 0x1FFFFFFFFFFFFFull; /* exact in a JSON number */
 }
 
-/* Parses the body into *api and names the request (id); refuses (the reply queued, false returned) a bad body, or an
- * attention reply that would pass --reply-memory. */
+/* Parses the body into *api and names the request (id); refuses (the reply queued, false returned)
+ * a bad body, or an attention reply that would pass --reply-memory. */
 static bool parse_generation(Conn *c, ApiRequest *api, char id[40], enum MHD_Result *refusal) {
     HttpServer *s = c->server;
     const GPTConfig *mc = &s->model->config;
@@ -733,8 +734,8 @@ static ApiResult result_of(const Conn *c, const RequestSnapshot *snap) {
         .created = c->created,
         .text = r->text,
         .text_len = (size_t)snap->text_len,
-        .finish_reason = c->kind == API_COMPLETIONS ? api_finish_name_openai(finish)
-                                                    : api_finish_name(finish),
+        .finish_reason =
+            c->kind == API_COMPLETIONS ? api_finish_name_openai(finish) : api_finish_name(finish),
         .seed = r->api.params.seed,
         .prompt_tokens = snap->prompt_tokens,
         .completion_tokens = snap->completion_tokens,
@@ -761,7 +762,7 @@ static enum MHD_Result start_stream(Conn *c) {
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");   /* nginx: do not buffer */
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");  /* nginx: do not buffer */
     MHD_add_response_header(resp, "X-Request-Id", c->req->id); /* from the first byte on */
     return queue_response(c, 200, resp);
 }

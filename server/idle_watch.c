@@ -26,9 +26,9 @@ typedef struct {
 /* What the watch knows of one tracked socket (indexed by descriptor). */
 typedef struct {
     bool tracked;
-    bool fin, gone;      /* a FIN came; a reset or an error came */
-    bool kicked;         /* its reading side was shut down (once: that makes an event too) */
-    bool kick_pending;   /* in IdleWatch.kicks */
+    bool fin, gone;    /* a FIN came; a reset or an error came */
+    bool kicked;       /* its reading side was shut down (once: that makes an event too) */
+    bool kick_pending; /* in IdleWatch.kicks */
     double kick_at, kick_wait;
     IdleWatchEntry *parked; /* its suspended connection's entry, or NULL */
 } Socket;

@@ -4,10 +4,10 @@
  * Start-up errors (bad flag, port in use, unreadable model) exit with code 2. */
 #include <malloc.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
