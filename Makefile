@@ -106,7 +106,8 @@ $(BUILD)/san/%.o: %.c
 	$(CC) $(CFLAGS) $(ISA) $(SAN) -O1 -c -o $@ $<
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/test_*.c))
-UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c
+UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c server/request.c \
+            server/metrics.c
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka
 

@@ -94,11 +94,10 @@ describe('SSE streaming of /generate', () => {
   });
 });
 
-// --stream-interval: a stream's HTTP thread is woken at most once per interval, so tokens made in
-// between go out together. Its own wait also ends every 20 ms (to notice a closed connection),
-// so writes come at most twice per 20 ms: over a span of S ms, at most S/10 arrival instants
-// plus a few at the edges. Without the interval, each token is its own write: hundreds of
-// instants for 1,000 tokens in either build.
+// --stream-interval: a stream's connection is resumed at most once per interval, so tokens made
+// in between go out together: over a span of S ms, about S/20 arrival instants (the bound allows
+// twice that, plus a few at the edges). Without the interval, each token is its own write:
+// hundreds of instants for 1,000 tokens in either build.
 describe('--stream-interval 20', () => {
   let gptd;
   before(async () => {
