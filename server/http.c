@@ -99,6 +99,11 @@ typedef struct {
     long long created;
     RequestWaiter waiter; /* suspends and resumes this connection */
     IdleWatchEntry watch; /* while suspended */
+    bool parked;          /* suspended by request_wait, and not yet back */
+    /* Back from a suspension: the idle watch may have woken it because its client left, which
+     * client_gone confirms. Otherwise the socket is not polled (the watch sees a client that
+     * leaves while the connection is parked, and libmicrohttpd one that leaves mid-write). */
+    bool resumed;
     /* streaming */
     SseWriter sse;
     int next_event;
@@ -685,7 +690,7 @@ static enum MHD_Result answer_generation(Conn *c) {
     for (;;) {
         request_snapshot(r, &snap);
         if (snap.done || (c->stream && (snap.n_events > 0 || snap.completion_tokens > 0))) break;
-        if (client_gone(c)) {
+        if (c->resumed && client_gone(c)) {
             atomic_store(&r->cancelled, true);
             c->status = 499; /* client closed request */
             return MHD_NO;
@@ -819,7 +824,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             stream_collect(c, &snap);
             continue;
         }
-        if (client_gone(c)) {
+        if (c->resumed && client_gone(c)) {
             atomic_store(&r->cancelled, true);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -846,6 +851,7 @@ static void wake_request(void *ctx) { request_wake(((Conn *)ctx)->req); }
  * leaves first, or (keepalive_s > 0) when a keep-alive comment falls due. Not under the request's
  * lock (the watch takes it to wake). */
 static void park(Conn *c, double keepalive_s) {
+    c->parked = true;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     idle_watch_add(c->server->idle, &c->watch, info ? info->connect_fd : -1, keepalive_s,
@@ -854,6 +860,8 @@ static void park(Conn *c, double keepalive_s) {
 
 /* Resumed (or never parked): out of the idle watch, and ready to park again. */
 static void unpark(Conn *c) {
+    c->resumed = c->parked;
+    c->parked = false;
     idle_watch_remove(c->server->idle, &c->watch);
     c->waiter = (RequestWaiter){suspend_connection, resume_connection, c};
 }
