@@ -274,9 +274,191 @@ static void finish_reasons_per_api(void **state) {
     }
 }
 
+/* ---- every documented bound, at the bound, one past it and one inside, on both endpoints
+ * (issue 26): one table of fields (docs/api.md), the cases generated from it ---- */
+
+typedef enum { FIELD_INT, FIELD_FLOAT } FieldType;
+
+typedef struct {
+    const char *name;
+    FieldType type;
+    double lo, hi;         /* the documented range */
+    bool lo_open;          /* (lo, hi] instead of [lo, hi] */
+    bool generate, openai; /* which endpoints take it */
+} FieldBound;
+
+/* limits above: --max-tokens 500 */
+static const FieldBound field_bounds[] = {
+    {"max_tokens", FIELD_INT, 0, 500, false, true, true},
+    {"temperature", FIELD_FLOAT, 0, SAMPLER_MAX_TEMPERATURE, false, true, true},
+    {"top_p", FIELD_FLOAT, 0, 1, true, true, true},
+    {"top_k", FIELD_INT, 0, SAMPLER_MAX_TOP_K, false, true, false},
+    {"seed", FIELD_INT, 0, 9007199254740991.0, false, true, true}, /* 2^53 - 1 */
+};
+
+/* The value the parsed request holds for a field. */
+static double field_value(const ApiRequest *r, const char *name) {
+    if (!strcmp(name, "max_tokens")) return r->params.max_tokens;
+    if (!strcmp(name, "temperature")) return r->params.sampler.temperature;
+    if (!strcmp(name, "top_p")) return r->params.sampler.top_p;
+    if (!strcmp(name, "top_k")) return r->params.sampler.top_k;
+    return (double)r->params.seed;
+}
+
+/* Parses {"NAME": value}; expects it accepted with the value kept (as float for floats), or
+ * refused with a 400 naming the field. */
+static void expect_field(ApiKind kind, const char *name, double value, bool ok, bool is_float) {
+    char body[128];
+    snprintf(body, sizeof body, "{\"%s\":%.17g}", name, value);
+    const char *api = kind == API_GENERATE ? "/generate" : "/v1/completions";
+    ApiRequest r;
+    ApiError e;
+    int rc = parse(kind, body, &r, &e);
+    if (ok && rc != 0) fail_msg("%s %s: refused (%s)", api, body, e.message);
+    if (!ok && rc == 0) {
+        api_request_free(&r);
+        fail_msg("%s %s: accepted", api, body);
+    }
+    if (!ok) {
+        assert_int_equal(e.status, 400);
+        char quoted[40];
+        snprintf(quoted, sizeof quoted, "\"%s\"", name);
+        if (!strstr(e.message, quoted))
+            fail_msg("%s %s: \"%s\" lacks %s", api, body, e.message, quoted);
+        return;
+    }
+    double got = field_value(&r, name), want = is_float ? (double)(float)value : value;
+    if (got != want) fail_msg("%s %s: parsed as %.17g", api, body, got);
+    api_request_free(&r);
+}
+
+static void every_bound_on_every_endpoint(void **state) {
+    (void)state;
+    for (size_t f = 0; f < sizeof field_bounds / sizeof *field_bounds; f++) {
+        const FieldBound *b = &field_bounds[f];
+        bool is_float = b->type == FIELD_FLOAT;
+        /* one step: 1 for integers, the next double for numbers */
+        double below_lo = is_float ? nextafter(b->lo, -INFINITY) : b->lo - 1;
+        double above_lo = is_float ? nextafter(b->lo, INFINITY) : b->lo + 1;
+        double below_hi = is_float ? nextafter(b->hi, -INFINITY) : b->hi - 1;
+        double above_hi = is_float ? nextafter(b->hi, INFINITY) : b->hi + 1;
+        if (!is_float && b->hi >= 9007199254740991.0) above_hi = 9007199254740992.0; /* 2^53 */
+        for (int k = 0; k < 2; k++) {
+            ApiKind kind = k == 0 ? API_GENERATE : API_COMPLETIONS;
+            if (!(k == 0 ? b->generate : b->openai)) continue;
+            expect_field(kind, b->name, b->lo, !b->lo_open, is_float);
+            expect_field(kind, b->name, below_lo, false, is_float);
+            expect_field(kind, b->name, above_lo, true, is_float);
+            expect_field(kind, b->name, b->hi, true, is_float);
+            expect_field(kind, b->name, above_hi, false, is_float);
+            expect_field(kind, b->name, below_hi, true, is_float);
+        }
+    }
+}
+
+/* A stop string of n bytes ('s' repeated), as the only stop string or as the last of count. */
+static int parse_stops(ApiKind kind, int count, size_t n, ApiRequest *r, ApiError *e) {
+    char body[8 * 80 + 32] = "{\"stop\":[";
+    for (int i = 0; i < count; i++) {
+        char one[80];
+        size_t len = i == count - 1 ? n : 1;
+        memset(one, 's', len);
+        one[len] = '\0';
+        snprintf(body + strlen(body), sizeof body - strlen(body), "%s\"%s\"", i ? "," : "", one);
+    }
+    strcat(body, "]}");
+    return parse(kind, body, r, e);
+}
+
+/* Stop strings: 1 to 64 bytes, 1 to 4 of them; a prompt given as an array only on
+ * /v1/completions (exactly one string); n only 1; the defaults the same on both endpoints. */
+static void stop_prompt_and_defaults_on_every_endpoint(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        ApiKind kind = k == 0 ? API_GENERATE : API_COMPLETIONS;
+        const char *api = k == 0 ? "/generate" : "/v1/completions";
+        const struct {
+            int count;
+            size_t len;
+            bool ok;
+        } stops[] = {
+            {1, GENERATION_MAX_STOP_LEN, true},
+            {1, GENERATION_MAX_STOP_LEN + 1, false},
+            {1, GENERATION_MAX_STOP_LEN - 1, true},
+            {1, 1, true},
+            {GENERATION_MAX_STOP, 1, true},
+            {GENERATION_MAX_STOP + 1, 1, false},
+            {GENERATION_MAX_STOP - 1, 1, true},
+            {GENERATION_MAX_STOP, GENERATION_MAX_STOP_LEN, true},
+        };
+        for (size_t i = 0; i < sizeof stops / sizeof *stops; i++) {
+            ApiRequest r;
+            ApiError e;
+            int rc = parse_stops(kind, stops[i].count, stops[i].len, &r, &e);
+            if (stops[i].ok != (rc == 0))
+                fail_msg("%s: %d stop strings, the last of %zu bytes: %s", api, stops[i].count,
+                         stops[i].len, rc ? e.message : "accepted");
+            if (rc == 0) {
+                assert_int_equal(r.params.n_stop, stops[i].count);
+                assert_int_equal(strlen(r.params.stop[stops[i].count - 1]), stops[i].len);
+                api_request_free(&r);
+            } else {
+                assert_non_null(strstr(e.message, "\"stop\""));
+            }
+        }
+        /* the defaults */
+        ApiRequest r;
+        ApiError e;
+        assert_int_equal(parse(kind, "{\"prompt\":\"a\"}", &r, &e), 0);
+        if (r.params.max_tokens != limits.default_max_tokens)
+            fail_msg("%s: max_tokens defaults to %d, not --default-max-tokens %d", api,
+                     r.params.max_tokens, limits.default_max_tokens);
+        assert_true(r.params.sampler.temperature == 1.0f);
+        assert_true(r.params.sampler.top_p == 1.0f);
+        assert_int_equal(r.params.sampler.top_k, 0);
+        assert_int_equal(r.params.n_stop, 0);
+        assert_false(r.stream);
+        assert_false(r.seed_given);
+        assert_int_equal(r.params.seed, 12345);
+        api_request_free(&r);
+        /* a prompt as an array: one string on /v1/completions only */
+        const char *arrays[] = {"{\"prompt\":[\"a\"]}", "{\"prompt\":[]}",
+                                "{\"prompt\":[\"a\",\"b\"]}"};
+        for (int i = 0; i < 3; i++) {
+            bool ok = kind == API_COMPLETIONS && i == 0;
+            int rc = parse(kind, arrays[i], &r, &e);
+            if (ok != (rc == 0)) fail_msg("%s %s: %s", api, arrays[i], rc ? e.message : "accepted");
+            if (rc == 0) {
+                assert_string_equal(r.prompt, "a");
+                api_request_free(&r);
+            } else {
+                assert_non_null(strstr(e.message, "\"prompt\""));
+            }
+        }
+    }
+    /* n: exactly 1, on /v1/completions; /generate knows no such field */
+    const struct {
+        ApiKind kind;
+        const char *body;
+        bool ok;
+    } ns[] = {{API_COMPLETIONS, "{\"n\":1}", true},
+              {API_COMPLETIONS, "{\"n\":2}", false},
+              {API_COMPLETIONS, "{\"n\":0}", false},
+              {API_GENERATE, "{\"n\":1}", false}};
+    for (size_t i = 0; i < sizeof ns / sizeof *ns; i++) {
+        ApiRequest r;
+        ApiError e;
+        int rc = parse(ns[i].kind, ns[i].body, &r, &e);
+        if (ns[i].ok != (rc == 0)) fail_msg("%s: %s", ns[i].body, rc ? e.message : "accepted");
+        if (rc == 0) api_request_free(&r);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(finish_reasons_per_api),
+        cmocka_unit_test(every_bound_on_every_endpoint),
+        cmocka_unit_test(stop_prompt_and_defaults_on_every_endpoint),
         cmocka_unit_test(defaults),
         cmocka_unit_test(all_fields),
         cmocka_unit_test(refused),

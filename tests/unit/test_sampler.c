@@ -780,6 +780,259 @@ static void bpe_stop_strings_and_the_end_token(void **state) {
     tokenizer_free(&tok);
 }
 
+/* ---- properties over generated cases (issue 26): each case comes from a seeded Rng, and a
+ * failure names the seed of its case, so `GPTD_TEST_FILTER=NAME` and the seed reproduce it ---- */
+
+/* The lowest id among the maxima: what greedy must return when logits tie. */
+static int first_max(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Logits with ties at the top: 1 to 200 values drawn from 1 to 4 levels, so the maximum is
+ * usually shared by several ids (at least two in every case). */
+static int tied_logits(float *logits, Rng *rng) {
+    int n = 2 + (int)rng_below(rng, 199), levels = 1 + (int)rng_below(rng, 4);
+    for (int i = 0; i < n; i++) logits[i] = 0.5f * (float)rng_below(rng, (uint64_t)levels);
+    float top = logits[first_max(logits, n)];
+    int a = (int)rng_below(rng, (uint64_t)n), b = (int)rng_below(rng, (uint64_t)n);
+    logits[a] = logits[b] = top; /* two maxima at least (maybe the same id) */
+    return n;
+}
+
+/* Greedy equivalences on tied logits: temperature 0, top_k 1 at any temperature and top_p, and a
+ * top_p below any probability all give the lowest id among the maxima, every draw; top_k = the
+ * number of maxima draws only maxima, and every one of them. */
+static void tied_logits_greedy_equivalences(void **state) {
+    (void)state;
+    float logits[200], probs[200];
+    int index[200];
+    for (uint64_t seed = 1; seed <= 400; seed++) {
+        Rng gen;
+        rng_seed(&gen, seed);
+        int n = tied_logits(logits, &gen), want = first_max(logits, n), maxima = 0;
+        for (int i = 0; i < n; i++) maxima += logits[i] == logits[want];
+        const float temps[3] = {0.5f, 1.0f, 2.0f};
+        float T = temps[rng_below(&gen, 3)];
+        SamplerConfig cases[4] = {
+            {.temperature = 0.0f, .top_k = (int)rng_below(&gen, 5), .top_p = 1.0f},
+            {.temperature = T, .top_k = 1, .top_p = 1.0f},
+            {.temperature = T, .top_k = 1, .top_p = 0.05f + 0.9f * rng_float(&gen)},
+            {.temperature = T, .top_k = (int)rng_below(&gen, 3), .top_p = 1e-7f},
+        };
+        Rng rng;
+        rng_seed(&rng, seed * 7);
+        for (int c = 0; c < 4; c++)
+            for (int d = 0; d < 8; d++) {
+                int got = sampler_sample(logits, n, &cases[c], &rng, probs, index, NULL);
+                if (got != want)
+                    fail_msg("seed %llu, case %d (n %d, %d maxima, T %g, top_k %d, top_p %g): drew "
+                             "%d, the lowest id among the maxima is %d",
+                             (unsigned long long)seed, c, n, maxima, cases[c].temperature,
+                             cases[c].top_k, cases[c].top_p, got, want);
+            }
+        /* top_k = the number of maxima: exactly the maxima are kept */
+        SamplerConfig k = {.temperature = T, .top_k = maxima, .top_p = 1.0f};
+        if (maxima < 2 || maxima > 12) continue;
+        int seen[200] = {0};
+        for (int d = 0; d < 60 * maxima; d++) {
+            int got = sampler_sample(logits, n, &k, &rng, probs, index, NULL);
+            if (logits[got] != logits[want])
+                fail_msg("seed %llu: top_k %d drew %d, not a maximum", (unsigned long long)seed,
+                         maxima, got);
+            seen[got]++;
+        }
+        for (int i = 0; i < n; i++)
+            if (logits[i] == logits[want] && !seen[i])
+                fail_msg("seed %llu: top_k %d never drew the maximum %d", (unsigned long long)seed,
+                         maxima, i);
+    }
+}
+
+/* Ties cut by top_k go to the lowest ids: k equal logits above a flat rest, and top_k k - j,
+ * keep ids in ascending order among the tied ones, whatever their positions. */
+static void top_k_cuts_ties_by_id(void **state) {
+    (void)state;
+    float logits[64], probs[64];
+    int index[64];
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        Rng gen;
+        rng_seed(&gen, seed);
+        int n = 8 + (int)rng_below(&gen, 57), tied = 2 + (int)rng_below(&gen, 6);
+        for (int i = 0; i < n; i++) logits[i] = -1.0f;
+        int ids[8], placed = 0;
+        while (placed < tied) { /* tied distinct ids at random places */
+            int id = (int)rng_below(&gen, (uint64_t)n);
+            if (logits[id] == 2.0f) continue;
+            logits[id] = 2.0f;
+            placed++;
+        }
+        placed = 0;
+        for (int i = 0; i < n; i++)
+            if (logits[i] == 2.0f) ids[placed++] = i; /* ascending */
+        int k = 1 + (int)rng_below(&gen, (uint64_t)tied - 1);
+        SamplerConfig sc = {.temperature = 1.0f, .top_k = k, .top_p = 1.0f};
+        Rng rng;
+        rng_seed(&rng, seed);
+        int seen[64] = {0};
+        for (int d = 0; d < 40 * k; d++)
+            seen[sampler_sample(logits, n, &sc, &rng, probs, index, NULL)]++;
+        for (int j = 0; j < tied; j++)
+            if ((j < k) != (seen[ids[j]] > 0))
+                fail_msg("seed %llu (n %d, %d tied, top_k %d): tied id %d (rank %d by id) drawn %d "
+                         "times",
+                         (unsigned long long)seed, n, tied, k, ids[j], j, seen[ids[j]]);
+    }
+}
+
+/* A request's seed is all 64 bits: seeds 5 and 5 + 2^32 (and 2^53 - 1 and 2^53 - 1 - 2^32) give
+ * other text, and the same seed the same text. */
+static void seeds_use_all_64_bits(void **state) {
+    (void)state;
+    Tokenizer tok = ascii_tokenizer();
+    const uint64_t pairs[2][2] = {{5, 5 + (1ull << 32)},
+                                  {(1ull << 53) - 1, (1ull << 53) - 1 - (1ull << 32)}};
+    float logits[95] = {0}, probs[95]; /* uniform: every draw is the RNG's */
+    int index[95];
+    char text[2][2][41];
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 2; k++) {
+            for (int again = 0; again < 2; again++) {
+                GenerationParams gp = params();
+                gp.max_tokens = 40;
+                gp.seed = pairs[p][k];
+                Sequence s;
+                Error err;
+                assert_int_equal(sequence_init(&s, &tok, ctx16, "x", 1, &gp, &err), 0);
+                while (s.finish == FINISH_NONE) {
+                    EngineSegment seg = {.slot = 0, .pos = 0, .n = 1, .logits = logits};
+                    sequence_advance(&s, &seg, probs, index);
+                }
+                if (again) assert_string_equal(s.text, text[p][k]);
+                snprintf(text[p][k], sizeof text[p][k], "%s", s.text);
+                sequence_free(&s);
+            }
+        }
+    for (int p = 0; p < 2; p++)
+        if (strcmp(text[p][0], text[p][1]) == 0)
+            fail_msg("seeds %llu and %llu give the same text \"%s\"",
+                     (unsigned long long)pairs[p][0], (unsigned long long)pairs[p][1], text[p][0]);
+    tokenizer_free(&tok);
+}
+
+/* The slow reference of a reply with stop strings, one character per token: after token t the
+ * text is reply[0..t); it ends at the first t where a stop string occurs in it, cut where the
+ * earliest occurrence begins, or at max_tokens. */
+static size_t reference_reply(const char *reply, int max_tokens, char stops[][8], int n_stop,
+                              size_t *tokens_used, bool *stopped) {
+    size_t len = strlen(reply);
+    *stopped = false;
+    for (size_t t = 1; t <= len; t++) {
+        size_t cut = SIZE_MAX;
+        for (int i = 0; i < n_stop; i++) {
+            size_t sl = strlen(stops[i]);
+            for (size_t at = 0; at + sl <= t; at++)
+                if (memcmp(reply + at, stops[i], sl) == 0 && at < cut) cut = at;
+        }
+        if (cut != SIZE_MAX) {
+            *tokens_used = t;
+            *stopped = true;
+            return cut;
+        }
+        if ((int)t == max_tokens) {
+            *tokens_used = t;
+            return t;
+        }
+    }
+    *tokens_used = len;
+    return len;
+}
+
+/* What may be shown of text[0..len) while the reply goes on: all but its longest suffix that is
+ * a proper prefix of a stop string (that suffix may still become one). */
+static size_t reference_shown(const char *text, size_t len, char stops[][8], int n_stop) {
+    size_t held = 0;
+    for (int i = 0; i < n_stop; i++)
+        for (size_t k = strlen(stops[i]) - 1; k > held; k--)
+            if (k <= len && memcmp(text + len - k, stops[i], k) == 0) held = k;
+    return len - held;
+}
+
+/* Random replies over a four-letter alphabet against random sets of one to four stop strings of
+ * one to four letters, a character a token, with max_tokens from 1 to the reply's length: what is
+ * streamed after each token is exactly what the reference may show at that point, the whole
+ * stream is the reference's reply, and the finish reason is the reference's. */
+static void stop_hold_back_matches_a_reference(void **state) {
+    (void)state;
+    Tokenizer tok = ascii_tokenizer();
+    float logits[95], probs[95];
+    int index[95];
+    const char letters[] = "abcX";
+    for (uint64_t seed = 1; seed <= 3000; seed++) {
+        Rng gen;
+        rng_seed(&gen, seed);
+        char reply[24], stops[GENERATION_MAX_STOP][8];
+        int len = 1 + (int)rng_below(&gen, 20);
+        for (int i = 0; i < len; i++) reply[i] = letters[rng_below(&gen, 4)];
+        reply[len] = '\0';
+        GenerationParams gp = params();
+        gp.n_stop = 1 + (int)rng_below(&gen, GENERATION_MAX_STOP);
+        gp.max_tokens = 1 + (int)rng_below(&gen, (uint64_t)len);
+        for (int i = 0; i < gp.n_stop; i++) {
+            int sl = 1 + (int)rng_below(&gen, 4);
+            if (rng_below(&gen, 3) == 0 && sl <= len) { /* often a piece of the reply itself */
+                int at = (int)rng_below(&gen, (uint64_t)(len - sl + 1));
+                memcpy(stops[i], reply + at, (size_t)sl);
+            } else {
+                for (int k = 0; k < sl; k++) stops[i][k] = letters[rng_below(&gen, 4)];
+            }
+            stops[i][sl] = '\0';
+            strcpy(gp.stop[i], stops[i]);
+        }
+        size_t used;
+        bool stopped;
+        size_t want_len = reference_reply(reply, gp.max_tokens, stops, gp.n_stop, &used, &stopped);
+        char what[160];
+        snprintf(what, sizeof what,
+                 "seed %llu: reply \"%s\", max_tokens %d, stops \"%s\" \"%s\" \"%s\" \"%s\"",
+                 (unsigned long long)seed, reply, gp.max_tokens, stops[0],
+                 gp.n_stop > 1 ? stops[1] : "", gp.n_stop > 2 ? stops[2] : "",
+                 gp.n_stop > 3 ? stops[3] : "");
+        Sequence s;
+        Error err;
+        if (sequence_init(&s, &tok, ctx16, "x", 1, &gp, &err))
+            fail_msg("%s: %s", what, err.message);
+        char streamed[32] = "";
+        size_t n_streamed = 0;
+        for (size_t t = 0; t < strlen(reply) && s.finish == FINISH_NONE; t++) {
+            feed(&s, reply[t], logits, probs, index);
+            const char *out;
+            size_t n = sequence_take_text(&s, &out);
+            memcpy(streamed + n_streamed, out, n);
+            n_streamed += n;
+            streamed[n_streamed] = '\0';
+            if (s.finish == FINISH_NONE) {
+                size_t shown = reference_shown(reply, t + 1, stops, gp.n_stop);
+                if (n_streamed != shown || memcmp(streamed, reply, shown) != 0)
+                    fail_msg("%s: after %zu tokens \"%s\" was streamed, the reference shows "
+                             "\"%.*s\"",
+                             what, t + 1, streamed, (int)shown, reply);
+            }
+        }
+        if (s.finish == FINISH_NONE) fail_msg("%s: not finished after the reply", what);
+        if (n_streamed != want_len || memcmp(streamed, reply, want_len) != 0)
+            fail_msg("%s: streamed \"%s\", the reference's reply is \"%.*s\"", what, streamed,
+                     (int)want_len, reply);
+        if ((s.finish == FINISH_STOP) != stopped || (size_t)s.n_generated != used)
+            fail_msg("%s: finish %d after %d tokens, the reference %s after %zu", what, s.finish,
+                     s.n_generated, stopped ? "stop" : "length", used);
+        sequence_free(&s);
+    }
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(greedy_equivalences),
@@ -800,6 +1053,10 @@ int main(void) {
         cmocka_unit_test(context_policy_defaults_and_bounds),
         cmocka_unit_test(bpe_text_is_released_in_whole_characters),
         cmocka_unit_test(bpe_stop_strings_and_the_end_token),
+        cmocka_unit_test(tied_logits_greedy_equivalences),
+        cmocka_unit_test(top_k_cuts_ties_by_id),
+        cmocka_unit_test(seeds_use_all_64_bits),
+        cmocka_unit_test(stop_hold_back_matches_a_reference),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
