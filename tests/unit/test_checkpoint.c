@@ -696,6 +696,15 @@ static void refuses_bad_offsets(void **state) {
     write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", data, 16);
     expect_open_refused(path, "'a'", "8 bytes of data for 3 F32 elements");
 
+    /* more bytes than the shape needs, by one element or by a whole extra row (issue 26) */
+    write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,8]}}", data, 16);
+    expect_open_refused(path, "'a'", "8 bytes of data for 1 F32 elements");
+    write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,1],\"data_offsets\":[0,16]}}", data,
+              16);
+    expect_open_refused(path, "'a'", "16 bytes of data for 2 F32 elements");
+    write_raw(path, "{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,8]}}", data, 16);
+    expect_open_refused(path, "'a'", "8 bytes of data for 3 F16 elements");
+
     /* misaligned tensor inside the data */
     write_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}", data, 16);
     expect_open_refused(path, "'a'", "not 4-byte aligned");
@@ -792,6 +801,15 @@ static void refuses_shape_not_matching_config(void **state) {
     Edit e5 = {SET_SHAPE, "transformer.h.0.attn.c_proj.weight", NULL, 1, {256}};
     rewrite(good, bad, &e5, 1);
     expect_refused(bad, "has shape [256], the config needs [16, 16]");
+
+    /* an extra trailing dimension of 1 (the same bytes, one more dimension), on a vector and on
+     * a matrix (issue 26) */
+    Edit e7 = {SET_SHAPE, "transformer.ln_f.weight", NULL, 2, {16, 1}};
+    rewrite(good, bad, &e7, 1);
+    expect_refused(bad, "'transformer.ln_f.weight' has shape [16, 1], the config needs [16]");
+    Edit e8 = {SET_SHAPE, "transformer.h.0.attn.c_proj.weight", NULL, 3, {16, 16, 1}};
+    rewrite(good, bad, &e8, 1);
+    expect_refused(bad, "has shape [16, 16, 1], the config needs [16, 16]");
 
     /* and in the optimizer moments */
     Edit e6 = {SET_SHAPE, "optimizer.v.transformer.h.0.mlp.c_fc.weight", NULL, 2, {64, 16}};

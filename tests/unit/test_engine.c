@@ -531,7 +531,8 @@ typedef struct {
     int tokens[16 + 40], n_tokens;
 } ViewRun;
 
-static void run_view(GPT *m, Tokenizer *tok, AttentionView view, ViewRun *out) {
+static void run_view_of(GPT *m, Tokenizer *tok, AttentionView view, const char *prompt,
+                        ViewRun *out) {
     Error err;
     ContextPolicy ctx;
     assert_int_equal(context_policy_init(&ctx, m->config.block_size, "keep", 8, &err), 0);
@@ -542,7 +543,7 @@ static void run_view(GPT *m, Tokenizer *tok, AttentionView view, ViewRun *out) {
                            .max_tokens = 40,
                            .attention = view};
     Sequence seq;
-    assert_int_equal(sequence_init(&seq, tok, ctx, "TO BE", 5, &gp, &err), 0);
+    assert_int_equal(sequence_init(&seq, tok, ctx, prompt, strlen(prompt), &gp, &err), 0);
     Engine *e;
     EngineConfig ec = {.max_slots = 1, .max_rows = 1 + 16, .threads = 2};
     assert_int_equal(engine_create(&e, m, &ec, &err), 0);
@@ -565,6 +566,10 @@ static void run_view(GPT *m, Tokenizer *tok, AttentionView view, ViewRun *out) {
     sequence_free(&seq);
     batch_scratch_free(&b);
     engine_destroy(e);
+}
+
+static void run_view(GPT *m, Tokenizer *tok, AttentionView view, ViewRun *out) {
+    run_view_of(m, tok, view, "TO BE", out);
 }
 
 /* The weights a token reports are the softmax the model used: every head's row at the layer
@@ -634,6 +639,117 @@ static void attention_matches_forward(void **state) {
     tokenizer_free(&tok);
 }
 
+/* Positions count every character of the prompt, those cut to fit the context too: with a
+ * prompt of 21 characters and a context of 16, the first token's query is at position 20 and
+ * sees positions 5..20, and each later one a window that ends where its query is, across the
+ * shifts past the context; top-k positions fall inside that window. */
+static void attention_positions_count_a_cut_prompt(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    random_model_sized(&m, &tok, false, 32, 4);
+    const char *prompt = "ABCDEFGHIJKLMNOPQRSTU"; /* 21 characters */
+    int P = (int)strlen(prompt), T = m.config.block_size;
+    assert_true(P > T);
+    static ViewRun all, top;
+    run_view_of(&m, &tok, (AttentionView){.form = ATTENTION_ALL, .layer = 1}, prompt, &all);
+    run_view_of(&m, &tok,
+                (AttentionView){.form = ATTENTION_HEAD, .layer = 0, .head = 1, .top_k = 4}, prompt,
+                &top);
+    assert_int_equal(all.start[0], P - T);
+    for (int g = 0; g < 40; g++) {
+        if (all.start[g] + all.visible[g] != P + g)
+            fail_msg("token %d: window %d..%d, its query is at position %d", g, all.start[g],
+                     all.start[g] + all.visible[g] - 1, P + g - 1);
+        for (int i = 0; i < top.n_values[g] / 2; i++) {
+            int p = (int)top.values[g][2 * i];
+            if (p < top.start[g] || p >= P + g)
+                fail_msg("token %d: top-k position %d outside %d..%d", g, p, top.start[g],
+                         P + g - 1);
+        }
+    }
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
+/* Is s decoding (one row) in the next step: batch.c's rule, written again from sequence.h. */
+static bool decodes_next(const Sequence *s) {
+    return s->n_tokens - s->window_start - s->cached == 1 &&
+           s->n_tokens - s->window_start <= s->block_size;
+}
+
+/* Rows of prefill s still needs before its next token (a full window restarts from its kept
+ * tokens). */
+static int prefill_pending(const Sequence *s) {
+    int window = s->n_tokens - s->window_start;
+    if (window > s->block_size) return context_policy_kept(&s->context);
+    return window - s->cached;
+}
+
+/* The prefill budget is spent once a step: over generated mixes (2 to 6 sequences, prompts of 1
+ * to 30 characters, budgets of 1 to 9, both rules past the context), every step runs one row per
+ * decoding sequence and exactly min(budget, rows of prefill waiting) rows of prefill: no waiting
+ * prompt gets a row once the budget is spent, and none is left waiting while budget remains. */
+static void prefill_budget_is_spent_exactly(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    Error err;
+    random_model_sized(&m, &tok, false, 32, 4);
+    int T = m.config.block_size;
+    for (uint64_t seed = 1; seed <= 24; seed++) {
+        Rng gen;
+        rng_seed(&gen, seed);
+        int n = 2 + (int)rng_below(&gen, 5), budget = 1 + (int)rng_below(&gen, 9);
+        ContextPolicy ctx = {.block_size = T,
+                             .shift = rng_below(&gen, 2) ? CONTEXT_KEEP : CONTEXT_EXACT,
+                             .keep = 1 + (int)rng_below(&gen, (uint64_t)T)};
+        Engine *e;
+        EngineConfig ec = {.max_slots = n, .max_rows = n + budget, .threads = 2};
+        assert_int_equal(engine_create(&e, &m, &ec, &err), 0);
+        BatchScratch b;
+        assert_int_equal(batch_scratch_init(&b, n, m.config.vocab_size, &err), 0);
+        Sequence seqs[6], *all[6];
+        for (int i = 0; i < n; i++) {
+            GenerationParams gp = {.sampler = {1.0f, 0, 1.0f},
+                                   .seed = seed * 10 + (uint64_t)i,
+                                   .max_tokens = 1 + (int)rng_below(&gen, 2 * (uint64_t)T)};
+            char prompt[31];
+            int len = 1 + (int)rng_below(&gen, 30);
+            for (int k = 0; k < len; k++) prompt[k] = (char)('A' + rng_below(&gen, 26));
+            assert_int_equal(sequence_init(&seqs[i], &tok, ctx, prompt, (size_t)len, &gp, &err), 0);
+            seqs[i].slot = i;
+            all[i] = &seqs[i];
+        }
+        for (int step = 1;; step++) {
+            int decoders = 0, waiting = 0;
+            for (int i = 0; i < n; i++) {
+                if (seqs[i].finish != FINISH_NONE) continue;
+                if (decodes_next(&seqs[i]))
+                    decoders++;
+                else
+                    waiting += prefill_pending(&seqs[i]);
+            }
+            int ran = batch_step(e, all, n, budget, &b, &err);
+            assert_true(ran >= 0);
+            if (ran == 0) break;
+            int rows = 0;
+            for (int k = 0; k < ran; k++) rows += b.segs[k].n;
+            int want = decoders + (waiting < budget ? waiting : budget);
+            if (rows != want)
+                fail_msg("seed %llu, step %d (%d sequences, budget %d): %d rows, want %d decode "
+                         "rows and %d of prefill (%d waiting)",
+                         (unsigned long long)seed, step, n, budget, rows, decoders, want - decoders,
+                         waiting);
+        }
+        for (int i = 0; i < n; i++) sequence_free(&seqs[i]);
+        batch_scratch_free(&b);
+        engine_destroy(e);
+    }
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 /* KV slots from memory: GPT-2 124M's shapes (72 MB a slot, 475 MB of float32 weights). */
 static void slots_fit_the_memory(void **state) {
     (void)state;
@@ -676,6 +792,8 @@ int main(void) {
         cmocka_unit_test(paths_same_bits),
         cmocka_unit_test(attention_matches_forward),
         cmocka_unit_test(slots_fit_the_memory),
+        cmocka_unit_test(attention_positions_count_a_cut_prompt),
+        cmocka_unit_test(prefill_budget_is_spent_exactly),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

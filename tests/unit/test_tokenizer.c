@@ -16,6 +16,7 @@
 #include "test_filter.h"
 
 #include "../../common/error.h"
+#include "../../common/rng.h"
 #include "../../model/tokenizer.h"
 
 static void make_tokenizer(Tokenizer *tok, const char *text) {
@@ -237,6 +238,127 @@ static void tokenizer_round_trips_multibyte(void **state) {
     tokenizer_free(&tok2);
 }
 
+/* ---- round trips over generated text (issue 26): each case from a seeded Rng, named by its seed
+ * on failure ---- */
+
+/* cp as UTF-8 into out; its length. */
+static size_t put_utf8(uint32_t cp, char *out) {
+    if (cp < 0x80) return out[0] = (char)cp, 1;
+    if (cp < 0x800) return out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), 2;
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12), out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18), out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F)), out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* A code point of 1 to 4 bytes, never NUL nor a surrogate. */
+static uint32_t random_code_point(Rng *rng) {
+    static const uint32_t lo[4] = {1, 0x80, 0x800, 0x10000},
+                          hi[4] = {0x7F, 0x7FF, 0xFFFF, 0x10FFFF};
+    for (;;) {
+        int k = (int)rng_below(rng, 4);
+        uint32_t cp = lo[k] + (uint32_t)rng_below(rng, hi[k] - lo[k] + 1);
+        if (cp < 0xD800 || cp > 0xDFFF) return cp;
+    }
+}
+
+/* Random vocabularies of 1 to 40 characters of every UTF-8 length, and random texts of 0 to 80
+ * of them: the vocabulary survives its string form, a text decodes back byte for byte, the tail
+ * of any capacity is the end of the whole encoding, and its count is the text's characters. */
+static void char_round_trips_over_generated_text(void **state) {
+    (void)state;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        Rng rng;
+        rng_seed(&rng, seed);
+        char vocab_text[40 * 4 + 1];
+        size_t vl = 0;
+        int n_chars = 1 + (int)rng_below(&rng, 40);
+        uint32_t cps[40];
+        for (int i = 0; i < n_chars; i++) {
+            cps[i] = random_code_point(&rng);
+            vl += put_utf8(cps[i], vocab_text + vl);
+        }
+        vocab_text[vl] = '\0';
+        Tokenizer tok, tok2;
+        Error err;
+        if (tokenizer_build(&tok, vocab_text, vl, &err))
+            fail_msg("seed %llu: %s", (unsigned long long)seed, err.message);
+        char *str = tokenizer_to_string(&tok);
+        assert_int_equal(tokenizer_from_string(&tok2, str, &err), 0);
+        assert_same_tokenizer(&tok, &tok2);
+        free(str);
+        tokenizer_free(&tok2);
+        char text[80 * 4 + 1], back[80 * 4 + 1];
+        size_t tl = 0;
+        int len = (int)rng_below(&rng, 81);
+        for (int i = 0; i < len; i++)
+            tl += put_utf8(cps[rng_below(&rng, (uint64_t)n_chars)], text + tl);
+        int ids[80], tail[80];
+        size_t n, kept, total, bl = 0;
+        assert_int_equal(tokenizer_encode(&tok, text, tl, ids, 80, &n, &err), 0);
+        assert_int_equal(n, (size_t)len);
+        assert_int_equal(tokenizer_count(text, tl, &err), len);
+        for (size_t i = 0; i < n; i++) bl += (size_t)tokenizer_decode(&tok, ids[i], back + bl);
+        if (bl != tl || memcmp(back, text, tl) != 0)
+            fail_msg("seed %llu: %zu bytes decode to %zu others", (unsigned long long)seed, tl, bl);
+        size_t cap = 1 + rng_below(&rng, 40);
+        assert_int_equal(tokenizer_encode_tail(&tok, text, tl, tail, cap, &kept, &total, &err), 0);
+        assert_int_equal(total, n);
+        assert_int_equal(kept, n < cap ? n : cap);
+        if (kept && memcmp(tail, ids + (n - kept), kept * sizeof *ids) != 0)
+            fail_msg("seed %llu: the tail of %zu is not the last %zu ids", (unsigned long long)seed,
+                     cap, kept);
+        tokenizer_free(&tok);
+    }
+}
+
+/* GPT-2's byte-level BPE (a fixture of 256 bytes and 200 merges): random bytes of 0 to 300,
+ * mostly letters and spaces (so merges apply) with any byte mixed in, come back byte for byte
+ * from their tokens' pieces, and the tail of any capacity is the end of the whole encoding. */
+static void bpe_round_trips_over_generated_bytes(void **state) {
+    (void)state;
+    Tokenizer tok;
+    Error err;
+    if (tokenizer_from_bpe_dir(&tok, "tests/reference/fixtures/hf_gpt2_f32", &err))
+        fail_msg("%s", err.message);
+    const char common[] = "etaoin shrdlu ETAOIN.,'\n";
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        Rng rng;
+        rng_seed(&rng, seed);
+        char text[300], back[300 * 8];
+        size_t tl = rng_below(&rng, 301), bl = 0, n, kept, total;
+        for (size_t i = 0; i < tl; i++)
+            text[i] = rng_below(&rng, 5) ? common[rng_below(&rng, sizeof common - 1)]
+                                         : (char)rng_below(&rng, 256);
+        int ids[300], tail[300];
+        if (tokenizer_encode(&tok, text, tl, ids, 300, &n, &err))
+            fail_msg("seed %llu: %s", (unsigned long long)seed, err.message);
+        for (size_t i = 0; i < n; i++) {
+            size_t k;
+            const char *piece = tokenizer_piece(&tok, ids[i], &k);
+            assert_non_null(piece);
+            memcpy(back + bl, piece, k);
+            bl += k;
+        }
+        if (bl != tl || memcmp(back, text, tl) != 0)
+            fail_msg("seed %llu: %zu bytes come back as %zu others", (unsigned long long)seed, tl,
+                     bl);
+        size_t cap = 1 + rng_below(&rng, 60);
+        if (tokenizer_encode_tail(&tok, text, tl, tail, cap, &kept, &total, &err))
+            fail_msg("seed %llu: %s", (unsigned long long)seed, err.message);
+        assert_int_equal(total, n);
+        assert_int_equal(kept, n < cap ? n : cap);
+        if (kept && memcmp(tail, ids + (n - kept), kept * sizeof *ids) != 0)
+            fail_msg("seed %llu: the tail of %zu is not the last %zu ids", (unsigned long long)seed,
+                     cap, kept);
+    }
+    tokenizer_free(&tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tokenizer_builds_sorted_unique_chars),
@@ -244,6 +366,8 @@ int main(void) {
         cmocka_unit_test(tokenizer_names_unknown_character_and_position),
         cmocka_unit_test(tokenizer_refuses_invalid_utf8),
         cmocka_unit_test(tokenizer_round_trips_multibyte),
+        cmocka_unit_test(char_round_trips_over_generated_text),
+        cmocka_unit_test(bpe_round_trips_over_generated_bytes),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "test_filter.h"
 
+#include "../../train/dataset.h"
 #include "../../train/trainer.h"
 
 /* Options of a tiny run that would train; the data path does not exist, so a run the checks let
@@ -84,11 +86,82 @@ static void options_out_of_bounds_are_refused(void **state) {
         assert_refused(&cases[i].o, cases[i].want);
 }
 
+/* Batches come from their own split: over a text whose token at i is i, every training window
+ * lies in the first 90% and every validation window in the last 10%, targets included. */
+static void batches_come_from_their_own_split(void **state) {
+    (void)state;
+    enum { N = 1000, B = 8, T = 16 };
+    int tokens[N], x[B * T], y[B * T];
+    for (int i = 0; i < N; i++) tokens[i] = i;
+    Dataset d = {.tokens = tokens, .n = N, .n_train = N * 9 / 10};
+    for (uint64_t seed = 1; seed <= 50; seed++) {
+        Rng rng;
+        rng_seed(&rng, seed);
+        for (int val = 0; val < 2; val++) {
+            dataset_batch(&d, val, B, T, &rng, x, y);
+            int lo = val ? (int)d.n_train : 0, hi = val ? N : (int)d.n_train;
+            for (int i = 0; i < B * T; i++) {
+                if (x[i] < lo || x[i] >= hi || y[i] != x[i] + 1 || y[i] >= hi)
+                    fail_msg("seed %llu, %s batch: x %d, y %d outside tokens %d..%d",
+                             (unsigned long long)seed, val ? "validation" : "training", x[i], y[i],
+                             lo, hi - 1);
+            }
+        }
+    }
+}
+
+/* The log line names the splits right: a text whose training part is one letter repeated and
+ * whose validation part alternates two, after a short run the training loss is far below the
+ * validation loss (a model that has only seen "aaa" is sure of the next "a" and wrong about "b").
+ */
+static void evaluation_reports_each_split_as_itself(void **state) {
+    (void)state;
+    char dir[] = "/tmp/gptd-test-trainer-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char data[64], out[64], state_path[80];
+    snprintf(data, sizeof data, "%s/text.txt", dir);
+    snprintf(out, sizeof out, "%s/model.safetensors", dir);
+    snprintf(state_path, sizeof state_path, "%s.state", out);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 1000; i++) fputc(i < 900 ? 'a' : "ab"[i % 2], f);
+    fclose(f);
+    TrainOptions o = tiny_options();
+    o.data_path = data;
+    o.out_path = out;
+    o.model.block_size = 8;
+    o.batch_size = 8;
+    o.max_iters = 60;
+    o.eval_interval = 60;
+    o.eval_iters = 4;
+    o.lr = o.min_lr = 1e-2f;
+    o.dropout = 0.0f;
+    char log[4096] = "";
+    FILE *logf = fmemopen(log, sizeof log - 1, "w"), *devnull = fopen("/dev/null", "w");
+    assert_true(logf && devnull);
+    Error err = {{0}};
+    int rc = trainer_run(&o, logf, devnull, &err);
+    fclose(logf);
+    fclose(devnull);
+    unlink(data), unlink(out), unlink(state_path), rmdir(dir);
+    if (rc) fail_msg("%s", err.message);
+    const char *last = strstr(log, "step: 60,");
+    assert_non_null(last);
+    float train, valid;
+    assert_int_equal(sscanf(last, "step: 60, train loss: %f, valid loss: %f", &train, &valid), 2);
+    printf("  step 60: train loss %.4f, valid loss %.4f\n", train, valid);
+    if (!(train < 0.5f * valid))
+        fail_msg("train loss %.4f is not well below valid loss %.4f: are the splits swapped?",
+                 train, valid);
+}
+
 int main(void) {
     apply_test_filter();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_options_get_as_far_as_the_data),
         cmocka_unit_test(options_out_of_bounds_are_refused),
+        cmocka_unit_test(batches_come_from_their_own_split),
+        cmocka_unit_test(evaluation_reports_each_split_as_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
