@@ -63,6 +63,9 @@ static int get_float(const cJSON *root, const char *field, double lo, double hi,
         return api_error(e, 400, "invalid_request_error", "\"%s\" must be in %c%g, %g], got %g",
                          field, lo_open ? '(' : '[', lo, hi, x);
     *out = (float)x;
+    /* A value just above an open lower bound may round to it in float (top_p 1e-300 -> 0), which
+     * the sampler would refuse: the smallest float above the bound is the closest it can hold. */
+    if (lo_open && !(*out > lo)) *out = nextafterf((float)lo, INFINITY);
     return 0;
 }
 
