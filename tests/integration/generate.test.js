@@ -198,7 +198,9 @@ describe('sampling settings', () => {
 describe('--timeout', () => {
   let gptd;
   before(async () => {
-    gptd = await Gptd.start({ args: ['--timeout', '0.5'] });
+    // Every engine step waits at least 2 ms (a test hook), so 1,000 tokens take at least 2 s on
+    // any machine and the 0.5 s deadline always comes first: the test does not depend on speed.
+    gptd = await Gptd.start({ args: ['--timeout', '0.5'], env: { GPTD_TEST_STEP_DELAY_MS: '2' } });
   });
   after(async () => {
     await gptd?.stop();
@@ -206,14 +208,11 @@ describe('--timeout', () => {
 
   test('a request longer than --timeout ends with finish_reason "timeout" (JSON and stream)', async (t) => {
     const body = { prompt: PROMPT, max_tokens: 1000, seed: 8 };
-    const t0 = performance.now();
     const r = await gptd.post('/generate', body);
-    const took = performance.now() - t0;
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.finish_reason, 'timeout');
     assert.ok(r.json.usage.completion_tokens > 0 && r.json.usage.completion_tokens < 1000);
     assert.equal([...r.json.text].length, r.json.usage.completion_tokens);
-    assert.ok(took < 5000, `took ${took.toFixed(0)} ms`);
     const s = await gptd.stream({ ...body, stream: true });
     assert.equal(s.status, 200);
     assert.ok(s.done);

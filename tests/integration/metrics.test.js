@@ -164,3 +164,36 @@ describe('metrics and info endpoints', () => {
     assert.equal(r.json.usage.completion_tokens, 3);
   });
 });
+
+// Metrics as values: the time to first token runs from the request's arrival, queue time
+// included. One slot and a pause of 5 ms in every engine step (a test hook) keep the second and
+// third of three requests queued behind the first for at least 60 steps on any machine; the
+// histogram's sum must then be the replies' own queue_ms + prefill_ms, which it is exactly (the
+// same clock readings), and would fall short by their queue time if it ran from admission.
+describe('time to first token, as a value', () => {
+  let gptd;
+  before(async () => {
+    gptd = await Gptd.start({ args: ['--max-batch', '1'], env: { GPTD_TEST_STEP_DELAY_MS: '5' } });
+  });
+  after(async () => {
+    await gptd?.stop();
+  });
+
+  test('gptd_time_to_first_token_seconds sums queue and prefill time, from arrival', async (t) => {
+    const name = 'gptd_time_to_first_token_seconds';
+    const m0 = await gptd.metrics();
+    const replies = await Promise.all([0, 1, 2].map((i) =>
+      gptd.post('/generate', { prompt: PROMPT, max_tokens: 60, seed: i })));
+    const m = await gptd.metrics();
+    for (const r of replies) assert.equal(r.status, 200, r.text);
+    const queued = replies.reduce((a, r) => a + r.json.timing.queue_ms, 0) / 1e3;
+    const toFirst = replies.reduce((a, r) => a + r.json.timing.queue_ms + r.json.timing.prefill_ms, 0) / 1e3;
+    const sum = m.get(`${name}_sum`) - (m0.get(`${name}_sum`) ?? 0);
+    t.diagnostic(`queued ${queued.toFixed(3)} s in all; time to first token: histogram ${sum.toFixed(4)} s, ` +
+      `replies ${toFirst.toFixed(4)} s`);
+    assert.equal(m.get(`${name}_count`) - (m0.get(`${name}_count`) ?? 0), 3);
+    assert.ok(queued > 0, 'two requests waited for the one slot');
+    assert.ok(Math.abs(sum - toFirst) <= 1e-3 * toFirst + 1e-6,
+      `the histogram's sum ${sum} s is not the replies' queue + prefill time ${toFirst} s`);
+  });
+});
