@@ -8,6 +8,11 @@
 #   tests/mutations/run.sh --check         # only check that every snippet occurs exactly once
 #   tests/mutations/run.sh --list          # ids, files and what each breaks
 #
+# The list may not shrink: tests/mutations/minimum holds the committed counts ("all N", "fast N");
+# --check, --fast and a full run fail (exit 1) when the list holds fewer mutations, or fewer
+# tagged fast, than that (raise the counts when adding mutations). A run ends with the kill rate
+# by directory of the mutated files (model/, api/, server/, train/, common/).
+#
 # The tracked files of the working tree (uncommitted changes included, weights/context256 left
 # out) are copied to a scratch directory under ${TMPDIR:-/tmp}, built once without sanitizers
 # (make SAN=), and the tests a mutation names are first run on the unmutated copy (they must
@@ -132,6 +137,31 @@ parse_list() {
 }
 parse_list
 
+# ---- the list may not shrink --------------------------------------------------------------------
+minimum_file="$here/minimum"
+check_minimum() {
+    [ ${#wanted[@]} -eq 0 ] || return 0 # a chosen few say nothing of the list
+    [ "$list" = "$here/mutations.txt" ] || return 0
+    if [ ! -r "$minimum_file" ]; then
+        echo "run.sh: $minimum_file is missing (the committed minimum counts)" >&2
+        return 1
+    fi
+    local min_all min_fast n_all=${#ids[@]} n_fast=0
+    min_all=$(awk '$1 == "all" { print $2 }' "$minimum_file")
+    min_fast=$(awk '$1 == "fast" { print $2 }' "$minimum_file")
+    for i in "${!ids[@]}"; do [[ "${tags[i]}" == *" fast "* ]] && n_fast=$((n_fast + 1)); done
+    if [ -z "$min_all" ] || [ -z "$min_fast" ]; then
+        echo "run.sh: $minimum_file must hold 'all N' and 'fast N'" >&2
+        return 1
+    fi
+    if [ "$n_all" -lt "$min_all" ] || [ "$n_fast" -lt "$min_fast" ]; then
+        echo "run.sh: the list shrank: $n_all mutations ($n_fast fast), the committed minimum is" \
+            "$min_all ($min_fast fast) in $minimum_file" >&2
+        return 1
+    fi
+    echo "run.sh: $n_all mutations ($n_fast fast), at least the committed $min_all ($min_fast fast)"
+}
+
 selected=()
 if [ ${#wanted[@]} -gt 0 ]; then
     for w in "${wanted[@]}"; do
@@ -174,6 +204,7 @@ read_file() {
 # ---- check mode: the list against the working tree, nothing built --------------------------------
 if [ "$mode" = check ]; then
     bad=0
+    check_minimum || bad=1
     for i in "${selected[@]}"; do
         f="$repo/${files[i]}"
         if [ ! -f "$f" ]; then
@@ -193,6 +224,8 @@ if [ "$mode" = check ]; then
 fi
 
 # ---- the scratch copy ----------------------------------------------------------------------------
+check_minimum || exit 1
+
 if [ -z "${GPTD_DATA:-}" ]; then
     for d in "$repo/../shared/data/tinyshakespeare.txt" "$repo/data/tinyshakespeare.txt"; do
         if [ -r "$d" ]; then
@@ -396,4 +429,20 @@ fi
 for i in "${selected[@]}"; do
     [ "${results[i]}" = EQUIVALENT ] && echo "  ${ids[i]} equivalent: ${equivs[i]}"
 done
+# the score by directory of the mutated file: killed of killed + survived
+declare -A dir_killed=() dir_counted=()
+for i in "${selected[@]}"; do
+    d=${files[i]%/*}/
+    case "${results[i]}" in
+        KILLED*) dir_killed[$d]=$((${dir_killed[$d]:-0} + 1)) dir_counted[$d]=$((${dir_counted[$d]:-0} + 1)) ;;
+        SURVIVED) dir_counted[$d]=$((${dir_counted[$d]:-0} + 1)) ;;
+    esac
+done
+if [ ${#dir_counted[@]} -gt 0 ]; then
+    echo "mutation score by directory:"
+    for d in $(printf '%s\n' "${!dir_counted[@]}" | sort); do
+        k=${dir_killed[$d]:-0} c=${dir_counted[$d]}
+        printf '  %-10s %3d of %3d killed (%d%%)\n' "$d" "$k" "$c" "$((100 * k / c))"
+    done
+fi
 [ "$survived" -eq 0 ] && [ "$faults" -eq 0 ]
