@@ -14,7 +14,8 @@ if [ ! -x "$bin" ]; then
     echo "run.sh: $bin is missing: build it first (make $bin)" >&2
     exit 2
 fi
-if [ ! -d "$here/node_modules/openai" ] || [ ! -d "$here/node_modules/eventsource-parser" ]; then
+if [ ! -d "$here/node_modules/openai" ] || [ ! -d "$here/node_modules/eventsource-parser" ] ||
+    [ ! -d "$here/node_modules/fast-check" ]; then
     npm ci --prefix tests/integration --no-audit --no-fund
 fi
 GPTD_BIN="$bin" exec node --test tests/integration/
