@@ -457,10 +457,62 @@ static void stop_prompt_and_defaults_on_every_endpoint(void **state) {
     }
 }
 
+/* "attention": layer 0..n_layer-1, head 0..n_head-1 (or "mean", "all"), top_k 1..block_size, and
+ * at most 2^20 weights a reply (max_tokens x weights a token): each at its bound, one past and one
+ * inside. A model of 6 layers, 6 heads and a context of 256: one head is 256 weights a token, so
+ * 4,096 tokens make 2^20 exactly; "all" is 1,536 a token, 682 tokens the most. */
+static void attention_bounds(void **state) {
+    (void)state;
+    const ApiLimits big = {.max_tokens_cap = 100000,
+                           .default_max_tokens = 1,
+                           .n_layer = 6,
+                           .n_head = 6,
+                           .block_size = 256};
+    const struct {
+        const char *attention;
+        int max_tokens;
+        bool ok;
+    } cases[] = {
+        {"{\"layer\":0,\"head\":0}", 1, true},
+        {"{\"layer\":-1,\"head\":0}", 1, false},
+        {"{\"layer\":1,\"head\":0}", 1, true},
+        {"{\"layer\":5,\"head\":0}", 1, true},
+        {"{\"layer\":6,\"head\":0}", 1, false},
+        {"{\"layer\":4,\"head\":0}", 1, true},
+        {"{\"layer\":0,\"head\":-1}", 1, false},
+        {"{\"layer\":0,\"head\":5}", 1, true},
+        {"{\"layer\":0,\"head\":6}", 1, false},
+        {"{\"layer\":0,\"head\":4}", 1, true},
+        {"{\"layer\":0,\"head\":0,\"top_k\":0}", 1, false},
+        {"{\"layer\":0,\"head\":0,\"top_k\":1}", 1, true},
+        {"{\"layer\":0,\"head\":0,\"top_k\":256}", 1, true},
+        {"{\"layer\":0,\"head\":0,\"top_k\":257}", 1, false},
+        {"{\"layer\":0,\"head\":0}", 4096, true},
+        {"{\"layer\":0,\"head\":0}", 4097, false},
+        {"{\"layer\":0,\"head\":0}", 4095, true},
+        {"{\"layer\":0,\"head\":\"all\"}", 682, true},
+        {"{\"layer\":0,\"head\":\"all\"}", 683, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"max_tokens\":%d,\"attention\":%s}", cases[i].max_tokens,
+                 cases[i].attention);
+        ApiRequest r;
+        ApiError e;
+        int rc = api_parse_request(API_GENERATE, body, strlen(body), &big, 1, &r, &e);
+        if (cases[i].ok != (rc == 0)) fail_msg("%s: %s", body, rc ? e.message : "accepted");
+        if (rc == 0)
+            api_request_free(&r);
+        else
+            assert_int_equal(e.status, 400);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(finish_reasons_per_api),
         cmocka_unit_test(every_bound_on_every_endpoint),
+        cmocka_unit_test(attention_bounds),
         cmocka_unit_test(stop_prompt_and_defaults_on_every_endpoint),
         cmocka_unit_test(defaults),
         cmocka_unit_test(all_fields),
