@@ -79,9 +79,12 @@ test('SIGTERM with nothing in flight: exit 0 at once', async () => {
   assert.ok(performance.now() - t0 < 5000, 'an idle server stops quickly');
 });
 
-/** Starts a 1000-token stream on a --drain-timeout 1 server, SIGTERMs after its first token. */
+/** Starts a 1000-token stream on a --drain-timeout 1 server, SIGTERMs after its first token.
+ * Every engine step waits at least 5 ms (a test hook), so the stream needs 5 s or more on any
+ * machine and the 1 s drain always cuts it (an idle optimised build makes 1,000 tokens in about
+ * 0.25 s, which finished inside the drain). */
 async function drainTimeoutRun() {
-  const gptd = await Gptd.start({ args: ['--drain-timeout', '1'] });
+  const gptd = await Gptd.start({ args: ['--drain-timeout', '1'], env: { GPTD_TEST_STEP_DELAY_MS: '5' } });
   try {
     let first;
     const firstToken = new Promise((resolve) => (first = resolve));

@@ -74,11 +74,19 @@ describe('SSE streaming of /generate', () => {
   });
 
   test('tokens arrive spread over time, not in one burst at the end', async (t) => {
-    // 1,000 tokens, well past the context: ~0.2 s in the release build, a few seconds under ASan.
-    // Events go out at most every 3 ms (--stream-interval), so even the release build's stream
-    // arrives in dozens of reads.
+    // 1,000 tokens, well past the context. Every engine step of this daemon waits at least 1 ms
+    // (a test hook), so the stream lasts a second or more on any machine (an idle release build
+    // would otherwise make it in 0.2 s, and a faster one in fewer reads than asked for below);
+    // new tokens go out once per --stream-interval (3 ms) as they come, so it arrives in dozens
+    // of reads whatever the speed.
+    const slow = await Gptd.start({ env: { GPTD_TEST_STEP_DELAY_MS: '1' } });
     const long = { prompt: PROMPT, max_tokens: 1000, seed: 5, stream: true };
-    const s = await gptd.stream(long);
+    let s;
+    try {
+      s = await slow.stream(long);
+    } finally {
+      await slow.stop();
+    }
     checkGenerateStream(s, long);
     const first = s.tokens[0].t;
     const lastTok = s.tokens[s.tokens.length - 1].t;
