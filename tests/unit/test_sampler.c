@@ -49,6 +49,14 @@ static void greedy_equivalences(void **state) {
                          argmax(logits, V));
         assert_int_equal(sampler_sample(logits, V, &temp0, &rng, probs, index, NULL),
                          argmax(logits, V));
+        /* Both greedy forms report the model's own log-probability of the token (log softmax at
+         * temperature 1), not that of the one-token set they drew from (0). */
+        float lp_topk1 = 1, lp_temp0 = 1;
+        int best = argmax(logits, V);
+        sampler_sample(logits, V, &topk1, &rng, probs, index, &lp_topk1);
+        sampler_sample(logits, V, &temp0, &rng, probs, index, &lp_temp0);
+        assert_true(lp_topk1 == sampler_logprob(logits, V, best));
+        assert_true(lp_temp0 == sampler_logprob(logits, V, best));
     }
 }
 

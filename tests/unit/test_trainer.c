@@ -110,6 +110,29 @@ static void batches_come_from_their_own_split(void **state) {
     }
 }
 
+/* The split is the first 90% of the tokens, rounded down as n * 9 / 10: 2,005 characters give
+ * 1,804 to train and 201 to validate (n / 10 * 9 would give 1,800 and 205). */
+static void the_split_is_nine_tenths_rounded_down(void **state) {
+    (void)state;
+    char path[] = "/tmp/gptd-test-split-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char text[2005];
+    for (size_t i = 0; i < sizeof text; i++) text[i] = "ab\n"[i % 3];
+    assert_int_equal(write(fd, text, sizeof text), (ssize_t)sizeof text);
+    close(fd);
+    Tokenizer tok = {0};
+    Dataset d;
+    Error err;
+    int rc = dataset_load(&d, path, &tok, &err);
+    unlink(path);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.n, 2005);
+    assert_int_equal(d.n_train, 1804);
+    dataset_free(&d);
+    tokenizer_free(&tok);
+}
+
 /* The log line names the splits right: a text whose training part is one letter repeated and
  * whose validation part alternates two, after a short run the training loss is far below the
  * validation loss (a model that has only seen "aaa" is sure of the next "a" and wrong about "b").
@@ -161,6 +184,7 @@ int main(void) {
         cmocka_unit_test(valid_options_get_as_far_as_the_data),
         cmocka_unit_test(options_out_of_bounds_are_refused),
         cmocka_unit_test(batches_come_from_their_own_split),
+        cmocka_unit_test(the_split_is_nine_tenths_rounded_down),
         cmocka_unit_test(evaluation_reports_each_split_as_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
