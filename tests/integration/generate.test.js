@@ -33,7 +33,11 @@ describe('POST /generate (JSON)', () => {
     }
     assert.ok(j.timing.prefill_ms > 0, 'prefill took some time');
     assert.ok(j.timing.decode_ms > 0, 'decoding 40 tokens took some time');
-    assert.ok(j.timing.tokens_per_second > 0);
+    // The rate is of the decode phase: the first token comes from the prefill, so decode_ms
+    // covers the other max_tokens - 1 (docs/api.md).
+    const rate = (max_tokens - 1) / (j.timing.decode_ms / 1e3);
+    assert.ok(Math.abs(j.timing.tokens_per_second - rate) <= 0.005 * rate,
+      `tokens_per_second ${j.timing.tokens_per_second}, (max_tokens - 1) / decode time ${rate}`);
   });
 
   test('ids differ between requests', async () => {

@@ -14,6 +14,7 @@
 
 #include "test_filter.h"
 
+#include "../../model/safetensors.h"
 #include "../../train/dataset.h"
 #include "../../train/trainer.h"
 
@@ -133,12 +134,11 @@ static void the_split_is_nine_tenths_rounded_down(void **state) {
     tokenizer_free(&tok);
 }
 
-/* The log line names the splits right: a text whose training part is one letter repeated and
- * whose validation part alternates two, after a short run the training loss is far below the
- * validation loss (a model that has only seen "aaa" is sure of the next "a" and wrong about "b").
- */
-static void evaluation_reports_each_split_as_itself(void **state) {
-    (void)state;
+/* A short run of o on a text of n characters, text(i) each, in a fresh directory; the log goes to
+ * log. When keep_meta is given, the training state's metadata value for that key is copied into
+ * meta before the directory is removed. Fails the test when the run fails. */
+static void run_in_temp_dir(TrainOptions o, int n, char (*text)(int), char *log, size_t log_size,
+                            const char *keep_meta, char *meta, size_t meta_size) {
     char dir[] = "/tmp/gptd-test-trainer-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char data[64], out[64], state_path[80];
@@ -147,11 +147,38 @@ static void evaluation_reports_each_split_as_itself(void **state) {
     snprintf(state_path, sizeof state_path, "%s.state", out);
     FILE *f = fopen(data, "w");
     assert_non_null(f);
-    for (int i = 0; i < 1000; i++) fputc(i < 900 ? 'a' : "ab"[i % 2], f);
+    for (int i = 0; i < n; i++) fputc(text(i), f);
     fclose(f);
-    TrainOptions o = tiny_options();
     o.data_path = data;
     o.out_path = out;
+    FILE *logf = fmemopen(log, log_size - 1, "w"), *devnull = fopen("/dev/null", "w");
+    assert_true(logf && devnull);
+    Error err = {{0}};
+    int rc = trainer_run(&o, logf, devnull, &err);
+    fclose(logf);
+    fclose(devnull);
+    if (!rc && keep_meta) {
+        SafeTensors st;
+        rc = safetensors_open(&st, state_path, &err);
+        if (!rc) {
+            const char *v = safetensors_meta(&st, keep_meta);
+            snprintf(meta, meta_size, "%s", v ? v : "(absent)");
+            safetensors_close(&st);
+        }
+    }
+    unlink(data), unlink(out), unlink(state_path), rmdir(dir);
+    if (rc) fail_msg("%s", err.message);
+}
+
+static char mostly_a(int i) { return i < 900 ? 'a' : "ab"[i % 2]; }
+
+/* The log line names the splits right: a text whose training part is one letter repeated and
+ * whose validation part alternates two, after a short run the training loss is far below the
+ * validation loss (a model that has only seen "aaa" is sure of the next "a" and wrong about "b").
+ */
+static void evaluation_reports_each_split_as_itself(void **state) {
+    (void)state;
+    TrainOptions o = tiny_options();
     o.model.block_size = 8;
     o.batch_size = 8;
     o.max_iters = 60;
@@ -160,14 +187,7 @@ static void evaluation_reports_each_split_as_itself(void **state) {
     o.lr = o.min_lr = 1e-2f;
     o.dropout = 0.0f;
     char log[4096] = "";
-    FILE *logf = fmemopen(log, sizeof log - 1, "w"), *devnull = fopen("/dev/null", "w");
-    assert_true(logf && devnull);
-    Error err = {{0}};
-    int rc = trainer_run(&o, logf, devnull, &err);
-    fclose(logf);
-    fclose(devnull);
-    unlink(data), unlink(out), unlink(state_path), rmdir(dir);
-    if (rc) fail_msg("%s", err.message);
+    run_in_temp_dir(o, 1000, mostly_a, log, sizeof log, NULL, NULL, 0);
     const char *last = strstr(log, "step: 60,");
     assert_non_null(last);
     float train, valid;
@@ -178,6 +198,19 @@ static void evaluation_reports_each_split_as_itself(void **state) {
                  train, valid);
 }
 
+/* The state keeps all 64 bits of the seed: a resume evaluates on the batches the seed picks, and
+ * a seed cut to 32 bits would pick others. */
+static void the_state_keeps_the_whole_seed(void **state) {
+    (void)state;
+    TrainOptions o = tiny_options();
+    o.model.block_size = 8;
+    o.max_iters = 2;
+    o.seed = (1ull << 40) + 7;
+    char log[4096] = "", seed[32] = "";
+    run_in_temp_dir(o, 1000, mostly_a, log, sizeof log, "train.seed", seed, sizeof seed);
+    assert_string_equal(seed, "1099511627783");
+}
+
 int main(void) {
     apply_test_filter();
     const struct CMUnitTest tests[] = {
@@ -186,6 +219,7 @@ int main(void) {
         cmocka_unit_test(batches_come_from_their_own_split),
         cmocka_unit_test(the_split_is_nine_tenths_rounded_down),
         cmocka_unit_test(evaluation_reports_each_split_as_itself),
+        cmocka_unit_test(the_state_keeps_the_whole_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
