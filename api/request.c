@@ -9,6 +9,7 @@
 
 #include "../common/utf8.h"
 #include "../model/tokenizer.h"
+#include "chat.h"
 
 int api_error(ApiError *e, int status, const char *type, const char *fmt, ...) {
     e->status = status;
@@ -88,9 +89,9 @@ static int add_stop(GenerationParams *p, const cJSON *s, ApiError *e) {
     if (n > GENERATION_MAX_STOP_LEN)
         return api_error(e, 400, "invalid_request_error",
                          "\"stop\" strings must be at most %d bytes", GENERATION_MAX_STOP_LEN);
-    if (p->n_stop >= GENERATION_MAX_STOP)
+    if (p->n_stop >= API_MAX_STOP)
         return api_error(e, 400, "invalid_request_error", "\"stop\" takes at most %d strings",
-                         GENERATION_MAX_STOP);
+                         API_MAX_STOP);
     memcpy(p->stop[p->n_stop++], s->valuestring, n + 1);
     return 0;
 }
@@ -130,8 +131,71 @@ static int get_prompt(cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
     return 0;
 }
 
-static const char *const generate_fields[] = {
-    "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "stream", "attention"};
+/* Which endpoints take a field: a field an endpoint does not list is refused with a 400 naming
+ * it (as OpenAI's API refuses unknown arguments), so a typo or an unsupported option never passes
+ * silently. "model", "user" and "suffix" (null) are accepted and mean nothing here (docs/api.md).
+ */
+enum {
+    ON_GENERATE = 1 << API_GENERATE,
+    ON_COMPLETIONS = 1 << API_COMPLETIONS,
+    ON_CHAT = 1 << API_CHAT,
+    ON_OPENAI = ON_COMPLETIONS | ON_CHAT,
+    ON_ALL = ON_GENERATE | ON_OPENAI,
+};
+
+typedef struct {
+    const char *name;
+    unsigned endpoints;
+} FieldUse;
+
+static const FieldUse fields[] = {
+    {"prompt", ON_GENERATE | ON_COMPLETIONS},
+    {"messages", ON_CHAT},
+    {"speakers", ON_CHAT},
+    {"model", ON_OPENAI},
+    {"max_tokens", ON_ALL},
+    {"max_completion_tokens", ON_CHAT},
+    {"temperature", ON_ALL},
+    {"top_k", ON_ALL},
+    {"top_p", ON_ALL},
+    {"min_p", ON_ALL},
+    {"repetition_penalty", ON_ALL},
+    {"presence_penalty", ON_ALL},
+    {"frequency_penalty", ON_ALL},
+    {"logit_bias", ON_ALL},
+    {"seed", ON_ALL},
+    {"stop", ON_ALL},
+    {"stream", ON_ALL},
+    {"stream_options", ON_OPENAI},
+    {"logprobs", ON_ALL},
+    {"top_logprobs", ON_CHAT},
+    {"echo", ON_COMPLETIONS},
+    {"n", ON_OPENAI},
+    {"best_of", ON_COMPLETIONS},
+    {"user", ON_OPENAI},
+    {"suffix", ON_COMPLETIONS},
+    {"attention", ON_GENERATE},
+};
+
+/* True if every member of obj is a field of this endpoint (else *e names the first that is
+ * not). */
+static bool endpoint_fields(const cJSON *obj, ApiKind kind, ApiError *e) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof fields / sizeof *fields && !known; i++)
+            known =
+                strcmp(item->string, fields[i].name) == 0 && (fields[i].endpoints & (1u << kind));
+        if (!known) {
+            api_error(e, 400, "invalid_request_error",
+                      "unknown field \"%s\": this endpoint does not take it (docs/api.md lists "
+                      "the fields of each)",
+                      item->string);
+            return false;
+        }
+    }
+    return true;
+}
 
 /* True if every member of obj is one of the n names (else *e names the first that is not). */
 static bool only_fields(const cJSON *obj, const char *const *names, size_t n, const char *where,
@@ -233,6 +297,177 @@ static bool has_escaped_nul(const char *body, size_t len) {
     return false;
 }
 
+/* "logit_bias": {"TOKEN": bias, ...}. A key of decimal digits is a token id; for a character
+ * model any other key must be one character of its vocabulary (a digit is named by its id). */
+static int get_logit_bias(const cJSON *root, const Tokenizer *tok, LogitAdjust *a, ApiError *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsObject(v))
+        return bad(e, "\"%s\" must be an object: {\"token id\": bias, ...}", "logit_bias");
+    if (cJSON_GetArraySize(v) > LOGIT_BIAS_MAX_ENTRIES)
+        return api_error(e, 400, "invalid_request_error", "\"logit_bias\" holds at most %d entries",
+                         LOGIT_BIAS_MAX_ENTRIES);
+    int V = tok ? tok->vocab_size : INT32_MAX;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v) {
+        const char *key = item->string;
+        size_t n = strlen(key);
+        long long id = -1;
+        if (n > 0 && strspn(key, "0123456789") == n) {
+            id = n <= 10 ? strtoll(key, NULL, 10) : (long long)V;
+        } else if (tok && tok->kind == TOKENIZER_CHAR) {
+            int ids[2];
+            size_t count = 0;
+            Error err;
+            if (tokenizer_encode(tok, key, n, ids, 2, &count, &err) == 0 && count == 1) id = ids[0];
+        }
+        if (id < 0)
+            return api_error(e, 400, "invalid_request_error",
+                             "\"logit_bias\" key \"%s\" is not a token id%s", key,
+                             tok && tok->kind == TOKENIZER_CHAR
+                                 ? " nor one character of the vocabulary (GET /info lists it)"
+                                 : "");
+        if (id >= V)
+            return api_error(e, 400, "invalid_request_error",
+                             "\"logit_bias\" token %s is outside the vocabulary [0, %d)", key, V);
+        if (!cJSON_IsNumber(item) || !(fabs(item->valuedouble) <= LOGIT_BIAS_LIMIT))
+            return api_error(e, 400, "invalid_request_error",
+                             "\"logit_bias\" of \"%s\" must be a number in [-%g, %g]", key,
+                             LOGIT_BIAS_LIMIT, LOGIT_BIAS_LIMIT);
+        for (int i = 0; i < a->n_bias; i++)
+            if (a->bias[i].token == (int)id)
+                return api_error(e, 400, "invalid_request_error",
+                                 "\"logit_bias\" names token %lld twice", id);
+        a->bias[a->n_bias++] = (LogitBias){(int)id, (float)item->valuedouble};
+    }
+    return 0;
+}
+
+/* temperature, top_k, top_p, min_p, the penalties and logit_bias: the same on every endpoint. */
+static int get_sampling(const cJSON *root, const ApiLimits *l, GenerationParams *p, ApiError *e) {
+    p->sampler = (SamplerConfig){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f};
+    p->adjust = (LogitAdjust){.repetition = 1.0f};
+    long long top_k = 0;
+    if (get_float(root, "temperature", 0, SAMPLER_MAX_TEMPERATURE, false, &p->sampler.temperature,
+                  e) ||
+        get_float(root, "top_p", 0, 1, true, &p->sampler.top_p, e) ||
+        get_float(root, "min_p", 0, 1, false, &p->sampler.min_p, e) ||
+        get_int(root, "top_k", 0, SAMPLER_MAX_TOP_K, &top_k, NULL, e) ||
+        get_float(root, "repetition_penalty", 0, PENALTY_MAX_REPETITION, true,
+                  &p->adjust.repetition, e) ||
+        get_float(root, "presence_penalty", -PENALTY_LIMIT, PENALTY_LIMIT, false,
+                  &p->adjust.presence, e) ||
+        get_float(root, "frequency_penalty", -PENALTY_LIMIT, PENALTY_LIMIT, false,
+                  &p->adjust.frequency, e) ||
+        get_logit_bias(root, l->tok, &p->adjust, e))
+        return -1;
+    p->sampler.top_k = (int)top_k;
+    return 0;
+}
+
+/* "logprobs" per endpoint: /generate an integer N (the token's own and the N likeliest, up to
+ * the whole of a small vocabulary), /v1/completions an integer N (OpenAI's form), chat a boolean
+ * with "top_logprobs" N. */
+static int get_logprobs(const cJSON *root, ApiKind kind, const ApiLimits *l, GenerationParams *p,
+                        ApiError *e) {
+    long long n = 0;
+    bool given = false;
+    if (kind == API_CHAT) {
+        if (get_bool(root, "logprobs", &p->logprobs, e) ||
+            get_int(root, "top_logprobs", 0, API_MAX_OPENAI_LOGPROBS, &n, &given, e))
+            return -1;
+        if (given && !p->logprobs) return bad(e, "\"%s\" needs \"logprobs\": true", "top_logprobs");
+    } else {
+        int V = l->tok ? l->tok->vocab_size : GENERATION_MAX_LOGPROBS;
+        int most = kind == API_GENERATE
+                       ? (V < GENERATION_MAX_LOGPROBS ? V : GENERATION_MAX_LOGPROBS)
+                       : API_MAX_OPENAI_LOGPROBS;
+        if (get_int(root, "logprobs", 0, most, &n, &given, e)) return -1;
+        p->logprobs = given;
+    }
+    p->top_logprobs = (int)n;
+    return 0;
+}
+
+/* The OpenAI fields with one meaning here: n and best_of (1), stream_options, suffix (none),
+ * echo, user and model (any string). */
+static int get_openai(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
+    long long n = 1, best_of = 1;
+    if (get_int(root, "n", 1, 128, &n, NULL, e) ||
+        get_int(root, "best_of", 1, 128, &best_of, NULL, e))
+        return -1;
+    if (n != 1) return bad(e, "\"%s\" must be 1: gptd returns one choice per request", "n");
+    if (best_of != n) return bad(e, "\"%s\" must equal \"n\" (1)", "best_of");
+    const char *strings[] = {"model", "user"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, strings[i]);
+        if (v && !cJSON_IsNull(v) && !cJSON_IsString(v))
+            return bad(e, "\"%s\" must be a string", strings[i]);
+    }
+    const cJSON *suffix = cJSON_GetObjectItemCaseSensitive(root, "suffix");
+    if (suffix && !cJSON_IsNull(suffix) &&
+        !(cJSON_IsString(suffix) && suffix->valuestring[0] == '\0'))
+        return bad(e, "\"%s\" is not supported: the model only continues text", "suffix");
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    if (so && !cJSON_IsNull(so)) {
+        static const char *const so_fields[] = {"include_usage"};
+        if (!cJSON_IsObject(so)) return bad(e, "\"%s\" must be an object", "stream_options");
+        if (!only_fields(so, so_fields, 1, " in \"stream_options\"", e) ||
+            get_bool(so, "include_usage", &req->include_usage, e))
+            return -1;
+    }
+    if (kind == API_COMPLETIONS && get_bool(root, "echo", &req->echo, e)) return -1;
+    if (req->echo && req->stream)
+        return bad(e, "\"%s\" is not available with \"stream\": ask for the whole reply", "echo");
+    return 0;
+}
+
+/* max_tokens, or chat's newer name for it (not both). */
+static int get_max_tokens(const cJSON *root, ApiKind kind, const ApiLimits *l, long long *out,
+                          ApiError *e) {
+    bool old_given = false, new_given = false;
+    if (get_int(root, "max_tokens", 0, l->max_tokens_cap, out, &old_given, e)) return -1;
+    if (kind == API_CHAT &&
+        get_int(root, "max_completion_tokens", 0, l->max_tokens_cap, out, &new_given, e))
+        return -1;
+    if (old_given && new_given)
+        return bad(e, "give \"max_tokens\" or \"%s\", not both", "max_completion_tokens");
+    return 0;
+}
+
+/* A chat request's prompt from its messages (api/chat.h), and the template's stop string. */
+static int get_chat(cJSON *root, ApiRequest *req, ApiError *e) {
+    if (chat_prompt(cJSON_GetObjectItemCaseSensitive(root, "messages"),
+                    cJSON_GetObjectItemCaseSensitive(root, "speakers"), &req->prompt,
+                    &req->prompt_len, e))
+        return -1;
+    GenerationParams *p = &req->params;
+    memcpy(p->stop[p->n_stop++], CHAT_STOP, sizeof CHAT_STOP);
+    return 0;
+}
+
+/* The fields of a parsed body, for its endpoint. */
+static int get_fields(cJSON *root, ApiKind kind, const ApiLimits *limits, uint64_t random_seed,
+                      ApiRequest *req, ApiError *e) {
+    GenerationParams *p = &req->params;
+    long long max_tokens = limits->default_max_tokens, seed = 0;
+    bool seed_given = false;
+    if ((kind == API_CHAT ? get_chat(root, req, e) : get_prompt(root, kind, req, e)) ||
+        get_max_tokens(root, kind, limits, &max_tokens, e) || get_sampling(root, limits, p, e) ||
+        get_logprobs(root, kind, limits, p, e) ||
+        get_int(root, "seed", 0, 9007199254740991LL, &seed, &seed_given, e) ||
+        get_stop(root, p, e) || get_bool(root, "stream", &req->stream, e))
+        return -1;
+    if (kind == API_GENERATE ? get_attention(root, limits, (int)max_tokens, &p->attention, e)
+                             : get_openai(root, kind, req, e))
+        return -1;
+    p->max_tokens = (int)max_tokens;
+    p->seed = seed_given ? (uint64_t)seed : random_seed;
+    p->score_prompt = req->echo && p->logprobs;
+    req->seed_given = seed_given;
+    return 0;
+}
+
 int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimits *limits,
                       uint64_t random_seed, ApiRequest *req, ApiError *e) {
     memset(req, 0, sizeof *req);
@@ -250,57 +485,10 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root) return api_error(e, 400, "invalid_request_error", "body is not valid JSON");
     int rc = -1;
-    if (!cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(root))
         api_error(e, 400, "invalid_request_error", "body must be a JSON object");
-        goto done;
-    }
-    if (!unique_fields(root, "", e)) goto done;
-    /* a typo in a field name should not pass silently */
-    if (kind == API_GENERATE &&
-        !only_fields(root, generate_fields, sizeof generate_fields / sizeof *generate_fields, "",
-                     e))
-        goto done;
-    GenerationParams *p = &req->params;
-    p->sampler.temperature = 1.0f;
-    p->sampler.top_k = 0;
-    p->sampler.top_p = 1.0f;
-    long long max_tokens = limits->default_max_tokens, top_k = 0, seed = 0, n = 1;
-    bool seed_given = false;
-    if (get_prompt(root, kind, req, e) ||
-        get_int(root, "max_tokens", 0, limits->max_tokens_cap, &max_tokens, NULL, e) ||
-        get_float(root, "temperature", 0, SAMPLER_MAX_TEMPERATURE, false, &p->sampler.temperature,
-                  e) ||
-        get_float(root, "top_p", 0, 1, true, &p->sampler.top_p, e) ||
-        get_int(root, "seed", 0, 9007199254740991LL, &seed, &seed_given, e) ||
-        get_stop(root, p, e) || get_bool(root, "stream", &req->stream, e))
-        goto done;
-    if (kind == API_GENERATE) {
-        if (get_int(root, "top_k", 0, SAMPLER_MAX_TOP_K, &top_k, NULL, e) ||
-            get_attention(root, limits, (int)max_tokens, &p->attention, e))
-            goto done;
-    } else {
-        if (get_int(root, "n", 1, 1000000, &n, NULL, e)) goto done;
-        if (n != 1) {
-            api_error(e, 400, "invalid_request_error",
-                      "\"n\" must be 1: gptd returns one choice "
-                      "per request");
-            goto done;
-        }
-        const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
-        if (so && !cJSON_IsNull(so)) {
-            if (!cJSON_IsObject(so)) {
-                api_error(e, 400, "invalid_request_error", "\"stream_options\" must be an object");
-                goto done;
-            }
-            if (get_bool(so, "include_usage", &req->include_usage, e)) goto done;
-        }
-    }
-    p->max_tokens = (int)max_tokens;
-    p->sampler.top_k = (int)top_k;
-    p->seed = seed_given ? (uint64_t)seed : random_seed;
-    req->seed_given = seed_given;
-    rc = 0;
-done:
+    else if (unique_fields(root, "", e) && endpoint_fields(root, kind, e))
+        rc = get_fields(root, kind, limits, random_seed, req, e);
     cJSON_Delete(root);
     if (rc) api_request_free(req);
     return rc;

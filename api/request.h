@@ -1,4 +1,5 @@
-/* Request bodies of POST /generate and POST /v1/completions, parsed and validated with cJSON
+/* Request bodies of POST /generate, /v1/completions and /v1/chat/completions, parsed and
+ * validated with cJSON
  * into plain structs. Knows nothing of sockets: the server hands it bytes and gets back either
  * a request or an ApiError with the HTTP status and a message that names the field. */
 #ifndef GPTD_API_REQUEST_H
@@ -9,8 +10,9 @@
 #include <stdint.h>
 
 #include "../model/generation.h"
+#include "../model/tokenizer.h"
 
-typedef enum { API_GENERATE, API_COMPLETIONS } ApiKind;
+typedef enum { API_GENERATE, API_COMPLETIONS, API_CHAT } ApiKind;
 
 typedef struct {
     int status;    /* 400, 413, 422, ... */
@@ -26,13 +28,22 @@ typedef struct {
     bool seed_given;
     bool stream;
     bool include_usage; /* OpenAI stream_options.include_usage */
+    bool echo;          /* /v1/completions: the reply's text starts with the prompt */
 } ApiRequest;
 
 typedef struct {
     int max_tokens_cap;              /* a request may not ask for more */
     int default_max_tokens;          /* when it does not ask */
     int n_layer, n_head, block_size; /* the model's shape, for "attention" (0: not offered) */
+    const Tokenizer *tok;            /* for logit_bias by character and token ids (NULL: ids only,
+                                        unchecked against a vocabulary) */
 } ApiLimits;
+
+/* Stop strings a request may give (the chat template adds one of its own). */
+#define API_MAX_STOP 4
+
+/* Alternatives per token the OpenAI endpoints report ("logprobs", "top_logprobs"), as vLLM's. */
+#define API_MAX_OPENAI_LOGPROBS 20
 
 /* The most attention weights one reply may carry (max_tokens x weights per token): 4 MB. */
 #define API_MAX_ATTENTION_VALUES (1 << 20)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../common/buf.h"
+#include "../common/utf8.h"
 
 /* text as a JSON string, escaped as cJSON escapes ("\u0000" included). */
 static char *json_string(const char *text, size_t len) {
@@ -91,7 +92,7 @@ static void add_usage_and_timing(cJSON *root, const ApiResult *r) {
  * can carry a million of them. Six significant digits keep a row's sum within 1e-5 of 1.
  *   one row:            [w, ...]                      (top_k: [[position, w], ...])
  *   every head ("all"): [[w, ...], [w, ...], ...]     (top_k: [[[position, w], ...], ...]) */
-static char *weights_json(const AttentionView *v, const ApiTokenAttention *a) {
+static char *weights_json(const AttentionView *v, const ApiToken *a) {
     int rows = attention_view_rows(v), per_row = rows ? a->n_values / rows : 0;
     Buf t;
     buf_init(&t, WEIGHTS_JSON_MAX);
@@ -113,7 +114,7 @@ static char *weights_json(const AttentionView *v, const ApiTokenAttention *a) {
     return buf_take(&t); /* NULL when out of memory */
 }
 
-static bool add_attention(cJSON *obj, const AttentionView *v, const ApiTokenAttention *a) {
+static bool add_attention(cJSON *obj, const AttentionView *v, const ApiToken *a) {
     cJSON *att = cJSON_AddObjectToObject(obj, "attention");
     char *weights = weights_json(v, a);
     if (!att || !weights) {
@@ -125,6 +126,58 @@ static bool add_attention(cJSON *obj, const AttentionView *v, const ApiTokenAtte
     cJSON_AddRawToObject(att, "weights", weights);
     free(weights);
     return true;
+}
+
+/* ---- tokens and their log-probabilities ---- */
+
+/* A token id's text as valid UTF-8 (a BPE token may hold part of a character: that part shows as
+ * U+FFFD); out needs 3 x max_piece + 4 bytes. Returns its length. */
+static size_t token_text(const Tokenizer *tok, int id, char *out) {
+    size_t len = 0;
+    const char *piece = tokenizer_piece(tok, id, &len);
+    Utf8Stream u = {0};
+    size_t n = piece ? utf8_stream_write(&u, piece, len, out) : 0;
+    return n + utf8_stream_end(&u, out + n);
+}
+
+/* A token's text as a cJSON string, for keys and "token" fields. */
+static char *token_string(const Tokenizer *tok, int id) {
+    char *s = malloc(3 * (size_t)tok->max_piece + 8);
+    if (s) s[token_text(tok, id, s)] = '\0';
+    return s;
+}
+
+/* The text a reported token stands for in a reply: a generated one's released text, a prompt
+ * one's piece (made valid UTF-8). */
+static char *record_string(const ApiResult *r, const ApiToken *t) {
+    if (t->prompt) return token_string(r->tok, t->id);
+    char *s = malloc(t->text_len + 1);
+    if (s) {
+        memcpy(s, t->text, t->text_len);
+        s[t->text_len] = '\0';
+    }
+    return s;
+}
+
+/* The log-probability an OpenAI reply gives a token: under the adjusted logits at temperature 1
+ * for a generated one, the model's for a prompt one (null for the first, which nothing
+ * predicts). */
+static float reported_logprob(const ApiToken *t) {
+    return t->prompt ? t->logprob : t->adjusted_logprob;
+}
+
+/* /generate's [{"token": id, "text", "logprob"}, ...] of a token's alternatives. */
+static void add_generate_top(cJSON *obj, const ApiResult *r, const ApiToken *t) {
+    cJSON *top = cJSON_AddArrayToObject(obj, "top_logprobs");
+    for (int i = 0; i < t->n_top; i++) {
+        cJSON *alt = cJSON_CreateObject();
+        char *text = token_string(r->tok, t->top_ids[i]);
+        cJSON_AddNumberToObject(alt, "token", t->top_ids[i]);
+        cJSON_AddStringToObject(alt, "text", text ? text : "");
+        cJSON_AddNumberToObject(alt, "logprob", t->top_logprobs[i]);
+        cJSON_AddItemToArray(top, alt);
+        free(text);
+    }
 }
 
 /* "attention": {"layer", "head", "top_k"?, "tokens": [{"index", "text", "logprob",
@@ -139,14 +192,28 @@ static void add_attention_tokens(cJSON *root, const ApiResult *r) {
         cJSON_AddStringToObject(att, "head", v->form == ATTENTION_MEAN ? "mean" : "all");
     if (v->top_k) cJSON_AddNumberToObject(att, "top_k", v->top_k);
     cJSON *tokens = cJSON_AddArrayToObject(att, "tokens");
-    for (int i = 0; i < r->n_tokens; i++) {
-        const ApiTokenAttention *a = &r->tokens[i];
+    for (int i = r->n_prompt_scored; i < r->n_tokens; i++) {
+        const ApiToken *a = &r->tokens[i];
         cJSON *tok = cJSON_CreateObject();
         cJSON_AddItemToArray(tokens, tok);
         cJSON_AddNumberToObject(tok, "index", a->index);
         add_text(tok, "text", a->text, a->text_len);
         cJSON_AddNumberToObject(tok, "logprob", a->logprob);
         add_attention(tok, v, a);
+    }
+}
+
+/* /generate's "logprobs": [{"index", "text", "logprob", "top_logprobs"}, ...], one a token. */
+static void add_generate_logprobs(cJSON *root, const ApiResult *r) {
+    cJSON *list = cJSON_AddArrayToObject(root, "logprobs");
+    for (int i = r->n_prompt_scored; i < r->n_tokens; i++) {
+        const ApiToken *t = &r->tokens[i];
+        cJSON *tok = cJSON_CreateObject();
+        cJSON_AddItemToArray(list, tok);
+        cJSON_AddNumberToObject(tok, "index", t->index);
+        add_text(tok, "text", t->text, t->text_len);
+        cJSON_AddNumberToObject(tok, "logprob", t->adjusted_logprob);
+        add_generate_top(tok, r, t);
     }
 }
 
@@ -157,17 +224,22 @@ char *api_generate_reply(const ApiResult *r) {
     cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
     add_seed(root, r->seed);
     add_usage_and_timing(root, r);
+    if (r->logprobs) add_generate_logprobs(root, r);
     if (r->view) add_attention_tokens(root, r);
     return print_and_free(root);
 }
 
-char *api_generate_token_event(int index, const char *text, size_t len, float logprob,
-                               const AttentionView *view, const ApiTokenAttention *att) {
+char *api_generate_token_event(const ApiResult *r, int index, const char *text, size_t len,
+                               float logprob, const ApiToken *tok) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "index", index);
     add_text(root, "text", text, len);
     cJSON_AddNumberToObject(root, "logprob", logprob);
-    if (view && att && !add_attention(root, view, att)) {
+    if (tok && r->logprobs) {
+        cJSON_AddNumberToObject(root, "adjusted_logprob", tok->adjusted_logprob);
+        add_generate_top(root, r, tok);
+    }
+    if (tok && r->view && !add_attention(root, r->view, tok)) {
         cJSON_Delete(root);
         return NULL;
     }
@@ -183,20 +255,58 @@ char *api_generate_final_event(const ApiResult *r) {
     return print_and_free(root);
 }
 
-static cJSON *completion_head(const ApiResult *r) {
+static cJSON *completion_head(const ApiResult *r, const char *object) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
-    cJSON_AddStringToObject(root, "object", "text_completion");
+    cJSON_AddStringToObject(root, "object", object);
     cJSON_AddNumberToObject(root, "created", (double)r->created);
     cJSON_AddStringToObject(root, "model", r->model);
     return root;
 }
 
-static void add_choice(cJSON *root, const char *text, size_t len, const char *finish_reason) {
+/* OpenAI's completions "logprobs": {"tokens", "token_logprobs", "top_logprobs", "text_offset"}
+ * over tokens [from, to) of r; text_offset counts characters of the reply's text from `offset`. */
+static cJSON *completion_logprobs(const ApiResult *r, int from, int to, long offset) {
+    cJSON *lp = cJSON_CreateObject();
+    cJSON *tokens = cJSON_AddArrayToObject(lp, "tokens");
+    cJSON *logprobs = cJSON_AddArrayToObject(lp, "token_logprobs");
+    cJSON *top = cJSON_AddArrayToObject(lp, "top_logprobs");
+    cJSON *offsets = cJSON_AddArrayToObject(lp, "text_offset");
+    for (int i = from; i < to; i++) {
+        const ApiToken *t = &r->tokens[i];
+        char *text = record_string(r, t);
+        if (!text) continue;
+        cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
+        if (t->prompt && t->index == 0) { /* nothing predicts the first token */
+            cJSON_AddItemToArray(logprobs, cJSON_CreateNull());
+            cJSON_AddItemToArray(top, cJSON_CreateNull());
+            cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+            offset += (long)utf8_chars(text, strlen(text));
+            free(text);
+            continue;
+        }
+        cJSON_AddItemToArray(logprobs, cJSON_CreateNumber(reported_logprob(t)));
+        cJSON *alts = cJSON_CreateObject();
+        for (int k = 0; k < t->n_top; k++) {
+            char *key = token_string(r->tok, t->top_ids[k]);
+            if (key && !cJSON_GetObjectItemCaseSensitive(alts, key))
+                cJSON_AddNumberToObject(alts, key, t->top_logprobs[k]);
+            free(key);
+        }
+        cJSON_AddItemToArray(top, alts);
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+        offset += (long)utf8_chars(text, strlen(text));
+        free(text);
+    }
+    return lp;
+}
+
+static void add_choice(cJSON *root, const char *text, size_t len, cJSON *logprobs,
+                       const char *finish_reason) {
     cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
     add_text(c, "text", text, len);
     cJSON_AddNumberToObject(c, "index", 0);
-    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddItemToObject(c, "logprobs", logprobs ? logprobs : cJSON_CreateNull());
     if (finish_reason)
         cJSON_AddStringToObject(c, "finish_reason", finish_reason);
     else
@@ -212,22 +322,119 @@ static void add_openai_usage(cJSON *root, const ApiResult *r) {
 }
 
 char *api_completion_reply(const ApiResult *r) {
-    cJSON *root = completion_head(r);
-    add_choice(root, r->text, r->text_len, r->finish_reason);
+    cJSON *root = completion_head(r, "text_completion");
+    cJSON *lp = r->logprobs ? completion_logprobs(r, 0, r->n_tokens, 0) : NULL;
+    if (r->echo) {
+        Buf b;
+        buf_init(&b, (size_t)-1);
+        buf_append(&b, r->echo, r->echo_len);
+        buf_append(&b, r->text, r->text_len);
+        size_t n = b.len;
+        char *all = buf_take(&b);
+        add_choice(root, all ? all : "", all ? n : 0, lp, r->finish_reason);
+        free(all);
+    } else {
+        add_choice(root, r->text, r->text_len, lp, r->finish_reason);
+    }
     add_openai_usage(root, r);
     return print_and_free(root);
 }
 
-char *api_completion_chunk(const ApiResult *r, const char *text, size_t len,
+char *api_completion_chunk(const ApiResult *r, const char *text, size_t len, const ApiToken *tok,
                            const char *finish_reason) {
-    cJSON *root = completion_head(r);
-    add_choice(root, text, len, finish_reason);
+    cJSON *root = completion_head(r, "text_completion");
+    cJSON *lp = NULL;
+    if (tok && r->logprobs) {
+        int i = (int)(tok - r->tokens);
+        lp = completion_logprobs(r, i, i + 1,
+                                 (long)utf8_chars(r->text, (size_t)(tok->text - r->text)));
+    }
+    add_choice(root, text, len, lp, finish_reason);
     return print_and_free(root);
 }
 
-char *api_completion_usage_chunk(const ApiResult *r) {
-    cJSON *root = completion_head(r);
+char *api_openai_usage_chunk(const ApiResult *r) {
+    cJSON *root = completion_head(r, r->chat ? "chat.completion.chunk" : "text_completion");
     cJSON_AddArrayToObject(root, "choices");
     add_openai_usage(root, r);
+    return print_and_free(root);
+}
+
+/* ---- chat ---- */
+
+/* A token's raw bytes, as chat's "bytes" gives them (a token may hold part of a character). */
+static cJSON *token_bytes(const Tokenizer *tok, int id) {
+    size_t len = 0;
+    const char *piece = tokenizer_piece(tok, id, &len);
+    cJSON *bytes = cJSON_CreateArray();
+    for (size_t i = 0; piece && i < len; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+    return bytes;
+}
+
+/* chat's {"token", "logprob", "bytes"}, with "top_logprobs" for a chosen token. */
+static cJSON *chat_token(const ApiResult *r, int id, float logprob) {
+    cJSON *o = cJSON_CreateObject();
+    char *text = token_string(r->tok, id);
+    cJSON_AddStringToObject(o, "token", text ? text : "");
+    free(text);
+    cJSON_AddNumberToObject(o, "logprob", logprob);
+    cJSON_AddItemToObject(o, "bytes", token_bytes(r->tok, id));
+    return o;
+}
+
+/* chat's "logprobs": {"content": [...]} over generated tokens [from, to). */
+static cJSON *chat_logprobs(const ApiResult *r, int from, int to) {
+    cJSON *lp = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(lp, "content");
+    for (int i = from; i < to; i++) {
+        const ApiToken *t = &r->tokens[i];
+        cJSON *o = chat_token(r, t->id, t->adjusted_logprob);
+        cJSON *top = cJSON_AddArrayToObject(o, "top_logprobs");
+        for (int k = 0; k < t->n_top; k++)
+            cJSON_AddItemToArray(top, chat_token(r, t->top_ids[k], t->top_logprobs[k]));
+        cJSON_AddItemToArray(content, o);
+    }
+    cJSON_AddNullToObject(lp, "refusal");
+    return lp;
+}
+
+static void add_chat_choice(cJSON *root, const char *key, cJSON *message, cJSON *logprobs,
+                            const char *finish_reason) {
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddItemToObject(c, key, message);
+    cJSON_AddItemToObject(c, "logprobs", logprobs ? logprobs : cJSON_CreateNull());
+    if (finish_reason)
+        cJSON_AddStringToObject(c, "finish_reason", finish_reason);
+    else
+        cJSON_AddNullToObject(c, "finish_reason");
+    cJSON_AddItemToArray(choices, c);
+}
+
+char *api_chat_reply(const ApiResult *r) {
+    cJSON *root = completion_head(r, "chat.completion");
+    cJSON *message = cJSON_CreateObject();
+    cJSON_AddStringToObject(message, "role", "assistant");
+    add_text(message, "content", r->text, r->text_len);
+    cJSON_AddNullToObject(message, "refusal");
+    add_chat_choice(root, "message", message,
+                    r->logprobs ? chat_logprobs(r, r->n_prompt_scored, r->n_tokens) : NULL,
+                    r->finish_reason);
+    add_openai_usage(root, r);
+    return print_and_free(root);
+}
+
+char *api_chat_chunk(const ApiResult *r, bool first, const char *text, size_t len,
+                     const ApiToken *tok, const char *finish_reason) {
+    cJSON *root = completion_head(r, "chat.completion.chunk");
+    cJSON *delta = cJSON_CreateObject();
+    if (first) cJSON_AddStringToObject(delta, "role", "assistant");
+    if (!finish_reason) add_text(delta, "content", text, len);
+    cJSON *lp = NULL;
+    if (tok && r->logprobs) {
+        int i = (int)(tok - r->tokens);
+        lp = chat_logprobs(r, i, i + 1);
+    }
+    add_chat_choice(root, "delta", delta, lp, finish_reason);
     return print_and_free(root);
 }

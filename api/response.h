@@ -4,23 +4,35 @@
 #ifndef GPTD_API_RESPONSE_H
 #define GPTD_API_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../model/attention_view.h"
+#include "../model/tokenizer.h"
 
-/* One generated token with the attention weights its query used ("attention" in a request). */
+/* One reported token: a generated one (with "logprobs" or "attention"), or a prompt token scored
+ * for "echo". */
 typedef struct {
-    int index; /* of the token among the generated ones */
-    const char *text;
+    int index; /* among the generated tokens; for a prompt token, among the prompt's */
+    int id;    /* token id */
+    bool prompt;
+    const char *text; /* the text it released (whole characters; may be empty or several) */
     size_t text_len;
-    float logprob;
+    float logprob; /* as sampled; a prompt token's under the model */
+    /* With "logprobs": its log-probability under the adjusted logits at temperature 1, and the
+     * n_top likeliest tokens' */
+    float adjusted_logprob;
+    const int *top_ids;
+    const float *top_logprobs;
+    int n_top;
+    /* With "attention": */
     int position;        /* its position: the prompt's characters, then the generated ones */
     int start;           /* position of the first weight (the window's oldest token) */
     int visible;         /* positions start .. start + visible - 1 */
     const float *values; /* attention_view_reduce's layout */
     int n_values;
-} ApiTokenAttention;
+} ApiToken;
 
 typedef struct {
     const char *id;
@@ -28,29 +40,41 @@ typedef struct {
     long long created; /* unix seconds */
     const char *text;  /* generated text (UTF-8) */
     size_t text_len;
+    const char *echo; /* NULL, or the prompt, to put before the text (echo) */
+    size_t echo_len;
     const char *finish_reason; /* "length", "stop", ... */
     uint64_t seed;
     int prompt_tokens, completion_tokens, prompt_dropped;
     double queue_ms, prefill_ms, decode_ms, tokens_per_second;
-    const AttentionView *view; /* NULL, or what "attention" asked for: tokens then holds */
-    const ApiTokenAttention *tokens;
-    int n_tokens;
+    const Tokenizer *tok;      /* for the text of a token id */
+    const AttentionView *view; /* NULL, or what "attention" asked for */
+    bool logprobs;             /* "logprobs" asked for */
+    bool chat;                 /* a /v1/chat/completions reply */
+    const ApiToken *tokens;    /* with view or logprobs: the scored prompt's, then generated */
+    int n_prompt_scored, n_tokens;
 } ApiResult;
 
 char *api_generate_reply(const ApiResult *r);
 /* {"index", "text", "logprob"} for one streamed token (text may be several characters when a
- * held-back stop-string prefix is released); with attention (view non-NULL), one token and its
- * "attention": {"position", "start", "weights"}. */
-char *api_generate_token_event(int index, const char *text, size_t len, float logprob,
-                               const AttentionView *view, const ApiTokenAttention *att);
+ * held-back stop-string prefix is released); with a reported token (tok non-NULL), that token's
+ * "top_logprobs" and "attention" as asked. */
+char *api_generate_token_event(const ApiResult *r, int index, const char *text, size_t len,
+                               float logprob, const ApiToken *tok);
 /* The final event: finish_reason, seed, usage, timing. */
 char *api_generate_final_event(const ApiResult *r);
 
 char *api_completion_reply(const ApiResult *r);
-/* One streamed chunk: choices[0].text, and finish_reason (NULL while streaming). */
-char *api_completion_chunk(const ApiResult *r, const char *text, size_t len,
+/* One streamed chunk: choices[0].text, with its token's logprobs when one is given, and
+ * finish_reason (NULL while streaming). */
+char *api_completion_chunk(const ApiResult *r, const char *text, size_t len, const ApiToken *tok,
                            const char *finish_reason);
-/* The usage chunk of stream_options.include_usage: empty choices, usage filled. */
-char *api_completion_usage_chunk(const ApiResult *r);
+/* The usage chunk of stream_options.include_usage: empty choices, usage filled (both APIs). */
+char *api_openai_usage_chunk(const ApiResult *r);
+
+/* /v1/chat/completions: the reply, and its chunks: the first with delta.role, then content
+ * (with logprobs when tok is given), then the finish. */
+char *api_chat_reply(const ApiResult *r);
+char *api_chat_chunk(const ApiResult *r, bool first, const char *text, size_t len,
+                     const ApiToken *tok, const char *finish_reason);
 
 #endif

@@ -152,3 +152,9 @@ size_t utf8_stream_end(Utf8Stream *s, char *out) {
     memcpy(out, REPLACEMENT, 3);
     return 3;
 }
+
+size_t utf8_chars(const char *s, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}

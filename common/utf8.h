@@ -11,6 +11,8 @@
 int utf8_decode(const char *s, size_t len, uint32_t *cp);
 /* Writes cp as UTF-8 into out (4 bytes room); returns the byte count. */
 int utf8_encode(uint32_t cp, char *out);
+/* Characters (code points) in the valid UTF-8 s[0..len): the bytes that begin one. */
+size_t utf8_chars(const char *s, size_t len);
 /* Makes the NUL-terminated s valid UTF-8 in place: every byte that is not part of a whole,
  * well-formed character becomes '?', so a message quoting raw client bytes, or one cut short
  * inside a character, is still valid text. Returns the number of bytes replaced. */

@@ -13,6 +13,8 @@ int sampler_config_validate(const SamplerConfig *c, Error *err) {
         return error_set(err, "top_k must be at most %d, got %d", SAMPLER_MAX_TOP_K, c->top_k);
     if (!(c->top_p > 0.0f && c->top_p <= 1.0f))
         return error_set(err, "top_p must be in (0, 1], got %g", c->top_p);
+    if (!(c->min_p >= 0.0f && c->min_p <= 1.0f))
+        return error_set(err, "min_p must be in [0, 1], got %g", c->min_p);
     return 0;
 }
 
@@ -95,11 +97,38 @@ static Boundary find_boundary(const float *probs, int V, int max_count, double t
     return b;
 }
 
-float sampler_logprob(const float *logits, int V, int token) {
+LogSoftmax sampler_log_softmax(const float *logits, int V) {
     float maxv = logits[argmax(logits, V)];
     double sum = 0.0;
     for (int i = 0; i < V; i++) sum += exp((double)logits[i] - maxv);
-    return (float)(logits[token] - maxv - log(sum));
+    return (LogSoftmax){maxv, log(sum)};
+}
+
+float sampler_logprob_of(const float *logits, LogSoftmax n, int token) {
+    return (float)(logits[token] - n.max - n.log_sum);
+}
+
+float sampler_logprob(const float *logits, int V, int token) {
+    return sampler_logprob_of(logits, sampler_log_softmax(logits, V), token);
+}
+
+/* Insertion into a short list kept in (logit descending, id ascending) order: ids arrive
+ * ascending, so an equal logit goes after those already there. Expected O(V + n^2 log V). */
+int sampler_top_logprobs(const float *logits, int V, int n, int *ids, float *logprobs) {
+    if (n > V) n = V;
+    int have = 0;
+    for (int t = 0; t < V; t++) {
+        if (have == n && !(logits[t] > logits[ids[n - 1]])) continue;
+        int at = have < n ? have++ : n - 1;
+        while (at > 0 && logits[t] > logits[ids[at - 1]]) {
+            ids[at] = ids[at - 1];
+            at--;
+        }
+        ids[at] = t;
+    }
+    LogSoftmax norm = sampler_log_softmax(logits, V);
+    for (int i = 0; i < have; i++) logprobs[i] = sampler_logprob_of(logits, norm, ids[i]);
+    return have;
 }
 
 /* Greedy (temperature 0, top_k 1) is the argmax; with nothing to cut, the draw walks all ids.
@@ -120,7 +149,23 @@ int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng,
         sum += probs[i];
     }
     for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
-    if ((c->top_k == 0 || c->top_k >= V) && c->top_p >= 1.0f) { /* nothing to cut */
+    /* min_p: the tokens below the floor get probability 0, and top_p's target is taken of the
+     * mass left, as if the rest were renormalised (without a second division per token). */
+    int n = c->top_k > 0 && c->top_k < V ? c->top_k : V;
+    double target = c->top_p < 1.0f ? c->top_p : INFINITY;
+    if (c->min_p > 0.0f) {
+        float floor = c->min_p * probs[argmax(probs, V)];
+        int left = 0;
+        double mass = 0.0;
+        for (int i = 0; i < V; i++) {
+            if (probs[i] < floor) probs[i] = 0.0f;
+            left += probs[i] > 0.0f;
+            mass += probs[i];
+        }
+        if (left < n) n = left; /* never a token of probability 0 */
+        target *= mass;
+    }
+    if (n == V && target == INFINITY) { /* nothing to cut */
         double r = rng_float(rng), acc = 0.0;
         int pick = V - 1;
         for (int i = 0; i < V; i++) {
@@ -135,15 +180,14 @@ int sampler_sample(const float *logits, int V, const SamplerConfig *c, Rng *rng,
     }
     /* The kept set: the first n tokens in (probability descending, id ascending) order, n the
      * top_k cap cut further to the shortest prefix whose mass reaches top_p. */
-    int n = c->top_k > 0 && c->top_k < V ? c->top_k : V;
-    Boundary b = find_boundary(probs, V, n, c->top_p < 1.0f ? c->top_p : INFINITY, index);
-    if (c->top_p < 1.0f) { /* the ties at the boundary value, lowest ids first */
+    Boundary b = find_boundary(probs, V, n, target, index);
+    if (target != INFINITY) { /* the ties at the boundary value, lowest ids first */
         double mass = b.mass_above;
         int keep = b.above;
         while (keep < n && keep < b.above + b.at) {
             mass += b.value;
             keep++;
-            if (mass >= c->top_p) break;
+            if (mass >= target) break;
         }
         n = keep;
     }

@@ -4,7 +4,11 @@
 #include <string.h>
 
 int generation_params_validate(const GenerationParams *p, Error *err) {
-    if (sampler_config_validate(&p->sampler, err)) return -1;
+    if (sampler_config_validate(&p->sampler, err) || logit_adjust_validate(&p->adjust, 0, err))
+        return -1;
+    if (p->top_logprobs < 0 || p->top_logprobs > GENERATION_MAX_LOGPROBS)
+        return error_set(err, "top_logprobs must be in [0, %d], got %d", GENERATION_MAX_LOGPROBS,
+                         p->top_logprobs);
     if (p->max_tokens < 0) return error_set(err, "max_tokens must be >= 0, got %d", p->max_tokens);
     if (p->n_stop < 0 || p->n_stop > GENERATION_MAX_STOP)
         return error_set(err, "at most %d stop strings", GENERATION_MAX_STOP);
@@ -59,22 +63,36 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     s->context = context;
     s->block_size = block_size;
     s->vocab_size = tok->vocab_size;
-    s->tokens = malloc(((size_t)block_size + params->max_tokens) * sizeof *s->tokens);
+    if (logit_adjust_validate(&params->adjust, tok->vocab_size, err)) return -1;
+    /* Scoring keeps the whole prompt: at most one token a byte, and the start token. */
+    size_t prompt_room = params->score_prompt ? prompt_len + 1 : (size_t)block_size;
+    s->tokens = malloc((prompt_room + (size_t)params->max_tokens) * sizeof *s->tokens);
     s->text = malloc((size_t)params->max_tokens * tokenizer_max_text(tok) + 1);
+    bool top = params->logprobs && params->top_logprobs > 0;
+    if (top) {
+        s->top_ids = malloc((size_t)params->top_logprobs * sizeof *s->top_ids);
+        s->top_logprobs = malloc((size_t)params->top_logprobs * sizeof *s->top_logprobs);
+    }
+    bool counts = logit_adjust_needs_counts(&params->adjust);
+    if (counts) {
+        s->count = calloc((size_t)tok->vocab_size, sizeof *s->count);
+        s->seen = calloc((size_t)tok->vocab_size, sizeof *s->seen);
+    }
     const AttentionView *view = &params->attention;
     if (view->form != ATTENTION_NONE) {
         s->attention_capture = malloc((size_t)view->n_head * block_size * sizeof(float));
         s->attention = malloc((size_t)attention_view_max_values(view) * sizeof(float));
     }
     if (!s->tokens || !s->text ||
-        (view->form != ATTENTION_NONE && (!s->attention_capture || !s->attention))) {
+        (view->form != ATTENTION_NONE && (!s->attention_capture || !s->attention)) ||
+        (top && (!s->top_ids || !s->top_logprobs)) || (counts && (!s->count || !s->seen))) {
         sequence_free(s);
         error_set(err, "out of memory");
         return SEQUENCE_NO_MEMORY;
     }
     /* only the last block_size characters are kept: the window the model will see */
     size_t kept, total;
-    if (tokenizer_encode_tail(tok, prompt, prompt_len, s->tokens, (size_t)block_size, &kept, &total,
+    if (tokenizer_encode_tail(tok, prompt, prompt_len, s->tokens, prompt_room, &kept, &total,
                               err)) {
         sequence_free(s);
         return error_wrap(err, "prompt");
@@ -92,16 +110,28 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     if (kept == 0) s->tokens[kept++] = tok->start_token; /* the lecture's script: token 0 */
     s->n_tokens = s->n_prompt = (int)kept;
     s->prompt_dropped = total > kept ? (int)(total - kept) : 0;
+    if (params->score_prompt) { /* the first token, then the rest one a step */
+        s->n_score = (int)kept - 1;
+        s->n_tokens = s->n_prompt = 1;
+    }
+    if (counts)
+        for (int i = 0; i < s->n_prompt + s->n_score; i++) s->seen[s->tokens[i]] = 1;
     rng_seed(&s->rng, params->seed);
-    if (params->max_tokens == 0) s->finish = FINISH_LENGTH;
+    if (params->max_tokens == 0 && s->n_score == 0) s->finish = FINISH_LENGTH;
     return 0;
 }
+
+int sequence_reported(const Sequence *s) { return s->scored + s->n_generated; }
 
 void sequence_free(Sequence *s) {
     free(s->tokens);
     free(s->text);
     free(s->attention_capture);
     free(s->attention);
+    free(s->top_ids);
+    free(s->top_logprobs);
+    free(s->count);
+    free(s->seen);
     memset(s, 0, sizeof *s);
 }
 
@@ -165,16 +195,47 @@ static void cut_at_stop(Sequence *s, size_t from) {
     }
 }
 
+/* The log-probabilities params.logprobs asks for, of token under logits (already adjusted). */
+static void report_logprobs(Sequence *s, const float *logits, int token) {
+    if (!s->params.logprobs) return;
+    s->last_adjusted_logprob = sampler_logprob(logits, s->vocab_size, token);
+    if (s->top_ids)
+        s->n_top = sampler_top_logprobs(logits, s->vocab_size, s->params.top_logprobs, s->top_ids,
+                                        s->top_logprobs);
+}
+
+/* The next prompt token to score takes the place of a sampled one: its log-probability under the
+ * model's own logits, no text, no count toward max_tokens. */
+static void score_prompt_token(Sequence *s, const float *logits) {
+    int token = s->tokens[s->n_tokens];
+    s->last_logprob = sampler_logprob(logits, s->vocab_size, token);
+    report_logprobs(s, logits, token);
+    s->n_tokens++;
+    s->n_prompt++;
+    s->scored++;
+    if (s->scored == s->n_score && s->params.max_tokens == 0) s->finish = FINISH_LENGTH;
+}
+
 void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index) {
     s->cached += seg->n;
     if (!seg->logits) return;
+    if (s->scored < s->n_score) {
+        score_prompt_token(s, seg->logits);
+        return;
+    }
     int token;
     if (s->teacher) {
         token = s->teacher[s->n_generated];
         s->last_logprob = sampler_logprob(seg->logits, s->vocab_size, token);
     } else {
+        logit_adjust_apply(&s->params.adjust, seg->logits, s->vocab_size, s->count, s->seen);
         token = sampler_sample(seg->logits, s->vocab_size, &s->params.sampler, &s->rng, probs,
                                index, &s->last_logprob);
+    }
+    report_logprobs(s, seg->logits, token);
+    if (s->count) {
+        s->count[token]++;
+        s->seen[token] = 1;
     }
     if (seg->attention) {
         s->attention_visible = seg->pos + seg->n;

@@ -58,6 +58,20 @@ typedef struct {
     int shifts;         /* times the window moved past the context */
     const int *teacher; /* NULL, or max_tokens tokens forced instead of sampled (evaluation) */
     float last_logprob; /* of the last token: as sampled, or the model's for a teacher token */
+    /* With params.score_prompt, the prompt's tokens after the first are teacher-forced one a step
+     * (tokens holds them all from the start), so that each gets its log-probability: n_score of
+     * them, scored so far. n_prompt counts the prompt tokens in the window so far. */
+    int n_score, scored;
+    /* With params.logprobs: the last token's log-probability under the adjusted logits at
+     * temperature 1, and the top_logprobs likeliest tokens' (n_top of them). */
+    float last_adjusted_logprob;
+    int *top_ids;
+    float *top_logprobs;
+    int n_top;
+    /* With penalties (logit_adjust.h): times each token was generated, and whether it is in the
+     * prompt the model sees or the reply (V each). */
+    int *count;
+    uint8_t *seen;
     /* With params.attention asked for: what the last token's query attended to. Positions count
      * the prompt's characters (dropped ones included), then the generated ones. */
     float *attention_capture; /* (n_head, block_size): the engine writes here */
@@ -88,8 +102,13 @@ void sequence_free(Sequence *s);
 int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSegment *seg);
 
 /* After the engine ran seg: records the cached tokens and, if seg asked for logits, samples the
- * next token (probs, index: scratch of V), or takes the teacher's. */
+ * next token (probs, index: scratch of V), or takes the teacher's or the next prompt token to
+ * score. Adjusts seg->logits in place (penalties, logit_bias). */
 void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index);
+
+/* Tokens reported so far, each with its log-probabilities: the scored prompt tokens, then the
+ * generated ones. */
+int sequence_reported(const Sequence *s);
 
 /* New text that is safe to hand out: whole characters, never part of a possible stop string.
  * Returns its length and points *out at it; marks it as emitted. */

@@ -96,6 +96,9 @@ typedef struct {
     bool stream;
     bool settled; /* the final call has returned once without a reply (answer_generation) */
     bool include_usage;
+    bool first_chunk_sent; /* chat streams: the role goes in the first chunk only */
+    char *echo;            /* the prompt, kept for "echo" */
+    size_t echo_len;
     long long created;
     RequestWaiter waiter; /* suspends and resumes this connection */
     IdleWatchEntry watch; /* while suspended */
@@ -157,6 +160,7 @@ static const Route routes[] = {
     {"/info", "GET", "info", true, handle_info, 0},
     {"/generate", "POST", "generate", true, NULL, API_GENERATE},
     {"/v1/completions", "POST", "completions", true, NULL, API_COMPLETIONS},
+    {"/v1/chat/completions", "POST", "chat", true, NULL, API_CHAT},
 };
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -375,6 +379,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sse_free(&c->sse);
     body_release(c);
+    free(c->echo);
     atomic_fetch_sub(&s->reply_bytes, c->reply_charged);
     free(c);
     *con_cls = NULL;
@@ -589,8 +594,8 @@ static ApiResult result_of(const Conn *c, const RequestSnapshot *snap);
 /* A request's id, and the seed it gets when it names none. */
 static void new_identity(HttpServer *s, ApiKind kind, char id[40], uint64_t *random_seed) {
     unsigned long n = atomic_fetch_add(&s->next_id, 1);
-    snprintf(id, 40, "%s-%08llx%06lx", kind == API_GENERATE ? "gen" : "cmpl",
-             s->id_base & 0xffffffffull, n & 0xffffff);
+    const char *prefix = kind == API_GENERATE ? "gen" : kind == API_CHAT ? "chatcmpl" : "cmpl";
+    snprintf(id, 40, "%s-%08llx%06lx", prefix, s->id_base & 0xffffffffull, n & 0xffffff);
     *random_seed = (s->id_base * 6364136223846793005ull) ^ (n * 0x9E3779B97F4A7C15ull) ^
                    (uint64_t)(clock_seconds() * 1e9);
     *random_seed &= 0x1FFFFFFFFFFFFFull; /* exact in a JSON number */
@@ -601,8 +606,9 @@ static void new_identity(HttpServer *s, ApiKind kind, char id[40], uint64_t *ran
 static bool parse_generation(Conn *c, ApiRequest *api, char id[40], enum MHD_Result *refusal) {
     HttpServer *s = c->server;
     const GPTConfig *mc = &s->model->config;
-    ApiLimits limits = {s->config->max_tokens, s->config->default_max_tokens, mc->n_layer,
-                        mc->n_head, mc->block_size};
+    ApiLimits limits = {s->config->max_tokens, s->config->default_max_tokens,
+                        mc->n_layer,           mc->n_head,
+                        mc->block_size,        s->tok};
     uint64_t random_seed;
     new_identity(s, c->route->kind, id, &random_seed);
     ApiError e;
@@ -664,6 +670,11 @@ static enum MHD_Result submit_counted(Conn *c) {
     char id[40];
     if (!parse_generation(c, &api, id, &refusal)) return refusal;
     Request *r = request_create(id, &api, s->tok, s->context, s->config->timeout_s, &e);
+    if (r && api.echo) { /* the reply starts with the prompt */
+        c->echo = api.prompt;
+        c->echo_len = api.prompt_len;
+        api.prompt = NULL;
+    }
     api_request_free(&api);
     body_release(c); /* the prompt is tokens now, at most a window of them */
     if (!r) return reply_error(c, &e);
@@ -723,7 +734,9 @@ static enum MHD_Result answer_generation(Conn *c) {
     }
     if (c->stream) return start_stream(c);
     ApiResult res = result_of(c, &snap);
-    char *body = c->kind == API_GENERATE ? api_generate_reply(&res) : api_completion_reply(&res);
+    char *body = c->kind == API_GENERATE      ? api_generate_reply(&res)
+                 : c->kind == API_COMPLETIONS ? api_completion_reply(&res)
+                                              : api_chat_reply(&res);
     return reply(c, 200, "application/json", body, "X-Request-Id", r->id);
 }
 
@@ -733,14 +746,17 @@ static ApiResult result_of(const Conn *c, const RequestSnapshot *snap) {
                           ? snap->t_done - snap->t_first_token
                           : 0;
     ApiFinish finish = snap->finish ? snap->finish : API_FINISH_LENGTH;
+    bool attention = r->api.params.attention.form != ATTENTION_NONE;
     return (ApiResult){
         .id = r->id,
         .model = c->server->config->model_name,
         .created = c->created,
         .text = r->text,
         .text_len = (size_t)snap->text_len,
+        .echo = c->echo,
+        .echo_len = c->echo_len,
         .finish_reason =
-            c->kind == API_COMPLETIONS ? api_finish_name_openai(finish) : api_finish_name(finish),
+            c->kind == API_GENERATE ? api_finish_name(finish) : api_finish_name_openai(finish),
         .seed = r->api.params.seed,
         .prompt_tokens = snap->prompt_tokens,
         .completion_tokens = snap->completion_tokens,
@@ -749,9 +765,13 @@ static ApiResult result_of(const Conn *c, const RequestSnapshot *snap) {
         .prefill_ms = snap->t_first_token > 0 ? (snap->t_first_token - snap->t_admit) * 1e3 : 0,
         .decode_ms = decode_s * 1e3,
         .tokens_per_second = decode_s > 0 ? (snap->completion_tokens - 1) / decode_s : 0,
-        .view = r->attention ? &r->api.params.attention : NULL,
-        .tokens = r->attention,
-        .n_tokens = snap->event_tokens,
+        .tok = c->server->tok,
+        .view = attention ? &r->api.params.attention : NULL,
+        .logprobs = r->api.params.logprobs,
+        .chat = c->kind == API_CHAT,
+        .tokens = r->tokens,
+        .n_prompt_scored = r->n_scored,
+        .n_tokens = r->n_scored + snap->event_tokens,
     };
 }
 
@@ -781,22 +801,28 @@ static void stream_collect(Conn *c, const RequestSnapshot *snap) {
     for (; c->next_event < snap->n_events && sse_pending(&c->sse) < SSE_COLLECT_CHUNK;
          c->next_event++) {
         const TokenEvent *ev = &r->events[c->next_event];
-        char *json = c->kind == API_GENERATE
-                         ? api_generate_token_event(ev->index, r->text + ev->offset,
-                                                    (size_t)ev->len, ev->logprob, res.view,
-                                                    res.view ? &r->attention[ev->index] : NULL)
-                         : api_completion_chunk(&res, r->text + ev->offset, (size_t)ev->len, NULL);
+        const char *text = r->text + ev->offset;
+        const ApiToken *tok = r->tokens ? &r->tokens[r->n_scored + ev->index] : NULL;
+        char *json =
+            c->kind == API_GENERATE
+                ? api_generate_token_event(&res, ev->index, text, (size_t)ev->len, ev->logprob, tok)
+            : c->kind == API_COMPLETIONS
+                ? api_completion_chunk(&res, text, (size_t)ev->len, tok, NULL)
+                : api_chat_chunk(&res, !c->first_chunk_sent, text, (size_t)ev->len, tok, NULL);
+        c->first_chunk_sent = true;
         sse_write_data(&c->sse, json);
         free(json);
     }
     if (!snap->done || c->next_event < snap->n_events) return;
     char *json = snap->failed              ? api_error_json(&snap->error)
                  : c->kind == API_GENERATE ? api_generate_final_event(&res)
-                                           : api_completion_chunk(&res, "", 0, res.finish_reason);
+                 : c->kind == API_COMPLETIONS
+                     ? api_completion_chunk(&res, "", 0, NULL, res.finish_reason)
+                     : api_chat_chunk(&res, !c->first_chunk_sent, "", 0, NULL, res.finish_reason);
     sse_write_data(&c->sse, json);
     free(json);
-    if (!snap->failed && c->kind == API_COMPLETIONS && c->include_usage) {
-        json = api_completion_usage_chunk(&res);
+    if (!snap->failed && c->kind != API_GENERATE && c->include_usage) {
+        json = api_openai_usage_chunk(&res);
         sse_write_data(&c->sse, json);
         free(json);
     }
@@ -958,10 +984,20 @@ static bool charge_body_memory(Conn *c, size_t more) {
  * event is written and freed on its own) the JSON reply, built as strings in a cJSON tree and
  * printed from it, so held twice. A weight is printed as "%.6g," (at most 13 bytes). */
 static size_t reply_cost(const ApiRequest *api, bool stream) {
-    const AttentionView *v = &api->params.attention;
-    if (v->form == ATTENTION_NONE) return 0;
-    size_t values = (size_t)api->params.max_tokens * (size_t)attention_view_max_values(v);
-    return values * (sizeof(float) + (stream ? 0 : 2 * 13));
+    const GenerationParams *p = &api->params;
+    const AttentionView *v = &p->attention;
+    size_t cost = 0;
+    if (v->form != ATTENTION_NONE) {
+        size_t values = (size_t)p->max_tokens * (size_t)attention_view_max_values(v);
+        cost += values * (sizeof(float) + (stream ? 0 : 2 * 13));
+    }
+    if (p->logprobs) { /* a record a token (the prompt's too with echo), ~40 bytes of JSON each */
+        size_t tokens = (size_t)p->max_tokens + (p->score_prompt ? api->prompt_len : 0);
+        size_t per_token = sizeof(ApiToken) + (size_t)p->top_logprobs * (2 * sizeof(float) + 40);
+        cost += tokens * (per_token + (stream ? 0 : 60));
+    }
+    if (api->echo) cost += api->prompt_len;
+    return cost;
 }
 
 static void take_body_piece(Conn *c, const char *data, size_t size) {

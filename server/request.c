@@ -1,11 +1,48 @@
 #include "request.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/clock.h"
+
+/* The text, events and token records a request's answer needs, sized at creation. */
+static int alloc_channel(Request *r, const ApiRequest *api, const Tokenizer *tok) {
+    const GenerationParams *p = &api->params;
+    int max_tokens = p->max_tokens;
+    r->text = malloc((size_t)max_tokens * tokenizer_max_text(tok) + 1);
+    r->events = malloc(((size_t)max_tokens + 1) * sizeof *r->events);
+    if (!r->text || !r->events) return -1;
+    const AttentionView *view = &p->attention;
+    bool attention = view->form != ATTENTION_NONE;
+    if (!attention && !p->logprobs) return 0;
+    size_t records = (size_t)r->seq.n_score + 1 + (size_t)max_tokens;
+    r->tokens = calloc(records + 1, sizeof *r->tokens);
+    if (!r->tokens) return -1;
+    if (attention) {
+        r->attention_values =
+            malloc((size_t)max_tokens * attention_view_max_values(view) * sizeof(float) + 1);
+        if (!r->attention_values) return -1;
+    }
+    if (p->top_logprobs > 0) {
+        size_t top = records * (size_t)p->top_logprobs;
+        r->top_ids = malloc(top * sizeof *r->top_ids);
+        r->top_logprobs = malloc(top * sizeof *r->top_logprobs);
+        if (!r->top_ids || !r->top_logprobs) return -1;
+    }
+    return 0;
+}
+
+static void free_channel(Request *r) {
+    free(r->text);
+    free(r->events);
+    free(r->tokens);
+    free(r->attention_values);
+    free(r->top_ids);
+    free(r->top_logprobs);
+}
 
 Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
                         ContextPolicy context, double timeout_s, ApiError *e) {
@@ -25,33 +62,27 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
         return NULL;
     }
     r->api = *api;
-    r->api.prompt = NULL; /* the sequence holds the tokens; the text is not needed again */
-    int max_tokens = api->params.max_tokens;
-    r->text = malloc((size_t)max_tokens * tokenizer_max_text(tok) + 1);
-    r->events = malloc(((size_t)max_tokens + 1) * sizeof *r->events);
-    const AttentionView *view = &api->params.attention;
-    bool attention = view->form != ATTENTION_NONE;
-    if (attention) {
-        r->attention = malloc((size_t)max_tokens * sizeof *r->attention + 1);
-        r->attention_values =
-            malloc((size_t)max_tokens * attention_view_max_values(view) * sizeof(float) + 1);
-    }
-    if (!r->text || !r->events || (attention && (!r->attention || !r->attention_values))) {
+    r->api.prompt = NULL; /* the sequence holds the tokens; echo keeps the text (the caller's) */
+    if (alloc_channel(r, api, tok)) {
+        free_channel(r);
         sequence_free(&r->seq);
-        free(r->text);
-        free(r->events);
-        free(r->attention);
-        free(r->attention_values);
         free(r);
         api_error(e, 500, "server_error", "out of memory");
         return NULL;
+    }
+    if (api->params.score_prompt && api->prompt_len > 0) { /* nothing predicts the first token */
+        ApiToken *t = &r->tokens[0];
+        *t = (ApiToken){.index = 0, .id = r->seq.tokens[0], .prompt = true, .logprob = NAN};
+        t->text = tokenizer_piece(tok, t->id, &t->text_len);
+        r->first_recorded = 1;
+        r->n_scored = r->n_recorded = 1;
     }
     r->text[0] = '\0';
     pthread_mutex_init(&r->lock, NULL);
     atomic_init(&r->cancelled, false);
     r->t_arrival = clock_seconds();
     r->deadline = timeout_s > 0 ? r->t_arrival + timeout_s : 0;
-    r->prompt_tokens = r->seq.n_prompt;
+    r->prompt_tokens = r->seq.n_prompt + r->seq.n_score;
     r->prompt_dropped = r->seq.prompt_dropped;
     r->refs = 1;
     snprintf(r->id, sizeof r->id, "%s", id);
@@ -71,10 +102,7 @@ void request_release(Request *r) {
     pthread_mutex_unlock(&r->lock);
     if (left > 0) return;
     sequence_free(&r->seq);
-    free(r->text);
-    free(r->events);
-    free(r->attention);
-    free(r->attention_values);
+    free_channel(r);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -94,38 +122,59 @@ void request_admitted(Request *r, double now) {
     pthread_mutex_unlock(&r->lock);
 }
 
-/* The token just generated and the weights its query used. Called with r->lock held. */
-static void record_attention(Request *r, const Sequence *q) {
-    int per_token = attention_view_max_values(&q->params.attention);
-    ApiTokenAttention *a = &r->attention[r->n_attention];
-    float *values = r->attention_values + (size_t)r->n_attention * per_token;
-    memcpy(values, q->attention, (size_t)q->attention_values * sizeof(float));
-    *a = (ApiTokenAttention){.index = r->n_attention,
-                             .logprob = q->last_logprob,
-                             .position = q->attention_start + q->attention_visible,
-                             .start = q->attention_start,
-                             .visible = q->attention_visible,
-                             .values = values,
-                             .n_values = q->attention_values};
-    r->n_attention++;
+/* The token the last step reported (a scored prompt token, or a generated one) with its
+ * log-probabilities and the weights its query used, as asked. Called with r->lock held. */
+static void record_token(Request *r, const Sequence *q) {
+    const GenerationParams *p = &q->params;
+    int k = r->n_recorded++;
+    bool prompt = q->scored + r->first_recorded > r->n_scored;
+    ApiToken *t = &r->tokens[k];
+    *t = (ApiToken){.index = prompt ? r->n_scored : q->n_generated - 1,
+                    .id = q->tokens[q->n_tokens - 1],
+                    .prompt = prompt,
+                    .logprob = q->last_logprob,
+                    .adjusted_logprob = q->last_adjusted_logprob};
+    if (prompt) {
+        r->n_scored++;
+        t->text = tokenizer_piece(q->tok, t->id, &t->text_len); /* raw bytes, as the prompt's */
+    }
+    if (r->top_ids) {
+        size_t at = (size_t)k * (size_t)p->top_logprobs;
+        memcpy(r->top_ids + at, q->top_ids, (size_t)q->n_top * sizeof *r->top_ids);
+        memcpy(r->top_logprobs + at, q->top_logprobs, (size_t)q->n_top * sizeof(float));
+        t->top_ids = r->top_ids + at;
+        t->top_logprobs = r->top_logprobs + at;
+        t->n_top = q->n_top;
+    }
+    if (!prompt && p->attention.form != ATTENTION_NONE) {
+        int g = q->n_generated - 1, per_token = attention_view_max_values(&p->attention);
+        float *values = r->attention_values + (size_t)g * per_token;
+        memcpy(values, q->attention, (size_t)q->attention_values * sizeof(float));
+        t->position = q->attention_start + q->attention_visible;
+        t->start = q->attention_start;
+        t->visible = q->attention_visible;
+        t->values = values;
+        t->n_values = q->attention_values;
+    }
 }
 
-/* With attention, released text goes out one token per event, each with its own weights (a
+/* With token records, released text goes out one token per event, each with its record (a
  * piece held back for a stop string is several tokens). Called with r->lock held. */
 static void add_token_events(Request *r, const Sequence *q, int offset, int len) {
-    while (len > 0 && r->event_tokens < r->n_attention) {
+    int generated = r->n_recorded - r->n_scored;
+    while (len > 0 && r->event_tokens < generated) {
         int g = r->event_tokens++;
         size_t piece;
         if (!tokenizer_piece(q->tok, q->tokens[q->n_prompt + g], &piece)) piece = 0;
         int n = (int)piece;
-        if (n > len || r->event_tokens == r->n_attention) n = len; /* the rest is the last's */
+        if (n > len || r->event_tokens == generated) n = len; /* the rest is the last's */
         /* an event holds whole characters, even when a token ends inside one */
         while (n < len && ((unsigned char)r->text[offset + n] & 0xC0) == 0x80) n++;
-        ApiTokenAttention *a = &r->attention[g];
-        a->text = r->text + offset;
-        a->text_len = (size_t)n;
+        ApiToken *t = &r->tokens[r->n_scored + g];
+        t->text = r->text + offset;
+        t->text_len = (size_t)n;
         r->events[r->n_events++] =
-            (TokenEvent){.offset = offset, .len = n, .index = g, .logprob = a->logprob};
+            (TokenEvent){.offset = offset, .len = n, .index = g, .logprob = t->logprob};
         offset += n;
         len -= n;
     }
@@ -135,12 +184,11 @@ void request_publish(Request *r, double now, double wake_interval_s, Metrics *me
     Sequence *q = &r->seq;
     const char *text;
     size_t n = sequence_take_text(q, &text);
-    bool attention = q->params.attention.form != ATTENTION_NONE;
     pthread_mutex_lock(&r->lock);
-    if (attention && q->n_generated > r->n_attention) record_attention(r, q);
+    if (r->tokens && sequence_reported(q) + r->first_recorded > r->n_recorded) record_token(r, q);
     if (n > 0) {
         memcpy(r->text + r->text_len, text, n);
-        if (attention) {
+        if (r->tokens) {
             add_token_events(r, q, r->text_len, (int)n);
         } else {
             r->events[r->n_events++] = (TokenEvent){.offset = r->text_len,

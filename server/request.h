@@ -63,11 +63,17 @@ typedef struct Request {
     int text_len;
     TokenEvent *events; /* (max_tokens + 1) */
     int n_events;
-    /* With "attention": one event per token, and each token's weights (api/response.h); text
+    /* With "attention" or "logprobs": one event per token, and each token's record
+     * (api/response.h): the scored prompt tokens (echo), then the generated ones, whose text
      * points into `text`. */
-    ApiTokenAttention *attention;  /* (max_tokens), n_attention recorded */
-    float *attention_values;       /* (max_tokens, attention_view_max_values) */
-    int n_attention, event_tokens; /* tokens recorded; tokens whose text is out in events */
+    ApiToken *tokens;        /* (n_scored + max_tokens), n_recorded of them */
+    float *attention_values; /* (max_tokens, attention_view_max_values) */
+    int *top_ids;            /* (n_scored + max_tokens, top_logprobs) */
+    float *top_logprobs;     /* the same */
+    int n_scored;            /* prompt tokens with a record */
+    int first_recorded;      /* 1 when the prompt's first token has one (echo, no logprob) */
+    int n_recorded;          /* records written */
+    int event_tokens;        /* generated tokens whose text is out in events */
     bool done;
     ApiFinish finish; /* API_FINISH_NONE until done */
     bool failed;

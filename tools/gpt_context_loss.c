@@ -39,7 +39,7 @@ static int run_rule(Engine *e, const Tokenizer *tok, const Dataset *d, ContextPo
             n_stretch > 1 ? (n_val - (size_t)len) * (size_t)i / (size_t)(n_stretch - 1) : 0;
         size_t plen;
         const char *prompt = tokenizer_piece(tok, val[start], &plen);
-        GenerationParams gp = {.sampler = {1.0f, 0, 1.0f}, .max_tokens = len - 1};
+        GenerationParams gp = {.sampler = {1.0f, 0, 1.0f, 0.0f}, .max_tokens = len - 1};
         if (sequence_init(&seqs[i], tok, context, prompt, (size_t)plen, &gp, err)) goto done;
         seqs[i].teacher = val + start + 1;
         seqs[i].slot = i;

@@ -243,11 +243,12 @@ static void replies_carry_exact_values(void **state) {
                                            "\"total_tokens\":13"));
         free(completion);
     }
-    char *ev = api_generate_token_event(41, "ab", 2, -1.25f, NULL, NULL);
+    ApiResult plain = {0};
+    char *ev = api_generate_token_event(&plain, 41, "ab", 2, -1.25f, NULL);
     assert_string_equal(ev, "{\"index\":41,\"text\":\"ab\",\"logprob\":-1.25}");
     free(ev);
     /* a NUL the model wrote (GPT-2 has a token for byte 0) is part of the text, escaped */
-    ev = api_generate_token_event(3, "a\0\"\x01\n\xc3\xa9", 7, -1.0f, NULL, NULL);
+    ev = api_generate_token_event(&plain, 3, "a\0\"\x01\n\xc3\xa9", 7, -1.0f, NULL);
     assert_string_equal(ev, "{\"index\":3,\"text\":\"a\\u0000\\\"\\u0001\\n\xc3\xa9\","
                             "\"logprob\":-1}");
     cJSON *parsed = cJSON_Parse(ev);
@@ -389,10 +390,10 @@ static void stop_prompt_and_defaults_on_every_endpoint(void **state) {
             {1, GENERATION_MAX_STOP_LEN + 1, false},
             {1, GENERATION_MAX_STOP_LEN - 1, true},
             {1, 1, true},
-            {GENERATION_MAX_STOP, 1, true},
-            {GENERATION_MAX_STOP + 1, 1, false},
-            {GENERATION_MAX_STOP - 1, 1, true},
-            {GENERATION_MAX_STOP, GENERATION_MAX_STOP_LEN, true},
+            {API_MAX_STOP, 1, true},
+            {API_MAX_STOP + 1, 1, false},
+            {API_MAX_STOP - 1, 1, true},
+            {API_MAX_STOP, GENERATION_MAX_STOP_LEN, true},
         };
         for (size_t i = 0; i < sizeof stops / sizeof *stops; i++) {
             ApiRequest r;

@@ -231,7 +231,7 @@ static void check_windows(const char *rule, int keep) {
     BatchScratch b;
     assert_int_equal(batch_scratch_init(&b, 1, V, &err), 0);
     Sequence s;
-    GenerationParams gp = {.sampler = {1.0f, 0, 1.0f}, .max_tokens = N};
+    GenerationParams gp = {.sampler = {1.0f, 0, 1.0f, 0.0f}, .max_tokens = N};
     assert_int_equal(sequence_init(&s, &tok, ctx, "AB", 2, &gp, &err), 0);
     s.teacher = teacher;
     Sequence *all[1] = {&s};
@@ -307,7 +307,7 @@ static void prefills_take_turns(void **state) {
     int progress[4], last_step[4] = {0};
     for (int i = 0; i < n; i++) {
         GenerationParams gp = {
-            .sampler = {1.0f, 0, 1.0f}, .seed = (uint64_t)i, .max_tokens = 3 * T};
+            .sampler = {1.0f, 0, 1.0f, 0.0f}, .seed = (uint64_t)i, .max_tokens = 3 * T};
         const char *prompt = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"; /* longer than the context */
         assert_int_equal(
             sequence_init(&seqs[i], &tok, ctx, prompt, strlen(prompt) - (size_t)i, &gp, &err), 0);
@@ -711,7 +711,7 @@ static void prefill_budget_is_spent_exactly(void **state) {
         assert_int_equal(batch_scratch_init(&b, n, m.config.vocab_size, &err), 0);
         Sequence seqs[6], *all[6];
         for (int i = 0; i < n; i++) {
-            GenerationParams gp = {.sampler = {1.0f, 0, 1.0f},
+            GenerationParams gp = {.sampler = {1.0f, 0, 1.0f, 0.0f},
                                    .seed = seed * 10 + (uint64_t)i,
                                    .max_tokens = 1 + (int)rng_below(&gen, 2 * (uint64_t)T)};
             char prompt[31];

@@ -218,7 +218,8 @@ static void top_k_draws_only_the_k_most_likely(void **state) {
 static void logprob_matches_the_renormalised_softmax(void **state) {
     (void)state;
     const SamplerConfig configs[] = {
-        {1.0f, 0, 1.0f}, {0.7f, 0, 1.0f}, {1.3f, 5, 1.0f}, {1.0f, 0, 0.8f}, {0.5f, 3, 0.9f},
+        {1.0f, 0, 1.0f, 0.0f}, {0.7f, 0, 1.0f, 0.0f}, {1.3f, 5, 1.0f, 0.0f},
+        {1.0f, 0, 0.8f, 0.0f}, {0.5f, 3, 0.9f, 0.0f},
     };
     float logits[V], probs[V], lp;
     int index[V];
