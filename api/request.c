@@ -389,15 +389,17 @@ static int get_logprobs(const cJSON *root, ApiKind kind, const ApiLimits *l, Gen
     return 0;
 }
 
-/* The OpenAI fields with one meaning here: n and best_of (1), stream_options, suffix (none),
- * echo, user and model (any string). */
+/* The OpenAI fields: n and best_of (equal: every choice drawn is returned), stream_options,
+ * suffix (none), echo, user and model (any string). */
 static int get_openai(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError *e) {
-    long long n = 1, best_of = 1;
-    if (get_int(root, "n", 1, 128, &n, NULL, e) ||
-        get_int(root, "best_of", 1, 128, &best_of, NULL, e))
+    long long n = 1, best_of;
+    if (get_int(root, "n", 1, API_MAX_CHOICES, &n, NULL, e)) return -1;
+    best_of = n;
+    if (kind == API_COMPLETIONS && get_int(root, "best_of", 1, API_MAX_CHOICES, &best_of, NULL, e))
         return -1;
-    if (n != 1) return bad(e, "\"%s\" must be 1: gptd returns one choice per request", "n");
-    if (best_of != n) return bad(e, "\"%s\" must equal \"n\" (1)", "best_of");
+    if (best_of != n)
+        return bad(e, "\"%s\" must equal \"n\": every choice drawn is returned", "best_of");
+    req->n = (int)n;
     const char *strings[] = {"model", "user"};
     for (int i = 0; i < 2; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, strings[i]);
@@ -419,6 +421,8 @@ static int get_openai(const cJSON *root, ApiKind kind, ApiRequest *req, ApiError
     if (kind == API_COMPLETIONS && get_bool(root, "echo", &req->echo, e)) return -1;
     if (req->echo && req->stream)
         return bad(e, "\"%s\" is not available with \"stream\": ask for the whole reply", "echo");
+    if (req->echo && req->n > 1)
+        return bad(e, "\"%s\" is not available with \"n\" above 1", "echo");
     return 0;
 }
 
@@ -472,6 +476,7 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
                       uint64_t random_seed, ApiRequest *req, ApiError *e) {
     memset(req, 0, sizeof *req);
     req->kind = kind;
+    req->n = 1;
     if (has_escaped_nul(body, len))
         return api_error(e, 400, "invalid_request_error",
                          "NUL characters (\\u0000) are not allowed in prompts or stop strings");

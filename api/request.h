@@ -29,6 +29,7 @@ typedef struct {
     bool stream;
     bool include_usage; /* OpenAI stream_options.include_usage */
     bool echo;          /* /v1/completions: the reply's text starts with the prompt */
+    int n;              /* choices: the first with params.seed, choice i with seed + i */
 } ApiRequest;
 
 typedef struct {
@@ -38,6 +39,9 @@ typedef struct {
     const Tokenizer *tok;            /* for logit_bias by character and token ids (NULL: ids only,
                                         unchecked against a vocabulary) */
 } ApiLimits;
+
+/* Choices one request may ask for ("n"); the daemon also holds it to its slots (--max-batch). */
+#define API_MAX_CHOICES 128
 
 /* Stop strings a request may give (the chat template adds one of its own). */
 #define API_MAX_STOP 4

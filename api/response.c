@@ -301,11 +301,17 @@ static cJSON *completion_logprobs(const ApiResult *r, int from, int to, long off
     return lp;
 }
 
-static void add_choice(cJSON *root, const char *text, size_t len, cJSON *logprobs,
+/* The "choices" array of root, made on first use. */
+static cJSON *choices_of(cJSON *root) {
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    return a ? a : cJSON_AddArrayToObject(root, "choices");
+}
+
+static void add_choice(cJSON *root, int index, const char *text, size_t len, cJSON *logprobs,
                        const char *finish_reason) {
-    cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
+    cJSON *choices = choices_of(root), *c = cJSON_CreateObject();
     add_text(c, "text", text, len);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddNumberToObject(c, "index", index);
     cJSON_AddItemToObject(c, "logprobs", logprobs ? logprobs : cJSON_CreateNull());
     if (finish_reason)
         cJSON_AddStringToObject(c, "finish_reason", finish_reason);
@@ -314,29 +320,35 @@ static void add_choice(cJSON *root, const char *text, size_t len, cJSON *logprob
     cJSON_AddItemToArray(choices, c);
 }
 
-static void add_openai_usage(cJSON *root, const ApiResult *r) {
+/* The prompt once, the tokens of every choice. */
+static void add_openai_usage(cJSON *root, const ApiResult *choices, int n) {
+    int completion = 0;
+    for (int i = 0; i < n; i++) completion += choices[i].completion_tokens;
     cJSON *usage = cJSON_AddObjectToObject(root, "usage");
-    cJSON_AddNumberToObject(usage, "prompt_tokens", r->prompt_tokens);
-    cJSON_AddNumberToObject(usage, "completion_tokens", r->completion_tokens);
-    cJSON_AddNumberToObject(usage, "total_tokens", r->prompt_tokens + r->completion_tokens);
+    cJSON_AddNumberToObject(usage, "prompt_tokens", choices[0].prompt_tokens);
+    cJSON_AddNumberToObject(usage, "completion_tokens", completion);
+    cJSON_AddNumberToObject(usage, "total_tokens", choices[0].prompt_tokens + completion);
 }
 
-char *api_completion_reply(const ApiResult *r) {
-    cJSON *root = completion_head(r, "text_completion");
-    cJSON *lp = r->logprobs ? completion_logprobs(r, 0, r->n_tokens, 0) : NULL;
-    if (r->echo) {
-        Buf b;
-        buf_init(&b, (size_t)-1);
-        buf_append(&b, r->echo, r->echo_len);
-        buf_append(&b, r->text, r->text_len);
-        size_t n = b.len;
-        char *all = buf_take(&b);
-        add_choice(root, all ? all : "", all ? n : 0, lp, r->finish_reason);
-        free(all);
-    } else {
-        add_choice(root, r->text, r->text_len, lp, r->finish_reason);
+char *api_completion_reply(const ApiResult *choices, int n) {
+    cJSON *root = completion_head(&choices[0], "text_completion");
+    for (int i = 0; i < n; i++) {
+        const ApiResult *r = &choices[i];
+        cJSON *lp = r->logprobs ? completion_logprobs(r, 0, r->n_tokens, 0) : NULL;
+        if (r->echo) {
+            Buf b;
+            buf_init(&b, (size_t)-1);
+            buf_append(&b, r->echo, r->echo_len);
+            buf_append(&b, r->text, r->text_len);
+            size_t len = b.len;
+            char *all = buf_take(&b);
+            add_choice(root, r->index, all ? all : "", all ? len : 0, lp, r->finish_reason);
+            free(all);
+        } else {
+            add_choice(root, r->index, r->text, r->text_len, lp, r->finish_reason);
+        }
     }
-    add_openai_usage(root, r);
+    add_openai_usage(root, choices, n);
     return print_and_free(root);
 }
 
@@ -349,14 +361,15 @@ char *api_completion_chunk(const ApiResult *r, const char *text, size_t len, con
         lp = completion_logprobs(r, i, i + 1,
                                  (long)utf8_chars(r->text, (size_t)(tok->text - r->text)));
     }
-    add_choice(root, text, len, lp, finish_reason);
+    add_choice(root, r->index, text, len, lp, finish_reason);
     return print_and_free(root);
 }
 
-char *api_openai_usage_chunk(const ApiResult *r) {
+char *api_openai_usage_chunk(const ApiResult *choices, int n) {
+    const ApiResult *r = &choices[0];
     cJSON *root = completion_head(r, r->chat ? "chat.completion.chunk" : "text_completion");
     cJSON_AddArrayToObject(root, "choices");
-    add_openai_usage(root, r);
+    add_openai_usage(root, choices, n);
     return print_and_free(root);
 }
 
@@ -398,10 +411,10 @@ static cJSON *chat_logprobs(const ApiResult *r, int from, int to) {
     return lp;
 }
 
-static void add_chat_choice(cJSON *root, const char *key, cJSON *message, cJSON *logprobs,
-                            const char *finish_reason) {
-    cJSON *choices = cJSON_AddArrayToObject(root, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c, "index", 0);
+static void add_chat_choice(cJSON *root, int index, const char *key, cJSON *message,
+                            cJSON *logprobs, const char *finish_reason) {
+    cJSON *choices = choices_of(root), *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", index);
     cJSON_AddItemToObject(c, key, message);
     cJSON_AddItemToObject(c, "logprobs", logprobs ? logprobs : cJSON_CreateNull());
     if (finish_reason)
@@ -411,16 +424,19 @@ static void add_chat_choice(cJSON *root, const char *key, cJSON *message, cJSON 
     cJSON_AddItemToArray(choices, c);
 }
 
-char *api_chat_reply(const ApiResult *r) {
-    cJSON *root = completion_head(r, "chat.completion");
-    cJSON *message = cJSON_CreateObject();
-    cJSON_AddStringToObject(message, "role", "assistant");
-    add_text(message, "content", r->text, r->text_len);
-    cJSON_AddNullToObject(message, "refusal");
-    add_chat_choice(root, "message", message,
-                    r->logprobs ? chat_logprobs(r, r->n_prompt_scored, r->n_tokens) : NULL,
-                    r->finish_reason);
-    add_openai_usage(root, r);
+char *api_chat_reply(const ApiResult *choices, int n) {
+    cJSON *root = completion_head(&choices[0], "chat.completion");
+    for (int i = 0; i < n; i++) {
+        const ApiResult *r = &choices[i];
+        cJSON *message = cJSON_CreateObject();
+        cJSON_AddStringToObject(message, "role", "assistant");
+        add_text(message, "content", r->text, r->text_len);
+        cJSON_AddNullToObject(message, "refusal");
+        add_chat_choice(root, r->index, "message", message,
+                        r->logprobs ? chat_logprobs(r, r->n_prompt_scored, r->n_tokens) : NULL,
+                        r->finish_reason);
+    }
+    add_openai_usage(root, choices, n);
     return print_and_free(root);
 }
 
@@ -435,6 +451,6 @@ char *api_chat_chunk(const ApiResult *r, bool first, const char *text, size_t le
         int i = (int)(tok - r->tokens);
         lp = chat_logprobs(r, i, i + 1);
     }
-    add_chat_choice(root, "delta", delta, lp, finish_reason);
+    add_chat_choice(root, r->index, "delta", delta, lp, finish_reason);
     return print_and_free(root);
 }

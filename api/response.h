@@ -35,6 +35,7 @@ typedef struct {
 } ApiToken;
 
 typedef struct {
+    int index; /* the choice ("n") */
     const char *id;
     const char *model; /* name reported to OpenAI clients */
     long long created; /* unix seconds */
@@ -63,17 +64,19 @@ char *api_generate_token_event(const ApiResult *r, int index, const char *text, 
 /* The final event: finish_reason, seed, usage, timing. */
 char *api_generate_final_event(const ApiResult *r);
 
-char *api_completion_reply(const ApiResult *r);
+/* The OpenAI replies take every choice (n of them, index 0..n-1); usage counts the prompt once
+ * and the tokens of all. */
+char *api_completion_reply(const ApiResult *choices, int n);
 /* One streamed chunk: choices[0].text, with its token's logprobs when one is given, and
  * finish_reason (NULL while streaming). */
 char *api_completion_chunk(const ApiResult *r, const char *text, size_t len, const ApiToken *tok,
                            const char *finish_reason);
 /* The usage chunk of stream_options.include_usage: empty choices, usage filled (both APIs). */
-char *api_openai_usage_chunk(const ApiResult *r);
+char *api_openai_usage_chunk(const ApiResult *choices, int n);
 
 /* /v1/chat/completions: the reply, and its chunks: the first with delta.role, then content
  * (with logprobs when tok is given), then the finish. */
-char *api_chat_reply(const ApiResult *r);
+char *api_chat_reply(const ApiResult *choices, int n);
 char *api_chat_chunk(const ApiResult *r, bool first, const char *text, size_t len,
                      const ApiToken *tok, const char *finish_reason);
 

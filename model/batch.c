@@ -74,10 +74,20 @@ int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScrat
         }
     if (n_segs == 0) return 0;
     if (engine_forward(e, b->segs, n_segs, err)) return -1;
+    b->rows = 0;
+    for (int i = 0; i < n_segs; i++) b->rows += b->segs[i].n;
     AdvanceJob job = {b, n_segs, n_segs < ADVANCE_SPLIT ? 1 : ADVANCE_PARTS};
     if (job.parts == 1)
         advance_task(&job, 0);
     else
         thread_pool_run(engine_pool(e), advance_task, &job, job.parts);
+    /* Forks whose first sequence prefilled the prompt in this step: a copy of its cache rows, not
+     * a prefill of their own. */
+    for (int k = 0; k < n; k++) {
+        Sequence *s = seqs[k];
+        if (!sequence_fork_due(s)) continue;
+        if (engine_copy_slot(e, s->fork_of->slot, s->slot, s->fork_of->cached, err)) return -1;
+        sequence_fork(s, b->probs, b->index);
+    }
     return n_segs;
 }

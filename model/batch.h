@@ -15,6 +15,7 @@ typedef struct {
     float *probs;        /* (parts, V) sampling scratch, one per part of a step's sampling */
     int *index;          /* (parts, V) */
     unsigned long step;  /* rotates which sequence's prefill goes first */
+    long rows;           /* tokens the last step ran through the engine */
 } BatchScratch;
 
 int batch_scratch_init(BatchScratch *b, int max_slots, int vocab_size, Error *err);
@@ -24,7 +25,8 @@ void batch_scratch_free(BatchScratch *b);
  * then prefill chunks while prefill_budget tokens last (at least one chunk per step so prompts
  * always progress). Prompt prefills and window re-prefills past the context alike take turns:
  * the sequence that goes first rotates every step, so a long prompt or a long reply cannot
- * starve the others. Returns the number of sequences that ran, or -1 with err. */
+ * starve the others. A sequence that forks another (sequence.h) gets its copy in the step that
+ * prefilled the prompt. Returns the number of sequences that ran, or -1 with err. */
 int batch_step(Engine *e, Sequence **seqs, int n, int prefill_budget, BatchScratch *b, Error *err);
 
 #endif

@@ -436,6 +436,29 @@ int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err)
     return 0;
 }
 
+int engine_copy_slot(Engine *e, int from, int to, int rows, Error *err) {
+    const GPTConfig *c = &e->model->config;
+    int S = e->config.max_slots, T = c->block_size, NH = c->n_head, hs = c->n_embd / c->n_head;
+    if (from < 0 || from >= S || to < 0 || to >= S || from == to)
+        return error_set(err, "cannot copy slot %d to slot %d of %d", from, to, S);
+    if (rows < 0 || rows > e->slot_len[from])
+        return error_set(err, "slot %d holds %d positions, not %d", from, e->slot_len[from], rows);
+    for (int l = 0; l < c->n_layer; l++) {
+        const float *k = kv_at(e, from, l, 0), *v = kv_at(e, from, l, 1);
+        float *kd = kv_at(e, to, l, 0), *vd = kv_at(e, to, l, 1);
+        for (int h = 0; h < NH; h++) {
+            for (int d = 0; d < hs; d++) { /* keys (NH, hs, T): a run of positions a channel */
+                size_t at = ((size_t)h * hs + d) * T;
+                memcpy(kd + at, k + at, (size_t)rows * sizeof(float));
+            }
+            size_t at = (size_t)h * T * hs; /* values (NH, T, hs): a run of rows a head */
+            memcpy(vd + at, v + at, (size_t)rows * hs * sizeof(float));
+        }
+    }
+    e->slot_len[to] = rows;
+    return 0;
+}
+
 const char *engine_kernels_name(const Engine *e) { return e->kernels->name; }
 
 ThreadPool *engine_pool(Engine *e) { return e->pool; }

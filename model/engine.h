@@ -66,4 +66,8 @@ int engine_slots_for_memory(const GPTConfig *c, size_t n_params, size_t memory_b
  * the vocabulary) are reported before anything is computed. */
 int engine_forward(Engine *engine, const EngineSegment *segs, int n_segs, Error *err);
 
+/* Copies the first `rows` positions of slot from's cache into slot to (the rest of `to` is
+ * dropped): a prompt's keys and values, prefilled once, shared by several replies to it. */
+int engine_copy_slot(Engine *engine, int from, int to, int rows, Error *err);
+
 #endif

@@ -121,6 +121,34 @@ int sequence_init(Sequence *s, const Tokenizer *tok, ContextPolicy context, cons
     return 0;
 }
 
+int sequence_fork_from(Sequence *s, Sequence *first, Error *err) {
+    if (first->n_prompt != s->n_prompt || first->n_score || s->n_score || first->fork_of ||
+        memcmp(first->tokens, s->tokens, (size_t)s->n_prompt * sizeof *s->tokens) != 0)
+        return error_set(err,
+                         "a fork needs the same prompt, unscored, and a first that is no fork");
+    size_t bytes = (size_t)s->vocab_size * sizeof(float);
+    if (!first->fork_logits && !(first->fork_logits = malloc(bytes))) goto oom;
+    if (!(s->fork_logits = malloc(bytes))) goto oom;
+    s->fork_of = first;
+    return 0;
+oom:
+    return error_set(err, "out of memory");
+}
+
+bool sequence_fork_due(const Sequence *s) {
+    return s->fork_of && !s->forked && s->fork_of->fork_ready;
+}
+
+void sequence_fork(Sequence *s, float *probs, int *index) {
+    const Sequence *first = s->fork_of;
+    memcpy(s->fork_logits, first->fork_logits, (size_t)s->vocab_size * sizeof(float));
+    s->window_start = first->window_start;
+    s->forked = true;
+    EngineSegment seg = {.slot = s->slot, .pos = 0, .n = 0, .logits = s->fork_logits};
+    s->cached = first->cached; /* the prompt's window, forked in the step that prefilled it */
+    sequence_advance(s, &seg, probs, index);
+}
+
 int sequence_reported(const Sequence *s) { return s->scored + s->n_generated; }
 
 void sequence_free(Sequence *s) {
@@ -132,11 +160,12 @@ void sequence_free(Sequence *s) {
     free(s->top_logprobs);
     free(s->count);
     free(s->seen);
+    free(s->fork_logits);
     memset(s, 0, sizeof *s);
 }
 
 int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSegment *seg) {
-    if (s->finish != FINISH_NONE) return 0;
+    if (s->finish != FINISH_NONE || (s->fork_of && !s->forked)) return 0;
     int window = s->n_tokens - s->window_start;
     if (window > s->block_size) { /* full: a new window of the last tokens, at position 0 */
         window = context_policy_kept(&s->context);
@@ -222,6 +251,10 @@ void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *
     if (s->scored < s->n_score) {
         score_prompt_token(s, seg->logits);
         return;
+    }
+    if (s->fork_logits && !s->fork_of && !s->fork_ready) { /* the prompt's logits, for forks */
+        memcpy(s->fork_logits, seg->logits, (size_t)s->vocab_size * sizeof(float));
+        s->fork_ready = true;
     }
     int token;
     if (s->teacher) {

@@ -41,7 +41,7 @@ const char *context_shift_name(ContextShift shift);
 /* Tokens a full window keeps when it moves on. */
 int context_policy_kept(const ContextPolicy *p);
 
-typedef struct {
+typedef struct Sequence {
     GenerationParams params;
     const Tokenizer *tok;
     ContextPolicy context;
@@ -72,6 +72,13 @@ typedef struct {
      * prompt the model sees or the reply (V each). */
     int *count;
     uint8_t *seen;
+    /* Several replies to one prompt (n > 1): the first prefills it and keeps the logits after it
+     * (fork_logits, fork_ready); each other (fork_of set) waits without a segment, then takes a
+     * copy of the first's cache and samples its first token from those logits (sequence_fork). */
+    struct Sequence *fork_of;
+    float *fork_logits; /* (V) the first's kept logits, or a fork's copy to adjust */
+    bool fork_ready;    /* the first: fork_logits hold the logits after the prompt */
+    bool forked;        /* a fork: it has its copy and runs on its own */
     /* With params.attention asked for: what the last token's query attended to. Positions count
      * the prompt's characters (dropped ones included), then the generated ones. */
     float *attention_capture; /* (n_head, block_size): the engine writes here */
@@ -105,6 +112,15 @@ int sequence_next_segment(Sequence *s, int max_prefill, float *logits, EngineSeg
  * next token (probs, index: scratch of V), or takes the teacher's or the next prompt token to
  * score. Adjusts seg->logits in place (penalties, logit_bias). */
 void sequence_advance(Sequence *s, const EngineSegment *seg, float *probs, int *index);
+
+/* Makes s (not yet run) a fork of first: s waits until first has prefilled the same prompt.
+ * Both must have been made from the same prompt; first keeps its logits for it from now on. */
+int sequence_fork_from(Sequence *s, Sequence *first, Error *err);
+/* True when s waits for its first sequence and that one's prompt is in its cache. */
+bool sequence_fork_due(const Sequence *s);
+/* After the engine copied first's cache rows (s->fork_of->cached of them) into s's slot: s samples
+ * its first token from the kept logits (probs, index: scratch of V) and runs on its own. */
+void sequence_fork(Sequence *s, float *probs, int *index);
 
 /* Tokens reported so far, each with its log-probabilities: the scored prompt tokens, then the
  * generated ones. */

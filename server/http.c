@@ -96,8 +96,7 @@ typedef struct {
     bool stream;
     bool settled; /* the final call has returned once without a reply (answer_generation) */
     bool include_usage;
-    bool first_chunk_sent; /* chat streams: the role goes in the first chunk only */
-    char *echo;            /* the prompt, kept for "echo" */
+    char *echo; /* the prompt, kept for "echo" */
     size_t echo_len;
     long long created;
     RequestWaiter waiter; /* suspends and resumes this connection */
@@ -109,7 +108,8 @@ typedef struct {
     bool resumed;
     /* streaming */
     SseWriter sse;
-    int next_event;
+    int *next_event; /* (n_choices) each choice's next event to send */
+    int n_choices;
     bool finished;
     double last_write;
 } Conn;
@@ -380,6 +380,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     sse_free(&c->sse);
     body_release(c);
     free(c->echo);
+    free(c->next_event);
     atomic_fetch_sub(&s->reply_bytes, c->reply_charged);
     free(c);
     *con_cls = NULL;
@@ -589,7 +590,8 @@ static enum MHD_Result start_stream(Conn *c);
 static bool client_gone(Conn *c);
 static void park(Conn *c, double keepalive_s);
 static void unpark(Conn *c);
-static ApiResult result_of(const Conn *c, const RequestSnapshot *snap);
+static ApiResult result_of(const Conn *c, int i, const RequestSnapshot *snap);
+static enum MHD_Result reply_whole(Conn *c);
 
 /* A request's id, and the seed it gets when it names none. */
 static void new_identity(HttpServer *s, ApiKind kind, char id[40], uint64_t *random_seed) {
@@ -669,6 +671,13 @@ static enum MHD_Result submit_counted(Conn *c) {
     ApiRequest api;
     char id[40];
     if (!parse_generation(c, &api, id, &refusal)) return refusal;
+    if (api.n > s->max_batch) { /* its choices decode side by side, a slot each */
+        api_error(&e, 400, "invalid_request_error",
+                  "\"n\" must be at most %d here (the server's slots, --max-batch), got %d",
+                  s->max_batch, api.n);
+        api_request_free(&api);
+        return reply_error(c, &e);
+    }
     Request *r = request_create(id, &api, s->tok, s->context, s->config->timeout_s, &e);
     if (r && api.echo) { /* the reply starts with the prompt */
         c->echo = api.prompt;
@@ -679,7 +688,10 @@ static enum MHD_Result submit_counted(Conn *c) {
     body_release(c); /* the prompt is tokens now, at most a window of them */
     if (!r) return reply_error(c, &e);
     r->wake_each_event = c->stream;
-    if (scheduler_submit(s->scheduler, r, &e)) {
+    c->n_choices = r->n_choices;
+    c->next_event = calloc((size_t)r->n_choices, sizeof *c->next_event);
+    if (!c->next_event) api_error(&e, 500, "server_error", "out of memory");
+    if (!c->next_event || scheduler_submit(s->scheduler, r, &e)) {
         request_release(r);
         return reply_error(c, &e);
     }
@@ -700,7 +712,8 @@ static enum MHD_Result answer_generation(Conn *c) {
     RequestSnapshot snap;
     for (;;) {
         request_snapshot(r, &snap);
-        if (snap.done || (c->stream && (snap.n_events > 0 || snap.completion_tokens > 0))) break;
+        if (snap.group_done || (c->stream && (snap.group_events > 0 || snap.completion_tokens > 0)))
+            break;
         if (c->resumed && client_gone(c)) {
             atomic_store(&r->cancelled, true);
             c->status = 499; /* client closed request */
@@ -733,21 +746,33 @@ static enum MHD_Result answer_generation(Conn *c) {
         return reply_error(c, &e);
     }
     if (c->stream) return start_stream(c);
-    ApiResult res = result_of(c, &snap);
-    char *body = c->kind == API_GENERATE      ? api_generate_reply(&res)
-                 : c->kind == API_COMPLETIONS ? api_completion_reply(&res)
-                                              : api_chat_reply(&res);
-    return reply(c, 200, "application/json", body, "X-Request-Id", r->id);
+    return reply_whole(c);
 }
 
-static ApiResult result_of(const Conn *c, const RequestSnapshot *snap) {
-    const Request *r = c->req;
+/* The JSON reply: every choice, each as its channel holds it now (all have ended). */
+static enum MHD_Result reply_whole(Conn *c) {
+    ApiResult res[API_MAX_CHOICES];
+    RequestSnapshot snaps[API_MAX_CHOICES];
+    for (int i = 0; i < c->n_choices; i++) {
+        request_snapshot(request_choice(c->req, i), &snaps[i]);
+        res[i] = result_of(c, i, &snaps[i]);
+    }
+    char *body = c->kind == API_GENERATE      ? api_generate_reply(&res[0])
+                 : c->kind == API_COMPLETIONS ? api_completion_reply(res, c->n_choices)
+                                              : api_chat_reply(res, c->n_choices);
+    return reply(c, 200, "application/json", body, "X-Request-Id", c->req->id);
+}
+
+/* Choice i's reply from its channel's snapshot. */
+static ApiResult result_of(const Conn *c, int i, const RequestSnapshot *snap) {
+    const Request *r = request_choice(c->req, i);
     double decode_s = snap->t_done > snap->t_first_token && snap->t_first_token > 0
                           ? snap->t_done - snap->t_first_token
                           : 0;
     ApiFinish finish = snap->finish ? snap->finish : API_FINISH_LENGTH;
     bool attention = r->api.params.attention.form != ATTENTION_NONE;
     return (ApiResult){
+        .index = i,
         .id = r->id,
         .model = c->server->config->model_name,
         .created = c->created,
@@ -795,39 +820,88 @@ static enum MHD_Result start_stream(Conn *c) {
 /* Appends to c->sse what the snapshot holds beyond what was sent, a chunk at a time: a slow reader
  * leaves the rest in the channel (bounded by max_tokens), so the SSE buffer never fills. Events
  * below the snapshot's counts are final, so they are read without the lock. */
-static void stream_collect(Conn *c, const RequestSnapshot *snap) {
-    const Request *r = c->req;
-    ApiResult res = result_of(c, snap);
-    for (; c->next_event < snap->n_events && sse_pending(&c->sse) < SSE_COLLECT_CHUNK;
-         c->next_event++) {
-        const TokenEvent *ev = &r->events[c->next_event];
-        const char *text = r->text + ev->offset;
-        const ApiToken *tok = r->tokens ? &r->tokens[r->n_scored + ev->index] : NULL;
-        char *json =
-            c->kind == API_GENERATE
-                ? api_generate_token_event(&res, ev->index, text, (size_t)ev->len, ev->logprob, tok)
-            : c->kind == API_COMPLETIONS
-                ? api_completion_chunk(&res, text, (size_t)ev->len, tok, NULL)
-                : api_chat_chunk(&res, !c->first_chunk_sent, text, (size_t)ev->len, tok, NULL);
-        c->first_chunk_sent = true;
+/* One event of choice i as its SSE payload. */
+static char *event_json(Conn *c, const ApiResult *res, const Request *r, const TokenEvent *ev,
+                        bool first) {
+    const char *text = r->text + ev->offset;
+    const ApiToken *tok = r->tokens ? &r->tokens[r->n_scored + ev->index] : NULL;
+    switch (c->kind) {
+        case API_GENERATE:
+            return api_generate_token_event(res, ev->index, text, (size_t)ev->len, ev->logprob,
+                                            tok);
+        case API_COMPLETIONS:
+            return api_completion_chunk(res, text, (size_t)ev->len, tok, NULL);
+        default:
+            return api_chat_chunk(res, first, text, (size_t)ev->len, tok, NULL);
+    }
+}
+
+/* Appends choice i's events past what was sent, up to the chunk's room. Returns whether all of
+ * them are out. */
+static bool collect_choice(Conn *c, int i) {
+    Request *r = request_choice(c->req, i);
+    RequestSnapshot snap;
+    request_snapshot(r, &snap);
+    ApiResult res = result_of(c, i, &snap);
+    for (; c->next_event[i] < snap.n_events && sse_pending(&c->sse) < SSE_COLLECT_CHUNK;
+         c->next_event[i]++) {
+        bool first = c->next_event[i] == 0; /* chat: the role goes in each choice's first */
+        char *json = event_json(c, &res, r, &r->events[c->next_event[i]], first);
         sse_write_data(&c->sse, json);
         free(json);
     }
-    if (!snap->done || c->next_event < snap->n_events) return;
-    char *json = snap->failed              ? api_error_json(&snap->error)
-                 : c->kind == API_GENERATE ? api_generate_final_event(&res)
-                 : c->kind == API_COMPLETIONS
-                     ? api_completion_chunk(&res, "", 0, NULL, res.finish_reason)
-                     : api_chat_chunk(&res, !c->first_chunk_sent, "", 0, NULL, res.finish_reason);
-    sse_write_data(&c->sse, json);
-    free(json);
+    return c->next_event[i] == snap.n_events;
+}
+
+/* Each choice's end: /generate's final event, or an OpenAI chunk with its finish_reason. */
+static void write_endings(Conn *c) {
+    for (int i = 0; i < c->n_choices; i++) {
+        RequestSnapshot snap;
+        request_snapshot(request_choice(c->req, i), &snap);
+        ApiResult res = result_of(c, i, &snap);
+        char *json = c->kind == API_GENERATE ? api_generate_final_event(&res)
+                     : c->kind == API_COMPLETIONS
+                         ? api_completion_chunk(&res, "", 0, NULL, res.finish_reason)
+                         : api_chat_chunk(&res, snap.n_events == 0, "", 0, NULL, res.finish_reason);
+        sse_write_data(&c->sse, json);
+        free(json);
+    }
+}
+
+/* Appends to c->sse what the choices hold beyond what was sent, a chunk at a time: a slow reader
+ * leaves the rest in the channels (bounded by max_tokens), so the SSE buffer never fills. Events
+ * below a snapshot's counts are final, so they are read without the lock. */
+static void stream_collect(Conn *c, const RequestSnapshot *snap) {
+    bool all_out = true;
+    for (int i = 0; i < c->n_choices; i++) all_out &= collect_choice(c, i);
+    if (!snap->group_done || !all_out) return;
+    if (snap->failed) {
+        char *json = api_error_json(&snap->error);
+        sse_write_data(&c->sse, json);
+        free(json);
+    } else {
+        write_endings(c);
+    }
     if (!snap->failed && c->kind != API_GENERATE && c->include_usage) {
-        json = api_openai_usage_chunk(&res);
+        ApiResult res[API_MAX_CHOICES];
+        RequestSnapshot snaps[API_MAX_CHOICES];
+        for (int i = 0; i < c->n_choices; i++) {
+            request_snapshot(request_choice(c->req, i), &snaps[i]);
+            res[i] = result_of(c, i, &snaps[i]);
+        }
+        char *json = api_openai_usage_chunk(res, c->n_choices);
         sse_write_data(&c->sse, json);
         free(json);
     }
     sse_write_data(&c->sse, "[DONE]");
     c->finished = true;
+}
+
+/* Events sent so far, over all choices. */
+static int events_sent(const Conn *c) {
+    int n = 0;
+    for (int i = 0; i < c->n_choices; i++) n += c->next_event[i];
+    return n;
 }
 
 /* libmicrohttpd asks for the next bytes of a stream. With nothing to send, the connection is
@@ -846,7 +920,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (sse_failed(&c->sse)) return MHD_CONTENT_READER_END_WITH_ERROR;
         RequestSnapshot snap;
         request_snapshot(r, &snap);
-        if (snap.done || snap.n_events > c->next_event) {
+        if (snap.group_done || snap.group_events > events_sent(c)) {
             stream_collect(c, &snap);
             continue;
         }
@@ -860,7 +934,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             sse_write_comment(&c->sse, "keep-alive"); /* proxies close silent streams */
             continue;
         }
-        if (!request_wait(r, c->next_event, INT_MAX, &c->waiter)) {
+        if (!request_wait(r, events_sent(c), INT_MAX, &c->waiter)) {
             park(c, keepalive_s - silent_s);
             return 0;
         }

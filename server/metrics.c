@@ -31,7 +31,7 @@ struct Metrics {
     pthread_mutex_t lock; /* guards every field below */
     RequestSeries requests[MAX_SERIES];
     int n_requests;
-    unsigned long prompt_tokens, generated_tokens;
+    unsigned long prompt_tokens, generated_tokens, engine_rows;
     int queue_depth, active;
     Histogram batch, ttft, tpot, step;
 };
@@ -89,6 +89,12 @@ void metrics_request_done(Metrics *m, const char *endpoint, int status) {
         m->n_requests++;
     }
     if (i < m->n_requests) m->requests[i].count++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_engine_rows(Metrics *m, long rows) {
+    pthread_mutex_lock(&m->lock);
+    m->engine_rows += (unsigned long)rows;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -155,11 +161,14 @@ char *metrics_render(Metrics *m) {
                "# TYPE gptd_prompt_tokens_total counter\ngptd_prompt_tokens_total %lu\n"
                "# HELP gptd_generated_tokens_total Tokens generated\n"
                "# TYPE gptd_generated_tokens_total counter\ngptd_generated_tokens_total %lu\n"
+               "# HELP gptd_engine_rows_total Tokens run through the model (prompt prefills, "
+               "re-prefills past the context, decode steps)\n"
+               "# TYPE gptd_engine_rows_total counter\ngptd_engine_rows_total %lu\n"
                "# HELP gptd_queue_depth Requests waiting for a slot\n"
                "# TYPE gptd_queue_depth gauge\ngptd_queue_depth %d\n"
                "# HELP gptd_active_sequences Sequences holding a slot\n"
                "# TYPE gptd_active_sequences gauge\ngptd_active_sequences %d\n",
-               m->prompt_tokens, m->generated_tokens, m->queue_depth, m->active);
+               m->prompt_tokens, m->generated_tokens, m->engine_rows, m->queue_depth, m->active);
     render_histogram(&t, &m->batch);
     render_histogram(&t, &m->ttft);
     render_histogram(&t, &m->tpot);

@@ -15,6 +15,8 @@ void metrics_tokens(Metrics *m, long prompt_tokens, long generated_tokens);
 void metrics_set_queue_depth(Metrics *m, int depth);
 void metrics_set_active(Metrics *m, int active);
 void metrics_step(Metrics *m, int batch_size, double seconds);
+/* Rows one engine step ran (BatchScratch.rows). */
+void metrics_engine_rows(Metrics *m, long rows);
 void metrics_time_to_first_token(Metrics *m, double seconds);
 void metrics_time_per_token(Metrics *m, double seconds);
 

@@ -44,8 +44,9 @@ static void free_channel(Request *r) {
     free(r->top_logprobs);
 }
 
-Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
-                        ContextPolicy context, double timeout_s, ApiError *e) {
+/* One choice's request: its sequence and channel. */
+static Request *create_one(const char *id, const ApiRequest *api, const Tokenizer *tok,
+                           ContextPolicy context, double timeout_s, ApiError *e) {
     Request *r = calloc(1, sizeof *r);
     if (!r) {
         api_error(e, 500, "server_error", "out of memory");
@@ -85,8 +86,53 @@ Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *
     r->prompt_tokens = r->seq.n_prompt + r->seq.n_score;
     r->prompt_dropped = r->seq.prompt_dropped;
     r->refs = 1;
+    r->n_choices = 1;
     snprintf(r->id, sizeof r->id, "%s", id);
     return r;
+}
+
+/* Choice i's seed: the request's plus i, kept within JSON's exact integers. */
+static uint64_t choice_seed(uint64_t seed, int i) {
+    return (seed + (uint64_t)i) & ((1ull << 53) - 1);
+}
+
+Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
+                        ContextPolicy context, double timeout_s, ApiError *e) {
+    Request *r = create_one(id, api, tok, context, timeout_s, e);
+    if (!r || api->n <= 1) return r;
+    r->choices = calloc((size_t)api->n - 1, sizeof *r->choices);
+    if (!r->choices) {
+        request_release(r);
+        api_error(e, 500, "server_error", "out of memory");
+        return NULL;
+    }
+    ApiRequest one = *api;
+    for (int i = 1; i < api->n; i++) {
+        one.params.seed = choice_seed(api->params.seed, i);
+        Request *c = create_one(id, &one, tok, context, timeout_s, e);
+        Error err;
+        if (c && sequence_fork_from(&c->seq, &r->seq, &err)) {
+            api_error(e, 500, "server_error", "%s", err.message);
+            request_release(c);
+            c = NULL;
+        }
+        if (!c) {
+            request_release(r);
+            return NULL;
+        }
+        c->deadline = r->deadline;
+        c->t_arrival = r->t_arrival;
+        r->choices[r->n_choices++ - 1] = c;
+    }
+    return r;
+}
+
+Request *request_choice(Request *r, int i) { return i == 0 ? r : r->choices[i - 1]; }
+
+bool request_all_finished(const Request *r) {
+    for (int i = 0; i < r->n_choices; i++)
+        if (request_choice((Request *)r, i)->seq.finish == FINISH_NONE) return false;
+    return true;
 }
 
 void request_retain(Request *r) {
@@ -101,6 +147,8 @@ void request_release(Request *r) {
     int left = --r->refs;
     pthread_mutex_unlock(&r->lock);
     if (left > 0) return;
+    for (int i = 1; i < r->n_choices; i++) request_release(r->choices[i - 1]);
+    free(r->choices);
     sequence_free(&r->seq);
     free_channel(r);
     pthread_mutex_destroy(&r->lock);
@@ -180,11 +228,15 @@ static void add_token_events(Request *r, const Sequence *q, int offset, int len)
     }
 }
 
-void request_publish(Request *r, double now, double wake_interval_s, Metrics *metrics) {
+/* Appends one choice's new text and records, and ends its channel when its sequence finished;
+ * metrics (NULL for the choices after the first) get its time to first token and per token.
+ * Returns whether anything new was appended. */
+static bool append_choice(Request *r, double now, Metrics *metrics) {
     Sequence *q = &r->seq;
     const char *text;
     size_t n = sequence_take_text(q, &text);
     pthread_mutex_lock(&r->lock);
+    int events_before = r->n_events, tokens_before = r->completion_tokens;
     if (r->tokens && sequence_reported(q) + r->first_recorded > r->n_recorded) record_token(r, q);
     if (n > 0) {
         memcpy(r->text + r->text_len, text, n);
@@ -202,43 +254,92 @@ void request_publish(Request *r, double now, double wake_interval_s, Metrics *me
     if (q->n_generated > r->completion_tokens) {
         if (r->completion_tokens == 0) {
             r->t_first_token = now;
-            metrics_time_to_first_token(metrics, now - r->t_arrival);
-        } else {
+            if (metrics) metrics_time_to_first_token(metrics, now - r->t_arrival);
+        } else if (metrics) {
             metrics_time_per_token(metrics, now - r->t_last_token);
         }
         r->t_last_token = now;
         r->completion_tokens = q->n_generated;
     }
-    if (q->finish != FINISH_NONE) {
+    if (q->finish != FINISH_NONE && !r->done) {
         r->done = true;
         r->finish = q->finish == FINISH_STOP ? API_FINISH_STOP : API_FINISH_LENGTH;
         r->t_done = now;
     }
-    if (r->done || (r->wake_each_event && now - r->t_woken >= wake_interval_s)) {
+    bool news = r->n_events > events_before || r->completion_tokens > tokens_before;
+    pthread_mutex_unlock(&r->lock);
+    return news;
+}
+
+/* The group's counts on the first choice, and a wake-up when they call for one. Called with
+ * r->lock held, after every choice's own channel was updated (their locks released). */
+static void end_group_step_locked(Request *r, double now, bool news, double wake_interval_s) {
+    int events = 0;
+    bool done = true;
+    for (int i = 0; i < r->n_choices; i++) {
+        Request *c = request_choice(r, i);
+        events += c == r ? r->n_events : atomic_load(&c->n_events_published);
+        done &= c == r ? r->done : atomic_load(&c->done_published);
+    }
+    r->group_events = events;
+    r->group_done = done;
+    if (done || (news && r->wake_each_event && now - r->t_woken >= wake_interval_s)) {
         r->t_woken = now;
         wake_locked(r);
     }
+}
+
+void request_publish(Request *r, double now, double wake_interval_s, Metrics *metrics) {
+    bool news = false;
+    for (int i = 1; i < r->n_choices; i++) {
+        Request *c = r->choices[i - 1];
+        news |= append_choice(c, now, NULL);
+        atomic_store(&c->n_events_published, c->n_events);
+        atomic_store(&c->done_published, c->done);
+    }
+    news |= append_choice(r, now, metrics);
+    pthread_mutex_lock(&r->lock);
+    end_group_step_locked(r, now, news || r->done, wake_interval_s);
     pthread_mutex_unlock(&r->lock);
 }
 
-void request_finish(Request *r, ApiFinish reason, double now) {
+/* Ends one choice's channel (with e, an error) unless it has ended. */
+static void end_choice(Request *c, ApiFinish reason, const ApiError *e, double now) {
+    pthread_mutex_lock(&c->lock);
+    if (e) {
+        c->failed = true;
+        c->error = *e;
+    }
+    if (!c->done || e) {
+        c->done = true;
+        c->finish = reason;
+        c->t_done = now;
+    }
+    pthread_mutex_unlock(&c->lock);
+    atomic_store(&c->n_events_published, c->n_events);
+    atomic_store(&c->done_published, true);
+}
+
+/* Ends every choice's channel, then the group's, and wakes the consumer. */
+static void end_all(Request *r, ApiFinish reason, const ApiError *e, double now) {
+    for (int i = 1; i < r->n_choices; i++) end_choice(r->choices[i - 1], reason, e, now);
     pthread_mutex_lock(&r->lock);
+    if (e) {
+        r->failed = true;
+        r->error = *e;
+    }
     r->done = true;
     r->finish = reason;
     r->t_done = now;
+    end_group_step_locked(r, now, true, 0);
     wake_locked(r);
     pthread_mutex_unlock(&r->lock);
 }
 
+void request_finish(Request *r, ApiFinish reason, double now) { end_all(r, reason, NULL, now); }
+
 void request_fail(Request *r, const ApiError *e, double now) {
-    pthread_mutex_lock(&r->lock);
-    r->failed = true;
-    r->error = *e;
-    r->done = true;
-    r->finish = API_FINISH_ERROR;
-    r->t_done = now;
-    wake_locked(r);
-    pthread_mutex_unlock(&r->lock);
+    end_all(r, API_FINISH_ERROR, e, now);
 }
 
 /* ---- consumer ---------------------------------------------------------------------------- */
@@ -249,6 +350,8 @@ void request_snapshot(Request *r, RequestSnapshot *out) {
                              .text_len = r->text_len,
                              .event_tokens = r->event_tokens,
                              .done = r->done,
+                             .group_done = r->group_done,
+                             .group_events = r->group_events,
                              .failed = r->failed,
                              .finish = r->finish,
                              .error = r->error,
@@ -264,7 +367,7 @@ void request_snapshot(Request *r, RequestSnapshot *out) {
 
 bool request_wait(Request *r, int seen_events, int seen_tokens, const RequestWaiter *w) {
     pthread_mutex_lock(&r->lock);
-    bool news = r->done || r->n_events > seen_events ||
+    bool news = r->group_done || r->group_events > seen_events ||
                 (seen_tokens != INT_MAX && r->completion_tokens > seen_tokens);
     if (!news) {
         r->waiter = *w;

@@ -55,6 +55,14 @@ typedef struct Request {
 
     Sequence seq; /* built before submit; then the scheduler thread's alone (it sets the slot and
                      runs it); freed with the last reference */
+    /* "n" above 1: the other choices, each a Request of its own (its own channel and lock, and a
+     * sequence that forks this one's prompt) owned by this one. Set at creation, read-only. Their
+     * counts for the group (n_events_published, done_published) are atomics that the producer
+     * stores after releasing the choice's lock and reads under this one's. */
+    struct Request **choices; /* (n_choices - 1) */
+    int n_choices;
+    atomic_int n_events_published;
+    atomic_bool done_published;
 
     atomic_bool cancelled; /* the client went away: free the slot at the next step */
 
@@ -76,6 +84,9 @@ typedef struct Request {
     int event_tokens;        /* generated tokens whose text is out in events */
     bool done;
     ApiFinish finish; /* API_FINISH_NONE until done */
+    /* the group (this request and its other choices): events of all, all done */
+    int group_events;
+    bool group_done;
     bool failed;
     ApiError error;
     int prompt_tokens, completion_tokens, prompt_dropped;
@@ -91,16 +102,24 @@ typedef struct Request {
 typedef struct {
     int n_events, text_len, event_tokens;
     bool done, failed;
+    int group_events; /* every choice's events */
+    bool group_done;  /* every choice has ended */
     ApiFinish finish;
     ApiError error;
     int prompt_tokens, completion_tokens, prompt_dropped;
     double t_arrival, t_admit, t_first_token, t_done;
 } RequestSnapshot;
 
-/* Builds a request from a parsed body: tokenizes the prompt into a Sequence. On a bad prompt
- * returns NULL with a 400 in *e. The caller holds one reference. */
+/* Builds a request from a parsed body: tokenizes the prompt into a Sequence, and with api->n > 1
+ * makes the other choices (choice i's seed is the request's plus i, and its sequence forks the
+ * first's prompt). On a bad prompt returns NULL with a 400 in *e. The caller holds one
+ * reference. */
 Request *request_create(const char *id, const ApiRequest *api, const Tokenizer *tok,
                         ContextPolicy context, double timeout_s, ApiError *e);
+/* Choice i of r (0: r itself; i < r->n_choices). */
+Request *request_choice(Request *r, int i);
+/* True when every choice's sequence has finished. */
+bool request_all_finished(const Request *r);
 /* Takes one more reference. */
 void request_retain(Request *r);
 void request_release(Request *r);
@@ -109,11 +128,11 @@ void request_release(Request *r);
 
 /* Records the time the request got its slot. */
 void request_admitted(Request *r, double now);
-/* Appends the sequence's new text (and attention) and, if it finished, ends the channel; wakes a
- * waiting consumer at the end, and for a stream when `wake_interval_s` has passed since the last
- * wake. Metrics get time to first token and time per token. */
+/* Appends each choice's new text (and records) and, where one finished, ends its channel; wakes a
+ * waiting consumer when every choice has ended, and for a stream when `wake_interval_s` has
+ * passed since the last wake. Metrics get the first choice's time to first token and per token. */
 void request_publish(Request *r, double now, double wake_interval_s, Metrics *metrics);
-/* Ends the channel without the model: cancelled, timeout, shutdown. */
+/* Ends every choice's channel without the model: cancelled, timeout, shutdown. */
 void request_finish(Request *r, ApiFinish reason, double now);
 /* Ends the channel with an error (*e, e.g. a 500). */
 void request_fail(Request *r, const ApiError *e, double now);
@@ -121,8 +140,9 @@ void request_fail(Request *r, const ApiError *e, double now);
 /* ---- consumer (the HTTP side) ---- */
 
 void request_snapshot(Request *r, RequestSnapshot *out);
-/* Parks the consumer unless the channel already holds news: the end, an event past
- * `seen_events`, or a token past `seen_tokens` (INT_MAX: do not count that kind). Returns true
+/* Parks the consumer unless the channel already holds news: the end of every choice, an event
+ * past `seen_events` (counted over all choices), or a token of the first choice past
+ * `seen_tokens` (INT_MAX: do not count that kind). Returns true
  * when there is news (nothing parked), false when w->suspend ran. */
 bool request_wait(Request *r, int seen_events, int seen_tokens, const RequestWaiter *w);
 /* Wakes the consumer if it is parked (the HTTP side's own reasons: a timer, a closed socket). */

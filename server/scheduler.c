@@ -22,20 +22,27 @@ struct Scheduler {
     Request **queue; /* ring of max_queue */
     int q_head, q_len;
     bool draining, stopping;
-    int n_active;
+    int n_active;     /* requests in slots */
+    int slots_in_use; /* their choices: a slot each */
     bool joined; /* the thread has ended (scheduler_stop; only the thread calling it reads it) */
     /* scheduler thread only */
     long steps;       /* engine steps run */
     Request **active; /* (max_batch) */
-    Sequence **seqs;  /* (max_batch) */
+    Sequence **seqs;  /* (max_batch) every active choice's sequence */
     bool *slot_used;  /* (max_batch) */
 };
 
-/* Removes active[i] (its slot becomes free) and drops the scheduler's reference. */
+/* Removes active[i] (its choices' slots become free) and drops the scheduler's reference. */
 static void retire(Scheduler *s, int i) {
     Request *r = s->active[i];
-    s->slot_used[r->seq.slot] = false;
-    metrics_tokens(s->metrics, r->prompt_tokens, r->completion_tokens);
+    long generated = 0;
+    for (int k = 0; k < r->n_choices; k++) {
+        Request *c = request_choice(r, k);
+        s->slot_used[c->seq.slot] = false;
+        generated += c->completion_tokens;
+    }
+    s->slots_in_use -= r->n_choices;
+    metrics_tokens(s->metrics, r->prompt_tokens, generated);
     s->active[i] = s->active[s->n_active - 1];
     pthread_mutex_lock(&s->lock);
     s->n_active--;
@@ -70,14 +77,19 @@ static void drop_abandoned_locked(Scheduler *s, double now) {
 static void admit(Scheduler *s, double now) {
     pthread_mutex_lock(&s->lock);
     drop_abandoned_locked(s, now);
-    while (s->q_len > 0 && s->n_active < s->config.max_batch) {
+    /* In order: a request of several choices waits at the head until its slots are free. */
+    while (s->q_len > 0 &&
+           s->slots_in_use + s->queue[s->q_head]->n_choices <= s->config.max_batch) {
         Request *r = s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % s->config.max_queue;
         s->q_len--;
         int slot = 0;
-        while (s->slot_used[slot]) slot++;
-        s->slot_used[slot] = true;
-        r->seq.slot = slot;
+        for (int k = 0; k < r->n_choices; k++) {
+            while (s->slot_used[slot]) slot++;
+            s->slot_used[slot] = true;
+            request_choice(r, k)->seq.slot = slot;
+        }
+        s->slots_in_use += r->n_choices;
         request_admitted(r, now);
         s->active[s->n_active++] = r;
     }
@@ -119,14 +131,17 @@ static void *scheduler_main(void *arg) {
         }
         metrics_set_active(s->metrics, s->n_active);
         if (s->n_active == 0) continue;
-        for (int i = 0; i < s->n_active; i++) s->seqs[i] = &s->active[i]->seq;
+        int n_seqs = 0;
+        for (int i = 0; i < s->n_active; i++)
+            for (int k = 0; k < s->active[i]->n_choices; k++)
+                s->seqs[n_seqs++] = &request_choice(s->active[i], k)->seq;
         Error err;
         if (s->config.step_delay_ms > 0) usleep((useconds_t)s->config.step_delay_ms * 1000);
         double t0 = clock_seconds();
         int ran =
             ++s->steps == s->config.fail_step
                 ? error_set(&err, "injected fault at step %ld (GPTD_TEST_FAIL_STEP)", s->steps)
-                : batch_step(s->engine, s->seqs, s->n_active, s->config.prefill_budget, &s->scratch,
+                : batch_step(s->engine, s->seqs, n_seqs, s->config.prefill_budget, &s->scratch,
                              &err);
         double t1 = clock_seconds();
         if (ran < 0) { /* a bug, not a user error: fail the batch, keep serving */
@@ -140,11 +155,12 @@ static void *scheduler_main(void *arg) {
             continue;
         }
         metrics_step(s->metrics, ran, t1 - t0);
+        metrics_engine_rows(s->metrics, s->scratch.rows);
         double interval = stream_wake_interval(&s->config, s->n_active);
         for (int i = s->n_active - 1; i >= 0; i--) {
             Request *r = s->active[i];
             request_publish(r, t1, interval, s->metrics);
-            if (r->seq.finish != FINISH_NONE) retire(s, i);
+            if (request_all_finished(r)) retire(s, i);
         }
         metrics_set_active(s->metrics, s->n_active);
     }

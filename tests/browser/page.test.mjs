@@ -535,6 +535,39 @@ test('6b. attention explorer: hover, picker, keyboard, heat map', { timeout: 900
   await close();
 });
 
+// The next-character distribution of a selected character, from the stream's top_logprobs; and
+// the sampling controls: a logit bias of -100 on a character keeps it out of the text.
+test('6d. next-character distribution and the sampling controls', { timeout: 90000 }, async () => {
+  const { page, close } = await openPage(gptd.base + '/');
+  await typePrompt(page, 'ROMEO:');
+  await page.uncheck('#show_attention');
+  await page.fill('#max_tokens', '200');
+  await page.fill('#seed', '5');
+  await page.locator('#more summary').click();
+  await page.fill('#logit_bias', 'e:-100, o:-100');
+  await page.fill('#frequency_penalty', '0.5');
+  await page.click('#generate');
+  await waitFinished(page);
+  const generated = (await outputText(page)).slice('ROMEO:'.length);
+  assert.equal(generated.length, 200);
+  assert.ok(!/[eo]/.test(generated), `no e or o under a bias of -100: ${JSON.stringify(generated)}`);
+  await page.locator('#output span.gen').nth(30).hover();
+  const bars = await page.evaluate(() => [...document.querySelectorAll('#dist li')].map((li) => ({
+    text: JSON.parse(li.querySelector('.label').textContent),
+    pct: parseFloat(li.lastChild.textContent),
+    drawn: li.classList.contains('drawn'),
+  })));
+  log(`  distribution at position 36: ${bars.slice(0, 3).map((b) => `${JSON.stringify(b.text)} ${b.pct}%`).join(', ')}`);
+  assert.equal(bars.length, 20, 'the 20 likeliest of the 65');
+  for (let i = 1; i < bars.length; i++) assert.ok(bars[i - 1].pct >= bars[i].pct, 'likeliest first');
+  assert.ok(bars.every((b) => b.text !== 'e' && b.text !== 'o'), 'the banned characters are not among them');
+  const drawn = bars.filter((b) => b.drawn);
+  assert.ok(drawn.length <= 1);
+  if (drawn.length) assert.equal(drawn[0].text, generated[30]);
+  await screenshot(page, '9-distribution.png');
+  await close();
+});
+
 test('6c. a GPT-2 directory (byte-level BPE): emoji and CJK stream whole; the explorer says why it is off', {
   timeout: 90000,
 }, async () => {

@@ -142,7 +142,7 @@ describe('request errors', () => {
 
   test('unknown path: 404', async () => {
     assertApiError(await gptd.get('/nope'), 404, /\/nope/);
-    assertApiError(await gptd.post('/v1/chat/completions', { messages: [] }), 404);
+    assertApiError(await gptd.post('/v1/embeddings', { input: 'x' }), 404);
     assertApiError(await gptd.get('/generate/extra'), 404);
   });
 

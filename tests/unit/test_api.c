@@ -121,7 +121,8 @@ static void refused(void **state) {
         {API_GENERATE, "{\"stop\":\"\xc3\"}", "\"stop\" strings must be UTF-8"},
         {API_GENERATE, "{\"stop\":[\"ok\",\"a\xe2\x9c\"]}", "\"stop\" strings must be UTF-8"},
         {API_GENERATE, "{\"promt\":\"typo\"}", "unknown field \"promt\""},
-        {API_COMPLETIONS, "{\"n\":2}", "\"n\""},
+        {API_COMPLETIONS, "{\"n\":129}", "\"n\""},
+        {API_COMPLETIONS, "{\"n\":2,\"best_of\":3}", "\"best_of\""},
         {API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}", "\"prompt\""},
         {API_COMPLETIONS, "{\"stream_options\":3}", "\"stream_options\""},
         /* duplicate keys: cJSON would let the first win, silently */
@@ -238,7 +239,7 @@ static void replies_carry_exact_values(void **state) {
         assert_non_null(strstr(reply, "\"finish_reason\":\"stop\""));
         free(reply);
         free(final);
-        char *completion = api_completion_reply(&r);
+        char *completion = api_completion_reply(&r, 1);
         assert_non_null(strstr(completion, "\"prompt_tokens\":7,\"completion_tokens\":6,"
                                            "\"total_tokens\":13"));
         free(completion);
@@ -440,13 +441,15 @@ static void stop_prompt_and_defaults_on_every_endpoint(void **state) {
             }
         }
     }
-    /* n: exactly 1, on /v1/completions; /generate knows no such field */
+    /* n: 1 to API_MAX_CHOICES on the OpenAI endpoints; /generate knows no such field */
     const struct {
         ApiKind kind;
         const char *body;
         bool ok;
     } ns[] = {{API_COMPLETIONS, "{\"n\":1}", true},
-              {API_COMPLETIONS, "{\"n\":2}", false},
+              {API_COMPLETIONS, "{\"n\":128}", true},
+              {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"n\":128}", true},
+              {API_COMPLETIONS, "{\"n\":129}", false},
               {API_COMPLETIONS, "{\"n\":0}", false},
               {API_GENERATE, "{\"n\":1}", false}};
     for (size_t i = 0; i < sizeof ns / sizeof *ns; i++) {

@@ -341,6 +341,69 @@ static void prefills_take_turns(void **state) {
     tokenizer_free(&tok);
 }
 
+/* Three replies to one prompt: the first prefills it, the two forks copy its cache rows and its
+ * logits. Each fork's text and log-probabilities are the same bits as a sequence of its own
+ * seed run alone, and the prompt goes through the engine once: the rows are the prompt's plus
+ * one a generated token (the last excepted) a reply. Prompts shorter and longer than the
+ * context, under a small prefill budget (the prompt arrives in chunks). */
+static void forks_share_one_prefill(void **state) {
+    (void)state;
+    GPT m;
+    Tokenizer tok;
+    Error err;
+    random_model_sized(&m, &tok, false, 32, 4);
+    int T = m.config.block_size, n = 3, budget = 5, max_tokens = 2 * T;
+    ContextPolicy ctx = {.block_size = T, .shift = CONTEXT_KEEP, .keep = T / 2};
+    Engine *e;
+    EngineConfig ec = {.max_slots = n, .max_rows = n + budget, .threads = 2};
+    assert_int_equal(engine_create(&e, &m, &ec, &err), 0);
+    BatchScratch b;
+    assert_int_equal(batch_scratch_init(&b, n, m.config.vocab_size, &err), 0);
+    const char *prompts[] = {"ABCDEFG", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}; /* T is 16 */
+    for (int p = 0; p < 2; p++) {
+        Sequence group[3], alone;
+        Sequence *all[3] = {&group[0], &group[1], &group[2]};
+        long rows = 0;
+        for (int i = 0; i < n; i++) {
+            GenerationParams gp = {.sampler = {1.0f, 0, 1.0f, 0.0f},
+                                   .seed = 100 + (uint64_t)i,
+                                   .max_tokens = max_tokens};
+            assert_int_equal(
+                sequence_init(&group[i], &tok, ctx, prompts[p], strlen(prompts[p]), &gp, &err), 0);
+            group[i].slot = i;
+            if (i > 0) assert_int_equal(sequence_fork_from(&group[i], &group[0], &err), 0);
+        }
+        for (int ran; (ran = batch_step(e, all, n, budget, &b, &err)) != 0; rows += b.rows)
+            assert_true(ran > 0);
+        int kept = group[0].n_prompt;
+        /* past the context each reply's window moves on its own: keep rows of re-prefill, one
+         * of them the token a decode row would have run */
+        long shifted = 0;
+        for (int i = 0; i < n; i++) shifted += (long)group[i].shifts * (ctx.keep - 1);
+        assert_true(shifted > 0);
+        assert_int_equal(rows, kept + (long)n * (max_tokens - 1) + shifted);
+        for (int i = 1; i < n; i++) {
+            GenerationParams gp = group[i].params;
+            assert_int_equal(
+                sequence_init(&alone, &tok, ctx, prompts[p], strlen(prompts[p]), &gp, &err), 0);
+            alone.slot = 0;
+            Sequence *one[1] = {&alone};
+            while (batch_step(e, one, 1, budget, &b, &err) > 0) {
+            }
+            assert_int_equal(alone.n_generated, group[i].n_generated);
+            assert_memory_equal(alone.tokens, group[i].tokens,
+                                (size_t)alone.n_tokens * sizeof *alone.tokens);
+            assert_int_equal(alone.shifts, group[i].shifts);
+            sequence_free(&alone);
+        }
+        for (int i = 0; i < n; i++) sequence_free(&group[i]);
+    }
+    batch_scratch_free(&b);
+    engine_destroy(e);
+    gpt_free(&m);
+    tokenizer_free(&tok);
+}
+
 /* Runs job 0 (the seeded request) with n_others, which start at other steps and stop at other
  * lengths; returns job 0's text (caller frees) and fills logprobs (40) with the log-probability
  * of each of its tokens: those carry the logits' bits, so they show any numerical difference
@@ -787,6 +850,7 @@ int main(void) {
         cmocka_unit_test(runs_after_keep_unpacked),
         cmocka_unit_test(windows_past_the_context),
         cmocka_unit_test(prefills_take_turns),
+        cmocka_unit_test(forks_share_one_prefill),
         cmocka_unit_test(batch_invariance),
         cmocka_unit_test(seeds),
         cmocka_unit_test(paths_same_bits),
