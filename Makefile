@@ -192,7 +192,7 @@ test-tokenizer: bin/gpt-tokenize
 	  npm ci --prefix tests/tokenizer --no-audit --no-fund
 	GPTD_TOKENIZE=bin/gpt-tokenize node --test tests/tokenizer/
 
-test-integration: bin/gptd-san
+test-integration: bin/gptd-san bin/gpt-context-loss
 	bash tests/integration/run.sh bin/gptd-san
 
 test-tsan: bin/gptd-tsan

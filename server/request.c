@@ -331,8 +331,7 @@ static void end_all(Request *r, ApiFinish reason, const ApiError *e, double now)
     r->done = true;
     r->finish = reason;
     r->t_done = now;
-    end_group_step_locked(r, now, true, 0);
-    wake_locked(r);
+    end_group_step_locked(r, now, true, 0); /* all done: wakes the consumer */
     pthread_mutex_unlock(&r->lock);
 }
 

@@ -53,11 +53,9 @@ describe('logprobs and scoring', () => {
     assert.equal(j.logprobs.map((t) => t.text).join(''), j.text);
   });
 
-  test('scoring: summed token_logprobs equal gpt-context-loss on four stretches, past the context', async (t) => {
-    if (!fs.existsSync(CONTEXT_LOSS) || !fs.existsSync(DATA)) {
-      t.skip(`needs ${CONTEXT_LOSS} (make bin/gpt-context-loss) and ${DATA}`);
-      return;
-    }
+  test('scoring: summed token_logprobs equal gpt-context-loss on four stretches, past the context', async () => {
+    assert.ok(fs.existsSync(CONTEXT_LOSS), `${CONTEXT_LOSS} is missing: make bin/gpt-context-loss`);
+    assert.ok(fs.existsSync(DATA), `${DATA} is missing (GPTD_DATA, or ../shared/data)`);
     const len = 400; // past the context of 256
     const out = execFileSync(CONTEXT_LOSS, ['--model', modelPath(), '--data', DATA, '--stretches', '4',
       '--length', String(len), '--threads', '2'], { encoding: 'utf8' });

@@ -2,6 +2,7 @@
 # Black-box integration tests of gptd (Node's test runner against the real binary).
 #   tests/integration/run.sh                  # bin/gptd
 #   tests/integration/run.sh bin/gptd-san     # the ASan/UBSan build
+# Needs bin/gpt-context-loss (logprobs.test.js scores text against it; make test-integration builds it).
 # Env: GPTD_TEST_MODEL (default weights/shakespeare-char.safetensors; copied, never served in place),
 # GPTD_SOAK=1 adds the 2,000-request memory test. Installs the npm packages from
 # package-lock.json into tests/integration/node_modules when missing.
