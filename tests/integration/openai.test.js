@@ -78,17 +78,43 @@ describe('openai client, server without an API key', () => {
     await checkCompletions(client(gptd, 'any-string-will-do'));
   });
 
-  test('n: 2 is a 400 (APIError with status 400)', async () => {
+  test('a parameter gptd does not take is a 400 naming it (APIError with status 400)', async () => {
     const openai = client(gptd, 'x');
-    await assert.rejects(
-      openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 5, n: 2 }),
-      (err) => {
-        assert.ok(err instanceof APIError, `${err}`);
-        assert.ok(err instanceof BadRequestError);
-        assert.equal(err.status, 400);
-        assert.match(err.message, /"n"/);
-        return true;
-      });
+    for (const extra of [{ tools: [] }, { typical_p: 0.9 }, { suffix: 'x' }, { best_of: 3 }]) {
+      await assert.rejects(
+        openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 5, ...extra }),
+        (err) => {
+          assert.ok(err instanceof APIError, `${err}`);
+          assert.ok(err instanceof BadRequestError);
+          assert.equal(err.status, 400);
+          assert.match(err.message, new RegExp(`"${Object.keys(extra)[0]}"`));
+          return true;
+        });
+    }
+  });
+
+  test('n: 3, logprobs, echo, the penalties and logit_bias through the client', async () => {
+    const openai = client(gptd, 'x');
+    const base = { model: MODEL, prompt: PROMPT, max_tokens: 50, seed: 12 };
+    const three = await openai.completions.create({ ...base, n: 3 });
+    assert.equal(three.choices.length, 3);
+    for (let i = 0; i < 3; i++) {
+      const one = await openai.completions.create({ ...base, seed: 12 + i });
+      assert.equal(three.choices[i].text, one.choices[0].text, `choice ${i} is seed ${12 + i}`);
+    }
+    const scored = await openai.completions.create({ ...base, echo: true, logprobs: 2 });
+    const lp = scored.choices[0].logprobs;
+    assert.ok(scored.choices[0].text.startsWith(PROMPT));
+    assert.equal(lp.tokens.join(''), scored.choices[0].text);
+    assert.equal(lp.token_logprobs[0], null);
+    assert.ok(lp.token_logprobs.slice(1).every((x) => x <= 0));
+    const banned = await openai.completions.create({ ...base, max_tokens: 300, logit_bias: { e: -100 } });
+    assert.ok(!banned.choices[0].text.includes('e'));
+    const plain = await openai.completions.create(base);
+    for (const params of [{ frequency_penalty: 1.5 }, { presence_penalty: 1.5 }, { repetition_penalty: 1.8 }]) {
+      const c = await openai.completions.create({ ...base, ...params });
+      assert.notEqual(c.choices[0].text, plain.choices[0].text, JSON.stringify(params));
+    }
   });
 
   test('a prompt array of one string is accepted; of two is a 400', async () => {
