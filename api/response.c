@@ -180,6 +180,16 @@ static void add_generate_top(cJSON *obj, const ApiResult *r, const ApiToken *t) 
     }
 }
 
+/* {"index", "text", "logprob"} of a generated token, appended to list; returned to add to. */
+static cJSON *generated_token(cJSON *list, const ApiToken *t, float logprob) {
+    cJSON *tok = cJSON_CreateObject();
+    cJSON_AddItemToArray(list, tok);
+    cJSON_AddNumberToObject(tok, "index", t->index);
+    add_text(tok, "text", t->text, t->text_len);
+    cJSON_AddNumberToObject(tok, "logprob", logprob);
+    return tok;
+}
+
 /* "attention": {"layer", "head", "top_k"?, "tokens": [{"index", "text", "logprob",
  * "attention": {...}}, ...]} */
 static void add_attention_tokens(cJSON *root, const ApiResult *r) {
@@ -192,29 +202,17 @@ static void add_attention_tokens(cJSON *root, const ApiResult *r) {
         cJSON_AddStringToObject(att, "head", v->form == ATTENTION_MEAN ? "mean" : "all");
     if (v->top_k) cJSON_AddNumberToObject(att, "top_k", v->top_k);
     cJSON *tokens = cJSON_AddArrayToObject(att, "tokens");
-    for (int i = r->n_prompt_scored; i < r->n_tokens; i++) {
-        const ApiToken *a = &r->tokens[i];
-        cJSON *tok = cJSON_CreateObject();
-        cJSON_AddItemToArray(tokens, tok);
-        cJSON_AddNumberToObject(tok, "index", a->index);
-        add_text(tok, "text", a->text, a->text_len);
-        cJSON_AddNumberToObject(tok, "logprob", a->logprob);
-        add_attention(tok, v, a);
-    }
+    for (int i = r->n_prompt_scored; i < r->n_tokens; i++)
+        add_attention(generated_token(tokens, &r->tokens[i], r->tokens[i].logprob), v,
+                      &r->tokens[i]);
 }
 
 /* /generate's "logprobs": [{"index", "text", "logprob", "top_logprobs"}, ...], one a token. */
 static void add_generate_logprobs(cJSON *root, const ApiResult *r) {
     cJSON *list = cJSON_AddArrayToObject(root, "logprobs");
-    for (int i = r->n_prompt_scored; i < r->n_tokens; i++) {
-        const ApiToken *t = &r->tokens[i];
-        cJSON *tok = cJSON_CreateObject();
-        cJSON_AddItemToArray(list, tok);
-        cJSON_AddNumberToObject(tok, "index", t->index);
-        add_text(tok, "text", t->text, t->text_len);
-        cJSON_AddNumberToObject(tok, "logprob", t->adjusted_logprob);
-        add_generate_top(tok, r, t);
-    }
+    for (int i = r->n_prompt_scored; i < r->n_tokens; i++)
+        add_generate_top(generated_token(list, &r->tokens[i], r->tokens[i].adjusted_logprob), r,
+                         &r->tokens[i]);
 }
 
 char *api_generate_reply(const ApiResult *r) {

@@ -271,7 +271,7 @@ targets_of() {
     read -r kind arg1 rest <<<"$1"
     case "$kind" in
         unit) echo "build/san/$arg1" ;;
-        node) echo "bin/gptd" ;;
+        node) echo "bin/gptd bin/gpt-context-loss" ;; # logprobs.test.js scores against the tool
         cli) for a in $rest; do if [[ "$a" == bin/* ]]; then echo "$a"; fi; done ;;
         *) echo "run.sh: unknown test kind '$kind' in: $1" >&2; return 1 ;;
     esac

@@ -342,7 +342,7 @@ static void prefills_take_turns(void **state) {
 }
 
 /* Three replies to one prompt: the first prefills it, the two forks copy its cache rows and its
- * logits. Each fork's text and log-probabilities are the same bits as a sequence of its own
+ * logits. Each fork draws the same tokens as a sequence of its own
  * seed run alone, and the prompt goes through the engine once: the rows are the prompt's plus
  * one a generated token (the last excepted) a reply. Prompts shorter and longer than the
  * context, under a small prefill budget (the prompt arrives in chunks). */
