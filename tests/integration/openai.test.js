@@ -146,6 +146,16 @@ describe('openai client, server without an API key', () => {
     assert.equal(cut.text, full.slice(0, full.indexOf(stop)));
   });
 
+  test('the OpenAI endpoints stream only on "stream": true, not on an Accept header', async () => {
+    // Clients and HTTP libraries send broad Accept headers; /generate alone takes it as "stream".
+    for (const [path, body] of [['/v1/completions', { prompt: PROMPT }], ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hail.' }] }]]) {
+      const r = await gptd.post(path, { ...body, max_tokens: 2, seed: 1 }, { headers: { Accept: 'text/event-stream' } });
+      assert.equal(r.status, 200, r.text);
+      assert.match(r.headers.get('content-type'), /^application\/json/, path);
+      assert.equal(r.json.usage.completion_tokens, 2, path);
+    }
+  });
+
   test('models.list names the served model', async () => {
     const page = await client(gptd, 'x').models.list();
     assert.deepEqual(page.data.map((m) => m.id), [MODEL]);
