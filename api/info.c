@@ -1,6 +1,7 @@
 #include "info.h"
 
 #include <cjson/cJSON.h>
+#include <string.h>
 
 static char *print(cJSON *root) {
     char *s = root ? cJSON_PrintUnformatted(root) : NULL;
@@ -30,6 +31,21 @@ char *api_models_json(const char *model_name) {
     return print(root);
 }
 
+static void add_vocabulary(cJSON *root, const Tokenizer *tok) {
+    cJSON *v = cJSON_AddObjectToObject(root, "vocabulary");
+    cJSON_AddStringToObject(v, "kind", tokenizer_kind_name(tok));
+    cJSON_AddNumberToObject(v, "size", tok->vocab_size);
+    if (tok->kind != TOKENIZER_CHAR) return;
+    cJSON *tokens = cJSON_AddArrayToObject(v, "tokens");
+    for (int id = 0; id < tok->vocab_size; id++) {
+        char utf8[5] = {0};
+        size_t len;
+        const char *piece = tokenizer_piece(tok, id, &len);
+        memcpy(utf8, piece, len); /* one character: at most 4 bytes, never NUL */
+        cJSON_AddItemToArray(tokens, cJSON_CreateString(utf8));
+    }
+}
+
 char *api_info_json(const ApiInfo *in) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", in->model_name);
@@ -53,6 +69,9 @@ char *api_info_json(const ApiInfo *in) {
         cJSON_AddStringToObject(ctx, "shift", in->context_shift);
         cJSON_AddNumberToObject(ctx, "keep", in->context_keep);
         cJSON_AddStringToObject(root, "kernels", in->kernels);
+        if (in->system_fingerprint)
+            cJSON_AddStringToObject(root, "system_fingerprint", in->system_fingerprint);
+        if (in->vocabulary) add_vocabulary(root, in->vocabulary);
     }
     cJSON *lim = cJSON_AddObjectToObject(root, "limits");
     cJSON_AddNumberToObject(lim, "max_batch", in->max_batch);

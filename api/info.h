@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "../model/gpt.h"
+#include "../model/tokenizer.h"
 
 typedef enum { API_LOADING = 0, API_READY, API_DRAINING } ApiServerState;
 
@@ -26,6 +27,10 @@ typedef struct {
     const char *context_shift; /* "exact" or "keep" */
     int context_keep;          /* tokens a full window keeps */
     const char *kernels;
+    const char *system_fingerprint; /* model/fingerprint.h */
+    /* "vocabulary": its kind and size, and for a character model every token in id order (a
+     * BPE model's 50,257 would swell every /info: /tokenize shows those) */
+    const Tokenizer *vocabulary;
     int max_batch, max_queue, max_tokens, body_limit, prefill_budget, threads;
     double body_memory_bytes, timeout_s;
     const char *threads_source; /* why that many threads (NULL: not said) */

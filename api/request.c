@@ -503,3 +503,30 @@ void api_request_free(ApiRequest *req) {
     free(req->prompt);
     req->prompt = NULL;
 }
+
+cJSON *api_parse_object(const char *body, size_t len, const char *const *fields, size_t n_fields,
+                        ApiError *e) {
+    if (has_escaped_nul(body, len)) {
+        api_error(e, 400, "invalid_request_error",
+                  "NUL characters (\\u0000) are not allowed in strings");
+        return NULL;
+    }
+    const char *nul = memchr(body, '\0', len);
+    if (nul) {
+        api_error(e, 400, "invalid_request_error",
+                  "body is not valid JSON: a raw NUL byte at offset %zu", (size_t)(nul - body));
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root) {
+        api_error(e, 400, "invalid_request_error", "body is not valid JSON");
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        api_error(e, 400, "invalid_request_error", "body must be a JSON object");
+    } else if (unique_fields(root, "", e) && only_fields(root, fields, n_fields, "", e)) {
+        return root;
+    }
+    cJSON_Delete(root);
+    return NULL;
+}

@@ -59,6 +59,12 @@ int api_parse_request(ApiKind kind, const char *body, size_t len, const ApiLimit
                       uint64_t random_seed, ApiRequest *req, ApiError *e);
 void api_request_free(ApiRequest *req);
 
+/* The body of another POST endpoint (/tokenize, /detokenize): a JSON object whose members are
+ * all among `fields` and none given twice, checked as api_parse_request checks its own. Returns
+ * the parsed tree (the caller frees it with cJSON_Delete), or NULL with *e filled (400). */
+struct cJSON *api_parse_object(const char *body, size_t len, const char *const *fields,
+                               size_t n_fields, ApiError *e);
+
 /* Fills *e; returns -1 for `return api_error(...)`. */
 int api_error(ApiError *e, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -10,30 +10,13 @@
 
 #include "../common/buf.h"
 #include "../common/utf8.h"
+#include "json_text.h"
 
 /* text as a JSON string, escaped as cJSON escapes ("\u0000" included). */
 static char *json_string(const char *text, size_t len) {
     Buf b;
     buf_init(&b, (size_t)-1);
-    buf_append(&b, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        const char *esc = c == '"'    ? "\\\""
-                          : c == '\\' ? "\\\\"
-                          : c == '\b' ? "\\b"
-                          : c == '\f' ? "\\f"
-                          : c == '\n' ? "\\n"
-                          : c == '\r' ? "\\r"
-                          : c == '\t' ? "\\t"
-                                      : NULL;
-        if (esc)
-            buf_append(&b, esc, 2);
-        else if (c < 0x20)
-            buf_printf(&b, "\\u%04x", c);
-        else
-            buf_append(&b, &text[i], 1);
-    }
-    buf_append(&b, "\"", 1);
+    json_append_string(&b, text, len);
     return buf_take(&b);
 }
 
@@ -67,6 +50,11 @@ static void add_seed(cJSON *obj, uint64_t seed) {
     char digits[24];
     snprintf(digits, sizeof digits, "%" PRIu64, seed);
     cJSON_AddRawToObject(obj, "seed", digits);
+}
+
+/* OpenAI's field: which weights and numerics made the reply (model/fingerprint.h). */
+static void add_fingerprint(cJSON *obj, const char *fingerprint) {
+    if (fingerprint) cJSON_AddStringToObject(obj, "system_fingerprint", fingerprint);
 }
 
 static double round3(double x) { return round(x * 1000.0) / 1000.0; }
@@ -221,6 +209,7 @@ char *api_generate_reply(const ApiResult *r) {
     add_text(root, "text", r->text, r->text_len);
     cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
     add_seed(root, r->seed);
+    add_fingerprint(root, r->system_fingerprint);
     add_usage_and_timing(root, r);
     if (r->logprobs) add_generate_logprobs(root, r);
     if (r->view) add_attention_tokens(root, r);
@@ -233,6 +222,7 @@ char *api_generate_token_event(const ApiResult *r, int index, const char *text, 
     cJSON_AddNumberToObject(root, "index", index);
     add_text(root, "text", text, len);
     cJSON_AddNumberToObject(root, "logprob", logprob);
+    add_fingerprint(root, r->system_fingerprint);
     if (tok && r->logprobs) {
         cJSON_AddNumberToObject(root, "adjusted_logprob", tok->adjusted_logprob);
         add_generate_top(root, r, tok);
@@ -249,6 +239,7 @@ char *api_generate_final_event(const ApiResult *r) {
     cJSON_AddStringToObject(root, "id", r->id);
     cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
     add_seed(root, r->seed);
+    add_fingerprint(root, r->system_fingerprint);
     add_usage_and_timing(root, r);
     return print_and_free(root);
 }
@@ -259,6 +250,7 @@ static cJSON *completion_head(const ApiResult *r, const char *object) {
     cJSON_AddStringToObject(root, "object", object);
     cJSON_AddNumberToObject(root, "created", (double)r->created);
     cJSON_AddStringToObject(root, "model", r->model);
+    add_fingerprint(root, r->system_fingerprint);
     return root;
 }
 

@@ -43,7 +43,8 @@ typedef struct {
     size_t text_len;
     const char *echo; /* NULL, or the prompt, to put before the text (echo) */
     size_t echo_len;
-    const char *finish_reason; /* "length", "stop", ... */
+    const char *finish_reason;      /* "length", "stop", ... */
+    const char *system_fingerprint; /* model/fingerprint.h; in every reply and event */
     uint64_t seed;
     int prompt_tokens, completion_tokens, prompt_dropped;
     double queue_ms, prefill_ms, decode_ms, tokens_per_second;
@@ -56,9 +57,9 @@ typedef struct {
 } ApiResult;
 
 char *api_generate_reply(const ApiResult *r);
-/* {"index", "text", "logprob"} for one streamed token (text may be several characters when a
- * held-back stop-string prefix is released); with a reported token (tok non-NULL), that token's
- * "top_logprobs" and "attention" as asked. */
+/* {"index", "text", "logprob", "system_fingerprint"} for one streamed token (text may be several
+ * characters when a held-back stop-string prefix is released); with a reported token (tok
+ * non-NULL), that token's "top_logprobs" and "attention" as asked. */
 char *api_generate_token_event(const ApiResult *r, int index, const char *text, size_t len,
                                float logprob, const ApiToken *tok);
 /* The final event: finish_reason, seed, usage, timing. */

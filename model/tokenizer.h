@@ -29,6 +29,9 @@ typedef struct {
     int start_token; /* what an empty prompt starts from (the lecture: 0; GPT-2: <|endoftext|>) */
     int end_token;   /* the token that ends a text when sampled, or -1 (GPT-2: <|endoftext|>) */
     int max_piece;   /* the most bytes one token decodes to */
+    /* Where a user can read the vocabulary, added to the message about a character outside it
+     * (the daemon names its endpoints); NULL: nothing added. */
+    const char *vocab_hint;
     /* char */
     uint32_t *chars;    /* (vocab_size) sorted code points */
     char (*utf8)[4];    /* (vocab_size) each character's UTF-8 bytes */
@@ -71,7 +74,8 @@ void tokenizer_free(Tokenizer *tok);
 long tokenizer_count(const char *text, size_t len, Error *err);
 
 /* Encodes text into ids (room for `cap`), *n set to the count. Past cap is an error; so is a
- * character outside a char vocabulary (naming it and its 0-based position in characters). */
+ * character outside a char vocabulary (naming it, its code point, its 0-based position in
+ * characters, the vocabulary's size, and vocab_hint). */
 int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap,
                      size_t *n, Error *err);
 

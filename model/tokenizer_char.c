@@ -99,15 +99,17 @@ static int lookup(const Tokenizer *tok, uint32_t cp) {
     return -1;
 }
 
-/* Describes a character for an error message: printable ones quoted, others as U+XXXX. */
+/* Describes a character for an error message: quoted, with its code point (an apostrophe in
+ * double quotes); a control character, invisible when quoted, by its code point alone. */
 static void describe_char(uint32_t cp, char *out, size_t cap) {
     char utf8[5] = {0};
-    if (cp >= 0x20 && cp != 0x7F && cp != '\'') {
-        utf8[utf8_encode(cp, utf8)] = '\0';
-        snprintf(out, cap, "'%s' (U+%04X)", utf8, (unsigned)cp);
-    } else {
+    if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) {
         snprintf(out, cap, "U+%04X", (unsigned)cp);
+        return;
     }
+    utf8[utf8_encode(cp, utf8)] = '\0';
+    char quote = cp == '\'' ? '"' : '\'';
+    snprintf(out, cap, "%c%s%c (U+%04X)", quote, utf8, quote, (unsigned)cp);
 }
 
 int char_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, size_t cap, bool ring,
@@ -121,8 +123,11 @@ int char_encode(const Tokenizer *tok, const char *text, size_t len, int *ids, si
         if (id < 0) {
             char what[32];
             describe_char(cp, what, sizeof what);
-            return error_set(err, "character %s at position %zu is not in the vocabulary", what,
-                             count);
+            return error_set(err,
+                             "character %s at position %zu (counting characters from 0) is not "
+                             "in the vocabulary of %d characters%s%s",
+                             what, count, tok->vocab_size, tok->vocab_hint ? "; " : "",
+                             tok->vocab_hint ? tok->vocab_hint : "");
         }
         if (!ring && count >= cap) return error_set(err, "text longer than %zu characters", cap);
         ids[ring ? count % cap : count] = id;

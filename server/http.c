@@ -30,6 +30,7 @@
 
 #include "../api/info.h"
 #include "../api/response.h"
+#include "../api/tokenize.h"
 #include "../common/clock.h"
 #include "idle_watch.h"
 #include "log.h"
@@ -64,8 +65,9 @@ struct HttpServer {
     const Tokenizer *tok;
     Scheduler *scheduler;
     ContextPolicy context;
-    const char *kernels; /* the engine's kernels (model/kernels.h), for /info */
-    int max_batch;       /* KV slots, as chosen at start (--max-batch 0: from memory) */
+    const char *kernels;     /* the engine's kernels (model/kernels.h), for /info */
+    const char *fingerprint; /* the model's (model/fingerprint.h), in every reply */
+    int max_batch;           /* KV slots, as chosen at start (--max-batch 0: from memory) */
     atomic_ulong next_id;
     atomic_int in_flight;       /* generation requests whose connection is still open */
     atomic_int submitting;      /* generation requests between arrival and submit (or refusal) */
@@ -114,11 +116,14 @@ typedef struct {
     double last_write;
 } Conn;
 
+/* A route is answered by one of: get (a GET), post (a POST answered at once from its whole body,
+ * in Conn.body), or generation through the scheduler (a POST with neither, of `kind`). */
 typedef struct Route {
     const char *path, *method, *endpoint;
     bool needs_key;
     enum MHD_Result (*get)(Conn *);
-    ApiKind kind; /* for POST routes */
+    ApiKind kind; /* for generation routes */
+    enum MHD_Result (*post)(Conn *);
 } Route;
 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
@@ -138,6 +143,9 @@ static enum MHD_Result handle_health(Conn *c);
 static enum MHD_Result handle_metrics(Conn *c);
 static enum MHD_Result handle_models(Conn *c);
 static enum MHD_Result handle_info(Conn *c);
+static enum MHD_Result handle_tokenize(Conn *c);
+static enum MHD_Result handle_detokenize(Conn *c);
+static enum MHD_Result answer_posted(Conn *c);
 static enum MHD_Result queue_response(Conn *c, int status, struct MHD_Response *r);
 static enum MHD_Result reply(Conn *c, int status, const char *content_type, char *body,
                              const char *extra_header, const char *extra_value);
@@ -152,15 +160,17 @@ static int open_listener(const char *host, int port, Error *err);
 static bool address_is_loopback(const struct sockaddr *a);
 
 static const Route routes[] = {
-    {"/", "GET", "page", false, handle_page, 0},
-    {"/index.html", "GET", "page", false, handle_page, 0},
-    {"/health", "GET", "health", false, handle_health, 0},
-    {"/metrics", "GET", "metrics", false, handle_metrics, 0},
-    {"/v1/models", "GET", "models", true, handle_models, 0},
-    {"/info", "GET", "info", true, handle_info, 0},
-    {"/generate", "POST", "generate", true, NULL, API_GENERATE},
-    {"/v1/completions", "POST", "completions", true, NULL, API_COMPLETIONS},
-    {"/v1/chat/completions", "POST", "chat", true, NULL, API_CHAT},
+    {"/", "GET", "page", false, handle_page, 0, NULL},
+    {"/index.html", "GET", "page", false, handle_page, 0, NULL},
+    {"/health", "GET", "health", false, handle_health, 0, NULL},
+    {"/metrics", "GET", "metrics", false, handle_metrics, 0, NULL},
+    {"/v1/models", "GET", "models", true, handle_models, 0, NULL},
+    {"/info", "GET", "info", true, handle_info, 0, NULL},
+    {"/generate", "POST", "generate", true, NULL, API_GENERATE, NULL},
+    {"/v1/completions", "POST", "completions", true, NULL, API_COMPLETIONS, NULL},
+    {"/v1/chat/completions", "POST", "chat", true, NULL, API_CHAT, NULL},
+    {"/tokenize", "POST", "tokenize", true, NULL, 0, handle_tokenize},
+    {"/detokenize", "POST", "detokenize", true, NULL, 0, handle_detokenize},
 };
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -221,8 +231,10 @@ fail:
 }
 
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
-                       const ContextPolicy *context, const char *kernels, int max_batch) {
+                       const ContextPolicy *context, const char *kernels, int max_batch,
+                       const char *fingerprint) {
     s->model = model;
+    s->fingerprint = fingerprint;
     s->max_batch = max_batch;
     s->kernels = kernels;
     s->context = *context;
@@ -334,7 +346,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         if (info && info->socket_context) receive_deadline_met(s->deadline, info->socket_context);
     }
-    return c->route->get ? c->route->get(c) : submit_generation(c);
+    if (c->route->get) return c->route->get(c);
+    return c->route->post ? answer_posted(c) : submit_generation(c);
 }
 
 static void log_completed(const Conn *c, enum MHD_RequestTerminationCode toe) {
@@ -410,6 +423,7 @@ static bool host_ok(const HttpServer *s, struct MHD_Connection *conn);
 static bool origin_ok(const HttpServer *s, struct MHD_Connection *conn);
 static bool key_ok(const HttpServer *s, struct MHD_Connection *conn);
 static enum MHD_Result answer_preflight(Conn *c);
+static enum MHD_Result screen_body(Conn *c);
 static enum MHD_Result screen_generation(Conn *c);
 
 static const Route *route_of(const char *url) {
@@ -466,6 +480,7 @@ static enum MHD_Result screen(Conn *c, const char *url, const char *method, cons
         return reply(c, 401, "application/json", api_error_json(&e), "WWW-Authenticate", "Bearer");
     }
     if (rt->get) return MHD_YES;
+    if (rt->post) return screen_body(c);
     atomic_fetch_add(&s->submitting, 1); /* the scheduler is read: see submit_generation */
     enum MHD_Result rc = screen_generation(c);
     atomic_fetch_sub(&s->submitting, 1);
@@ -492,18 +507,33 @@ static enum MHD_Result refuse_too_big(Conn *c) {
     return reply_error(c, &e);
 }
 
-/* Generation requests the headers alone can refuse: the server's state, a declared body over the
- * limit, a full queue. Returns MHD_YES to go on reading the body, with c->status still 0. */
-static enum MHD_Result screen_generation(Conn *c) {
-    HttpServer *s = c->server;
+static enum MHD_Result refuse_no_room(Conn *c) {
+    ApiError e;
+    api_error(&e, 503, "overloaded",
+              "too many large requests are arriving at once (over %d MB of bodies); retry "
+              "shortly",
+              c->server->config->body_memory_mb);
+    return reply_error(c, &e);
+}
+
+/* POST requests the headers alone can refuse: the server's state, a declared body over the limit.
+ * Returns MHD_YES to go on reading the body, with c->status still 0. */
+static enum MHD_Result screen_body(Conn *c) {
     enum MHD_Result refusal;
     if (!server_ready(c, &refusal)) return refusal;
     const char *length =
         MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull(length, NULL, 10) > (unsigned long long)s->config->body_limit)
+    if (length && strtoull(length, NULL, 10) > (unsigned long long)c->server->config->body_limit)
         return refuse_too_big(c);
+    return MHD_YES;
+}
+
+/* Generation requests the headers alone can refuse: those of screen_body, and a full queue. */
+static enum MHD_Result screen_generation(Conn *c) {
+    enum MHD_Result rc = screen_body(c);
+    if (rc != MHD_YES || c->status) return rc;
     ApiError e;
-    if (!scheduler_has_room(s->scheduler, &e)) return reply_error(c, &e);
+    if (!scheduler_has_room(c->server->scheduler, &e)) return reply_error(c, &e);
     return MHD_YES;
 }
 
@@ -568,8 +598,56 @@ static enum MHD_Result handle_info(Conn *c) {
         info.context_shift = context_shift_name(s->context.shift);
         info.context_keep = context_policy_kept(&s->context);
         info.kernels = s->kernels;
+        info.system_fingerprint = s->fingerprint;
+        info.vocabulary = s->tok;
     }
     return reply(c, 200, "application/json", api_info_json(&info), NULL, NULL);
+}
+
+/* ---- the endpoints answered from the body at once: /tokenize, /detokenize ----------------- */
+
+static bool budget_take(atomic_size_t *used, size_t budget, size_t more);
+
+/* The body is here whole: its refusals (too big, no room), then the route's handler. */
+static enum MHD_Result answer_posted(Conn *c) {
+    enum MHD_Result refusal;
+    if (!server_ready(c, &refusal)) return refusal;
+    if (c->body_too_big) return refuse_too_big(c);
+    if (c->body_no_room) return refuse_no_room(c);
+    return c->route->post(c);
+}
+
+/* Sends a handler's reply (json, or NULL with *e). A body's million characters make a reply of
+ * many megabytes: while it is sent it counts against --reply-memory, as attention replies do. */
+static enum MHD_Result reply_posted(Conn *c, char *json, const ApiError *e) {
+    HttpServer *s = c->server;
+    body_release(c);
+    if (!json) return reply_error(c, e);
+    size_t cost = strlen(json);
+    if (!budget_take(&s->reply_bytes, (size_t)s->config->reply_memory_mb << 20, cost)) {
+        free(json);
+        ApiError busy;
+        api_error(&busy, 503, "overloaded",
+                  "too many large replies are being sent at once (over %d MB); retry shortly",
+                  s->config->reply_memory_mb);
+        return reply_error(c, &busy);
+    }
+    c->reply_charged = cost;
+    return reply(c, 200, "application/json", json, NULL, NULL);
+}
+
+static enum MHD_Result handle_tokenize(Conn *c) {
+    ApiError e;
+    char *json =
+        api_tokenize_reply(c->server->tok, c->body.data ? c->body.data : "", c->body.len, &e);
+    return reply_posted(c, json, &e);
+}
+
+static enum MHD_Result handle_detokenize(Conn *c) {
+    ApiError e;
+    char *json =
+        api_detokenize_reply(c->server->tok, c->body.data ? c->body.data : "", c->body.len, &e);
+    return reply_posted(c, json, &e);
 }
 
 static enum MHD_Result handle_page(Conn *c) {
@@ -660,14 +738,8 @@ static enum MHD_Result submit_counted(Conn *c) {
     if (!server_ready(c, &refusal)) return refusal;
     if (c->body_too_big) return refuse_too_big(c);
     if (!c->body_no_room) charge_body_memory(c, c->body.len); /* the parsed prompt */
+    if (c->body_no_room) return refuse_no_room(c);
     ApiError e;
-    if (c->body_no_room) {
-        api_error(&e, 503, "overloaded",
-                  "too many large requests are arriving at once (over %d MB of bodies); retry "
-                  "shortly",
-                  s->config->body_memory_mb);
-        return reply_error(c, &e);
-    }
     ApiRequest api;
     char id[40];
     if (!parse_generation(c, &api, id, &refusal)) return refusal;
@@ -782,6 +854,7 @@ static ApiResult result_of(const Conn *c, int i, const RequestSnapshot *snap) {
         .echo_len = c->echo_len,
         .finish_reason =
             c->kind == API_GENERATE ? api_finish_name(finish) : api_finish_name_openai(finish),
+        .system_fingerprint = c->server->fingerprint,
         .seed = r->api.params.seed,
         .prompt_tokens = snap->prompt_tokens,
         .completion_tokens = snap->completion_tokens,

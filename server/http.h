@@ -42,10 +42,12 @@ typedef struct HttpServer HttpServer;
 
 /* Binds host:port and starts serving (/health answers "loading" until http_server_ready). */
 int http_server_start(HttpServer **out, const ServerConfig *config, Metrics *metrics, Error *err);
-/* The model is loaded: generation endpoints open. model, tok and scheduler outlive the server;
- * context is how sequences move past the model's context; kernels names the engine's. */
+/* The model is loaded: generation endpoints open. model, tok, scheduler and fingerprint outlive
+ * the server; context is how sequences move past the model's context; kernels names the
+ * engine's; fingerprint is the model's (model/fingerprint.h), sent with every reply. */
 void http_server_ready(HttpServer *s, const GPT *model, const Tokenizer *tok, Scheduler *sched,
-                       const ContextPolicy *context, const char *kernels, int max_batch);
+                       const ContextPolicy *context, const char *kernels, int max_batch,
+                       const char *fingerprint);
 /* /health goes 503 and new generation requests get 503; requests in flight go on. */
 void http_server_drain(HttpServer *s);
 /* Generation requests being admitted, or whose reply is not fully written yet. */

@@ -16,6 +16,7 @@
 #include "../common/cpu_budget.h"
 #include "../common/memory_budget.h"
 #include "../model/engine.h"
+#include "../model/fingerprint.h"
 #include "../model/kernels.h"
 #include "../model/load.h"
 #include "healthcheck.h"
@@ -225,6 +226,7 @@ static void setup_signals(sigset_t *stop_signals) {
 typedef struct {
     GPT model;
     Tokenizer tok;
+    char fingerprint[FINGERPRINT_SIZE];
     ContextPolicy context;
     Engine *engine;
     Scheduler *sched;
@@ -244,6 +246,12 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
         fprintf(stderr, "gptd: cannot load the model: %s\n", err.message);
         return -1;
     }
+    sv->tok.vocab_hint = "see the vocabulary in GET /info or POST /tokenize";
+    /* before the engine is built: it frees the unpacked matrices the hash reads */
+    double t_hash = clock_seconds();
+    fingerprint_model(&sv->model, &sv->tok, sv->fingerprint);
+    log_info("system_fingerprint %s (hashed in %.0f ms)", sv->fingerprint,
+             (clock_seconds() - t_hash) * 1e3);
     const GPTConfig *mc = &sv->model.config;
     if (context_policy_init(&sv->context, mc->block_size, cfg->context_shift, cfg->context_keep,
                             &err)) {
@@ -281,7 +289,8 @@ static int start_serving(Serving *sv, const ServerConfig *cfg, HttpServer *http,
         return -1;
     }
     const char *kernels_name = engine_kernels_name(sv->engine);
-    http_server_ready(http, &sv->model, &sv->tok, sv->sched, &sv->context, kernels_name, max_batch);
+    http_server_ready(http, &sv->model, &sv->tok, sv->sched, &sv->context, kernels_name, max_batch,
+                      sv->fingerprint);
     bool half;
     size_t weight_bytes = engine_weight_bytes(sv->engine, &half);
     size_t slot = engine_slot_bytes(mc);

@@ -110,7 +110,7 @@ static void start_server(void) {
         scheduler_create(&sched, engine, &sc, metrics, &err))
         goto fail;
     http_server_ready(http, &model, &tok, sched, &context, engine_kernels_name(engine),
-                      config.max_batch);
+                      config.max_batch, "fp_0000000000000000");
     port = http_server_port(http);
     if (port <= 0) goto fail;
     return;

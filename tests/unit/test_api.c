@@ -258,6 +258,38 @@ static void replies_carry_exact_values(void **state) {
     free(ev);
 }
 
+/* system_fingerprint (model/fingerprint.h) is in every reply and every event of the three APIs,
+ * as OpenAI puts it in every completion and chat chunk. */
+static void every_reply_carries_the_fingerprint(void **state) {
+    (void)state;
+    ApiResult r = {.id = "cmpl-1",
+                   .model = "m",
+                   .text = "To be",
+                   .text_len = 5,
+                   .finish_reason = "stop",
+                   .system_fingerprint = "fp_0123456789abcdef"};
+    char *bodies[] = {
+        api_generate_reply(&r),
+        api_generate_final_event(&r),
+        api_generate_token_event(&r, 0, "T", 1, -0.5f, NULL),
+        api_completion_reply(&r),
+        api_completion_chunk(&r, "T", 1, NULL, NULL),
+        api_completion_chunk(&r, "", 0, NULL, "stop"),
+        api_openai_usage_chunk(&r),
+        api_chat_reply(&r),
+        api_chat_chunk(&r, true, "T", 1, NULL, NULL),
+        api_chat_chunk(&r, false, "", 0, NULL, "stop"),
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        cJSON *root = cJSON_Parse(bodies[i]);
+        const cJSON *fp = cJSON_GetObjectItem(root, "system_fingerprint");
+        if (!cJSON_IsString(fp) || strcmp(fp->valuestring, "fp_0123456789abcdef") != 0)
+            fail_msg("reply %zu has no system_fingerprint: %s", i, bodies[i]);
+        cJSON_Delete(root);
+        free(bodies[i]);
+    }
+}
+
 /* finish_reason: /generate names every end; OpenAI's API gets only the values its clients know
  * ("stop", "length"), never gptd's own "timeout", "cancelled", "shutdown" or "error". */
 static void finish_reasons_per_api(void **state) {
@@ -528,6 +560,7 @@ int main(void) {
         cmocka_unit_test(raw_nul_is_refused),
         cmocka_unit_test(sse_buffer_is_reused_and_capped),
         cmocka_unit_test(replies_carry_exact_values),
+        cmocka_unit_test(every_reply_carries_the_fingerprint),
     };
     apply_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);

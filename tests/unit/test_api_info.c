@@ -55,6 +55,7 @@ static void info_shows_the_model_once_loaded(void **state) {
     in.kernels = "portable";
     in.tokenizer = "gpt2-bpe";
     in.tokenizer_size = 60;
+    in.system_fingerprint = "fp_0123456789abcdef";
     s = api_info_json(&in);
     root = cJSON_Parse(s);
     cJSON *mc = cJSON_GetObjectItem(root, "config");
@@ -67,8 +68,48 @@ static void info_shows_the_model_once_loaded(void **state) {
     assert_int_equal(cJSON_GetObjectItem(tok, "tokens")->valueint, 60);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "context"), "keep")->valueint,
                      8);
+    assert_string_equal(cJSON_GetObjectItem(root, "system_fingerprint")->valuestring,
+                        "fp_0123456789abcdef");
     cJSON_Delete(root);
     free(s);
+}
+
+/* "vocabulary": a character model's tokens in id order; a BPE model's kind and size only. */
+static void info_lists_a_character_vocabulary(void **state) {
+    (void)state;
+    GPTConfig g = {.vocab_size = 5, .n_layer = 1, .n_head = 1, .n_embd = 4, .block_size = 8};
+    Tokenizer tok;
+    Error err;
+    if (tokenizer_from_string(&tok, "\n \"a\xc3\xa9", &err)) fail_msg("%s", err.message);
+    ApiInfo in = {.model_name = "m",
+                  .state = API_READY,
+                  .config = &g,
+                  .tokenizer = "char",
+                  .context_shift = "keep",
+                  .kernels = "portable",
+                  .vocabulary = &tok,
+                  .version = "v",
+                  .compiled = "c"};
+    char *s = api_info_json(&in);
+    cJSON *root = cJSON_Parse(s);
+    char *vocabulary = cJSON_PrintUnformatted(cJSON_GetObjectItem(root, "vocabulary"));
+    assert_string_equal(vocabulary, "{\"kind\":\"char\",\"size\":5,\"tokens\":[\"\\n\",\" \","
+                                    "\"\\\"\",\"a\",\"\xc3\xa9\"]}");
+    free(vocabulary);
+    cJSON_Delete(root);
+    free(s);
+    tokenizer_free(&tok);
+
+    if (tokenizer_from_bpe_dir(&tok, "tests/reference/fixtures/hf_gpt2_f32", &err))
+        fail_msg("%s", err.message);
+    s = api_info_json(&in);
+    root = cJSON_Parse(s);
+    vocabulary = cJSON_PrintUnformatted(cJSON_GetObjectItem(root, "vocabulary"));
+    assert_string_equal(vocabulary, "{\"kind\":\"gpt2-bpe\",\"size\":457}");
+    free(vocabulary);
+    cJSON_Delete(root);
+    free(s);
+    tokenizer_free(&tok);
 }
 
 static void models_lists_the_one_model(void **state) {
@@ -97,6 +138,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(health_names_the_state),
         cmocka_unit_test(info_shows_the_model_once_loaded),
+        cmocka_unit_test(info_lists_a_character_vocabulary),
         cmocka_unit_test(models_lists_the_one_model),
         cmocka_unit_test(finish_names),
     };

@@ -115,14 +115,18 @@ static void tokenizer_names_unknown_character_and_position(void **state) {
     make_tokenizer(&tok, "hello");
     assert_int_equal(tokenizer_encode(&tok, "hez", 3, ids, 16, &n, &err), -1);
     if (verbose()) print_message("refused: %s\n", err.message);
-    assert_non_null(strstr(err.message, "'z'"));
-    assert_non_null(strstr(err.message, "position 2"));
-    assert_non_null(strstr(err.message, "not in the vocabulary"));
-    /* control characters and quotes are spelled as code points */
+    assert_non_null(strstr(err.message, "'z' (U+007A) at position 2"));
+    assert_non_null(strstr(err.message, "not in the vocabulary of 4 characters"));
+    assert_null(strstr(err.message, ";")); /* no hint given: none added */
+    /* the caller's hint, where to see the vocabulary */
+    tok.vocab_hint = "see the vocabulary in GET /info";
+    assert_int_equal(tokenizer_encode(&tok, "hez", 3, ids, 16, &n, &err), -1);
+    assert_non_null(strstr(err.message, "of 4 characters; see the vocabulary in GET /info"));
+    /* control characters are spelled as code points alone, an apostrophe in double quotes */
     assert_int_equal(tokenizer_encode(&tok, "h\te", 3, ids, 16, &n, &err), -1);
-    assert_non_null(strstr(err.message, "U+0009 at position 1"));
+    assert_non_null(strstr(err.message, "character U+0009 at position 1"));
     assert_int_equal(tokenizer_encode(&tok, "'", 1, ids, 16, &n, &err), -1);
-    assert_non_null(strstr(err.message, "U+0027 at position 0"));
+    assert_non_null(strstr(err.message, "character \"'\" (U+0027) at position 0"));
     /* capacity */
     assert_int_equal(tokenizer_encode(&tok, "hello", 5, ids, 3, &n, &err), -1);
     assert_non_null(strstr(err.message, "longer than 3"));
