@@ -8,7 +8,8 @@
  * in order (keys are cached transposed, so vectors spread over keys, never over channels); each
  * attention output is one chain over the keys in order; exp is the same polynomial with the same
  * operations. The vector width only decides how many of these chains run side by side.
- * The portable path uses fmaf, which is that same fused operation one lane at a time. */
+ * The portable path uses fmaf, which is that same fused operation one lane at a time.
+ * A change to any kernel's results, by one bit, raises GPTD_NUMERICS_VERSION (fingerprint.h). */
 #ifndef GPTD_KERNELS_H
 #define GPTD_KERNELS_H
 

@@ -80,19 +80,25 @@ describe('request errors', () => {
     assertApiError(await gptd.post('/generate', { prompt: PROMPT, n: 1 }), 400, /"n"/);
   });
 
-  test('a character outside the vocabulary: 400 naming the character and its position', async () => {
+  // The message names the character (quoted, and its code point), its position in characters, the
+  // vocabulary's size and where to see the vocabulary.
+  const WHERE = /not in the vocabulary of \d+ characters; see the vocabulary in GET \/info or POST \/tokenize/;
+
+  test('a character outside the vocabulary: 400 naming the character, its position and where to look', async () => {
     const cafe = await gptd.post('/generate', { prompt: 'café' });
-    assertApiError(cafe, 400, /é/, /U\+00E9/, /position 3\b/, /vocabulary/);
+    assertApiError(cafe, 400, /^prompt: character 'é' \(U\+00E9\) at position 3\b/, WHERE);
     const emoji = await gptd.post('/generate', { prompt: 'Hi 👋 there' });
-    assertApiError(emoji, 400, /U\+1F44B/, /position 3\b/);
+    assertApiError(emoji, 400, /'👋' \(U\+1F44B\)/, /position 3\b/, WHERE);
     const digit = await gptd.post('/v1/completions', { prompt: 'ROMEO 7' });
-    assertApiError(digit, 400, /'7'/, /position 6\b/);
+    assertApiError(digit, 400, /'7' \(U\+0037\)/, /position 6\b/, WHERE);
+    const tab = await gptd.post('/v1/completions', { prompt: 'RO\tMEO' });
+    assertApiError(tab, 400, /character U\+0009 at position 2\b/, WHERE);
   });
 
   test('a stop string with a character outside the vocabulary: 400 naming it (it could never match)', async () => {
     for (const path of ['/generate', '/v1/completions']) {
       const r = await gptd.post(path, { prompt: 'ROMEO:', max_tokens: 5, stop: ['\n\n', 'END 7'] });
-      assertApiError(r, 400, /stop string 1/, /'7'/, /position 4\b/, /vocabulary/);
+      assertApiError(r, 400, /stop string 1/, /'7' \(U\+0037\)/, /position 4\b/, WHERE);
     }
     const ok = await gptd.post('/generate', { prompt: 'ROMEO:', max_tokens: 5, stop: ['\n\n', 'END'] });
     assert.equal(ok.status, 200, ok.text);

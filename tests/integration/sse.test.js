@@ -17,7 +17,8 @@ function checkGenerateStream(s, { max_tokens, seed }) {
   assert.equal(json.length, s.tokens.length + 1, 'every event but the last JSON one is a token');
   let last = -1;
   for (const { json: ev } of s.tokens) {
-    assert.deepEqual(Object.keys(ev).sort(), ['index', 'logprob', 'text']);
+    assert.deepEqual(Object.keys(ev).sort(), ['index', 'logprob', 'system_fingerprint', 'text']);
+    assert.match(ev.system_fingerprint, /^fp_[0-9a-f]{16}$/);
     assert.ok(Number.isInteger(ev.index) && ev.index > last, `index ${ev.index} after ${last}`);
     last = ev.index;
     assert.equal(typeof ev.text, 'string');
