@@ -3,6 +3,8 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "chat.h"
+
 static char *print(cJSON *root) {
     char *s = root ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
@@ -72,6 +74,7 @@ char *api_info_json(const ApiInfo *in) {
         if (in->system_fingerprint)
             cJSON_AddStringToObject(root, "system_fingerprint", in->system_fingerprint);
         if (in->vocabulary) add_vocabulary(root, in->vocabulary);
+        cJSON_AddItemToObject(root, "chat_template", chat_template_json());
     }
     cJSON *lim = cJSON_AddObjectToObject(root, "limits");
     cJSON_AddNumberToObject(lim, "max_batch", in->max_batch);

@@ -46,6 +46,13 @@ describe('/v1/chat/completions', () => {
     if (c.choices[0].finish_reason === 'stop') assert.ok(c.usage.completion_tokens > msg.content.length);
   });
 
+  test('/info shows the template', async () => {
+    const t = (await gptd.get('/info')).json.chat_template;
+    assert.equal(t.user, 'ROMEO');
+    assert.equal(t.assistant, 'JULIET');
+    assert.equal(t.stop, '\n\n');
+  });
+
   test('names and "speakers" change the headings', async () => {
     const base = { model: MODEL, max_tokens: 40, seed: 5 };
     const named = await openai.chat.completions.create({
