@@ -260,7 +260,6 @@ int http_server_port(const HttpServer *s) {
 
 int http_server_connections(HttpServer *s) { return atomic_load(&s->connections); }
 
-int http_server_suspended(HttpServer *s) { return idle_watch_size(s->idle); }
 
 /* libmicrohttpd must not be stopped with a connection suspended: every one is resumed first
  * (the scheduler has stopped by now, so each finds its request ended and closes). */

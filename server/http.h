@@ -57,8 +57,6 @@ int http_server_port(const HttpServer *s);
 /* Open connections: from libmicrohttpd's accept until it closes them (the fuzz harness waits
  * for its connection's end before the next input). */
 int http_server_connections(HttpServer *s);
-/* Connections suspended while their request has nothing new to send. */
-int http_server_suspended(HttpServer *s);
 void http_server_stop(HttpServer *s);
 
 #endif

@@ -46,7 +46,6 @@ struct IdleWatch {
     int n_sockets;
     int *kicks; /* (cap_kicks) descriptors whose FIN is waiting to be shown to libmicrohttpd */
     int n_kicks, cap_kicks;
-    int size; /* listed entries */
 };
 
 static void list_push(EntryList *l, IdleWatchEntry *e) {
@@ -81,7 +80,6 @@ static void unlist(IdleWatch *w, IdleWatchEntry *e) {
     Socket *k = socket_of(w, e->fd);
     if (k && k->parked == e) k->parked = NULL;
     e->listed = false;
-    w->size--;
 }
 
 /* Called with w->lock held. */
@@ -273,7 +271,6 @@ void idle_watch_add(IdleWatch *w, IdleWatchEntry *e, int fd, double after_s,
     e->wake = wake;
     e->ctx = ctx;
     e->listed = true;
-    w->size++;
     bool first_timed = e->due > 0 && !w->timed.head;
     list_push(e->due > 0 ? &w->timed : &w->untimed, e);
     Socket *k = socket_of(w, fd);
@@ -294,13 +291,6 @@ void idle_watch_wake_all(IdleWatch *w) {
     while (w->timed.head) fire(w, w->timed.head);
     while (w->untimed.head) fire(w, w->untimed.head);
     pthread_mutex_unlock(&w->lock);
-}
-
-int idle_watch_size(IdleWatch *w) {
-    pthread_mutex_lock(&w->lock);
-    int n = w->size;
-    pthread_mutex_unlock(&w->lock);
-    return n;
 }
 
 void idle_watch_stop(IdleWatch *w) {

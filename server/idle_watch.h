@@ -52,8 +52,6 @@ void idle_watch_add(IdleWatch *w, IdleWatchEntry *e, int fd, double after_s,
 void idle_watch_remove(IdleWatch *w, IdleWatchEntry *e);
 /* Wakes every entry now (a drain resumes every suspended connection before it stops). */
 void idle_watch_wake_all(IdleWatch *w);
-/* Entries in the watch. */
-int idle_watch_size(IdleWatch *w);
 void idle_watch_stop(IdleWatch *w);
 
 #endif

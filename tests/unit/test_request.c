@@ -61,12 +61,11 @@ static int teardown(void **state) {
     return 0;
 }
 
-static Request *new_request(void) {
+static Request *request_of(ApiKind kind, const char *body) {
     static const ApiLimits limits = {.max_tokens_cap = 16, .default_max_tokens = 4};
-    const char *body = "{\"prompt\":\"ab\",\"max_tokens\":4}";
     ApiRequest api;
     ApiError e;
-    assert_int_equal(api_parse_request(API_GENERATE, body, strlen(body), &limits, 7, &api, &e), 0);
+    assert_int_equal(api_parse_request(kind, body, strlen(body), &limits, 7, &api, &e), 0);
     ContextPolicy context;
     Error err;
     assert_int_equal(context_policy_init(&context, 8, "keep", 0, &err), 0);
@@ -76,12 +75,27 @@ static Request *new_request(void) {
     return r;
 }
 
+static Request *new_request(void) {
+    return request_of(API_GENERATE, "{\"prompt\":\"ab\",\"max_tokens\":4}");
+}
+
+/* A consumer on a fresh request (f->r), and its waiter. */
+static RequestWaiter open_fake(FakeConnection *f, Request *r) {
+    *f = (FakeConnection){.r = r};
+    sem_init(&f->woken, 0, 0);
+    return (RequestWaiter){fake_suspend, fake_resume, f};
+}
+
+static void close_fake(FakeConnection *f) {
+    request_release(f->r);
+    sem_destroy(&f->woken);
+}
+
 static void parks_only_without_news_and_the_end_wakes_once(void **state) {
     (void)state;
-    FakeConnection f = {0};
-    sem_init(&f.woken, 0, 0);
-    RequestWaiter w = {fake_suspend, fake_resume, &f};
-    Request *r = f.r = new_request();
+    FakeConnection f;
+    RequestWaiter w = open_fake(&f, new_request());
+    Request *r = f.r;
     assert_false(request_wait(r, 0, INT_MAX, &w));
     assert_int_equal(f.suspended, 1);
     assert_int_equal(f.resumed, 0);
@@ -99,16 +113,14 @@ static void parks_only_without_news_and_the_end_wakes_once(void **state) {
     request_snapshot(r, &snap);
     assert_true(snap.done);
     assert_int_equal(snap.finish, API_FINISH_CANCELLED);
-    request_release(r);
-    sem_destroy(&f.woken);
+    close_fake(&f);
 }
 
 static void a_failure_is_news_with_its_error(void **state) {
     (void)state;
-    FakeConnection f = {0};
-    sem_init(&f.woken, 0, 0);
-    RequestWaiter w = {fake_suspend, fake_resume, &f};
-    Request *r = f.r = new_request();
+    FakeConnection f;
+    RequestWaiter w = open_fake(&f, new_request());
+    Request *r = f.r;
     assert_false(request_wait(r, 0, 0, &w));
     ApiError e;
     api_error(&e, 500, "server_error", "generation failed: %s", "test");
@@ -119,23 +131,50 @@ static void a_failure_is_news_with_its_error(void **state) {
     assert_true(snap.done && snap.failed);
     assert_int_equal(snap.error.status, 500);
     assert_int_equal(snap.finish, API_FINISH_ERROR);
-    request_release(r);
-    sem_destroy(&f.woken);
+    close_fake(&f);
 }
 
 static void a_consumer_that_has_gone_is_not_woken(void **state) {
     (void)state;
-    FakeConnection f = {0};
-    sem_init(&f.woken, 0, 0);
-    RequestWaiter w = {fake_suspend, fake_resume, &f};
-    Request *r = f.r = new_request();
+    FakeConnection f;
+    RequestWaiter w = open_fake(&f, new_request());
+    Request *r = f.r;
     assert_false(request_wait(r, 0, INT_MAX, &w));
     request_forget_waiter(r);
     request_finish(r, API_FINISH_SHUTDOWN, 1.0);
     request_wake(r);
     assert_int_equal(f.resumed, 0);
-    request_release(r);
-    sem_destroy(&f.woken);
+    close_fake(&f);
+}
+
+/* A request of three choices is one group: the consumer waits for all, an end ends every choice,
+ * and it is woken once. */
+static void a_group_of_choices_ends_together(void **state) {
+    (void)state;
+    FakeConnection f;
+    RequestWaiter w =
+        open_fake(&f, request_of(API_COMPLETIONS, "{\"prompt\":\"ab\",\"max_tokens\":4,\"n\":3}"));
+    Request *r = f.r;
+    assert_int_equal(r->n_choices, 3);
+    for (int i = 1; i < 3; i++) {
+        assert_ptr_equal(request_choice(r, i)->seq.fork_of, &r->seq);
+        assert_int_equal(request_choice(r, i)->seq.params.seed, 7 + (uint64_t)i);
+    }
+    assert_false(request_all_finished(r));
+    assert_false(request_wait(r, 0, INT_MAX, &w));
+    request_finish(r, API_FINISH_TIMEOUT, 1.0);
+    assert_int_equal(f.resumed, 1);
+    for (int i = 0; i < 3; i++) {
+        RequestSnapshot snap;
+        request_snapshot(request_choice(r, i), &snap);
+        assert_true(snap.done);
+        assert_int_equal(snap.finish, API_FINISH_TIMEOUT);
+    }
+    RequestSnapshot group;
+    request_snapshot(r, &group);
+    assert_true(group.group_done);
+    assert_true(request_wait(r, 0, INT_MAX, &w));
+    close_fake(&f);
 }
 
 /* The end comes from another thread at a random moment around the consumer's snapshot and
@@ -157,10 +196,9 @@ static void no_wake_up_is_lost_in_a_race(void **state) {
     (void)state;
     unsigned seed = 26;
     for (int i = 0; i < 300; i++) {
-        FakeConnection f = {0};
-        sem_init(&f.woken, 0, 0);
-        RequestWaiter w = {fake_suspend, fake_resume, &f};
-        Request *r = f.r = new_request();
+        FakeConnection f;
+        RequestWaiter w = open_fake(&f, new_request());
+        Request *r = f.r;
         Ender x = {r, (int)(rand_r(&seed) % 20000)};
         pthread_t t;
         pthread_create(&t, NULL, end_later, &x);
@@ -177,8 +215,7 @@ static void no_wake_up_is_lost_in_a_race(void **state) {
         pthread_join(t, NULL);
         assert_true(f.resumed <= f.suspended);
         assert_int_equal(f.unlocked, 0);
-        request_release(r);
-        sem_destroy(&f.woken);
+        close_fake(&f);
     }
 }
 
@@ -187,6 +224,7 @@ int main(void) {
         cmocka_unit_test(parks_only_without_news_and_the_end_wakes_once),
         cmocka_unit_test(a_failure_is_news_with_its_error),
         cmocka_unit_test(a_consumer_that_has_gone_is_not_woken),
+        cmocka_unit_test(a_group_of_choices_ends_together),
         cmocka_unit_test(no_wake_up_is_lost_in_a_race),
     };
     apply_test_filter();
