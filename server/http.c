@@ -260,7 +260,6 @@ int http_server_port(const HttpServer *s) {
 
 int http_server_connections(HttpServer *s) { return atomic_load(&s->connections); }
 
-
 /* libmicrohttpd must not be stopped with a connection suspended: every one is resumed first
  * (the scheduler has stopped by now, so each finds its request ended and closes). */
 void http_server_stop(HttpServer *s) {
@@ -708,8 +707,9 @@ static bool parse_generation(Conn *c, ApiRequest *api, char id[40], enum MHD_Res
     if (cost && !budget_take(&s->reply_bytes, (size_t)s->config->reply_memory_mb << 20, cost)) {
         api_request_free(api);
         api_error(&e, 503, "overloaded",
-                  "too many attention replies are being sent at once (over %d MB); retry "
-                  "shortly, or ask for fewer tokens or weights",
+                  "too many large replies (attention weights, logprobs) are being sent at once "
+                  "(attention replies and the rest over %d MB); retry shortly, or ask for fewer "
+                  "tokens, weights or alternatives",
                   s->config->reply_memory_mb);
         *refusal = reply_error(c, &e);
         return false;
@@ -1137,10 +1137,12 @@ static size_t reply_cost(const ApiRequest *api, bool stream) {
         size_t values = (size_t)p->max_tokens * (size_t)attention_view_max_values(v);
         cost += values * (sizeof(float) + (stream ? 0 : 2 * 13));
     }
-    if (p->logprobs) { /* a record a token (the prompt's too with echo), ~40 bytes of JSON each */
+    if (p->logprobs) { /* a record a token (the prompt's too with echo); a whole reply's JSON:
+                        * ~60 bytes a token and ~40 an alternative */
         size_t tokens = (size_t)p->max_tokens + (p->score_prompt ? api->prompt_len : 0);
-        size_t per_token = sizeof(ApiToken) + (size_t)p->top_logprobs * (2 * sizeof(float) + 40);
-        cost += tokens * (per_token + (stream ? 0 : 60));
+        size_t top = (size_t)p->top_logprobs;
+        size_t per_token = sizeof(ApiToken) + top * (sizeof(int) + sizeof(float));
+        cost += tokens * (per_token + (stream ? 0 : 60 + top * 40));
     }
     if (api->echo) cost += api->prompt_len;
     return cost;
