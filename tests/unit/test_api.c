@@ -121,6 +121,8 @@ static void refused(void **state) {
         {API_GENERATE, "{\"stop\":\"\xc3\"}", "\"stop\" strings must be UTF-8"},
         {API_GENERATE, "{\"stop\":[\"ok\",\"a\xe2\x9c\"]}", "\"stop\" strings must be UTF-8"},
         {API_GENERATE, "{\"promt\":\"typo\"}", "unknown field \"promt\""},
+        /* nested objects are held to their own fields, whole names only */
+        {API_GENERATE, "{\"attention\":{\"layer\":0,\"layers\":1}}", "unknown field \"layers\""},
         {API_COMPLETIONS, "{\"n\":129}", "\"n\""},
         {API_COMPLETIONS, "{\"n\":2,\"best_of\":3}", "\"best_of\""},
         {API_COMPLETIONS, "{\"prompt\":[\"a\",\"b\"]}", "\"prompt\""},
