@@ -297,17 +297,23 @@ static cJSON *choices_of(cJSON *root) {
     return a ? a : cJSON_AddArrayToObject(root, "choices");
 }
 
-static void add_choice(cJSON *root, int index, const char *text, size_t len, cJSON *logprobs,
-                       const char *finish_reason) {
-    cJSON *choices = choices_of(root), *c = cJSON_CreateObject();
-    add_text(c, "text", text, len);
-    cJSON_AddNumberToObject(c, "index", index);
+/* A choice's last members, "logprobs" and "finish_reason" (null when absent), and the choice
+ * appended to choices. */
+static void end_choice(cJSON *choices, cJSON *c, cJSON *logprobs, const char *finish_reason) {
     cJSON_AddItemToObject(c, "logprobs", logprobs ? logprobs : cJSON_CreateNull());
     if (finish_reason)
         cJSON_AddStringToObject(c, "finish_reason", finish_reason);
     else
         cJSON_AddNullToObject(c, "finish_reason");
     cJSON_AddItemToArray(choices, c);
+}
+
+static void add_choice(cJSON *root, int index, const char *text, size_t len, cJSON *logprobs,
+                       const char *finish_reason) {
+    cJSON *choices = choices_of(root), *c = cJSON_CreateObject();
+    add_text(c, "text", text, len);
+    cJSON_AddNumberToObject(c, "index", index);
+    end_choice(choices, c, logprobs, finish_reason);
 }
 
 /* The prompt once, the tokens of every choice. */
@@ -406,12 +412,7 @@ static void add_chat_choice(cJSON *root, int index, const char *key, cJSON *mess
     cJSON *choices = choices_of(root), *c = cJSON_CreateObject();
     cJSON_AddNumberToObject(c, "index", index);
     cJSON_AddItemToObject(c, key, message);
-    cJSON_AddItemToObject(c, "logprobs", logprobs ? logprobs : cJSON_CreateNull());
-    if (finish_reason)
-        cJSON_AddStringToObject(c, "finish_reason", finish_reason);
-    else
-        cJSON_AddNullToObject(c, "finish_reason");
-    cJSON_AddItemToArray(choices, c);
+    end_choice(choices, c, logprobs, finish_reason);
 }
 
 char *api_chat_reply(const ApiResult *choices, int n) {

@@ -667,6 +667,7 @@ static bool client_gone(Conn *c);
 static void park(Conn *c, double keepalive_s);
 static void unpark(Conn *c);
 static ApiResult result_of(const Conn *c, int i, const RequestSnapshot *snap);
+static void results_of(const Conn *c, ApiResult *res);
 static enum MHD_Result reply_whole(Conn *c);
 
 /* A request's id, and the seed it gets when it names none. */
@@ -823,15 +824,20 @@ static enum MHD_Result answer_generation(Conn *c) {
 /* The JSON reply: every choice, each as its channel holds it now (all have ended). */
 static enum MHD_Result reply_whole(Conn *c) {
     ApiResult res[API_MAX_CHOICES];
-    RequestSnapshot snaps[API_MAX_CHOICES];
-    for (int i = 0; i < c->n_choices; i++) {
-        request_snapshot(request_choice(c->req, i), &snaps[i]);
-        res[i] = result_of(c, i, &snaps[i]);
-    }
+    results_of(c, res);
     char *body = c->kind == API_GENERATE      ? api_generate_reply(&res[0])
                  : c->kind == API_COMPLETIONS ? api_completion_reply(res, c->n_choices)
                                               : api_chat_reply(res, c->n_choices);
     return reply(c, 200, "application/json", body, "X-Request-Id", c->req->id);
+}
+
+/* Every choice's reply as its channel holds it now (res: n_choices entries). */
+static void results_of(const Conn *c, ApiResult *res) {
+    for (int i = 0; i < c->n_choices; i++) {
+        RequestSnapshot snap;
+        request_snapshot(request_choice(c->req, i), &snap);
+        res[i] = result_of(c, i, &snap);
+    }
 }
 
 /* Choice i's reply from its channel's snapshot. */
@@ -956,11 +962,7 @@ static void stream_collect(Conn *c, const RequestSnapshot *snap) {
     }
     if (!snap->failed && c->kind != API_GENERATE && c->include_usage) {
         ApiResult res[API_MAX_CHOICES];
-        RequestSnapshot snaps[API_MAX_CHOICES];
-        for (int i = 0; i < c->n_choices; i++) {
-            request_snapshot(request_choice(c->req, i), &snaps[i]);
-            res[i] = result_of(c, i, &snaps[i]);
-        }
+        results_of(c, res);
         char *json = api_openai_usage_chunk(res, c->n_choices);
         sse_write_data(&c->sse, json);
         free(json);
