@@ -86,7 +86,22 @@ bin/gpt-convert: $(call obj,rel,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 
 bin/gpt-train: $(call obj,rel,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# Data-parallel training on MPI (train/data_parallel.h): the same objects but data_parallel.c,
+# compiled and linked by Open MPI's compiler wrapper. Not part of `make`: it needs Open MPI.
+MPICC ?= mpicc
+MPI_TRAIN_OBJ := $(call obj,rel,$(MODEL_SRC) $(filter-out train/data_parallel.c,$(TRAIN_SRC)) \
+                   $(COMMON_SRC) tools/gpt_train.c) $(BUILD)/mpi/train/data_parallel.o
+gpt-train-mpi: bin/gpt-train-mpi
+bin/gpt-train-mpi: $(MPI_TRAIN_OBJ)
+	@mkdir -p $(@D)
+	$(MPICC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/mpi/%.o: %.c
+	@command -v $(MPICC) >/dev/null || { echo "make gpt-train-mpi needs Open MPI: apt-get install openmpi-bin libopenmpi-dev" >&2; exit 1; }
+	@mkdir -p $(@D)
+	$(MPICC) $(CFLAGS) -DGPTD_MPI -c -o $@ $<
 
 $(BUILD)/rel/%.o: %.c
 	@mkdir -p $(@D)
@@ -109,7 +124,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/%,$(wildcard tests/unit/tes
 UNIT_LIB := $(MODEL_SRC) $(TRAIN_SRC) $(API_SRC) $(COMMON_SRC) server/sse.c server/request.c \
             server/metrics.c
 $(BUILD)/san/test_%: $(call obj,san,$(UNIT_LIB)) $(BUILD)/san/tests/unit/test_%.o
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
 
 # ThreadSanitizer build of the daemon: the integration suite runs clean under it (make test-tsan).
 TSAN := -fsanitize=thread -fno-omit-frame-pointer
@@ -127,7 +142,7 @@ bin/gptd-tsan: $(call obj,tsan,$(MODEL_SRC) $(SERVER_SRC)) $(BUILD)/tsan/gen/web
 
 bin/gpt-train-san: $(call obj,san,$(MODEL_SRC) $(TRAIN_SRC) $(COMMON_SRC) tools/gpt_train.c)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(BLAS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 bin/gpt-convert-san: $(call obj,san,$(MODEL_SRC) $(COMMON_SRC) tools/gpt_convert.c)
 	@mkdir -p $(@D)

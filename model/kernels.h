@@ -25,6 +25,7 @@ typedef struct {
     const float *inp;
     const PackedMatrix *pm;
     PackedOutput how;
+    size_t in_stride, out_stride; /* floats from one row of inp (of out) to the next */
     int N;
     int chunks;        /* fewer than 4 rows: tasks are ranges of panels */
     int rows_per_task; /* 4 or more rows: tasks are (panel, block of rows) */

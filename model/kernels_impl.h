@@ -83,7 +83,7 @@ static inline VF vgelu(VF x) {
 static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
     int c0 = p0 * PANEL, c1 = p1 * PANEL < j->pm->M ? p1 * PANEL : j->pm->M;
     for (int r = r0; r < r1; r++) {
-        float *o = j->out + (size_t)r * j->pm->M;
+        float *o = j->out + (size_t)r * j->out_stride;
         if (j->how == PACKED_GELU_ERF) {
             for (int c = c0; c < c1; c++) o[c] = gelu_erf(o[c]);
             continue;
@@ -100,7 +100,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
                                                        int r0, const int R) {
     const PackedMatrix *pm = j->pm;
     const int K = pm->K;
-    const float *x = j->inp + (size_t)r0 * K;
+    const float *x = j->inp + r0 * j->in_stride;
     VF acc[8][PANEL_VECS];
     for (int g = 0; g < G; g++)
         for (int r = 0; r < R; r++)
@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
             VF w[PANEL_VECS];
             load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
             for (int r = 0; r < R; r++) {
-                VF xr = vf_set1(x[(size_t)r * K + k]);
+                VF xr = vf_set1(x[r * j->in_stride + k]);
                 for (int v = 0; v < PANEL_VECS; v++)
                     acc[g * R + r][v] = vf_fma(xr, w[v], acc[g * R + r][v]);
             }
@@ -119,7 +119,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
     for (int g = 0; g < G; g++) {
         int p = p0 + g, cols = pm->M - p * PANEL < PANEL ? pm->M - p * PANEL : PANEL;
         for (int r = 0; r < R; r++)
-            write_out(j, j->out + (size_t)(r0 + r) * pm->M + p * PANEL, acc[g * R + r], cols);
+            write_out(j, j->out + (r0 + r) * j->out_stride + p * PANEL, acc[g * R + r], cols);
     }
 }
 

@@ -55,6 +55,35 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
     return 0;
 }
 
+size_t packed_matrix_floats(int K, int M, int panel) {
+    return (size_t)((M + panel - 1) / panel) * K * panel;
+}
+
+void packed_matrix_fill(PackedMatrix *pm, const float *w, int ld, bool transposed,
+                        const float *bias, int K, int M) {
+    const int PANEL = pm->kernels->panel;
+    pm->panel = PANEL;
+    pm->K = K;
+    pm->M = M;
+    pm->panels = (M + PANEL - 1) / PANEL;
+    pm->w16 = NULL;
+    pm->min_split_rows = 0;
+    for (int p = 0; p < pm->panels; p++) {
+        int cols = M - p * PANEL < PANEL ? M - p * PANEL : PANEL;
+        float *dst = pm->w + (size_t)p * K * PANEL;
+        for (int k = 0; k < K; k++, dst += PANEL) {
+            int c = 0;
+            if (transposed)
+                for (; c < cols; c++) dst[c] = w[(size_t)(p * PANEL + c) * ld + k];
+            else
+                for (; c < cols; c++) dst[c] = w[(size_t)k * ld + p * PANEL + c];
+            for (; c < PANEL; c++) dst[c] = 0.0f;
+        }
+    }
+    for (int col = 0; col < pm->panels * PANEL; col++)
+        pm->bias[col] = bias && col < M ? bias[col] : 0.0f;
+}
+
 /* The fastest of `repeats` products of N rows, on the pool or on the caller alone. */
 static double best_seconds(const PackedMatrix *pm, float *out, const float *inp, int N,
                            ThreadPool *pool, int repeats) {
@@ -110,8 +139,20 @@ size_t packed_matrix_bytes(const PackedMatrix *pm) {
 
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    ThreadPool *pool) {
+    matmul_packed_strided(out, (size_t)pm->M, inp, (size_t)pm->K, pm, N, how, pool);
+}
+
+void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size_t in_stride,
+                           const PackedMatrix *pm, int N, PackedOutput how, ThreadPool *pool) {
     int threads = pool && N >= pm->min_split_rows ? thread_pool_size(pool) : 1;
-    PackedJob j = {.out = out, .inp = inp, .pm = pm, .how = how, .N = N, .chunks = threads};
+    PackedJob j = {.out = out,
+                   .inp = inp,
+                   .pm = pm,
+                   .how = how,
+                   .in_stride = in_stride,
+                   .out_stride = out_stride,
+                   .N = N,
+                   .chunks = threads};
     if (N < 4) {
         if (threads > 1)
             thread_pool_run(pool, pm->kernels->panels_task, &j, threads);

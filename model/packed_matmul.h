@@ -38,6 +38,15 @@ struct ThreadPool;
 int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int K, int M,
                        bool allow_half, const struct Kernels *kernels);
 void packed_matrix_free(PackedMatrix *pm);
+
+/* For products whose right-hand matrix changes every call (training): the floats of panels that
+ * hold a (K, M) matrix, and packed_matrix_fill, which lays a matrix out into buffers the caller
+ * owns (pm->w with packed_matrix_floats(K, M, panel) floats, pm->bias with M rounded up to the
+ * panel), float32 only. w is (K, M) with rows ld apart or, when transposed, (M, K) with rows ld
+ * apart, read as its transpose. bias (M) may be NULL. */
+size_t packed_matrix_floats(int K, int M, int panel);
+void packed_matrix_fill(PackedMatrix *pm, const float *w, int ld, bool transposed,
+                        const float *bias, int K, int M);
 /* Bytes of packed weights (what a product streams). */
 size_t packed_matrix_bytes(const PackedMatrix *pm);
 /* Measures, on this machine and pool, from how many rows splitting a product of this matrix over
@@ -47,5 +56,10 @@ size_t packed_matrix_bytes(const PackedMatrix *pm);
 int packed_matrix_calibrate(PackedMatrix *pm, struct ThreadPool *pool);
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    struct ThreadPool *pool);
+/* The same with rows of inp in_stride floats apart and rows of out out_stride apart (a head's
+ * channels inside wider rows). */
+void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size_t in_stride,
+                           const PackedMatrix *pm, int N, PackedOutput how,
+                           struct ThreadPool *pool);
 
 #endif

@@ -1,13 +1,13 @@
 /* bin/gpt-train: trains the GPT on a text file and writes safetensors checkpoints. */
-#include <cblas.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "../common/cli.h"
+#include "../common/cpu_budget.h"
+#include "../train/data_parallel.h"
 #include "../train/dataset.h"
 #include "../train/trainer.h"
 
@@ -19,33 +19,52 @@ static void on_signal(int sig) {
     stop_requested = 1;
 }
 
-/* OpenBLAS picks its kernels when it loads, from the CPU models it knows. Debian 12's 0.3.21
- * does not know CPUs newer than itself (Emerald Rapids, Zen 5) and falls back to its generic
- * SSE3 kernels ("Prescott"), about 3x slower. Then name the closest core it knows and start
- * again, since the choice is made before main. An OPENBLAS_CORETYPE set by the user stands. */
-static void pick_openblas_core(char **argv) {
-#if defined(__x86_64__)
-    const char *core = openblas_get_corename();
-    if (getenv("OPENBLAS_CORETYPE") || strcasecmp(core, "prescott") != 0) return;
-    __builtin_cpu_init();
-    const char *known = __builtin_cpu_supports("avx512f") ? "SkylakeX"
-                        : __builtin_cpu_supports("avx2")  ? "Haswell"
-                                                          : NULL;
-    if (!known) return;
-    fprintf(stderr,
-            "gpt-train: OpenBLAS does not know this CPU (it chose %s); restarting with "
-            "OPENBLAS_CORETYPE=%s\n",
-            core, known);
-    setenv("OPENBLAS_CORETYPE", known, 1);
-    execv("/proc/self/exe", argv);
-#else
-    (void)argv;
-#endif
+/* The command a checkpoint records: what decides its bytes. The program's own name is recorded as
+ * gpt-train (bin/gpt-train-mpi under mpirun writes the same bytes), and --threads is left out,
+ * since the thread count changes no result. */
+static char *recorded_command(int argc, char **argv) {
+    char **kept = malloc(((size_t)argc + 1) * sizeof *kept);
+    if (!kept) return NULL;
+    int n = 0;
+    kept[n++] = "gpt-train";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--threads=", 10) != 0) kept[n++] = argv[i];
+    }
+    char *command = cli_join(n, kept);
+    free(kept);
+    return command;
 }
 
+static int train(int argc, char **argv, DataParallel *dp);
+
 int main(int argc, char **argv) {
-    pick_openblas_core(argv);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    DataParallel dp;
+    Error err;
+    if (data_parallel_start(&dp, &argc, &argv, &err)) {
+        fprintf(stderr, "gpt-train: %s\n", err.message);
+        return 1;
+    }
+    int rc = train(argc, argv, &dp);
+    if (rc == 1) data_parallel_abort(&dp, rc); /* the other ranks may wait for this one */
+    data_parallel_end(&dp);
+    return rc;
+}
+
+/* Threads a rank uses unless told: what this process may use (affinity, cgroup quota), shared
+ * by the ranks mpirun started on this machine. */
+static int default_threads(void) {
+    CpuBudget budget;
+    cpu_budget_read(&budget);
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int ranks_here = local && atoi(local) > 0 ? atoi(local) : 1;
+    return budget.threads / ranks_here > 1 ? budget.threads / ranks_here : 1;
+}
+
+static int train(int argc, char **argv, DataParallel *dp) {
     const char *activation = "relu";
     TrainOptions o = {
         .data_path = dataset_default_path(),
@@ -55,7 +74,7 @@ int main(int argc, char **argv) {
         .max_iters = 5000,
         .eval_interval = 500,
         .eval_iters = 200,
-        .threads = cores > 0 ? (int)cores : 1,
+        .threads = default_threads(),
         .log_interval = 10,
         .lr = 3e-4f,
         .min_lr = -1.0f,
@@ -103,7 +122,7 @@ int main(int argc, char **argv) {
          "GPT-2's byte-level BPE from DIR (vocab.json + merges.txt); default: the text's "
          "characters",
          false, NULL},
-        {"threads", CLI_INT, &o.threads, 1, 1024, "OpenBLAS threads", false, NULL},
+        {"threads", CLI_INT, &o.threads, 1, 1024, "threads (default: the CPUs this process may use, shared by mpirun's ranks on one machine)", false, NULL},
         {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines",
          false, NULL},
     };
@@ -124,8 +143,9 @@ int main(int argc, char **argv) {
                 o.model.n_head);
         return 2;
     }
-    char *command = cli_join(argc, argv);
+    char *command = recorded_command(argc, argv);
     o.command_line = command;
+    o.ranks = dp;
     o.stop = &stop_requested;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -147,7 +167,10 @@ int main(int argc, char **argv) {
     rc = eval_only ? trainer_evaluate(&o, stdout, &err) : trainer_run(&o, stdout, stderr, &err);
     free(command);
     if (rc) {
-        fprintf(stderr, "gpt-train: %s\n", err.message);
+        if (dp->size > 1)
+            fprintf(stderr, "gpt-train (rank %d of %d): %s\n", dp->rank, dp->size, err.message);
+        else
+            fprintf(stderr, "gpt-train: %s\n", err.message);
         return 1;
     }
     return 0;

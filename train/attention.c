@@ -1,8 +1,11 @@
 #include "attention.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
+
+#include "../model/kernels.h"
+#include "../model/packed_matmul.h"
 
 /* Offsets of head h of batch b inside each tensor. */
 static size_t q_at(const AttentionShape *s, int b, int h) {
@@ -24,11 +27,54 @@ static float score_scale(const AttentionShape *s) {
     return s->scale != 0.0f ? s->scale : 1.0f / sqrtf((float)s->head_size);
 }
 
-void attention_scores(float *scores, const float *q, const float *k, const AttentionShape *s, int b,
-                      int h) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Tq, s->Tk, s->head_size, score_scale(s),
-                q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h), s->kv_stride, 0.0f, scores,
-                s->Tk);
+static const Kernels *kernels_of(const AttentionShape *s) {
+    if (s->kernels) return s->kernels;
+    const Kernels *best;
+    kernels_available(&best, 1);
+    return best;
+}
+
+static int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+/* The scratch after the (Tq, Tk) matrices: the right-hand matrix of a product in panels, then
+ * its (zero) bias. */
+static size_t pack_floats(const AttentionShape *s, int panel) {
+    int hs = s->head_size, T = s->Tq > s->Tk ? s->Tq : s->Tk;
+    size_t a = packed_matrix_floats(hs, s->Tk, panel), b = packed_matrix_floats(T, hs, panel);
+    return a > b ? a : b;
+}
+
+size_t attention_scratch_floats(const AttentionShape *s) {
+    int panel = kernels_of(s)->panel;
+    return 3 * (size_t)s->Tq * s->Tk + pack_floats(s, panel) +
+           packed_matrix_floats(1, max3(s->Tq, s->Tk, s->head_size), panel);
+}
+
+/* out (rows, cols) = a (rows, n) @ b, or out + that when add; b is (n, cols) or, transposed,
+ * (cols, n); each matrix's rows are its ld apart. On the engine's kernels, on the calling thread
+ * (the trainer spreads sequences over its pool): each output one chain over n in order. */
+static void product(const AttentionShape *s, float *scratch, float *out, size_t ldo,
+                    const float *a, size_t lda, const float *b, size_t ldb, bool transposed,
+                    int rows, int n, int cols, bool add) {
+    const Kernels *k = kernels_of(s);
+    float *pack = scratch + 3 * (size_t)s->Tq * s->Tk;
+    PackedMatrix pm = {.kernels = k, .w = pack, .bias = pack + pack_floats(s, k->panel)};
+    packed_matrix_fill(&pm, b, (int)ldb, transposed, NULL, n, cols);
+    matmul_packed_strided(out, ldo, a, lda, &pm, rows, add ? PACKED_ADD : PACKED_STORE, NULL);
+}
+
+/* dst (cols, rows) = src (rows, cols) transposed. */
+static void transpose(float *dst, const float *src, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+void attention_scores(float *scores, float *scratch, const float *q, const float *k,
+                      const AttentionShape *s, int b, int h) {
+    product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h),
+            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false);
+    float scale = score_scale(s);
+    for (size_t i = 0; i < (size_t)s->Tq * s->Tk; i++) scores[i] *= scale;
 }
 
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
@@ -38,7 +84,7 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {
             float *p = att + ((size_t)b * s->n_head + h) * Tq * Tk; /* (Tq, Tk) */
-            attention_scores(p, q, k, s, b, h);
+            attention_scores(p, scratch, q, k, s, b, h);
             for (int i = 0; i < Tq; i++) {
                 float *row = p + (size_t)i * Tk;
                 int n = visible_keys(s, i);
@@ -69,9 +115,8 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
                 }
                 pv = scratch;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hs, Tk, 1.0f, pv, Tk,
-                        v + kv_at(s, b, h), s->kv_stride, 0.0f, out + out_at(s, b, h),
-                        s->out_stride);
+            product(s, scratch, out + out_at(s, b, h), s->out_stride, pv, Tk, v + kv_at(s, b, h),
+                    s->kv_stride, false, Tq, Tk, hs, false);
         }
 }
 
@@ -81,7 +126,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
     int Tq = s->Tq, Tk = s->Tk, hs = s->head_size;
     float scale = score_scale(s);
     float *dp = scratch;                   /* (Tq, Tk) */
-    float *pd = scratch + (size_t)Tq * Tk; /* (Tq, Tk) dropped probabilities */
+    float *pd = scratch + (size_t)Tq * Tk;     /* (Tq, Tk) dropped probabilities */
+    float *tr = scratch + 2 * (size_t)Tq * Tk; /* (Tk, Tq) a transposed one */
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {
             size_t bh = ((size_t)b * s->n_head + h) * Tq * Tk;
@@ -94,11 +140,12 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             }
             const float *dout_bh = dout + out_at(s, b, h);
             /* dv (Tk, hs) += pv^T (Tk, Tq) @ dout (Tq, hs) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, hs, Tq, 1.0f, pv, Tk, dout_bh,
-                        s->out_stride, 1.0f, dv + kv_at(s, b, h), s->kv_stride);
+            transpose(tr, pv, Tq, Tk);
+            product(s, scratch, dv + kv_at(s, b, h), s->kv_stride, tr, Tq, dout_bh, s->out_stride,
+                    false, Tk, Tq, hs, true);
             /* dp (Tq, Tk) = dout (Tq, hs) @ v^T (hs, Tk) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hs, 1.0f, dout_bh,
-                        s->out_stride, v + kv_at(s, b, h), s->kv_stride, 0.0f, dp, Tk);
+            product(s, scratch, dp, Tk, dout_bh, s->out_stride, v + kv_at(s, b, h), s->kv_stride,
+                    true, Tq, hs, Tk, false);
             /* Softmax backward, row by row: ds = p * (dp - sum(p * dp)), times the scale. */
             for (int i = 0; i < Tq; i++) {
                 float *dpr = dp + (size_t)i * Tk;
@@ -112,9 +159,10 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                 for (int j = n; j < Tk; j++) dpr[j] = 0.0f;
             }
             /* dq (Tq, hs) += ds (Tq, Tk) @ k (Tk, hs); dk (Tk, hs) += ds^T @ q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hs, Tk, 1.0f, dp, Tk,
-                        k + kv_at(s, b, h), s->kv_stride, 1.0f, dq + q_at(s, b, h), s->q_stride);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, hs, Tq, 1.0f, dp, Tk,
-                        q + q_at(s, b, h), s->q_stride, 1.0f, dk + kv_at(s, b, h), s->kv_stride);
+            product(s, scratch, dq + q_at(s, b, h), s->q_stride, dp, Tk, k + kv_at(s, b, h),
+                    s->kv_stride, false, Tq, Tk, hs, true);
+            transpose(tr, dp, Tq, Tk);
+            product(s, scratch, dk + kv_at(s, b, h), s->kv_stride, tr, Tq, q + q_at(s, b, h),
+                    s->q_stride, false, Tk, Tq, hs, true);
         }
 }

@@ -14,6 +14,7 @@
 #define GPTD_ATTENTION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "../common/rng.h"
 
@@ -22,22 +23,27 @@ typedef struct {
     bool causal;
     int q_stride, kv_stride, out_stride; /* floats from one row to the next */
     float scale; /* score scale; 0 means 1/sqrt(head_size), the transformer's choice */
+    const struct Kernels *kernels; /* the products' (NULL: the best this CPU has) */
 } AttentionShape;
 
+/* The products run on the engine's kernels, each output one chain in order, on the calling
+ * thread; `scratch` holds their working matrices: attention_scratch_floats of them. */
+size_t attention_scratch_floats(const AttentionShape *s);
+
 /* scores (Tq, Tk) = scale * q_bh k_bh^T for batch b, head h, before masking and softmax. */
-void attention_scores(float *scores, const float *q, const float *k, const AttentionShape *s, int b,
-                      int h);
+void attention_scores(float *scores, float *scratch, const float *q, const float *k,
+                      const AttentionShape *s, int b, int h);
 
 /* out (B, Tq, n_head * head_size) = softmax(q k^T / sqrt(head_size) [+ mask]) v.
  * att (B, n_head, Tq, Tk) receives the softmax probabilities (kept for the backward pass).
  * If dropout > 0, att_mask (same size as att) receives the dropout mask and the dropped
- * probabilities are applied to v (as in the lecture). scratch: Tq * Tk floats. */
+ * probabilities are applied to v (as in the lecture). */
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
                        const float *k, const float *v, const AttentionShape *s, float dropout,
                        Rng *rng);
 
 /* Accumulates dq, dk, dv (same layouts and strides as q, k, v) from dout. att_mask NULL means
- * no dropout. scratch: 2 * Tq * Tk floats. */
+ * no dropout. */
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *att, const float *att_mask, const float *q, const float *k,
                         const float *v, const AttentionShape *s);

@@ -1,28 +1,54 @@
 /* The training pass of the GPT: forward over a batch (B, T) keeping every activation, then
- * backward into the gradients. Matrix products on OpenBLAS (matmul.c), attention in
- * attention.c. Inference does not come here: it uses the engine (engine.c). */
+ * backward into the gradients. Matrix products on the engine's kernels (matmul.c), attention in
+ * attention.c, parameter gradients summed over the batch's sequences in shard_sum's fixed tree.
+ * Inference does not come here: it uses the engine (engine.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/thread_pool.h"
+#include "../model/kernels.h"
 #include "attention.h"
 #include "gpt_backprop.h"
 #include "matmul.h"
+#include "shard_sum.h"
 #include "train_layers.h"
 
+/* Dropout's masks: one stream per (layer, site, sequence of the whole batch), derived from one
+ * draw of the run's RNG per step, so a sequence's masks do not depend on which thread or rank
+ * runs it, nor on how many sequences it shares a pass with. */
+enum { SITE_ATTENTION, SITE_ATTENTION_PROJ, SITE_MLP_PROJ };
+
+static void dropout_rng(Rng *rng, uint64_t base, int layer, int site, int sequence) {
+    uint64_t x = base ^ ((uint64_t)layer << 40 | (uint64_t)site << 32 | (uint32_t)sequence);
+    rng_seed(rng, rng_splitmix64(&x));
+}
+
 /* Attention of one layer, sequence by sequence: sequences are independent, so they are spread
- * over the pool (OpenBLAS single-threaded meanwhile, so the threads do not oversubscribe the
- * cores). Each sequence draws its dropout masks from its own RNG, seeded from the main one, so
- * the result does not depend on which thread ran it. */
+ * over the pool. */
 typedef struct {
     TrainState *ts;
     int layer, T;
     float dropout;
-    uint64_t seed;
     bool backward;
 } AttentionPass;
+
+/* One sequence's causal self-attention over the (B, T, 3C) qkv rows. */
+static AttentionShape attention_shape(const TrainState *ts, int T) {
+    const GPTConfig *c = &ts->model->config;
+    int C = c->n_embd;
+    return (AttentionShape){.B = 1,
+                            .Tq = T,
+                            .Tk = T,
+                            .n_head = c->n_head,
+                            .head_size = C / c->n_head,
+                            .causal = true,
+                            .q_stride = 3 * C,
+                            .kv_stride = 3 * C,
+                            .out_stride = C,
+                            .kernels = ts->mm.kernels};
+}
 
 static void attention_sequence(void *ctx, int b) {
     const AttentionPass *p = ctx;
@@ -32,21 +58,13 @@ static void attention_sequence(void *ctx, int b) {
     int T = p->T, C = c->n_embd, NH = c->n_head, B = ts->last_B;
     size_t NC = (size_t)B * T * C, att_size = (size_t)B * NH * T * T;
     size_t row = (size_t)b * T, att_at = p->layer * att_size + (size_t)b * NH * T * T;
-    AttentionShape s = {.B = 1,
-                        .Tq = T,
-                        .Tk = T,
-                        .n_head = NH,
-                        .head_size = C / NH,
-                        .causal = true,
-                        .q_stride = 3 * C,
-                        .kv_stride = 3 * C,
-                        .out_stride = C};
+    AttentionShape s = attention_shape(ts, T);
     const float *qkv = a->qkv + p->layer * 3 * NC + row * 3 * C;
-    float *scratch = a->att_scratch + (size_t)b * 2 * T * T;
+    float *scratch = a->att_scratch + b * attention_scratch_floats(&s);
     const float *mask = a->att_mask ? a->att_mask + att_at : NULL;
     if (!p->backward) {
         Rng rng;
-        rng_seed(&rng, p->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(b + 1)));
+        dropout_rng(&rng, ts->dropout_base, p->layer, SITE_ATTENTION, ts->shard0 + b);
         attention_forward(a->atty + p->layer * NC + row * C, a->att + att_at, (float *)mask,
                           scratch, qkv, qkv + C, qkv + 2 * C, &s, p->dropout, &rng);
     } else {
@@ -62,9 +80,41 @@ static void attention_layer(TrainState *ts, AttentionPass *p) {
         for (int b = 0; b < ts->last_B; b++) attention_sequence(p, b);
         return;
     }
-    matmul_set_threads(1);
     thread_pool_run(ts->pool, attention_sequence, p, ts->last_B);
-    matmul_set_threads(thread_pool_size(ts->pool));
+}
+
+/* Dropout after a projection, sequence by sequence, each on its own stream. */
+static void dropout_layer(TrainState *ts, float *out, float *mask, const float *inp, int layer,
+                          int site, int B, int T, float p) {
+    size_t TC = (size_t)T * ts->model->config.n_embd;
+    for (int b = 0; b < B; b++) {
+        Rng rng;
+        dropout_rng(&rng, ts->dropout_base, layer, site, ts->shard0 + b);
+        dropout_forward(out + b * TC, mask + b * TC, inp + b * TC, (long)TC, p, &rng);
+    }
+}
+
+/* Room for every product of a pass over (B, T) rows, and for shard_sum's scratch. */
+static int reserve_products(TrainState *ts, int B, int T, Error *err) {
+    const GPTConfig *c = &ts->model->config;
+    int C = c->n_embd, V = c->vocab_size;
+    /* (rows, cols) of every right-hand matrix: forward, input gradients, weight gradients. */
+    const int shapes[][2] = {{C, 3 * C}, {C, C},     {C, 4 * C}, {4 * C, C}, {C, V}, {3 * C, C},
+                             {V, C},     {T, 3 * C}, {T, C},     {T, 4 * C}, {T, V}};
+    int wide = 4 * C > V ? 4 * C : V;
+    if (matmul_reserve(&ts->mm, shapes, (int)(sizeof shapes / sizeof shapes[0]), (size_t)wide * T,
+                       err))
+        return -1;
+    size_t largest = (size_t)T * C;
+    for (int i = 0; i < ts->model->n_tensors; i++)
+        if (ts->model->tensors[i].size > largest) largest = ts->model->tensors[i].size;
+    free(ts->shard_scratch);
+    free(ts->token_grad_tmp);
+    ts->shard_scratch = malloc((shard_sum_scratch(largest, B) + 1) * sizeof(float));
+    ts->token_grad_tmp = malloc((size_t)V * C * sizeof(float));
+    if (!ts->shard_scratch || !ts->token_grad_tmp)
+        return error_set(err, "out of memory for the gradients' scratch");
+    return 0;
 }
 
 /* Allocates the activations for (B, T), growing when a bigger batch comes. */
@@ -77,6 +127,7 @@ static int alloc_activations(TrainState *ts, int B, int T, bool dropout, Error *
     const GPTConfig *c = &ts->model->config;
     size_t L = c->n_layer, C = c->n_embd, V = c->vocab_size, NH = c->n_head;
     size_t BT = (size_t)B * T, att = (size_t)B * NH * T * T;
+    AttentionShape shape = attention_shape(ts, T);
     struct {
         float **slot;
         size_t n;
@@ -113,7 +164,7 @@ static int alloc_activations(TrainState *ts, int B, int T, bool dropout, Error *
         {&ts->acts.dfch, BT * 4 * C},
         {&ts->acts.dfch_act, BT * 4 * C},
         {&ts->acts.dlogits, BT * V},
-        {&ts->acts.att_scratch, (size_t)B * 2 * T * T},
+        {&ts->acts.att_scratch, (size_t)B * attention_scratch_floats(&shape)},
     };
     size_t n = sizeof table / sizeof table[0], total = 0;
     for (size_t i = 0; i < n; i++) total += table[i].n;
@@ -129,7 +180,88 @@ static int alloc_activations(TrainState *ts, int B, int T, bool dropout, Error *
     ts->act_B = B;
     ts->act_T = T;
     ts->act_dropout = dropout;
-    return 0;
+    return reserve_products(ts, B, T, err);
+}
+
+/* The partials of shard_sum.h: one sequence's rows of a parameter gradient. */
+typedef struct {
+    Matmul *mm;
+    const float *dout, *inp;
+    int T, K, M;
+    bool out_in;
+} WeightGrad;
+
+static void weight_shard(void *ctx, int s, float *out, bool add) {
+    const WeightGrad *w = ctx;
+    matmul_weight_grad(w->mm, out, w->dout + (size_t)s * w->T * w->M,
+                       w->inp + (size_t)s * w->T * w->K, w->T, w->K, w->M, w->out_in, add);
+}
+
+/* Rows of (T, width) per sequence: a bias's gradient (column sums), the position embedding's
+ * (the rows themselves), the loss (width 1: the sum of the sequence's losses). */
+typedef struct {
+    const float *dout;
+    int T, width;
+} Rows;
+
+static void bias_shard(void *ctx, int s, float *out, bool add) {
+    const Rows *r = ctx;
+    bias_grad(out, r->dout + (size_t)s * r->T * r->width, r->T, r->width, add);
+}
+
+static void rows_shard(void *ctx, int s, float *out, bool add) {
+    const Rows *r = ctx;
+    rows_grad(out, r->dout + (size_t)s * r->T * r->width, (long)r->T * r->width, add);
+}
+
+static void loss_shard(void *ctx, int s, float *out, bool add) {
+    const Rows *r = ctx;
+    bias_grad(out, r->dout + (size_t)s * r->T, r->T, 1, add);
+}
+
+typedef struct {
+    const float *dout, *inp, *mean, *rstd;
+    int T, C;
+} NormGrad;
+
+static void norm_weight_shard(void *ctx, int s, float *out, bool add) {
+    const NormGrad *n = ctx;
+    size_t at = (size_t)s * n->T;
+    layernorm_weight_grad(out, n->dout + at * n->C, n->inp + at * n->C, n->mean + at, n->rstd + at,
+                          n->T, n->C, add);
+}
+
+typedef struct {
+    const int *tokens;
+    const float *dout;
+    float *tmp;
+    int T, C, V;
+} Tokens;
+
+static void token_shard(void *ctx, int s, float *out, bool add) {
+    const Tokens *t = ctx;
+    size_t at = (size_t)s * t->T;
+    embedding_token_grad(out, t->tmp, t->dout + at * t->C, t->tokens + at, t->T, t->C, t->V, add);
+}
+
+/* dw = the tree sum over the pass's sequences of inp^T @ dout (weight_shard). */
+static void weight_grad(TrainState *ts, float *dw, const float *dout, const float *inp, int K,
+                        int M, bool out_in) {
+    WeightGrad w = {&ts->mm, dout, inp, ts->last_T, K, M, out_in};
+    shard_sum(dw, (size_t)K * M, ts->last_B, weight_shard, &w, ts->shard_scratch);
+}
+
+static void bias_grads(TrainState *ts, float *db, const float *dout, int M) {
+    Rows r = {dout, ts->last_T, M};
+    shard_sum(db, (size_t)M, ts->last_B, bias_shard, &r, ts->shard_scratch);
+}
+
+static void layernorm_grads(TrainState *ts, float *dw, float *db, const float *dout,
+                            const float *inp, const float *mean, const float *rstd) {
+    int C = ts->model->config.n_embd;
+    NormGrad n = {dout, inp, mean, rstd, ts->last_T, C};
+    shard_sum(dw, (size_t)C, ts->last_B, norm_weight_shard, &n, ts->shard_scratch);
+    bias_grads(ts, db, dout, C);
 }
 
 int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, int T, float dropout,
@@ -157,6 +289,7 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
     ts->last_B = B;
     ts->last_T = T;
     ts->last_dropout = dropout;
+    ts->dropout_base = dropout > 0.0f ? rng_u64(rng) : 0;
     embedding_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         const LayerParams *lp = &p->layer[l];
@@ -169,29 +302,34 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
 
         layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b, N,
                           C);
-        matmul_forward(qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
-        AttentionPass pass = {ts, l, T, dropout, dropout > 0.0f ? rng_u64(rng) : 0, false};
-        (void)atty;
+        matmul_forward(&ts->mm, qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
+        AttentionPass pass = {ts, l, T, dropout, false};
         attention_layer(ts, &pass);
-        matmul_forward(attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
-        dropout_forward(a->dsmall, a->attproj_mask + l * NC, attproj, NC, dropout, rng);
+        matmul_forward(&ts->mm, attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
+        dropout_layer(ts, a->dsmall, a->attproj_mask + l * NC, attproj, l, SITE_ATTENTION_PROJ, B,
+                      T, dropout);
         residual_forward(resid1, x, a->dsmall, NC);
         layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, resid1, lp->ln2_w,
                           lp->ln2_b, N, C);
-        matmul_forward(fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false);
+        matmul_forward(&ts->mm, fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false);
         activation_forward(fch_act, fch, 4 * NC, c->activation);
-        matmul_forward(fcproj, fch_act, lp->fcproj_w, lp->fcproj_b, N, 4 * C, C, false);
-        dropout_forward(a->dsmall, a->fcproj_mask + l * NC, fcproj, NC, dropout, rng);
+        matmul_forward(&ts->mm, fcproj, fch_act, lp->fcproj_w, lp->fcproj_b, N, 4 * C, C, false);
+        dropout_layer(ts, a->dsmall, a->fcproj_mask + l * NC, fcproj, l, SITE_MLP_PROJ, B, T,
+                      dropout);
         residual_forward(resid2, resid1, a->dsmall, NC);
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->resid2 + (L - 1) * NC, p->lnf_w,
                       p->lnf_b, N, C);
-    matmul_forward(a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true);
+    matmul_forward(&ts->mm, a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true);
 
-    float mean_loss = 0.0f;
-    if (targets)
-        mean_loss = crossentropy_forward_backward(a->losses, a->dlogits, a->logits, targets, N, V);
-    if (loss) *loss = mean_loss;
+    ts->loss_sum = 0.0f;
+    if (targets) {
+        int rows = ts->batch_rows > 0 ? ts->batch_rows : N;
+        crossentropy_forward_backward(a->losses, a->dlogits, a->logits, targets, N, V, rows);
+        Rows losses = {.dout = a->losses, .T = T, .width = 1};
+        shard_sum(&ts->loss_sum, 1, B, loss_shard, &losses, ts->shard_scratch);
+    }
+    if (loss) *loss = ts->loss_sum / N;
     return 0;
 }
 
@@ -200,74 +338,117 @@ void gpt_backward(TrainState *ts) {
     const GPTParams *p = &ts->model->params;
     GPTParams *g = &ts->grads;
     Activations *a = &ts->acts;
+    Matmul *mm = &ts->mm;
     int B = ts->last_B, T = ts->last_T;
     int N = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer;
     size_t NC = (size_t)N * C;
 
     /* dlogits was filled by the forward pass's cross-entropy. */
-    memset(a->dln, 0, NC * sizeof(float));
-    matmul_backward(a->dln, g->head_w, g->head_b, a->dlogits, a->lnf, p->head_w, N, C, V, true);
+    matmul_backward_input(mm, a->dln, a->dlogits, p->head_w, N, C, V, true);
+    weight_grad(ts, c->tied_head ? ts->head_grad : g->head_w, a->dlogits, a->lnf, C, V, true);
+    if (g->head_b) bias_grads(ts, g->head_b, a->dlogits, V);
     memset(a->dresid, 0, NC * sizeof(float));
-    layernorm_backward(a->dresid, g->lnf_w, g->lnf_b, a->dln, a->resid2 + (L - 1) * NC, p->lnf_w,
-                       a->lnf_mean, a->lnf_rstd, N, C);
+    const float *last = a->resid2 + (L - 1) * NC;
+    layernorm_backward(a->dresid, a->dln, last, p->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    layernorm_grads(ts, g->lnf_w, g->lnf_b, a->dln, last, a->lnf_mean, a->lnf_rstd);
     for (int l = L - 1; l >= 0; l--) {
         const LayerParams *lp = &p->layer[l];
         LayerParams *lg = &g->layer[l];
         const float *x = l == 0 ? a->encoded : a->resid2 + (l - 1) * NC;
+        const float *ln1 = a->ln1 + l * NC, *ln2 = a->ln2 + l * NC, *resid1 = a->resid1 + l * NC;
+        const float *fch_act = a->fch_act + l * 4 * NC, *atty = a->atty + l * NC;
 
         /* resid2 = resid1 + dropout(fcproj): dresid already is d(resid1) along the identity. */
         memset(a->dsmall, 0, NC * sizeof(float));
         dropout_backward(a->dsmall, a->dresid, a->fcproj_mask + l * NC, NC);
-        memset(a->dfch_act, 0, 4 * NC * sizeof(float));
-        matmul_backward(a->dfch_act, lg->fcproj_w, lg->fcproj_b, a->dsmall, a->fch_act + l * 4 * NC,
-                        lp->fcproj_w, N, 4 * C, C, false);
+        matmul_backward_input(mm, a->dfch_act, a->dsmall, lp->fcproj_w, N, 4 * C, C, false);
+        weight_grad(ts, lg->fcproj_w, a->dsmall, fch_act, 4 * C, C, false);
+        bias_grads(ts, lg->fcproj_b, a->dsmall, C);
         memset(a->dfch, 0, 4 * NC * sizeof(float));
         activation_backward(a->dfch, a->fch + l * 4 * NC, a->dfch_act, 4 * NC, c->activation);
-        memset(a->dln, 0, NC * sizeof(float));
-        matmul_backward(a->dln, lg->fc_w, lg->fc_b, a->dfch, a->ln2 + l * NC, lp->fc_w, N, C, 4 * C,
-                        false);
-        layernorm_backward(a->dresid, lg->ln2_w, lg->ln2_b, a->dln, a->resid1 + l * NC, lp->ln2_w,
-                           a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
+        matmul_backward_input(mm, a->dln, a->dfch, lp->fc_w, N, C, 4 * C, false);
+        weight_grad(ts, lg->fc_w, a->dfch, ln2, C, 4 * C, false);
+        bias_grads(ts, lg->fc_b, a->dfch, 4 * C);
+        layernorm_backward(a->dresid, a->dln, resid1, lp->ln2_w, a->ln2_mean + l * N,
+                           a->ln2_rstd + l * N, N, C);
+        layernorm_grads(ts, lg->ln2_w, lg->ln2_b, a->dln, resid1, a->ln2_mean + l * N,
+                        a->ln2_rstd + l * N);
 
         /* resid1 = x + dropout(attproj) */
         memset(a->dsmall, 0, NC * sizeof(float));
         dropout_backward(a->dsmall, a->dresid, a->attproj_mask + l * NC, NC);
-        memset(a->datty, 0, NC * sizeof(float));
-        matmul_backward(a->datty, lg->proj_w, lg->proj_b, a->dsmall, a->atty + l * NC, lp->proj_w,
-                        N, C, C, false);
+        matmul_backward_input(mm, a->datty, a->dsmall, lp->proj_w, N, C, C, false);
+        weight_grad(ts, lg->proj_w, a->dsmall, atty, C, C, false);
+        bias_grads(ts, lg->proj_b, a->dsmall, C);
         memset(a->dqkv, 0, 3 * NC * sizeof(float));
-        AttentionPass pass = {ts, l, T, ts->last_dropout, 0, true};
+        AttentionPass pass = {ts, l, T, ts->last_dropout, true};
         attention_layer(ts, &pass);
-        memset(a->dln, 0, NC * sizeof(float));
-        matmul_backward(a->dln, lg->qkv_w, lg->qkv_b, a->dqkv, a->ln1 + l * NC, lp->qkv_w, N, C,
-                        3 * C, false);
-        layernorm_backward(a->dresid, lg->ln1_w, lg->ln1_b, a->dln, x, lp->ln1_w,
-                           a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
+        matmul_backward_input(mm, a->dln, a->dqkv, lp->qkv_w, N, C, 3 * C, false);
+        weight_grad(ts, lg->qkv_w, a->dqkv, ln1, C, 3 * C, false);
+        if (lg->qkv_b) bias_grads(ts, lg->qkv_b, a->dqkv, 3 * C);
+        layernorm_backward(a->dresid, a->dln, x, lp->ln1_w, a->ln1_mean + l * N,
+                           a->ln1_rstd + l * N, N, C);
+        layernorm_grads(ts, lg->ln1_w, lg->ln1_b, a->dln, x, a->ln1_mean + l * N,
+                        a->ln1_rstd + l * N);
     }
-    embedding_backward(g->wte, g->wpe, a->dresid, ts->last_inputs, B, T, C);
+    Tokens tokens = {ts->last_inputs, a->dresid, ts->token_grad_tmp, T, C, V};
+    shard_sum(g->wte, (size_t)V * C, B, token_shard, &tokens, ts->shard_scratch);
+    Rows positions = {.dout = a->dresid, .T = T, .width = C};
+    shard_sum(g->wpe, (size_t)T * C, B, rows_shard, &positions, ts->shard_scratch);
+    memset(g->wpe + (size_t)T * C, 0, (size_t)(c->block_size - T) * C * sizeof(float));
+    ts->grad_memory[ts->model->n_params + ts->head_grad_size] = ts->loss_sum;
+
+    if (ts->combine) ts->combine(ts->combine_ctx, ts->grad_memory, train_grad_floats(ts));
+    /* A tied head's gradient is the embedding's plus the head's, each summed on its own over the
+     * batch (and over the ranks), so the sum is the same however the batch was split. */
+    for (size_t i = 0; i < ts->head_grad_size; i++) g->wte[i] = g->wte[i] + ts->head_grad[i];
+    int rows = ts->batch_rows > 0 ? ts->batch_rows : N;
+    ts->batch_loss = ts->grad_memory[ts->model->n_params + ts->head_grad_size] / rows;
 }
 
 void train_state_init(TrainState *ts, GPT *model) {
     memset(ts, 0, sizeof *ts);
     ts->model = model;
+    const Kernels *best;
+    kernels_available(&best, 1);
+    matmul_init(&ts->mm, best, NULL);
+}
+
+void train_state_use(TrainState *ts, const Kernels *kernels, ThreadPool *pool) {
+    ts->pool = pool;
+    matmul_free(&ts->mm);
+    matmul_init(&ts->mm, kernels, pool);
+    /* the products' scratch is laid out for the kernels' panels: size it again */
+    free(ts->act_memory);
+    ts->act_memory = NULL;
 }
 
 void train_state_free(TrainState *ts) {
     free(ts->grad_memory);
     free(ts->act_memory);
+    free(ts->shard_scratch);
+    free(ts->token_grad_tmp);
+    matmul_free(&ts->mm);
     memset(ts, 0, sizeof *ts);
+}
+
+size_t train_grad_floats(const TrainState *ts) {
+    return ts->model->n_params + ts->head_grad_size + 1;
 }
 
 int gpt_alloc_grads(TrainState *ts, Error *err) {
     if (ts->grad_memory) return 0;
-    ts->grad_memory = calloc(ts->model->n_params, sizeof(float));
+    const GPTConfig *c = &ts->model->config;
+    ts->head_grad_size = c->tied_head ? (size_t)c->vocab_size * c->n_embd : 0;
+    ts->grad_memory = calloc(train_grad_floats(ts), sizeof(float));
     if (!ts->grad_memory) return error_set(err, "out of memory for gradients");
     gpt_bind(ts->model, ts->grad_memory, &ts->grads);
+    ts->head_grad = ts->grad_memory + ts->model->n_params;
     return 0;
 }
 
 void gpt_zero_grads(TrainState *ts) {
-    if (ts->grad_memory) memset(ts->grad_memory, 0, ts->model->n_params * sizeof(float));
+    if (ts->grad_memory) memset(ts->grad_memory, 0, train_grad_floats(ts) * sizeof(float));
 }
 
 void gpt_init_weights(GPT *m, Rng *rng) {

@@ -1,37 +1,86 @@
 #include "matmul.h"
 
-#include <cblas.h>
-#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
-void matmul_set_threads(int n) { openblas_set_num_threads(n); }
+#include "../common/thread_pool.h"
+#include "../model/kernels.h"
 
-void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int K,
-                    int M, bool w_is_out_in) {
-    float beta = 0.0f;
-    if (bias) {
-        /* Seed the output with the bias so the product accumulates onto it. */
-        for (int n = 0; n < N; n++)
-            for (int m = 0; m < M; m++) out[(size_t)n * M + m] = bias[m];
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_out_in ? CblasTrans : CblasNoTrans, N, M, K, 1.0f,
-                inp, K, w, w_is_out_in ? K : M, beta, out, M);
+void matmul_init(Matmul *mm, const Kernels *kernels, ThreadPool *pool) {
+    memset(mm, 0, sizeof *mm);
+    mm->kernels = kernels;
+    mm->pool = pool;
+    mm->packed.kernels = kernels;
 }
 
-void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                     const float *w, int N, int K, int M, bool w_is_out_in) {
-    if (dinp) /* (N, M) @ W^T -> (N, K) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_out_in ? CblasNoTrans : CblasTrans, N, K, M,
-                    1.0f, dout, M, w, w_is_out_in ? K : M, 1.0f, dinp, K);
-    if (dw) {
-        if (w_is_out_in) /* dW (M, K) += dout^T (M, N) @ inp (N, K) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, K, N, 1.0f, dout, M, inp, K,
-                        1.0f, dw, K);
-        else /* dW (K, M) += inp^T (K, N) @ dout (N, M) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, M, N, 1.0f, inp, K, dout, M,
-                        1.0f, dw, M);
+void matmul_free(Matmul *mm) {
+    free(mm->packed.w);
+    free(mm->packed.bias);
+    free(mm->rows);
+    memset(mm, 0, sizeof *mm);
+}
+
+/* Grows *p to at least n floats, 64-byte aligned (what the kernels stream). */
+static int grow(float **p, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    float *q = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    if (!q) return -1;
+    free(*p);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, size_t transposed, Error *err) {
+    int panel = mm->kernels->panel, cols = 0;
+    size_t panels = 0;
+    for (int i = 0; i < n; i++) {
+        size_t f = packed_matrix_floats(shapes[i][0], shapes[i][1], panel);
+        panels = f > panels ? f : panels;
+        cols = shapes[i][1] > cols ? shapes[i][1] : cols;
     }
-    if (dbias)
-        for (int n = 0; n < N; n++)
-            for (int m = 0; m < M; m++) dbias[m] += dout[(size_t)n * M + m];
+    if (grow(&mm->packed.w, &mm->packed_cap, panels) ||
+        grow(&mm->packed.bias, &mm->bias_cap, packed_matrix_floats(1, cols, panel)) ||
+        grow(&mm->rows, &mm->rows_cap, transposed))
+        return error_set(err, "out of memory for the products' scratch (%zu MB)",
+                         (panels + transposed) * sizeof(float) >> 20);
+    return 0;
+}
+
+/* out (N, M) = inp (N, K) @ the matrix laid out in mm->packed, through the pool. */
+static void run(Matmul *mm, float *out, const float *inp, int N, PackedOutput how) {
+    matmul_packed(out, inp, &mm->packed, N, how, mm->pool);
+}
+
+void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, const float *bias,
+                    int N, int K, int M, bool w_is_out_in) {
+    packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, w_is_out_in, bias, K, M);
+    run(mm, out, inp, N, PACKED_STORE);
+}
+
+void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N,
+                           int K, int M, bool w_is_out_in) {
+    /* W^T as a (M, K) matrix: (K, M) read transposed, or (M, K) as it is. */
+    packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, !w_is_out_in, NULL, M, K);
+    run(mm, dinp, dout, N, PACKED_STORE);
+}
+
+/* dst (cols, rows) = src (rows, cols) transposed. */
+static void transpose(float *dst, const float *src, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+void matmul_weight_grad(Matmul *mm, float *dw, const float *dout, const float *inp, int T, int K,
+                        int M, bool w_is_out_in, bool add) {
+    PackedOutput how = add ? PACKED_ADD : PACKED_STORE;
+    if (w_is_out_in) { /* dW (M, K) = dout^T (M, T) @ inp (T, K) */
+        packed_matrix_fill(&mm->packed, inp, K, false, NULL, T, K);
+        transpose(mm->rows, dout, T, M);
+        run(mm, dw, mm->rows, M, how);
+    } else { /* dW (K, M) = inp^T (K, T) @ dout (T, M) */
+        packed_matrix_fill(&mm->packed, dout, M, false, NULL, T, M);
+        transpose(mm->rows, inp, T, K);
+        run(mm, dw, mm->rows, K, how);
+    }
 }

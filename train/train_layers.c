@@ -1,6 +1,7 @@
 #include "train_layers.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -15,18 +16,45 @@ void embedding_forward(float *out, const int *tokens, const float *wte, const fl
         }
 }
 
-void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B,
-                        int T, int C) {
-    for (int b = 0; b < B; b++)
+/* The gradients of one sequence's rows (a shard, shard_sum.h): each element one chain over the rows
+ * in order, stored or added whole to what out holds. */
+static void put(float *out, float v, bool add) { *out = add ? *out + v : v; }
+
+void embedding_token_grad(float *dwte, float *tmp, const float *dout, const int *tokens, int T,
+                          int C, int V, bool add) {
+    float *g = add ? tmp : dwte;
+    memset(g, 0, (size_t)V * C * sizeof *g);
+    for (int t = 0; t < T; t++) {
+        const float *d = dout + (size_t)t * C;
+        float *row = g + (size_t)tokens[t] * C;
+        for (int c = 0; c < C; c++) row[c] += d[c];
+    }
+    if (add)
+        for (size_t i = 0; i < (size_t)V * C; i++) dwte[i] = dwte[i] + tmp[i];
+}
+
+void rows_grad(float *out, const float *dout, long n, bool add) {
+    for (long i = 0; i < n; i++) put(out + i, dout[i], add);
+}
+
+void bias_grad(float *dbias, const float *dout, int T, int M, bool add) {
+    for (int m = 0; m < M; m++) {
+        float sum = 0.0f;
+        for (int t = 0; t < T; t++) sum += dout[(size_t)t * M + m];
+        put(dbias + m, sum, add);
+    }
+}
+
+void layernorm_weight_grad(float *dweight, const float *dout, const float *inp, const float *mean,
+                           const float *rstd, int T, int C, bool add) {
+    for (int c = 0; c < C; c++) {
+        float sum = 0.0f;
         for (int t = 0; t < T; t++) {
-            const float *d = dout + ((size_t)b * T + t) * C;
-            float *dte = dwte + (size_t)tokens[b * T + t] * C;
-            float *dpe = dwpe + (size_t)t * C;
-            for (int c = 0; c < C; c++) {
-                dte[c] += d[c];
-                dpe[c] += d[c];
-            }
+            float xhat = (inp[(size_t)t * C + c] - mean[t]) * rstd[t];
+            sum += dout[(size_t)t * C + c] * xhat;
         }
+        put(dweight + c, sum, add);
+    }
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
@@ -47,9 +75,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const float *mean, const float *rstd,
-                        int N, int C) {
+void layernorm_backward(float *dinp, const float *dout, const float *inp, const float *weight,
+                        const float *mean, const float *rstd, int N, int C) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         const float *d = dout + (size_t)n * C;
@@ -67,8 +94,6 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
         dnorm_xhat_mean /= C;
         for (int c = 0; c < C; c++) {
             float xhat = (x[c] - m) * s;
-            dbias[c] += d[c];
-            dweight[c] += d[c] * xhat;
             dx[c] += s * (d[c] * weight[c] - dnorm_mean - xhat * dnorm_xhat_mean);
         }
     }
@@ -133,7 +158,7 @@ void residual_forward(float *out, const float *a, const float *b, long n) {
 }
 
 float crossentropy_forward_backward(float *losses, float *dlogits, const float *logits,
-                                    const int *targets, int N, int V) {
+                                    const int *targets, int N, int V, int batch_rows) {
     double total = 0.0;
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * V;
@@ -148,8 +173,8 @@ float crossentropy_forward_backward(float *losses, float *dlogits, const float *
         total += loss;
         if (dlogits) {
             float *d = dlogits + (size_t)n * V;
-            for (int v = 0; v < V; v++) d[v] = (float)exp(z[v] - logsum) / N;
-            d[targets[n]] -= 1.0f / N;
+            for (int v = 0; v < V; v++) d[v] = (float)exp(z[v] - logsum) / batch_rows;
+            d[targets[n]] -= 1.0f / batch_rows;
         }
     }
     return (float)(total / N);

@@ -4,6 +4,7 @@
 #ifndef GPTD_TRAIN_LAYERS_H
 #define GPTD_TRAIN_LAYERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../common/rng.h"
@@ -12,16 +13,28 @@
 /* out (N, C) = wte[tokens] + wpe[position], tokens (B, T) with positions 0..T-1. */
 void embedding_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B,
                        int T, int C);
-void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B,
-                        int T, int C);
+
+/* The parameter gradients of one sequence of T rows, a shard of shard_sum.h: each element one
+ * chain over the rows in order, stored in out or, when add, computed whole and added to it.
+ * Token embedding: dwte (V, C) from dout (T, C) at tokens (T); tmp (V, C) is used when add.
+ * rows_grad: out (n) = dout (n) (the position embedding's rows 0..T-1). bias_grad: column sums
+ * of dout (T, M). layernorm_weight_grad: sums of dout * xhat, xhat from inp (T, C), mean and
+ * rstd (T) of the forward pass (its bias's gradient is bias_grad). */
+void embedding_token_grad(float *dwte, float *tmp, const float *dout, const int *tokens, int T,
+                          int C, int V, bool add);
+void rows_grad(float *out, const float *dout, long n, bool add);
+void bias_grad(float *dbias, const float *dout, int T, int M, bool add);
+void layernorm_weight_grad(float *dweight, const float *dout, const float *inp, const float *mean,
+                           const float *rstd, int T, int C, bool add);
 
 /* LayerNorm over the last dim (eps 1e-5), one running sum per row (the order the PyTorch
  * reference test follows). mean/rstd (N) are saved for the backward pass and may be NULL. */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C);
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const float *mean, const float *rstd,
-                        int N, int C);
+/* dinp (N, C) += the gradient of the input (the parameters' are layernorm_weight_grad and
+ * bias_grad). */
+void layernorm_backward(float *dinp, const float *dout, const float *inp, const float *weight,
+                        const float *mean, const float *rstd, int N, int C);
 
 /* relu or GELU (tanh or erf form) on n values. */
 void activation_forward(float *out, const float *inp, long n, Activation act);
@@ -36,8 +49,10 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, long n)
 void residual_forward(float *out, const float *a, const float *b, long n);
 
 /* Softmax cross-entropy over V classes for N rows. losses (N) per position; if dlogits is
- * non-NULL it receives d(mean loss)/d(logits) = (softmax - onehot) / N. Returns mean loss. */
+ * non-NULL it receives d(mean loss)/d(logits) = (softmax - onehot) / batch_rows, the mean over
+ * the whole batch (N rows here, more when the batch is spread over ranks). Returns the mean of
+ * its N rows. */
 float crossentropy_forward_backward(float *losses, float *dlogits, const float *logits,
-                                    const int *targets, int N, int V);
+                                    const int *targets, int N, int V, int batch_rows);
 
 #endif

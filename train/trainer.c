@@ -11,12 +11,14 @@
 #include "../common/thread_pool.h"
 #include "../model/checkpoint.h"
 #include "adamw.h"
+#include "data_parallel.h"
 #include "dataset.h"
 #include "gpt_backprop.h"
-#include "matmul.h"
+#include "../model/kernels.h"
 
-/* OpenBLAS runs between the pool's runs: workers look for the next run only briefly. */
-#define TRAINER_POOL_SPIN_US 20
+/* The pool's runs (products, attention) follow each other closely; between them the trainer's
+ * thread does short serial work (layer norms, sums), so workers wait a little for the next. */
+#define TRAINER_POOL_SPIN_US 200
 
 /* The settings a training state carries beside the step, seed and RNG, with the bounds of their
  * flags (trainer.h): a fresh run's options and a resumed state's values meet the same checks. */
@@ -259,7 +261,6 @@ int trainer_evaluate(const TrainOptions *opts, FILE *log, Error *err) {
     SafeTensors st;
     Dataset data = {0};
     int *x = NULL, *y = NULL, rc = -1, step = 0;
-    matmul_set_threads(o.threads);
     if (checkpoint_load(o.resume_path, &m, &tok, NULL, &st, err)) return -1;
     bool bad_step = safetensors_meta(&st, "train.step") && meta_step(&st, &step, err);
     safetensors_close(&st);
@@ -315,15 +316,42 @@ static int start_run(TrainOptions *o, GPT *m, Tokenizer *tok, OptimizerState *op
     return opt->m && opt->v ? 0 : error_set(err, "out of memory");
 }
 
-/* One AdamW step on a random training batch (x, y: its buffers); *loss is the batch's. */
-static int train_step(TrainState *ts, const Dataset *d, const TrainOptions *o, OptimizerState *opt,
-                      AdamWConfig *adam, Progress *p, int *x, int *y, float *loss, Error *err) {
+/* At an evaluation step, on rank 0: both splits' losses, the log line, and the checkpoint, which
+ * is not written when a loss is not finite. Every rank learns the losses and whether it worked. */
+static int evaluate_and_save(TrainState *ts, const Dataset *d, const TrainOptions *o,
+                             DataParallel *dp, const GPT *m, const Tokenizer *tok,
+                             const OptimizerState *opt, const Progress *p, int *x, int *y,
+                             FILE *log, float *train_loss, float *val_loss, Error *err) {
+    int rc = 0;
+    if (dp->rank == 0) {
+        rc = evaluate_and_log(ts, d, o, p->step, x, y, log, train_loss, val_loss, err);
+        if (!rc && (!isfinite(*train_loss) || !isfinite(*val_loss)))
+            rc = error_set(err,
+                           "the loss at step %d is not finite (train %g, valid %g): stopped "
+                           "without saving",
+                           p->step, *train_loss, *val_loss);
+        if (!rc) rc = save(o, m, tok, opt, p, *train_loss, *val_loss, err);
+    }
+    float losses[2] = {*train_loss, *val_loss};
+    rc = data_parallel_share(dp, losses, 2, rc);
+    *train_loss = losses[0];
+    *val_loss = losses[1];
+    if (rc && dp->rank != 0) error_set(err, "rank 0 stopped the run at step %d", p->step);
+    return rc;
+}
+
+/* One AdamW step on a random training batch (x, y: its buffers); *loss is the batch's. Every
+ * rank draws the whole batch and runs its share, sequences [shard0, shard0 + B / ranks). */
+static int train_step(TrainState *ts, const Dataset *d, const TrainOptions *o, int share,
+                      OptimizerState *opt, AdamWConfig *adam, Progress *p, int *x, int *y,
+                      float *loss, Error *err) {
     GPT *m = ts->model;
-    dataset_batch(d, false, o->batch_size, o->model.block_size, &p->rng, x, y);
-    if (gpt_forward(ts, x, y, o->batch_size, o->model.block_size, o->dropout, &p->rng, loss, err))
-        return -1;
-    gpt_zero_grads(ts);
+    int T = o->model.block_size;
+    dataset_batch(d, false, o->batch_size, T, &p->rng, x, y);
+    size_t at = (size_t)ts->shard0 * T;
+    if (gpt_forward(ts, x + at, y + at, share, T, o->dropout, &p->rng, loss, err)) return -1;
     gpt_backward(ts);
+    *loss = ts->batch_loss;
     adam->lr = learning_rate(o, p->step);
     adamw_update(m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params, p->step + 1, adam);
     p->step++;
@@ -352,20 +380,40 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     Progress p = {0};
     int *x = NULL, *y = NULL, rc = -1;
     ThreadPool *pool = NULL;
+    const Kernels *kernels;
+    DataParallel one = {.rank = 0, .size = 1}, *dp = o.ranks ? o.ranks : &one;
+    FILE *quiet = NULL;
+    if (dp->rank != 0) { /* rank 0 speaks for the run */
+        quiet = fopen("/dev/null", "w");
+        if (!quiet) return error_set(err, "cannot open /dev/null");
+        log = progress = quiet;
+    }
     memset(&m, 0, sizeof m);
     train_state_init(&ts, &m);
-    matmul_set_threads(o.threads);
 
     if (start_run(&o, &m, &tok, &opt, &data, &p, err) ||
         dataset_check(&data, o.model.block_size, err) || gpt_alloc_grads(&ts, err))
         goto done;
-    /* Attention runs per sequence on this pool; the products use OpenBLAS's own threads. */
-    if (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)) goto done;
-    ts.pool = pool;
+    if (kernels_choose(&kernels, err) ||
+        (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)))
+        goto done;
+    train_state_use(&ts, kernels, pool);
+    if (data_parallel_check_batch(dp, o.batch_size, err)) goto done;
+    ts.shard0 = dp->rank * (o.batch_size / dp->size);
+    ts.batch_rows = o.batch_size * o.model.block_size;
+    if (dp->size > 1) {
+        ts.combine = data_parallel_combine;
+        ts.combine_ctx = dp;
+    }
     if (alloc_batch(&o, &x, &y, err)) goto done;
     size_t bt = (size_t)o.batch_size * o.model.block_size;
-    fprintf(progress, "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d\n",
-            m.n_params, (int)data.n_train, data.n - data.n_train, tok.vocab_size);
+    fprintf(progress,
+            "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d, %s kernels, %d "
+            "thread%s",
+            m.n_params, (int)data.n_train, data.n - data.n_train, tok.vocab_size, kernels->name,
+            o.threads, o.threads == 1 ? "" : "s");
+    if (dp->size > 1) fprintf(progress, " a rank, %d ranks", dp->size);
+    fputc('\n', progress);
 
     AdamWConfig adam = {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay};
     int first_step = p.step;
@@ -380,31 +428,26 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
         if (at_eval && !(o.resume_path && p.step == first_step)) {
             double t0 = clock_seconds();
-            if (evaluate_and_log(&ts, &data, &o, p.step, x, y, log, &train_loss, &val_loss, err))
+            if (evaluate_and_save(&ts, &data, &o, dp, &m, &tok, &opt, &p, x, y, log, &train_loss,
+                                  &val_loss, err))
                 goto done;
-            if (!isfinite(train_loss) || !isfinite(val_loss)) {
-                error_set(err,
-                          "the loss at step %d is not finite (train %g, valid %g): stopped "
-                          "without saving",
-                          p.step, train_loss, val_loss);
-                goto done;
-            }
-            if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
             fprintf(progress, "eval at step %d took %.1f s; saved %s\n", p.step,
                     clock_seconds() - t0, o.out_path);
             t_window = clock_seconds();
             window_steps = 0;
         }
         if (p.step >= o.max_iters) break;
-        if (o.stop && *o.stop) {
-            if (save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err)) goto done;
+        if (data_parallel_any(dp, o.stop && *o.stop)) {
+            int saved = dp->rank == 0 ? save(&o, &m, &tok, &opt, &p, train_loss, val_loss, err) : 0;
+            if (data_parallel_share(dp, NULL, 0, saved)) goto done;
             fprintf(progress, "interrupted at step %d; saved %s and %s.state\n", p.step, o.out_path,
                     o.out_path);
             break;
         }
         float loss;
         double t_step = clock_seconds();
-        if (train_step(&ts, &data, &o, &opt, &adam, &p, x, y, &loss, err)) goto done;
+        if (train_step(&ts, &data, &o, o.batch_size / dp->size, &opt, &adam, &p, x, y, &loss, err))
+            goto done;
         if (!isfinite(loss)) {
             error_set(err,
                       "the training loss at step %d is not finite (%g): stopped without saving",
@@ -425,6 +468,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     fprintf(progress, "done in %.1f s\n", clock_seconds() - t_start);
     rc = 0;
 done:
+    if (quiet) fclose(quiet);
     thread_pool_destroy(pool);
     free(x);
     free(y);

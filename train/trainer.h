@@ -20,6 +20,7 @@ typedef struct {
     float lr, min_lr, dropout, weight_decay;
     unsigned long long seed;
     const char *command_line;    /* stored in the checkpoint's metadata */
+    struct DataParallel *ranks;  /* the ranks of a data-parallel run, or NULL: one process */
     volatile sig_atomic_t *stop; /* set by a signal handler: save and return */
 } TrainOptions;
 

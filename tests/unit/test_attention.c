@@ -93,9 +93,10 @@ static void encoder_sees_the_future(void **state) {
     (void)state;
     int T = 8, NH = 2, hs = 8, C = NH * hs, j = 5;
     float *q = randn(T * C, 1), *k = randn(T * C, 2), *v = randn(T * C, 3);
-    float out1[8 * 16], out2[8 * 16], att[2 * 8 * 8], scratch[8 * 8];
+    float out1[8 * 16], out2[8 * 16], att[2 * 8 * 8];
     for (int causal = 0; causal < 2; causal++) {
         AttentionShape s = shape(1, T, T, NH, hs, causal);
+        float *scratch = malloc(attention_scratch_floats(&s) * sizeof(float));
         attention_forward(out1, att, NULL, scratch, q, k, v, &s, 0.0f, NULL);
         for (int c = 0; c < C; c++) k[j * C + c] += 1.0f, v[j * C + c] += 1.0f;
         attention_forward(out2, att, NULL, scratch, q, k, v, &s, 0.0f, NULL);
@@ -105,6 +106,7 @@ static void encoder_sees_the_future(void **state) {
         else
             for (int t = 0; t < j; t++)
                 assert_memory_not_equal(out1 + t * C, out2 + t * C, sizeof(float) * C);
+        free(scratch);
     }
     free(q);
     free(k);
@@ -174,8 +176,10 @@ static void matches_naive_reference(void **state) {
     if (safetensors_open(&st, "tests/reference/fixtures/attention_cross.safetensors", &err))
         fail_msg("%s", err.message);
     int B = 2, NH = 2, hs = 8, C = 16, Tq = 5, Tk = 7, T = 6;
-    float out[2 * 7 * 16], att[2 * 2 * 7 * 7], scratch[2 * 7 * 7];
+    float out[2 * 7 * 16], att[2 * 2 * 7 * 7];
     AttentionShape cross = shape(B, Tq, Tk, NH, hs, false);
+    AttentionShape largest = shape(B, Tk, Tk, NH, hs, false); /* for every shape below */
+    float *scratch = malloc(attention_scratch_floats(&largest) * sizeof(float));
     attention_forward(out, att, NULL, scratch, fixture(&st, "q"), fixture(&st, "k"),
                       fixture(&st, "v"), &cross, 0.0f, NULL);
     assert_close(out, fixture(&st, "out_cross"), (size_t)B * Tq * C, 1e-5f, "out_cross");
@@ -194,6 +198,7 @@ static void matches_naive_reference(void **state) {
                           fixture(&st, "vs"), &s, 0.0f, NULL);
         assert_close(out, fixture(&st, names[causal]), (size_t)B * T * C, 1e-5f, names[causal]);
     }
+    free(scratch);
     safetensors_close(&st);
 }
 
@@ -203,13 +208,15 @@ static void scaling_keeps_variance_near_one(void **state) {
     (void)state;
     int sizes[] = {16, 64, 256}, T = 128;
     float *scores = malloc(sizeof(float) * T * T);
+    AttentionShape widest = shape(1, T, T, 1, sizes[2], false);
+    float *scratch = malloc(attention_scratch_floats(&widest) * sizeof(float));
     for (int i = 0; i < 3; i++) {
         int hs = sizes[i];
         float *q = randn((size_t)T * hs, 10 + i), *k = randn((size_t)T * hs, 20 + i);
         for (int scaled = 0; scaled < 2; scaled++) {
             AttentionShape s = shape(1, T, T, 1, hs, false);
             s.scale = scaled ? 0.0f : 1.0f;
-            attention_scores(scores, q, k, &s, 0, 0);
+            attention_scores(scores, scratch, q, k, &s, 0, 0);
             double sum = 0, sum2 = 0;
             for (int j = 0; j < T * T; j++) sum += scores[j], sum2 += (double)scores[j] * scores[j];
             double mean = sum / (T * T), var = sum2 / (T * T) - mean * mean;
@@ -221,6 +228,7 @@ static void scaling_keeps_variance_near_one(void **state) {
         free(q);
         free(k);
     }
+    free(scratch);
     free(scores);
 }
 

@@ -147,7 +147,7 @@ static void dropout_masks_keep_the_expectation(void **state) {
                         .out_stride = HS};
     float *qkv = malloc(3 * T * HS * sizeof(float)), *o = malloc(T * HS * sizeof(float));
     float *att = malloc(T * T * sizeof(float)), *att_mask = malloc(T * T * sizeof(float));
-    float *scratch = malloc(T * T * sizeof(float));
+    float *scratch = malloc(attention_scratch_floats(&s) * sizeof(float));
     for (int i = 0; i < 3 * T * HS; i++) qkv[i] = rng_normal(&rng);
     attention_forward(o, att, att_mask, scratch, qkv, qkv + T * HS, qkv + 2 * T * HS, &s, p, &rng);
     long visible = 0;
