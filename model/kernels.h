@@ -25,7 +25,9 @@ typedef struct {
     const float *inp;
     const PackedMatrix *pm;
     PackedOutput how;
-    size_t in_stride, out_stride; /* floats from one row of inp (of out) to the next */
+    /* floats from one row of inp (of out) to the next, and from one element of an inp row to
+     * the next (1, or a row of a matrix read transposed) */
+    size_t in_stride, out_stride, k_stride;
     int N;
     int chunks;        /* fewer than 4 rows: tasks are ranges of panels */
     int rows_per_task; /* 4 or more rows: tasks are (panel, block of rows) */

@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
             VF w[PANEL_VECS];
             load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
             for (int r = 0; r < R; r++) {
-                VF xr = vf_set1(x[r * j->in_stride + k]);
+                VF xr = vf_set1(x[r * j->in_stride + k * j->k_stride]);
                 for (int v = 0; v < PANEL_VECS; v++)
                     acc[g * R + r][v] = vf_fma(xr, w[v], acc[g * R + r][v]);
             }

@@ -139,17 +139,19 @@ size_t packed_matrix_bytes(const PackedMatrix *pm) {
 
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    ThreadPool *pool) {
-    matmul_packed_strided(out, (size_t)pm->M, inp, (size_t)pm->K, pm, N, how, pool);
+    matmul_packed_strided(out, (size_t)pm->M, inp, (size_t)pm->K, 1, pm, N, how, pool);
 }
 
 void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size_t in_stride,
-                           const PackedMatrix *pm, int N, PackedOutput how, ThreadPool *pool) {
+                           size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
+                           ThreadPool *pool) {
     int threads = pool && N >= pm->min_split_rows ? thread_pool_size(pool) : 1;
     PackedJob j = {.out = out,
                    .inp = inp,
                    .pm = pm,
                    .how = how,
                    .in_stride = in_stride,
+                   .k_stride = k_stride,
                    .out_stride = out_stride,
                    .N = N,
                    .chunks = threads};

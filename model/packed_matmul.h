@@ -56,10 +56,11 @@ size_t packed_matrix_bytes(const PackedMatrix *pm);
 int packed_matrix_calibrate(PackedMatrix *pm, struct ThreadPool *pool);
 void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, PackedOutput how,
                    struct ThreadPool *pool);
-/* The same with rows of inp in_stride floats apart and rows of out out_stride apart (a head's
- * channels inside wider rows). */
+/* The same with rows of inp in_stride floats apart, the elements of a row k_stride apart, and
+ * rows of out out_stride apart: a head's channels inside wider rows, or with in_stride 1 and
+ * k_stride its row length, a row-major matrix read transposed. */
 void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size_t in_stride,
-                           const PackedMatrix *pm, int N, PackedOutput how,
+                           size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
                            struct ThreadPool *pool);
 
 #endif

@@ -46,32 +46,28 @@ static size_t pack_floats(const AttentionShape *s, int panel) {
 
 size_t attention_scratch_floats(const AttentionShape *s) {
     int panel = kernels_of(s)->panel;
-    return 3 * (size_t)s->Tq * s->Tk + pack_floats(s, panel) +
+    return 2 * (size_t)s->Tq * s->Tk + pack_floats(s, panel) +
            packed_matrix_floats(1, max3(s->Tq, s->Tk, s->head_size), panel);
 }
 
-/* out (rows, cols) = a (rows, n) @ b, or out + that when add; b is (n, cols) or, transposed,
- * (cols, n); each matrix's rows are its ld apart. On the engine's kernels, on the calling thread
+/* out (rows, cols) = a (rows, n) @ b, or out + that when add; a's rows are lda apart and its
+ * elements a_step apart (a row-major matrix read transposed: lda 1, a_step its row length); b is
+ * (n, cols) or, transposed, (cols, n), rows ldb apart. On the engine's kernels, on the calling thread
  * (the trainer spreads sequences over its pool): each output one chain over n in order. */
 static void product(const AttentionShape *s, float *scratch, float *out, size_t ldo,
-                    const float *a, size_t lda, const float *b, size_t ldb, bool transposed,
-                    int rows, int n, int cols, bool add) {
+                    const float *a, size_t lda, size_t a_step, const float *b, size_t ldb,
+                    bool transposed, int rows, int n, int cols, bool add) {
     const Kernels *k = kernels_of(s);
-    float *pack = scratch + 3 * (size_t)s->Tq * s->Tk;
+    float *pack = scratch + 2 * (size_t)s->Tq * s->Tk;
     PackedMatrix pm = {.kernels = k, .w = pack, .bias = pack + pack_floats(s, k->panel)};
     packed_matrix_fill(&pm, b, (int)ldb, transposed, NULL, n, cols);
-    matmul_packed_strided(out, ldo, a, lda, &pm, rows, add ? PACKED_ADD : PACKED_STORE, NULL);
-}
-
-/* dst (cols, rows) = src (rows, cols) transposed. */
-static void transpose(float *dst, const float *src, int rows, int cols) {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+    matmul_packed_strided(out, ldo, a, lda, a_step, &pm, rows, add ? PACKED_ADD : PACKED_STORE,
+                          NULL);
 }
 
 void attention_scores(float *scores, float *scratch, const float *q, const float *k,
                       const AttentionShape *s, int b, int h) {
-    product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, k + kv_at(s, b, h),
+    product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, 1, k + kv_at(s, b, h),
             s->kv_stride, true, s->Tq, s->head_size, s->Tk, false);
     float scale = score_scale(s);
     for (size_t i = 0; i < (size_t)s->Tq * s->Tk; i++) scores[i] *= scale;
@@ -115,8 +111,8 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
                 }
                 pv = scratch;
             }
-            product(s, scratch, out + out_at(s, b, h), s->out_stride, pv, Tk, v + kv_at(s, b, h),
-                    s->kv_stride, false, Tq, Tk, hs, false);
+            product(s, scratch, out + out_at(s, b, h), s->out_stride, pv, Tk, 1,
+                    v + kv_at(s, b, h), s->kv_stride, false, Tq, Tk, hs, false);
         }
 }
 
@@ -126,8 +122,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
     int Tq = s->Tq, Tk = s->Tk, hs = s->head_size;
     float scale = score_scale(s);
     float *dp = scratch;                   /* (Tq, Tk) */
-    float *pd = scratch + (size_t)Tq * Tk;     /* (Tq, Tk) dropped probabilities */
-    float *tr = scratch + 2 * (size_t)Tq * Tk; /* (Tk, Tq) a transposed one */
+    float *pd = scratch + (size_t)Tq * Tk; /* (Tq, Tk) dropped probabilities */
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {
             size_t bh = ((size_t)b * s->n_head + h) * Tq * Tk;
@@ -140,12 +135,11 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             }
             const float *dout_bh = dout + out_at(s, b, h);
             /* dv (Tk, hs) += pv^T (Tk, Tq) @ dout (Tq, hs) */
-            transpose(tr, pv, Tq, Tk);
-            product(s, scratch, dv + kv_at(s, b, h), s->kv_stride, tr, Tq, dout_bh, s->out_stride,
-                    false, Tk, Tq, hs, true);
+            product(s, scratch, dv + kv_at(s, b, h), s->kv_stride, pv, 1, Tk, dout_bh,
+                    s->out_stride, false, Tk, Tq, hs, true);
             /* dp (Tq, Tk) = dout (Tq, hs) @ v^T (hs, Tk) */
-            product(s, scratch, dp, Tk, dout_bh, s->out_stride, v + kv_at(s, b, h), s->kv_stride,
-                    true, Tq, hs, Tk, false);
+            product(s, scratch, dp, Tk, dout_bh, s->out_stride, 1, v + kv_at(s, b, h),
+                    s->kv_stride, true, Tq, hs, Tk, false);
             /* Softmax backward, row by row: ds = p * (dp - sum(p * dp)), times the scale. */
             for (int i = 0; i < Tq; i++) {
                 float *dpr = dp + (size_t)i * Tk;
@@ -159,10 +153,9 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                 for (int j = n; j < Tk; j++) dpr[j] = 0.0f;
             }
             /* dq (Tq, hs) += ds (Tq, Tk) @ k (Tk, hs); dk (Tk, hs) += ds^T @ q */
-            product(s, scratch, dq + q_at(s, b, h), s->q_stride, dp, Tk, k + kv_at(s, b, h),
+            product(s, scratch, dq + q_at(s, b, h), s->q_stride, dp, Tk, 1, k + kv_at(s, b, h),
                     s->kv_stride, false, Tq, Tk, hs, true);
-            transpose(tr, dp, Tq, Tk);
-            product(s, scratch, dk + kv_at(s, b, h), s->kv_stride, tr, Tq, q + q_at(s, b, h),
+            product(s, scratch, dk + kv_at(s, b, h), s->kv_stride, dp, 1, Tk, q + q_at(s, b, h),
                     s->q_stride, false, Tk, Tq, hs, true);
         }
 }

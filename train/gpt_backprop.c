@@ -15,6 +15,81 @@
 #include "shard_sum.h"
 #include "train_layers.h"
 
+/* A row-wise layer call (rows are independent), run over ranges of its rows by the pool. */
+typedef enum {
+    OP_LAYERNORM,          /* out, mean, rstd <- in (weight, bias) */
+    OP_LAYERNORM_BACKWARD, /* out += d input <- in (dout), in2 (input), weight, mean, rstd */
+    OP_ACTIVATION,         /* out <- act(in) */
+    OP_ACTIVATION_BACKWARD, /* out <- act'(in) in2 */
+    OP_RESIDUAL,           /* out <- in + in2 */
+    OP_DROPOUT_BACKWARD,   /* out <- in * in2 (the mask) */
+    OP_CROSSENTROPY,       /* mean (losses), out (dlogits) <- in (logits), targets */
+} RowOpKind;
+
+typedef struct {
+    RowOpKind kind;
+    float *out, *mean, *rstd;
+    const float *in, *in2, *weight, *bias;
+    const int *targets;
+    int width, batch_rows;
+    Activation act;
+} RowOp;
+
+static void row_op_range(const RowOp *op, int r0, int r1) {
+    size_t at = (size_t)r0 * op->width;
+    int rows = r1 - r0;
+    long n = (long)rows * op->width;
+    switch (op->kind) {
+        case OP_LAYERNORM:
+            layernorm_forward(op->out + at, op->mean + r0, op->rstd + r0, op->in + at, op->weight,
+                              op->bias, rows, op->width);
+            break;
+        case OP_LAYERNORM_BACKWARD:
+            layernorm_backward(op->out + at, op->in + at, op->in2 + at, op->weight, op->mean + r0,
+                               op->rstd + r0, rows, op->width);
+            break;
+        case OP_ACTIVATION:
+            activation_forward(op->out + at, op->in + at, n, op->act);
+            break;
+        case OP_ACTIVATION_BACKWARD:
+            activation_backward(op->out + at, op->in + at, op->in2 + at, n, op->act);
+            break;
+        case OP_RESIDUAL:
+            residual_forward(op->out + at, op->in + at, op->in2 + at, n);
+            break;
+        case OP_DROPOUT_BACKWARD:
+            dropout_backward(op->out + at, op->in + at, op->in2 + at, n);
+            break;
+        case OP_CROSSENTROPY:
+            crossentropy_forward_backward(op->mean + r0, op->out + at, op->in + at, op->targets + r0,
+                                          rows, op->width, op->batch_rows);
+            break;
+    }
+}
+
+typedef struct {
+    const RowOp *op;
+    int rows, per_task;
+} RowJob;
+
+static void row_task(void *ctx, int task) {
+    const RowJob *j = ctx;
+    int r0 = task * j->per_task, r1 = r0 + j->per_task < j->rows ? r0 + j->per_task : j->rows;
+    row_op_range(j->op, r0, r1);
+}
+
+/* Runs op over rows [0, rows): a few tasks per thread, whole rows each, so the results do not
+ * depend on the split. */
+static void run_rows(TrainState *ts, RowOp op, int rows) {
+    int threads = ts->pool ? thread_pool_size(ts->pool) : 1;
+    if (threads == 1) {
+        row_op_range(&op, 0, rows);
+        return;
+    }
+    RowJob j = {&op, rows, (rows + 4 * threads - 1) / (4 * threads)};
+    thread_pool_run(ts->pool, row_task, &j, (rows + j.per_task - 1) / j.per_task);
+}
+
 /* Dropout's masks: one stream per (layer, site, sequence of the whole batch), derived from one
  * draw of the run's RNG per step, so a sequence's masks do not depend on which thread or rank
  * runs it, nor on how many sequences it shares a pass with. */
@@ -83,15 +158,30 @@ static void attention_layer(TrainState *ts, AttentionPass *p) {
     thread_pool_run(ts->pool, attention_sequence, p, ts->last_B);
 }
 
-/* Dropout after a projection, sequence by sequence, each on its own stream. */
+/* Dropout after a projection, sequence by sequence, each on its own stream, over the pool. */
+typedef struct {
+    TrainState *ts;
+    float *out, *mask;
+    const float *inp;
+    int layer, site, T;
+    float p;
+} DropoutPass;
+
+static void dropout_sequence(void *ctx, int b) {
+    const DropoutPass *d = ctx;
+    size_t TC = (size_t)d->T * d->ts->model->config.n_embd;
+    Rng rng;
+    dropout_rng(&rng, d->ts->dropout_base, d->layer, d->site, d->ts->shard0 + b);
+    dropout_forward(d->out + b * TC, d->mask + b * TC, d->inp + b * TC, (long)TC, d->p, &rng);
+}
+
 static void dropout_layer(TrainState *ts, float *out, float *mask, const float *inp, int layer,
                           int site, int B, int T, float p) {
-    size_t TC = (size_t)T * ts->model->config.n_embd;
-    for (int b = 0; b < B; b++) {
-        Rng rng;
-        dropout_rng(&rng, ts->dropout_base, layer, site, ts->shard0 + b);
-        dropout_forward(out + b * TC, mask + b * TC, inp + b * TC, (long)TC, p, &rng);
-    }
+    DropoutPass d = {ts, out, mask, inp, layer, site, T, p};
+    if (ts->pool)
+        thread_pool_run(ts->pool, dropout_sequence, &d, B);
+    else
+        for (int b = 0; b < B; b++) dropout_sequence(&d, b);
 }
 
 /* Room for every product of a pass over (B, T) rows, and for shard_sum's scratch. */
@@ -101,10 +191,7 @@ static int reserve_products(TrainState *ts, int B, int T, Error *err) {
     /* (rows, cols) of every right-hand matrix: forward, input gradients, weight gradients. */
     const int shapes[][2] = {{C, 3 * C}, {C, C},     {C, 4 * C}, {4 * C, C}, {C, V}, {3 * C, C},
                              {V, C},     {T, 3 * C}, {T, C},     {T, 4 * C}, {T, V}};
-    int wide = 4 * C > V ? 4 * C : V;
-    if (matmul_reserve(&ts->mm, shapes, (int)(sizeof shapes / sizeof shapes[0]), (size_t)wide * T,
-                       err))
-        return -1;
+    if (matmul_reserve(&ts->mm, shapes, (int)(sizeof shapes / sizeof shapes[0]), err)) return -1;
     size_t largest = (size_t)T * C;
     for (int i = 0; i < ts->model->n_tensors; i++)
         if (ts->model->tensors[i].size > largest) largest = ts->model->tensors[i].size;
@@ -197,38 +284,57 @@ static void weight_shard(void *ctx, int s, float *out, bool add) {
                        w->inp + (size_t)s * w->T * w->K, w->T, w->K, w->M, w->out_in, add);
 }
 
-/* Rows of (T, width) per sequence: a bias's gradient (column sums), the position embedding's
- * (the rows themselves), the loss (width 1: the sum of the sequence's losses). */
+/* Rows of (T, width) per sequence: the position embedding's gradient (the rows themselves). */
 typedef struct {
     const float *dout;
     int T, width;
 } Rows;
-
-static void bias_shard(void *ctx, int s, float *out, bool add) {
-    const Rows *r = ctx;
-    bias_grad(out, r->dout + (size_t)s * r->T * r->width, r->T, r->width, add);
-}
 
 static void rows_shard(void *ctx, int s, float *out, bool add) {
     const Rows *r = ctx;
     rows_grad(out, r->dout + (size_t)s * r->T * r->width, (long)r->T * r->width, add);
 }
 
-static void loss_shard(void *ctx, int s, float *out, bool add) {
-    const Rows *r = ctx;
-    bias_grad(out, r->dout + (size_t)s * r->T, r->T, 1, add);
+/* Column sums over a sequence's rows of (T, width): a bias's gradient, a LayerNorm gain's (with
+ * inp, mean and rstd: sums of dout * xhat), the loss (width 1). Columns are independent chains,
+ * so ranges of them go to the pool. */
+typedef struct {
+    const float *dout, *inp, *mean, *rstd; /* inp NULL: a bias */
+    float *tmp;
+    int T, width;
+    ThreadPool *pool;
+    /* the shard being summed */
+    int s;
+    float *out;
+    bool add;
+    int per_task;
+} ColumnSums;
+
+static void column_task(void *ctx, int task) {
+    const ColumnSums *c = ctx;
+    int c0 = task * c->per_task, n = c->width - c0 < c->per_task ? c->width - c0 : c->per_task;
+    size_t rows = (size_t)c->s * c->T;
+    const float *dout = c->dout + rows * c->width + c0;
+    if (c->inp)
+        layernorm_weight_grad(c->out + c0, c->tmp + c0, dout, c->inp + rows * c->width + c0,
+                              c->mean + rows, c->rstd + rows, c->T, n, c->width, c->add);
+    else
+        bias_grad(c->out + c0, c->tmp + c0, dout, c->T, n, c->width, c->add);
 }
 
-typedef struct {
-    const float *dout, *inp, *mean, *rstd;
-    int T, C;
-} NormGrad;
-
-static void norm_weight_shard(void *ctx, int s, float *out, bool add) {
-    const NormGrad *n = ctx;
-    size_t at = (size_t)s * n->T;
-    layernorm_weight_grad(out, n->dout + at * n->C, n->inp + at * n->C, n->mean + at, n->rstd + at,
-                          n->T, n->C, add);
+static void column_shard(void *ctx, int s, float *out, bool add) {
+    ColumnSums *c = ctx;
+    c->s = s;
+    c->out = out;
+    c->add = add;
+    int threads = c->pool ? thread_pool_size(c->pool) : 1;
+    c->per_task = threads > 1 && c->width >= 64 ? (c->width + 2 * threads - 1) / (2 * threads)
+                                                : c->width;
+    int tasks = (c->width + c->per_task - 1) / c->per_task;
+    if (tasks > 1)
+        thread_pool_run(c->pool, column_task, c, tasks);
+    else
+        column_task(c, 0);
 }
 
 typedef struct {
@@ -244,6 +350,16 @@ static void token_shard(void *ctx, int s, float *out, bool add) {
     embedding_token_grad(out, t->tmp, t->dout + at * t->C, t->tokens + at, t->T, t->C, t->V, add);
 }
 
+/* dinp += the gradient of a LayerNorm's input, over the pool. */
+static void layernorm_back(TrainState *ts, float *dinp, const float *dout, const float *inp,
+                           const float *weight, const float *mean, const float *rstd) {
+    run_rows(ts,
+             (RowOp){.kind = OP_LAYERNORM_BACKWARD, .out = dinp, .in = dout, .in2 = inp,
+                     .weight = weight, .mean = (float *)mean, .rstd = (float *)rstd,
+                     .width = ts->model->config.n_embd},
+             ts->last_B * ts->last_T);
+}
+
 /* dw = the tree sum over the pass's sequences of inp^T @ dout (weight_shard). */
 static void weight_grad(TrainState *ts, float *dw, const float *dout, const float *inp, int K,
                         int M, bool out_in) {
@@ -252,15 +368,17 @@ static void weight_grad(TrainState *ts, float *dw, const float *dout, const floa
 }
 
 static void bias_grads(TrainState *ts, float *db, const float *dout, int M) {
-    Rows r = {dout, ts->last_T, M};
-    shard_sum(db, (size_t)M, ts->last_B, bias_shard, &r, ts->shard_scratch);
+    ColumnSums c = {.dout = dout, .tmp = ts->token_grad_tmp, .T = ts->last_T, .width = M,
+                    .pool = ts->pool};
+    shard_sum(db, (size_t)M, ts->last_B, column_shard, &c, ts->shard_scratch);
 }
 
 static void layernorm_grads(TrainState *ts, float *dw, float *db, const float *dout,
                             const float *inp, const float *mean, const float *rstd) {
     int C = ts->model->config.n_embd;
-    NormGrad n = {dout, inp, mean, rstd, ts->last_T, C};
-    shard_sum(dw, (size_t)C, ts->last_B, norm_weight_shard, &n, ts->shard_scratch);
+    ColumnSums c = {.dout = dout, .inp = inp, .mean = mean, .rstd = rstd,
+                    .tmp = ts->token_grad_tmp, .T = ts->last_T, .width = C, .pool = ts->pool};
+    shard_sum(dw, (size_t)C, ts->last_B, column_shard, &c, ts->shard_scratch);
     bias_grads(ts, db, dout, C);
 }
 
@@ -300,34 +418,53 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
         float *fch_act = a->fch_act + l * 4 * NC, *fcproj = a->fcproj + l * NC;
         float *resid2 = a->resid2 + l * NC;
 
-        layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, lp->ln1_w, lp->ln1_b, N,
-                          C);
+        run_rows(ts,
+                 (RowOp){.kind = OP_LAYERNORM, .out = ln1, .mean = a->ln1_mean + l * N,
+                         .rstd = a->ln1_rstd + l * N, .in = x, .weight = lp->ln1_w,
+                         .bias = lp->ln1_b, .width = C},
+                 N);
         matmul_forward(&ts->mm, qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
         AttentionPass pass = {ts, l, T, dropout, false};
         attention_layer(ts, &pass);
         matmul_forward(&ts->mm, attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
         dropout_layer(ts, a->dsmall, a->attproj_mask + l * NC, attproj, l, SITE_ATTENTION_PROJ, B,
                       T, dropout);
-        residual_forward(resid1, x, a->dsmall, NC);
-        layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, resid1, lp->ln2_w,
-                          lp->ln2_b, N, C);
+        run_rows(ts, (RowOp){.kind = OP_RESIDUAL, .out = resid1, .in = x, .in2 = a->dsmall, .width = C},
+                 N);
+        run_rows(ts,
+                 (RowOp){.kind = OP_LAYERNORM, .out = ln2, .mean = a->ln2_mean + l * N,
+                         .rstd = a->ln2_rstd + l * N, .in = resid1, .weight = lp->ln2_w,
+                         .bias = lp->ln2_b, .width = C},
+                 N);
         matmul_forward(&ts->mm, fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false);
-        activation_forward(fch_act, fch, 4 * NC, c->activation);
+        run_rows(ts,
+                 (RowOp){.kind = OP_ACTIVATION, .out = fch_act, .in = fch, .width = 4 * C,
+                         .act = c->activation},
+                 N);
         matmul_forward(&ts->mm, fcproj, fch_act, lp->fcproj_w, lp->fcproj_b, N, 4 * C, C, false);
         dropout_layer(ts, a->dsmall, a->fcproj_mask + l * NC, fcproj, l, SITE_MLP_PROJ, B, T,
                       dropout);
-        residual_forward(resid2, resid1, a->dsmall, NC);
+        run_rows(ts,
+                 (RowOp){.kind = OP_RESIDUAL, .out = resid2, .in = resid1, .in2 = a->dsmall,
+                         .width = C},
+                 N);
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->resid2 + (L - 1) * NC, p->lnf_w,
-                      p->lnf_b, N, C);
+    run_rows(ts,
+             (RowOp){.kind = OP_LAYERNORM, .out = a->lnf, .mean = a->lnf_mean, .rstd = a->lnf_rstd,
+                     .in = a->resid2 + (L - 1) * NC, .weight = p->lnf_w, .bias = p->lnf_b,
+                     .width = C},
+             N);
     matmul_forward(&ts->mm, a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true);
 
     ts->loss_sum = 0.0f;
     if (targets) {
         int rows = ts->batch_rows > 0 ? ts->batch_rows : N;
-        crossentropy_forward_backward(a->losses, a->dlogits, a->logits, targets, N, V, rows);
-        Rows losses = {.dout = a->losses, .T = T, .width = 1};
-        shard_sum(&ts->loss_sum, 1, B, loss_shard, &losses, ts->shard_scratch);
+        run_rows(ts,
+                 (RowOp){.kind = OP_CROSSENTROPY, .out = a->dlogits, .mean = a->losses,
+                         .in = a->logits, .targets = targets, .width = V, .batch_rows = rows},
+                 N);
+        ColumnSums losses = {.dout = a->losses, .tmp = ts->token_grad_tmp, .T = T, .width = 1};
+        shard_sum(&ts->loss_sum, 1, B, column_shard, &losses, ts->shard_scratch);
     }
     if (loss) *loss = ts->loss_sum / N;
     return 0;
@@ -349,7 +486,7 @@ void gpt_backward(TrainState *ts) {
     if (g->head_b) bias_grads(ts, g->head_b, a->dlogits, V);
     memset(a->dresid, 0, NC * sizeof(float));
     const float *last = a->resid2 + (L - 1) * NC;
-    layernorm_backward(a->dresid, a->dln, last, p->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    layernorm_back(ts, a->dresid, a->dln, last, p->lnf_w, a->lnf_mean, a->lnf_rstd);
     layernorm_grads(ts, g->lnf_w, g->lnf_b, a->dln, last, a->lnf_mean, a->lnf_rstd);
     for (int l = L - 1; l >= 0; l--) {
         const LayerParams *lp = &p->layer[l];
@@ -359,24 +496,30 @@ void gpt_backward(TrainState *ts) {
         const float *fch_act = a->fch_act + l * 4 * NC, *atty = a->atty + l * NC;
 
         /* resid2 = resid1 + dropout(fcproj): dresid already is d(resid1) along the identity. */
-        memset(a->dsmall, 0, NC * sizeof(float));
-        dropout_backward(a->dsmall, a->dresid, a->fcproj_mask + l * NC, NC);
+        run_rows(ts,
+                 (RowOp){.kind = OP_DROPOUT_BACKWARD, .out = a->dsmall, .in = a->dresid,
+                         .in2 = a->fcproj_mask + l * NC, .width = C},
+                 N);
         matmul_backward_input(mm, a->dfch_act, a->dsmall, lp->fcproj_w, N, 4 * C, C, false);
         weight_grad(ts, lg->fcproj_w, a->dsmall, fch_act, 4 * C, C, false);
         bias_grads(ts, lg->fcproj_b, a->dsmall, C);
-        memset(a->dfch, 0, 4 * NC * sizeof(float));
-        activation_backward(a->dfch, a->fch + l * 4 * NC, a->dfch_act, 4 * NC, c->activation);
+        run_rows(ts,
+                 (RowOp){.kind = OP_ACTIVATION_BACKWARD, .out = a->dfch, .in = a->fch + l * 4 * NC,
+                         .in2 = a->dfch_act, .width = 4 * C, .act = c->activation},
+                 N);
         matmul_backward_input(mm, a->dln, a->dfch, lp->fc_w, N, C, 4 * C, false);
         weight_grad(ts, lg->fc_w, a->dfch, ln2, C, 4 * C, false);
         bias_grads(ts, lg->fc_b, a->dfch, 4 * C);
-        layernorm_backward(a->dresid, a->dln, resid1, lp->ln2_w, a->ln2_mean + l * N,
-                           a->ln2_rstd + l * N, N, C);
+        layernorm_back(ts, a->dresid, a->dln, resid1, lp->ln2_w, a->ln2_mean + l * N,
+                       a->ln2_rstd + l * N);
         layernorm_grads(ts, lg->ln2_w, lg->ln2_b, a->dln, resid1, a->ln2_mean + l * N,
                         a->ln2_rstd + l * N);
 
         /* resid1 = x + dropout(attproj) */
-        memset(a->dsmall, 0, NC * sizeof(float));
-        dropout_backward(a->dsmall, a->dresid, a->attproj_mask + l * NC, NC);
+        run_rows(ts,
+                 (RowOp){.kind = OP_DROPOUT_BACKWARD, .out = a->dsmall, .in = a->dresid,
+                         .in2 = a->attproj_mask + l * NC, .width = C},
+                 N);
         matmul_backward_input(mm, a->datty, a->dsmall, lp->proj_w, N, C, C, false);
         weight_grad(ts, lg->proj_w, a->dsmall, atty, C, C, false);
         bias_grads(ts, lg->proj_b, a->dsmall, C);
@@ -386,8 +529,8 @@ void gpt_backward(TrainState *ts) {
         matmul_backward_input(mm, a->dln, a->dqkv, lp->qkv_w, N, C, 3 * C, false);
         weight_grad(ts, lg->qkv_w, a->dqkv, ln1, C, 3 * C, false);
         if (lg->qkv_b) bias_grads(ts, lg->qkv_b, a->dqkv, 3 * C);
-        layernorm_backward(a->dresid, a->dln, x, lp->ln1_w, a->ln1_mean + l * N,
-                           a->ln1_rstd + l * N, N, C);
+        layernorm_back(ts, a->dresid, a->dln, x, lp->ln1_w, a->ln1_mean + l * N,
+                       a->ln1_rstd + l * N);
         layernorm_grads(ts, lg->ln1_w, lg->ln1_b, a->dln, x, a->ln1_mean + l * N,
                         a->ln1_rstd + l * N);
     }

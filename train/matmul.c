@@ -16,7 +16,6 @@ void matmul_init(Matmul *mm, const Kernels *kernels, ThreadPool *pool) {
 void matmul_free(Matmul *mm) {
     free(mm->packed.w);
     free(mm->packed.bias);
-    free(mm->rows);
     memset(mm, 0, sizeof *mm);
 }
 
@@ -31,7 +30,7 @@ static int grow(float **p, size_t *cap, size_t n) {
     return 0;
 }
 
-int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, size_t transposed, Error *err) {
+int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, Error *err) {
     int panel = mm->kernels->panel, cols = 0;
     size_t panels = 0;
     for (int i = 0; i < n; i++) {
@@ -40,10 +39,9 @@ int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, size_t transposed,
         cols = shapes[i][1] > cols ? shapes[i][1] : cols;
     }
     if (grow(&mm->packed.w, &mm->packed_cap, panels) ||
-        grow(&mm->packed.bias, &mm->bias_cap, packed_matrix_floats(1, cols, panel)) ||
-        grow(&mm->rows, &mm->rows_cap, transposed))
+        grow(&mm->packed.bias, &mm->bias_cap, packed_matrix_floats(1, cols, panel)))
         return error_set(err, "out of memory for the products' scratch (%zu MB)",
-                         (panels + transposed) * sizeof(float) >> 20);
+                         panels * sizeof(float) >> 20);
     return 0;
 }
 
@@ -65,22 +63,15 @@ void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const flo
     run(mm, dinp, dout, N, PACKED_STORE);
 }
 
-/* dst (cols, rows) = src (rows, cols) transposed. */
-static void transpose(float *dst, const float *src, int rows, int cols) {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
-}
-
 void matmul_weight_grad(Matmul *mm, float *dw, const float *dout, const float *inp, int T, int K,
                         int M, bool w_is_out_in, bool add) {
     PackedOutput how = add ? PACKED_ADD : PACKED_STORE;
-    if (w_is_out_in) { /* dW (M, K) = dout^T (M, T) @ inp (T, K) */
-        packed_matrix_fill(&mm->packed, inp, K, false, NULL, T, K);
-        transpose(mm->rows, dout, T, M);
-        run(mm, dw, mm->rows, M, how);
-    } else { /* dW (K, M) = inp^T (K, T) @ dout (T, M) */
-        packed_matrix_fill(&mm->packed, dout, M, false, NULL, T, M);
-        transpose(mm->rows, inp, T, K);
-        run(mm, dw, mm->rows, K, how);
+    PackedMatrix *pm = &mm->packed;
+    if (w_is_out_in) { /* dW (M, K) = dout^T (M, T) @ inp (T, K): dout read transposed */
+        packed_matrix_fill(pm, inp, K, false, NULL, T, K);
+        matmul_packed_strided(dw, (size_t)K, dout, 1, (size_t)M, pm, M, how, mm->pool);
+    } else { /* dW (K, M) = inp^T (K, T) @ dout (T, M): inp read transposed */
+        packed_matrix_fill(pm, dout, M, false, NULL, T, M);
+        matmul_packed_strided(dw, (size_t)M, inp, 1, (size_t)K, pm, K, how, mm->pool);
     }
 }

@@ -26,16 +26,14 @@ typedef struct {
     struct ThreadPool *pool; /* NULL: the calling thread alone */
     PackedMatrix packed;     /* the current right-hand matrix, in panels */
     size_t packed_cap, bias_cap;
-    float *rows; /* a transposed left-hand matrix (weight gradients) */
-    size_t rows_cap;
 } Matmul;
 
 void matmul_init(Matmul *mm, const struct Kernels *kernels, struct ThreadPool *pool);
 void matmul_free(Matmul *mm);
 
 /* Makes room for products with right-hand matrices of the n shapes (rows: the reduced
- * dimension, columns), and for a transposed left-hand matrix of up to `transposed` floats. */
-int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, size_t transposed, Error *err);
+ * dimension, columns). */
+int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, Error *err);
 
 /* out (N, M) = inp (N, K) @ W + bias; W (K, M), or (M, K) used transposed when w_is_out_in.
  * bias (M) may be NULL. */

@@ -37,24 +37,24 @@ void rows_grad(float *out, const float *dout, long n, bool add) {
     for (long i = 0; i < n; i++) put(out + i, dout[i], add);
 }
 
-void bias_grad(float *dbias, const float *dout, int T, int M, bool add) {
-    for (int m = 0; m < M; m++) {
-        float sum = 0.0f;
-        for (int t = 0; t < T; t++) sum += dout[(size_t)t * M + m];
-        put(dbias + m, sum, add);
-    }
+void bias_grad(float *dbias, float *tmp, const float *dout, int T, int M, int ld, bool add) {
+    float *g = add ? tmp : dbias;
+    memset(g, 0, (size_t)M * sizeof *g);
+    for (int t = 0; t < T; t++)
+        for (int m = 0; m < M; m++) g[m] += dout[(size_t)t * ld + m];
+    if (add)
+        for (int m = 0; m < M; m++) dbias[m] = dbias[m] + tmp[m];
 }
 
-void layernorm_weight_grad(float *dweight, const float *dout, const float *inp, const float *mean,
-                           const float *rstd, int T, int C, bool add) {
-    for (int c = 0; c < C; c++) {
-        float sum = 0.0f;
-        for (int t = 0; t < T; t++) {
-            float xhat = (inp[(size_t)t * C + c] - mean[t]) * rstd[t];
-            sum += dout[(size_t)t * C + c] * xhat;
-        }
-        put(dweight + c, sum, add);
-    }
+void layernorm_weight_grad(float *dweight, float *tmp, const float *dout, const float *inp,
+                           const float *mean, const float *rstd, int T, int C, int ld, bool add) {
+    float *g = add ? tmp : dweight;
+    memset(g, 0, (size_t)C * sizeof *g);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++)
+            g[c] += dout[(size_t)t * ld + c] * ((inp[(size_t)t * ld + c] - mean[t]) * rstd[t]);
+    if (add)
+        for (int c = 0; c < C; c++) dweight[c] = dweight[c] + tmp[c];
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
@@ -113,7 +113,7 @@ void activation_forward(float *out, const float *inp, long n, Activation act) {
 
 void activation_backward(float *dinp, const float *inp, const float *dout, long n, Activation act) {
     if (act == ACT_RELU) {
-        for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+        for (long i = 0; i < n; i++) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
         return;
     }
     if (act == ACT_GELU_ERF) { /* Phi(x) + x phi(x) */
@@ -121,7 +121,7 @@ void activation_backward(float *dinp, const float *inp, const float *dout, long 
             float x = inp[i];
             float grad = 0.5f * (1.0f + erff(x * GELU_ERF_SCALE)) +
                          x * expf(-0.5f * x * x) * 0.3989422804014327f; /* 1 / sqrt(2 pi) */
-            dinp[i] += grad * dout[i];
+            dinp[i] = grad * dout[i];
         }
         return;
     }
@@ -132,7 +132,7 @@ void activation_backward(float *dinp, const float *inp, const float *dout, long 
         float sech2 = 1.0f - th * th;
         float grad =
             0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] += grad * dout[i];
+        dinp[i] = grad * dout[i];
     }
 }
 
@@ -150,7 +150,7 @@ void dropout_forward(float *out, float *mask, const float *inp, long n, float p,
 }
 
 void dropout_backward(float *dinp, const float *dout, const float *mask, long n) {
-    for (long i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
+    for (long i = 0; i < n; i++) dinp[i] = dout[i] * mask[i];
 }
 
 void residual_forward(float *out, const float *a, const float *b, long n) {

@@ -16,16 +16,18 @@ void embedding_forward(float *out, const int *tokens, const float *wte, const fl
 
 /* The parameter gradients of one sequence of T rows, a shard of shard_sum.h: each element one
  * chain over the rows in order, stored in out or, when add, computed whole and added to it.
- * Token embedding: dwte (V, C) from dout (T, C) at tokens (T); tmp (V, C) is used when add.
+ * tmp (the partial's size) is used when add. Token embedding: dwte (V, C) from dout (T, C) at
+ * tokens (T).
  * rows_grad: out (n) = dout (n) (the position embedding's rows 0..T-1). bias_grad: column sums
- * of dout (T, M). layernorm_weight_grad: sums of dout * xhat, xhat from inp (T, C), mean and
- * rstd (T) of the forward pass (its bias's gradient is bias_grad). */
+ * of dout (T, M), rows ld apart. layernorm_weight_grad: sums of dout * xhat, xhat from inp (T, C)
+ * (rows ld apart: C columns of wider rows), mean and rstd (T) of the forward pass (its bias's
+ * gradient is bias_grad). */
 void embedding_token_grad(float *dwte, float *tmp, const float *dout, const int *tokens, int T,
                           int C, int V, bool add);
 void rows_grad(float *out, const float *dout, long n, bool add);
-void bias_grad(float *dbias, const float *dout, int T, int M, bool add);
-void layernorm_weight_grad(float *dweight, const float *dout, const float *inp, const float *mean,
-                           const float *rstd, int T, int C, bool add);
+void bias_grad(float *dbias, float *tmp, const float *dout, int T, int M, int ld, bool add);
+void layernorm_weight_grad(float *dweight, float *tmp, const float *dout, const float *inp,
+                           const float *mean, const float *rstd, int T, int C, int ld, bool add);
 
 /* LayerNorm over the last dim (eps 1e-5), one running sum per row (the order the PyTorch
  * reference test follows). mean/rstd (N) are saved for the backward pass and may be NULL. */
@@ -36,14 +38,14 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, const float *dout, const float *inp, const float *weight,
                         const float *mean, const float *rstd, int N, int C);
 
-/* relu or GELU (tanh or erf form) on n values. */
+/* relu or GELU (tanh or erf form) on n values; the backward pass writes dinp = f'(inp) dout. */
 void activation_forward(float *out, const float *inp, long n, Activation act);
 void activation_backward(float *dinp, const float *inp, const float *dout, long n, Activation act);
 
 /* Inverted dropout: out = inp * mask, mask[i] = 0 with probability p else 1/(1-p). With p == 0
  * it copies and fills the mask with 1 (so the backward stays one code path). */
 void dropout_forward(float *out, float *mask, const float *inp, long n, float p, Rng *rng);
-void dropout_backward(float *dinp, const float *dout, const float *mask, long n);
+void dropout_backward(float *dinp, const float *dout, const float *mask, long n); /* dinp = */
 
 /* out = a + b (n). */
 void residual_forward(float *out, const float *a, const float *b, long n);

@@ -340,12 +340,39 @@ static int evaluate_and_save(TrainState *ts, const Dataset *d, const TrainOption
     return rc;
 }
 
+/* AdamW over ranges of the parameters on the pool (each parameter's update is its own). */
+typedef struct {
+    float *params;
+    const float *grads;
+    float *m, *v;
+    size_t n, per_task;
+    int t;
+    const AdamWConfig *c;
+} AdamWJob;
+
+static void adamw_task(void *ctx, int task) {
+    const AdamWJob *j = ctx;
+    size_t at = (size_t)task * j->per_task, n = j->n - at < j->per_task ? j->n - at : j->per_task;
+    adamw_update(j->params + at, j->grads + at, j->m + at, j->v + at, n, j->t, j->c);
+}
+
+static void adamw_step(TrainState *ts, OptimizerState *opt, int t, const AdamWConfig *c) {
+    GPT *m = ts->model;
+    if (!ts->pool) {
+        adamw_update(m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params, t, c);
+        return;
+    }
+    int threads = thread_pool_size(ts->pool);
+    AdamWJob j = {m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params,
+                  (m->n_params + 4 * threads - 1) / (4 * threads), t, c};
+    thread_pool_run(ts->pool, adamw_task, &j, (int)((j.n + j.per_task - 1) / j.per_task));
+}
+
 /* One AdamW step on a random training batch (x, y: its buffers); *loss is the batch's. Every
  * rank draws the whole batch and runs its share, sequences [shard0, shard0 + B / ranks). */
 static int train_step(TrainState *ts, const Dataset *d, const TrainOptions *o, int share,
                       OptimizerState *opt, AdamWConfig *adam, Progress *p, int *x, int *y,
                       float *loss, Error *err) {
-    GPT *m = ts->model;
     int T = o->model.block_size;
     dataset_batch(d, false, o->batch_size, T, &p->rng, x, y);
     size_t at = (size_t)ts->shard0 * T;
@@ -353,7 +380,7 @@ static int train_step(TrainState *ts, const Dataset *d, const TrainOptions *o, i
     gpt_backward(ts);
     *loss = ts->batch_loss;
     adam->lr = learning_rate(o, p->step);
-    adamw_update(m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params, p->step + 1, adam);
+    adamw_step(ts, opt, p->step + 1, adam);
     p->step++;
     return 0;
 }
