@@ -292,7 +292,7 @@ gpt2-124m:
 
 .PHONY: gpt2-124m test-tokenizer
 
-bench-train: ref-deps bin/gpt-train
+bench-train: ref-deps bin/gpt-train $(if $(shell command -v $(MPICC)),bin/gpt-train-mpi)
 	bash bench/bench_train.sh
 
 bench-engine: ref-deps bin/bench-engine
@@ -340,5 +340,5 @@ format:
 clean:
 	rm -rf $(BUILD) bin
 
-.PHONY: lint deps-arm64 test-arm64 test-convert bench-attention all bench bench-engine bench-gpt2 bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
+.PHONY: gpt-train-mpi lint deps-arm64 test-arm64 test-convert bench-attention all bench bench-engine bench-gpt2 bench-server deps test test-integration test-browser test-docker test-lb test-deploy ref-deps fixtures bench-train run data format clean fuzz test-tsan test-abuse soak
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -100,52 +100,24 @@ static double packed_gflops(const GPT *m, const Kernels *k, int rows, int thread
     return flops / seconds / 1e9;
 }
 
-/* The chosen kernels' peak: their register-only FMA loop on `threads` threads at once, the
- * fastest of `repeats`, in GFLOP/s. The loop is cut into many short tasks: with one task a
- * thread, the caller could finish its own and take the other before a sleeping worker woke,
- * and two threads would measure as one. */
-#define PEAK_TASKS_PER_THREAD 16
-typedef struct {
-    const Kernels *k;
-    double flops[256 * PEAK_TASKS_PER_THREAD];
-} PeakJob;
-
-static void peak_task(void *ctx, int task) {
-    PeakJob *j = ctx;
-    j->flops[task] = j->k->peak_loop(20000000 / (long)(j->k->panel + 8));
-}
-
+/* The chosen kernels' peak on `threads` threads, each kept busy (kernels_peak_gflops). */
 static double peak_gflops(const Kernels *k, int threads, int repeats, Error *err) {
     ThreadPool *pool;
     if (thread_pool_create(&pool, threads, 200, err)) return -1;
     thread_pool_always_share(pool); /* what the threads can do, not what the pool decides */
-    PeakJob *j = calloc(1, sizeof *j);
-    if (!j) {
-        thread_pool_destroy(pool);
-        return error_set(err, "out of memory");
-    }
-    j->k = k;
-    int tasks = threads * PEAK_TASKS_PER_THREAD;
-    double best = 0;
-    for (int i = -1; i < repeats; i++) {
-        double t0 = clock_seconds();
-        thread_pool_run(pool, peak_task, j, tasks);
-        double dt = clock_seconds() - t0, flops = 0;
-        for (int t = 0; t < tasks; t++) flops += j->flops[t];
-        if (i >= 0 && flops / dt / 1e9 > best) best = flops / dt / 1e9;
-    }
+    double best = kernels_peak_gflops(k, pool, repeats);
     thread_pool_destroy(pool);
-    free(j);
     return best;
 }
 
 /* A STREAM-like read: GB/s summing a 256 MB array on `threads` threads (the memory the weights
- * would stream from if they did not fit in the caches). */
+ * would stream from if they did not fit in the caches), in short tasks as the peak is. */
+#define READ_TASKS_PER_THREAD 16
 typedef struct {
     const float *a;
     size_t n;
     int parts;
-    float sums[256 * PEAK_TASKS_PER_THREAD];
+    float sums[256 * READ_TASKS_PER_THREAD];
 } ReadJob;
 
 static void read_task(void *ctx, int task) {
@@ -167,7 +139,7 @@ static double read_gbytes(int threads, int repeats, Error *err) {
     }
     thread_pool_always_share(pool);
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
-    ReadJob j = {.a = a, .n = n, .parts = threads * PEAK_TASKS_PER_THREAD};
+    ReadJob j = {.a = a, .n = n, .parts = threads * READ_TASKS_PER_THREAD};
     double best = 0;
     for (int i = -1; i < repeats; i++) {
         double t0 = clock_seconds();

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/clock.h"
+#include "../common/thread_pool.h"
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 extern const Kernels kernels_avx512, kernels_avx2;
@@ -55,4 +58,35 @@ int kernels_choose(const Kernels **out, Error *err) {
     if (name && *name) return kernels_find(out, name, err) ? error_wrap(err, "GPTD_KERNELS") : 0;
     kernels_available(out, 1);
     return 0;
+}
+
+/* The loop is cut into many short tasks: with one task a thread, the caller could finish its own
+ * and take the other before a sleeping worker woke, and two threads would measure as one. */
+#define PEAK_TASKS_PER_THREAD 16
+typedef struct {
+    const Kernels *k;
+    double *flops;
+} PeakJob;
+
+static void peak_task(void *ctx, int task) {
+    PeakJob *j = ctx;
+    j->flops[task] = j->k->peak_loop(20000000 / (long)(j->k->panel + 8));
+}
+
+double kernels_peak_gflops(const Kernels *k, ThreadPool *pool, int repeats) {
+    int tasks = (pool ? thread_pool_size(pool) : 1) * PEAK_TASKS_PER_THREAD;
+    double flops_of[256 * PEAK_TASKS_PER_THREAD], best = 0;
+    if (tasks > 256 * PEAK_TASKS_PER_THREAD) return 0;
+    PeakJob j = {k, flops_of};
+    for (int i = -1; i < repeats; i++) { /* the first run only warms up */
+        double t0 = clock_seconds();
+        if (pool)
+            thread_pool_run(pool, peak_task, &j, tasks);
+        else
+            for (int t = 0; t < tasks; t++) peak_task(&j, t);
+        double dt = clock_seconds() - t0, flops = 0;
+        for (int t = 0; t < tasks; t++) flops += flops_of[t];
+        if (i >= 0 && flops / dt / 1e9 > best) best = flops / dt / 1e9;
+    }
+    return best;
 }

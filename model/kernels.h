@@ -61,6 +61,11 @@ int kernels_available(const Kernels **out, int max);
  * this CPU lacks, is an error that lists the paths it has. */
 int kernels_choose(const Kernels **out, Error *err);
 
+struct ThreadPool;
+/* The FMA peak of path k in GFLOP/s: its register-only loop (peak_loop) on the pool's threads at
+ * once (NULL: the caller alone), the fastest of `repeats` runs. A fraction of a second. */
+double kernels_peak_gflops(const Kernels *k, struct ThreadPool *pool, int repeats);
+
 /* The path called name, if this CPU has it. */
 int kernels_find(const Kernels **out, const char *name, Error *err);
 

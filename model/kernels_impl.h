@@ -95,11 +95,13 @@ static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
 }
 
 /* R rows times G panels (R * G <= 8, constants after inlining). Each output is the bias plus
- * x[0] w[0] + x[1] w[1] + ... fused in k order, whatever R and G are. */
+ * x[0] w[0] + x[1] w[1] + ... fused in k order, whatever R and G are. UNIT: a row's elements are
+ * known to be adjacent (k_stride 1), so the compiler steps through them without a multiply. */
 static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p0, const int G,
-                                                       int r0, const int R) {
+                                                       int r0, const int R, const bool UNIT) {
     const PackedMatrix *pm = j->pm;
     const int K = pm->K;
+    const size_t ks = UNIT ? 1 : j->k_stride;
     const float *x = j->inp + r0 * j->in_stride;
     VF acc[8][PANEL_VECS];
     for (int g = 0; g < G; g++)
@@ -111,7 +113,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
             VF w[PANEL_VECS];
             load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
             for (int r = 0; r < R; r++) {
-                VF xr = vf_set1(x[r * j->in_stride + k * j->k_stride]);
+                VF xr = vf_set1(x[r * j->in_stride + k * ks]);
                 for (int v = 0; v < PANEL_VECS; v++)
                     acc[g * R + r][v] = vf_fma(xr, w[v], acc[g * R + r][v]);
             }
@@ -127,7 +129,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
 static void tile_rest(const PackedJob *j, int p, int r, int rows) {
 #define REST(n)                                                                                    \
     case n:                                                                                        \
-        if (TILE_ROWS > n) tile(j, p, 1, r, TILE_ROWS > n ? n : 1);                                \
+        if (TILE_ROWS > n) tile(j, p, 1, r, TILE_ROWS > n ? n : 1, false);                         \
         break;
     switch (rows) {
         REST(1)
@@ -149,7 +151,10 @@ static void rows_task(void *ctx, int task) {
     const PackedJob *j = ctx;
     int p = task / j->row_blocks, r = task % j->row_blocks * j->rows_per_task;
     int first = r, end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
-    for (; r + TILE_ROWS <= end; r += TILE_ROWS) tile(j, p, 1, r, TILE_ROWS);
+    if (j->k_stride == 1)
+        for (; r + TILE_ROWS <= end; r += TILE_ROWS) tile(j, p, 1, r, TILE_ROWS, true);
+    else
+        for (; r + TILE_ROWS <= end; r += TILE_ROWS) tile(j, p, 1, r, TILE_ROWS, false);
     tile_rest(j, p, r, end - r);
     if (j->how == PACKED_GELU || j->how == PACKED_GELU_ERF) gelu_block(j, first, end, p, p + 1);
 }
@@ -161,16 +166,16 @@ static void panels_task(void *ctx, int chunk) {
     int first = (int)((long)j->pm->panels * chunk / j->chunks), p = first;
     int end = (int)((long)j->pm->panels * (chunk + 1) / j->chunks);
     for (; j->N <= 2 && p + FEW_PANELS <= end; p += FEW_PANELS)
-        for (int r = 0; r < j->N; r++) tile(j, p, FEW_PANELS, r, 1); /* row by row: no spills */
+        for (int r = 0; r < j->N; r++) tile(j, p, FEW_PANELS, r, 1, false); /* row by row */
     for (; p < end; p++) switch (j->N) {
             case 3:
-                tile(j, p, 1, 0, 3);
+                tile(j, p, 1, 0, 3, false);
                 break;
             case 2:
-                tile(j, p, 1, 0, 2);
+                tile(j, p, 1, 0, 2, false);
                 break;
             default:
-                tile(j, p, 1, 0, 1);
+                tile(j, p, 1, 0, 1, false);
                 break;
         }
     if (j->how == PACKED_GELU || j->how == PACKED_GELU_ERF) gelu_block(j, 0, j->N, first, end);

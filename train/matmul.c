@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/clock.h"
 #include "../common/thread_pool.h"
 #include "../model/kernels.h"
 
@@ -45,33 +46,48 @@ int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, Error *err) {
     return 0;
 }
 
-/* out (N, M) = inp (N, K) @ the matrix laid out in mm->packed, through the pool. */
-static void run(Matmul *mm, float *out, const float *inp, int N, PackedOutput how) {
-    matmul_packed(out, inp, &mm->packed, N, how, mm->pool);
+/* out (N, M) = inp (N, K) @ the matrix laid out in mm->packed, through the pool; inp's rows are
+ * in_stride apart and their elements k_stride apart. */
+static void run(Matmul *mm, float *out, const float *inp, size_t in_stride, size_t k_stride, int N,
+                PackedOutput how) {
+    const PackedMatrix *pm = &mm->packed;
+    matmul_packed_strided(out, (size_t)pm->M, inp, in_stride, k_stride, pm, N, how, mm->pool);
+}
+
+/* Times a product, laying out included. */
+static double start(void) { return clock_seconds(); }
+static void count(Matmul *mm, double t0, int N, int K, int M) {
+    mm->seconds += clock_seconds() - t0;
+    mm->flops += 2.0 * N * K * M;
 }
 
 void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, const float *bias,
                     int N, int K, int M, bool w_is_out_in) {
+    double t0 = start();
     packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, w_is_out_in, bias, K, M);
-    run(mm, out, inp, N, PACKED_STORE);
+    run(mm, out, inp, (size_t)K, 1, N, PACKED_STORE);
+    count(mm, t0, N, K, M);
 }
 
 void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N,
                            int K, int M, bool w_is_out_in) {
+    double t0 = start();
     /* W^T as a (M, K) matrix: (K, M) read transposed, or (M, K) as it is. */
     packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, !w_is_out_in, NULL, M, K);
-    run(mm, dinp, dout, N, PACKED_STORE);
+    run(mm, dinp, dout, (size_t)M, 1, N, PACKED_STORE);
+    count(mm, t0, N, K, M);
 }
 
 void matmul_weight_grad(Matmul *mm, float *dw, const float *dout, const float *inp, int T, int K,
                         int M, bool w_is_out_in, bool add) {
     PackedOutput how = add ? PACKED_ADD : PACKED_STORE;
-    PackedMatrix *pm = &mm->packed;
+    double t0 = start();
     if (w_is_out_in) { /* dW (M, K) = dout^T (M, T) @ inp (T, K): dout read transposed */
-        packed_matrix_fill(pm, inp, K, false, NULL, T, K);
-        matmul_packed_strided(dw, (size_t)K, dout, 1, (size_t)M, pm, M, how, mm->pool);
+        packed_matrix_fill(&mm->packed, inp, K, false, NULL, T, K);
+        run(mm, dw, dout, 1, (size_t)M, M, how);
     } else { /* dW (K, M) = inp^T (K, T) @ dout (T, M): inp read transposed */
-        packed_matrix_fill(pm, dout, M, false, NULL, T, M);
-        matmul_packed_strided(dw, (size_t)M, inp, 1, (size_t)K, pm, K, how, mm->pool);
+        packed_matrix_fill(&mm->packed, dout, M, false, NULL, T, M);
+        run(mm, dw, inp, 1, (size_t)K, K, how);
     }
+    count(mm, t0, T, K, M);
 }

@@ -26,6 +26,7 @@ typedef struct {
     struct ThreadPool *pool; /* NULL: the calling thread alone */
     PackedMatrix packed;     /* the current right-hand matrix, in panels */
     size_t packed_cap, bias_cap;
+    double seconds, flops; /* spent in the products so far, and their multiply-adds times 2 */
 } Matmul;
 
 void matmul_init(Matmul *mm, const struct Kernels *kernels, struct ThreadPool *pool);

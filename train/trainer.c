@@ -448,7 +448,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     int window_steps = 0;
     /* Pure step time after a short warm-up (first allocations, thread start), for benchmarks. */
     const int warm_steps = 3;
-    double timed_seconds = 0.0;
+    double timed_seconds = 0.0, product_seconds = 0.0, product_flops = 0.0;
     int timed_steps = 0;
     float train_loss = NAN, val_loss = NAN;
     for (;;) {
@@ -472,7 +472,7 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             break;
         }
         float loss;
-        double t_step = clock_seconds();
+        double t_step = clock_seconds(), product_s = ts.mm.seconds, product_f = ts.mm.flops;
         if (train_step(&ts, &data, &o, o.batch_size / dp->size, &opt, &adam, &p, x, y, &loss, err))
             goto done;
         if (!isfinite(loss)) {
@@ -485,13 +485,24 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
         if (p.step - first_step > warm_steps) {
             timed_seconds += clock_seconds() - t_step;
             timed_steps++;
+            product_seconds += ts.mm.seconds - product_s;
+            product_flops += ts.mm.flops - product_f;
         }
         if (o.log_interval > 0 && p.step % o.log_interval == 0)
             log_progress(progress, &o, p.step, loss, adam.lr, t_window, window_steps);
     }
-    if (timed_steps > 0)
+    if (timed_steps > 0) {
         fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
                 timed_seconds / timed_steps * 1e3, bt * timed_steps / timed_seconds, timed_steps);
+        /* The products' rate against what this kernel path's FMA loop reaches on the same
+         * threads: how much of the machine the bulk of the work uses. */
+        double peak = kernels_peak_gflops(kernels, pool, 5), rate = product_flops / product_seconds;
+        fprintf(progress,
+                "products: %.1f GFLOP/s, %.0f%% of the step time; %s FMA peak %.1f GFLOP/s on %d "
+                "thread%s: %.0f%% of it\n",
+                rate / 1e9, 100 * product_seconds / timed_seconds, kernels->name, peak, o.threads,
+                o.threads == 1 ? "" : "s", 100 * rate / 1e9 / peak);
+    }
     fprintf(progress, "done in %.1f s\n", clock_seconds() - t_start);
     rc = 0;
 done:
