@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../model/kernels.h"
+#include "../model/layers.h"
 #include "../model/packed_matmul.h"
 
 /* Offsets of head h of batch b inside each tensor. */
@@ -87,11 +88,13 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
                 float maxv = row[0];
                 for (int j = 1; j < n; j++)
                     if (row[j] > maxv) maxv = row[j];
+                for (int j = 0; j < n; j++) row[j] -= maxv;
+                /* the kernels' exp over whole vectors, the same polynomial on the rest */
+                int whole = n / 16 * 16;
+                kernels_of(s)->exp_nonpositive(row, whole);
+                for (int j = whole; j < n; j++) row[j] = expf_nonpositive(row[j]);
                 float sum = 0.0f;
-                for (int j = 0; j < n; j++) {
-                    row[j] = expf(row[j] - maxv);
-                    sum += row[j];
-                }
+                for (int j = 0; j < n; j++) sum += row[j];
                 float inv = 1.0f / sum;
                 for (int j = 0; j < n; j++) row[j] *= inv;
                 for (int j = n; j < Tk; j++) row[j] = 0.0f;

@@ -233,7 +233,7 @@ static int alloc_activations(TrainState *ts, int B, int T, bool dropout, Error *
         {&ts->acts.ln2, L * BT * C},
         {&ts->acts.ln2_mean, L * BT},
         {&ts->acts.ln2_rstd, L * BT},
-        {&ts->acts.fch, L * BT * 4 * C},
+        {&ts->acts.fch, c->activation == ACT_RELU ? 0 : L * BT * 4 * C}, /* relu: fch_act only */
         {&ts->acts.fch_act, L * BT * 4 * C},
         {&ts->acts.fcproj, L * BT * C},
         {&ts->acts.fcproj_mask, L * BT * C},
@@ -414,7 +414,7 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
         const float *x = l == 0 ? a->encoded : a->resid2 + (l - 1) * NC;
         float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
         float *attproj = a->attproj + l * NC, *resid1 = a->resid1 + l * NC;
-        float *ln2 = a->ln2 + l * NC, *fch = a->fch + l * 4 * NC;
+        float *ln2 = a->ln2 + l * NC, *fch = a->fch ? a->fch + l * 4 * NC : NULL;
         float *fch_act = a->fch_act + l * 4 * NC, *fcproj = a->fcproj + l * NC;
         float *resid2 = a->resid2 + l * NC;
 
@@ -423,10 +423,12 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
                          .rstd = a->ln1_rstd + l * N, .in = x, .weight = lp->ln1_w,
                          .bias = lp->ln1_b, .width = C},
                  N);
-        matmul_forward(&ts->mm, qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false);
+        matmul_forward(&ts->mm, qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false,
+                       PACKED_STORE);
         AttentionPass pass = {ts, l, T, dropout, false};
         attention_layer(ts, &pass);
-        matmul_forward(&ts->mm, attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false);
+        matmul_forward(&ts->mm, attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false,
+                       PACKED_STORE);
         dropout_layer(ts, a->dsmall, a->attproj_mask + l * NC, attproj, l, SITE_ATTENTION_PROJ, B,
                       T, dropout);
         run_rows(ts, (RowOp){.kind = OP_RESIDUAL, .out = resid1, .in = x, .in2 = a->dsmall, .width = C},
@@ -436,12 +438,19 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
                          .rstd = a->ln2_rstd + l * N, .in = resid1, .weight = lp->ln2_w,
                          .bias = lp->ln2_b, .width = C},
                  N);
-        matmul_forward(&ts->mm, fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false);
-        run_rows(ts,
-                 (RowOp){.kind = OP_ACTIVATION, .out = fch_act, .in = fch, .width = 4 * C,
-                         .act = c->activation},
-                 N);
-        matmul_forward(&ts->mm, fcproj, fch_act, lp->fcproj_w, lp->fcproj_b, N, 4 * C, C, false);
+        if (c->activation == ACT_RELU) { /* relu in the product; its gradient needs only fch_act */
+            matmul_forward(&ts->mm, fch_act, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false,
+                           PACKED_RELU);
+        } else {
+            matmul_forward(&ts->mm, fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false,
+                           PACKED_STORE);
+            run_rows(ts,
+                     (RowOp){.kind = OP_ACTIVATION, .out = fch_act, .in = fch, .width = 4 * C,
+                             .act = c->activation},
+                     N);
+        }
+        matmul_forward(&ts->mm, fcproj, fch_act, lp->fcproj_w, lp->fcproj_b, N, 4 * C, C, false,
+                       PACKED_STORE);
         dropout_layer(ts, a->dsmall, a->fcproj_mask + l * NC, fcproj, l, SITE_MLP_PROJ, B, T,
                       dropout);
         run_rows(ts,
@@ -454,7 +463,8 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
                      .in = a->resid2 + (L - 1) * NC, .weight = p->lnf_w, .bias = p->lnf_b,
                      .width = C},
              N);
-    matmul_forward(&ts->mm, a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true);
+    matmul_forward(&ts->mm, a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true,
+                   PACKED_STORE);
 
     ts->loss_sum = 0.0f;
     if (targets) {
@@ -494,6 +504,9 @@ void gpt_backward(TrainState *ts) {
         const float *x = l == 0 ? a->encoded : a->resid2 + (l - 1) * NC;
         const float *ln1 = a->ln1 + l * NC, *ln2 = a->ln2 + l * NC, *resid1 = a->resid1 + l * NC;
         const float *fch_act = a->fch_act + l * 4 * NC, *atty = a->atty + l * NC;
+        /* relu's gradient from its output (positive where its input is: fch is not kept), the
+         * others' from their input */
+        const float *fch_in = a->fch ? a->fch + l * 4 * NC : fch_act;
 
         /* resid2 = resid1 + dropout(fcproj): dresid already is d(resid1) along the identity. */
         run_rows(ts,
@@ -504,7 +517,7 @@ void gpt_backward(TrainState *ts) {
         weight_grad(ts, lg->fcproj_w, a->dsmall, fch_act, 4 * C, C, false);
         bias_grads(ts, lg->fcproj_b, a->dsmall, C);
         run_rows(ts,
-                 (RowOp){.kind = OP_ACTIVATION_BACKWARD, .out = a->dfch, .in = a->fch + l * 4 * NC,
+                 (RowOp){.kind = OP_ACTIVATION_BACKWARD, .out = a->dfch, .in = fch_in,
                          .in2 = a->dfch_act, .width = 4 * C, .act = c->activation},
                  N);
         matmul_backward_input(mm, a->dln, a->dfch, lp->fc_w, N, C, 4 * C, false);

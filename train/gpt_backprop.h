@@ -30,7 +30,7 @@ typedef struct {
     float *attproj, *attproj_mask;    /* (L, B, T, C) */
     float *resid1;                    /* (L, B, T, C) */
     float *ln2, *ln2_mean, *ln2_rstd; /* (L, B, T, C), (L, B, T), (L, B, T) */
-    float *fch, *fch_act;             /* (L, B, T, 4C) */
+    float *fch, *fch_act;             /* (L, B, T, 4C); fch NULL with relu (not needed) */
     float *fcproj, *fcproj_mask;      /* (L, B, T, C) */
     float *resid2;                    /* (L, B, T, C) */
     float *lnf, *lnf_mean, *lnf_rstd; /* (B, T, C), (B, T), (B, T) */

@@ -62,10 +62,10 @@ static void count(Matmul *mm, double t0, int N, int K, int M) {
 }
 
 void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, const float *bias,
-                    int N, int K, int M, bool w_is_out_in) {
+                    int N, int K, int M, bool w_is_out_in, PackedOutput how) {
     double t0 = start();
     packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, w_is_out_in, bias, K, M);
-    run(mm, out, inp, (size_t)K, 1, N, PACKED_STORE);
+    run(mm, out, inp, (size_t)K, 1, N, how);
     count(mm, t0, N, K, M);
 }
 

@@ -36,10 +36,10 @@ void matmul_free(Matmul *mm);
  * dimension, columns). */
 int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, Error *err);
 
-/* out (N, M) = inp (N, K) @ W + bias; W (K, M), or (M, K) used transposed when w_is_out_in.
- * bias (M) may be NULL. */
+/* out (N, M) = inp (N, K) @ W + bias, stored or through relu (how: PACKED_STORE or
+ * PACKED_RELU); W (K, M), or (M, K) used transposed when w_is_out_in. bias (M) may be NULL. */
 void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, const float *bias,
-                    int N, int K, int M, bool w_is_out_in);
+                    int N, int K, int M, bool w_is_out_in, PackedOutput how);
 
 /* dinp (N, K) = dout (N, M) @ W^T: the gradient of the product's input. */
 void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N,
