@@ -179,7 +179,8 @@ fuzz: $(FUZZERS)
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 # Debian packages to build and test (the README's set-up commands run this first).
-DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev libpcre2-dev
+DEPS := build-essential curl libmicrohttpd-dev libcjson-dev libopenblas-dev libcmocka-dev libpcre2-dev \
+        openmpi-bin libopenmpi-dev
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
@@ -188,14 +189,16 @@ deps:
 
 # The default suite: unit tests and CLI tests under AddressSanitizer/UBSan, plus the lecture's
 # step-0 losses checked on the optimised binary (the sanitizer build is too slow for the full
-# model).
-test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-convert-san bin/gpt-sample
+# model), and the same checkpoint bytes at every thread count, kernel path and MPI rank count.
+test: $(UNIT_TESTS) bin/gpt-train-san bin/gpt-train bin/gpt-train-mpi bin/gpt-convert-san \
+      bin/gpt-sample
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 	bash tests/cli/test_docs_names.sh
 	bash tests/cli/test_train_cli.sh bin/gpt-train-san
 	bash tests/cli/test_convert_cli.sh bin/gpt-convert-san bin/gpt-sample
 	bash tests/cli/test_seed_start.sh bin/gpt-train
 	bash tests/cli/test_train_faults.sh bin/gpt-train bin/gpt-sample
+	bash tests/cli/test_train_bits.sh bin/gpt-train bin/gpt-train-mpi
 
 # Beyond the unit suite: real clients against the real daemon (Node), the browser (Chromium via
 # playwright-core), the container image (podman), three replicas behind nginx, and the
