@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
     for (int k = 0; k < K; k++)
         for (int g = 0; g < G; g++) {
             VF w[PANEL_VECS];
-            load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
+            load_weights(pm, (size_t)(p0 + g) * pm->panel_step + (size_t)k * pm->row_step, w);
             for (int r = 0; r < R; r++) {
                 VF xr = vf_set1(x[r * j->in_stride + k * ks]);
                 for (int v = 0; v < PANEL_VECS; v++)

@@ -11,12 +11,12 @@ void matmul_init(Matmul *mm, const Kernels *kernels, ThreadPool *pool) {
     memset(mm, 0, sizeof *mm);
     mm->kernels = kernels;
     mm->pool = pool;
-    mm->packed.kernels = kernels;
 }
 
 void matmul_free(Matmul *mm) {
-    free(mm->packed.w);
-    free(mm->packed.bias);
+    free(mm->panels);
+    free(mm->panel_bias);
+    free(mm->zeros);
     memset(mm, 0, sizeof *mm);
 }
 
@@ -39,11 +39,27 @@ int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, Error *err) {
         panels = f > panels ? f : panels;
         cols = shapes[i][1] > cols ? shapes[i][1] : cols;
     }
-    if (grow(&mm->packed.w, &mm->packed_cap, panels) ||
-        grow(&mm->packed.bias, &mm->bias_cap, packed_matrix_floats(1, cols, panel)))
+    size_t bias = packed_matrix_floats(1, cols, panel), zeros = mm->zeros_cap;
+    if (grow(&mm->panels, &mm->panels_cap, panels) || grow(&mm->panel_bias, &mm->bias_cap, bias) ||
+        grow(&mm->zeros, &mm->zeros_cap, bias))
         return error_set(err, "out of memory for the products' scratch (%zu MB)",
                          panels * sizeof(float) >> 20);
+    if (mm->zeros_cap != zeros) memset(mm->zeros, 0, mm->zeros_cap * sizeof(float));
     return 0;
+}
+
+/* The right-hand matrix of the next product, (K, M) with rows ld apart or, transposed, (M, K):
+ * read in place when its panels' rows are contiguous, else laid out into the scratch. */
+static void right_hand(Matmul *mm, const float *w, int ld, bool transposed, const float *bias,
+                       int K, int M) {
+    if (!transposed && M % mm->kernels->panel == 0) {
+        packed_matrix_view(&mm->packed, mm->kernels, w, ld, bias ? bias : mm->zeros, K, M);
+        return;
+    }
+    mm->packed.kernels = mm->kernels;
+    mm->packed.w = mm->panels;
+    mm->packed.bias = mm->panel_bias;
+    packed_matrix_fill(&mm->packed, w, ld, transposed, bias, K, M);
 }
 
 /* out (N, M) = inp (N, K) @ the matrix laid out in mm->packed, through the pool; inp's rows are
@@ -64,7 +80,7 @@ static void count(Matmul *mm, double t0, int N, int K, int M) {
 void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, const float *bias,
                     int N, int K, int M, bool w_is_out_in, PackedOutput how) {
     double t0 = start();
-    packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, w_is_out_in, bias, K, M);
+    right_hand(mm, w, w_is_out_in ? K : M, w_is_out_in, bias, K, M);
     run(mm, out, inp, (size_t)K, 1, N, how);
     count(mm, t0, N, K, M);
 }
@@ -73,7 +89,7 @@ void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const flo
                            int K, int M, bool w_is_out_in) {
     double t0 = start();
     /* W^T as a (M, K) matrix: (K, M) read transposed, or (M, K) as it is. */
-    packed_matrix_fill(&mm->packed, w, w_is_out_in ? K : M, !w_is_out_in, NULL, M, K);
+    right_hand(mm, w, w_is_out_in ? K : M, !w_is_out_in, NULL, M, K);
     run(mm, dinp, dout, (size_t)M, 1, N, PACKED_STORE);
     count(mm, t0, N, K, M);
 }
@@ -83,10 +99,10 @@ void matmul_weight_grad(Matmul *mm, float *dw, const float *dout, const float *i
     PackedOutput how = add ? PACKED_ADD : PACKED_STORE;
     double t0 = start();
     if (w_is_out_in) { /* dW (M, K) = dout^T (M, T) @ inp (T, K): dout read transposed */
-        packed_matrix_fill(&mm->packed, inp, K, false, NULL, T, K);
+        right_hand(mm, inp, K, false, NULL, T, K);
         run(mm, dw, dout, 1, (size_t)M, M, how);
     } else { /* dW (K, M) = inp^T (K, T) @ dout (T, M): inp read transposed */
-        packed_matrix_fill(&mm->packed, dout, M, false, NULL, T, M);
+        right_hand(mm, dout, M, false, NULL, T, M);
         run(mm, dw, inp, 1, (size_t)K, K, how);
     }
     count(mm, t0, T, K, M);

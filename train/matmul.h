@@ -2,8 +2,9 @@
  * at start-up (AVX-512, AVX2, NEON or portable C), spread over the trainer's pool. Every output
  * is one fused multiply-add chain in order over the reduced dimension, and the pool splits
  * outputs, never a chain, so a product gives the same bits on every path and at any thread
- * count. The right-hand matrix is laid out into panels at each call: the weights change every
- * step, and laying out costs one pass over a matrix the product reads N times.
+ * count. A right-hand matrix whose columns come in whole panels is read in place
+ * (packed_matrix_view); another is laid out into panels at each call (the weights change every
+ * step): one pass over a matrix the product reads N times.
  *
  * Row-major throughout. Weights are GPT-2 "Conv1D" (in, out) or, for the language-model head,
  * nn.Linear (out, in): `w_is_out_in` picks which. */
@@ -24,8 +25,9 @@ struct ThreadPool;
 typedef struct {
     const struct Kernels *kernels;
     struct ThreadPool *pool; /* NULL: the calling thread alone */
-    PackedMatrix packed;     /* the current right-hand matrix, in panels */
-    size_t packed_cap, bias_cap;
+    PackedMatrix packed; /* the current right-hand matrix: a view, or laid out in `panels` */
+    float *panels, *panel_bias, *zeros;
+    size_t panels_cap, bias_cap, zeros_cap;
     double seconds, flops; /* spent in the products so far, and their multiply-adds times 2 */
 } Matmul;
 
