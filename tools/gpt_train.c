@@ -122,7 +122,10 @@ static int train(int argc, char **argv, DataParallel *dp) {
          "GPT-2's byte-level BPE from DIR (vocab.json + merges.txt); default: the text's "
          "characters",
          false, NULL},
-        {"threads", CLI_INT, &o.threads, 1, 1024, "threads (default: the CPUs this process may use, shared by mpirun's ranks on one machine)", false, NULL},
+        {"threads", CLI_INT, &o.threads, 1, 1024,
+         "threads (default: the CPUs this process may use, shared by mpirun's ranks on one "
+         "machine)",
+         false, NULL},
         {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines",
          false, NULL},
     };

@@ -53,11 +53,11 @@ size_t attention_scratch_floats(const AttentionShape *s) {
 
 /* out (rows, cols) = a (rows, n) @ b, or out + that when add; a's rows are lda apart and its
  * elements a_step apart (a row-major matrix read transposed: lda 1, a_step its row length); b is
- * (n, cols) or, transposed, (cols, n), rows ldb apart. On the engine's kernels, on the calling thread
- * (the trainer spreads sequences over its pool): each output one chain over n in order. */
-static void product(const AttentionShape *s, float *scratch, float *out, size_t ldo,
-                    const float *a, size_t lda, size_t a_step, const float *b, size_t ldb,
-                    bool transposed, int rows, int n, int cols, bool add) {
+ * (n, cols) or, transposed, (cols, n), rows ldb apart. On the engine's kernels, on the calling
+ * thread (the trainer spreads sequences over its pool): each output one chain over n in order. */
+static void product(const AttentionShape *s, float *scratch, float *out, size_t ldo, const float *a,
+                    size_t lda, size_t a_step, const float *b, size_t ldb, bool transposed,
+                    int rows, int n, int cols, bool add) {
     const Kernels *k = kernels_of(s);
     float *pack = scratch + 2 * (size_t)s->Tq * s->Tk;
     PackedMatrix pm = {.kernels = k, .w = pack, .bias = pack + pack_floats(s, k->panel)};
@@ -114,8 +114,8 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
                 }
                 pv = scratch;
             }
-            product(s, scratch, out + out_at(s, b, h), s->out_stride, pv, Tk, 1,
-                    v + kv_at(s, b, h), s->kv_stride, false, Tq, Tk, hs, false);
+            product(s, scratch, out + out_at(s, b, h), s->out_stride, pv, Tk, 1, v + kv_at(s, b, h),
+                    s->kv_stride, false, Tq, Tk, hs, false);
         }
 }
 
@@ -141,8 +141,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             product(s, scratch, dv + kv_at(s, b, h), s->kv_stride, pv, 1, Tk, dout_bh,
                     s->out_stride, false, Tk, Tq, hs, true);
             /* dp (Tq, Tk) = dout (Tq, hs) @ v^T (hs, Tk) */
-            product(s, scratch, dp, Tk, dout_bh, s->out_stride, 1, v + kv_at(s, b, h),
-                    s->kv_stride, true, Tq, hs, Tk, false);
+            product(s, scratch, dp, Tk, dout_bh, s->out_stride, 1, v + kv_at(s, b, h), s->kv_stride,
+                    true, Tq, hs, Tk, false);
             /* Softmax backward, row by row: ds = p * (dp - sum(p * dp)), times the scale. */
             for (int i = 0; i < Tq; i++) {
                 float *dpr = dp + (size_t)i * Tk;

@@ -126,8 +126,7 @@ int data_parallel_check_batch(const DataParallel *dp, int batch, Error *err) {
                          "process",
                          n);
     if (batch % n != 0)
-        return error_set(err,
-                         "--batch-size %d does not divide over %d ranks: use a multiple of %d",
+        return error_set(err, "--batch-size %d does not divide over %d ranks: use a multiple of %d",
                          batch, n, n);
     return 0;
 }

@@ -17,13 +17,13 @@
 
 /* A row-wise layer call (rows are independent), run over ranges of its rows by the pool. */
 typedef enum {
-    OP_LAYERNORM,          /* out, mean, rstd <- in (weight, bias) */
-    OP_LAYERNORM_BACKWARD, /* out += d input <- in (dout), in2 (input), weight, mean, rstd */
-    OP_ACTIVATION,         /* out <- act(in) */
+    OP_LAYERNORM,           /* out, mean, rstd <- in (weight, bias) */
+    OP_LAYERNORM_BACKWARD,  /* out += d input <- in (dout), in2 (input), weight, mean, rstd */
+    OP_ACTIVATION,          /* out <- act(in) */
     OP_ACTIVATION_BACKWARD, /* out <- act'(in) in2 */
-    OP_RESIDUAL,           /* out <- in + in2 */
-    OP_DROPOUT_BACKWARD,   /* out <- in * in2 (the mask) */
-    OP_CROSSENTROPY,       /* mean (losses), out (dlogits) <- in (logits), targets */
+    OP_RESIDUAL,            /* out <- in + in2 */
+    OP_DROPOUT_BACKWARD,    /* out <- in * in2 (the mask) */
+    OP_CROSSENTROPY,        /* mean (losses), out (dlogits) <- in (logits), targets */
 } RowOpKind;
 
 typedef struct {
@@ -61,8 +61,8 @@ static void row_op_range(const RowOp *op, int r0, int r1) {
             dropout_backward(op->out + at, op->in + at, op->in2 + at, n);
             break;
         case OP_CROSSENTROPY:
-            crossentropy_forward_backward(op->mean + r0, op->out + at, op->in + at, op->targets + r0,
-                                          rows, op->width, op->batch_rows);
+            crossentropy_forward_backward(op->mean + r0, op->out + at, op->in + at,
+                                          op->targets + r0, rows, op->width, op->batch_rows);
             break;
     }
 }
@@ -328,8 +328,8 @@ static void column_shard(void *ctx, int s, float *out, bool add) {
     c->out = out;
     c->add = add;
     int threads = c->pool ? thread_pool_size(c->pool) : 1;
-    c->per_task = threads > 1 && c->width >= 64 ? (c->width + 2 * threads - 1) / (2 * threads)
-                                                : c->width;
+    c->per_task =
+        threads > 1 && c->width >= 64 ? (c->width + 2 * threads - 1) / (2 * threads) : c->width;
     int tasks = (c->width + c->per_task - 1) / c->per_task;
     if (tasks > 1)
         thread_pool_run(c->pool, column_task, c, tasks);
@@ -354,8 +354,13 @@ static void token_shard(void *ctx, int s, float *out, bool add) {
 static void layernorm_back(TrainState *ts, float *dinp, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd) {
     run_rows(ts,
-             (RowOp){.kind = OP_LAYERNORM_BACKWARD, .out = dinp, .in = dout, .in2 = inp,
-                     .weight = weight, .mean = (float *)mean, .rstd = (float *)rstd,
+             (RowOp){.kind = OP_LAYERNORM_BACKWARD,
+                     .out = dinp,
+                     .in = dout,
+                     .in2 = inp,
+                     .weight = weight,
+                     .mean = (float *)mean,
+                     .rstd = (float *)rstd,
                      .width = ts->model->config.n_embd},
              ts->last_B * ts->last_T);
 }
@@ -364,21 +369,27 @@ static void layernorm_back(TrainState *ts, float *dinp, const float *dout, const
 static void weight_grad(TrainState *ts, float *dw, const float *dout, const float *inp, int K,
                         int M, bool out_in) {
     WeightGrad w = {&ts->mm, dout, inp, ts->last_T, K, M, out_in};
-    shard_sum(dw, (size_t)K * M, ts->last_B, weight_shard, &w, ts->shard_scratch);
+    shard_sum(dw, (size_t)K * M, ts->last_B, weight_shard, &w, ts->shard_scratch, ts->pool);
 }
 
 static void bias_grads(TrainState *ts, float *db, const float *dout, int M) {
-    ColumnSums c = {.dout = dout, .tmp = ts->token_grad_tmp, .T = ts->last_T, .width = M,
-                    .pool = ts->pool};
-    shard_sum(db, (size_t)M, ts->last_B, column_shard, &c, ts->shard_scratch);
+    ColumnSums c = {
+        .dout = dout, .tmp = ts->token_grad_tmp, .T = ts->last_T, .width = M, .pool = ts->pool};
+    shard_sum(db, (size_t)M, ts->last_B, column_shard, &c, ts->shard_scratch, ts->pool);
 }
 
 static void layernorm_grads(TrainState *ts, float *dw, float *db, const float *dout,
                             const float *inp, const float *mean, const float *rstd) {
     int C = ts->model->config.n_embd;
-    ColumnSums c = {.dout = dout, .inp = inp, .mean = mean, .rstd = rstd,
-                    .tmp = ts->token_grad_tmp, .T = ts->last_T, .width = C, .pool = ts->pool};
-    shard_sum(dw, (size_t)C, ts->last_B, column_shard, &c, ts->shard_scratch);
+    ColumnSums c = {.dout = dout,
+                    .inp = inp,
+                    .mean = mean,
+                    .rstd = rstd,
+                    .tmp = ts->token_grad_tmp,
+                    .T = ts->last_T,
+                    .width = C,
+                    .pool = ts->pool};
+    shard_sum(dw, (size_t)C, ts->last_B, column_shard, &c, ts->shard_scratch, ts->pool);
     bias_grads(ts, db, dout, C);
 }
 
@@ -419,33 +430,45 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
         float *resid2 = a->resid2 + l * NC;
 
         run_rows(ts,
-                 (RowOp){.kind = OP_LAYERNORM, .out = ln1, .mean = a->ln1_mean + l * N,
-                         .rstd = a->ln1_rstd + l * N, .in = x, .weight = lp->ln1_w,
-                         .bias = lp->ln1_b, .width = C},
+                 (RowOp){.kind = OP_LAYERNORM,
+                         .out = ln1,
+                         .mean = a->ln1_mean + l * N,
+                         .rstd = a->ln1_rstd + l * N,
+                         .in = x,
+                         .weight = lp->ln1_w,
+                         .bias = lp->ln1_b,
+                         .width = C},
                  N);
-        matmul_forward(&ts->mm, qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false,
-                       PACKED_STORE);
+        matmul_forward(&ts->mm, qkv, ln1, lp->qkv_w, lp->qkv_b, N, C, 3 * C, false, PACKED_STORE);
         AttentionPass pass = {ts, l, T, dropout, false};
         attention_layer(ts, &pass);
         matmul_forward(&ts->mm, attproj, atty, lp->proj_w, lp->proj_b, N, C, C, false,
                        PACKED_STORE);
         dropout_layer(ts, a->dsmall, a->attproj_mask + l * NC, attproj, l, SITE_ATTENTION_PROJ, B,
                       T, dropout);
-        run_rows(ts, (RowOp){.kind = OP_RESIDUAL, .out = resid1, .in = x, .in2 = a->dsmall, .width = C},
+        run_rows(ts,
+                 (RowOp){.kind = OP_RESIDUAL, .out = resid1, .in = x, .in2 = a->dsmall, .width = C},
                  N);
         run_rows(ts,
-                 (RowOp){.kind = OP_LAYERNORM, .out = ln2, .mean = a->ln2_mean + l * N,
-                         .rstd = a->ln2_rstd + l * N, .in = resid1, .weight = lp->ln2_w,
-                         .bias = lp->ln2_b, .width = C},
+                 (RowOp){.kind = OP_LAYERNORM,
+                         .out = ln2,
+                         .mean = a->ln2_mean + l * N,
+                         .rstd = a->ln2_rstd + l * N,
+                         .in = resid1,
+                         .weight = lp->ln2_w,
+                         .bias = lp->ln2_b,
+                         .width = C},
                  N);
         if (c->activation == ACT_RELU) { /* relu in the product; its gradient needs only fch_act */
             matmul_forward(&ts->mm, fch_act, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false,
                            PACKED_RELU);
         } else {
-            matmul_forward(&ts->mm, fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false,
-                           PACKED_STORE);
+            matmul_forward(&ts->mm, fch, ln2, lp->fc_w, lp->fc_b, N, C, 4 * C, false, PACKED_STORE);
             run_rows(ts,
-                     (RowOp){.kind = OP_ACTIVATION, .out = fch_act, .in = fch, .width = 4 * C,
+                     (RowOp){.kind = OP_ACTIVATION,
+                             .out = fch_act,
+                             .in = fch,
+                             .width = 4 * C,
                              .act = c->activation},
                      N);
         }
@@ -453,28 +476,37 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
                        PACKED_STORE);
         dropout_layer(ts, a->dsmall, a->fcproj_mask + l * NC, fcproj, l, SITE_MLP_PROJ, B, T,
                       dropout);
-        run_rows(ts,
-                 (RowOp){.kind = OP_RESIDUAL, .out = resid2, .in = resid1, .in2 = a->dsmall,
-                         .width = C},
-                 N);
+        run_rows(
+            ts,
+            (RowOp){.kind = OP_RESIDUAL, .out = resid2, .in = resid1, .in2 = a->dsmall, .width = C},
+            N);
     }
     run_rows(ts,
-             (RowOp){.kind = OP_LAYERNORM, .out = a->lnf, .mean = a->lnf_mean, .rstd = a->lnf_rstd,
-                     .in = a->resid2 + (L - 1) * NC, .weight = p->lnf_w, .bias = p->lnf_b,
+             (RowOp){.kind = OP_LAYERNORM,
+                     .out = a->lnf,
+                     .mean = a->lnf_mean,
+                     .rstd = a->lnf_rstd,
+                     .in = a->resid2 + (L - 1) * NC,
+                     .weight = p->lnf_w,
+                     .bias = p->lnf_b,
                      .width = C},
              N);
-    matmul_forward(&ts->mm, a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true,
-                   PACKED_STORE);
+    matmul_forward(&ts->mm, a->logits, a->lnf, p->head_w, p->head_b, N, C, V, true, PACKED_STORE);
 
     ts->loss_sum = 0.0f;
     if (targets) {
         int rows = ts->batch_rows > 0 ? ts->batch_rows : N;
         run_rows(ts,
-                 (RowOp){.kind = OP_CROSSENTROPY, .out = a->dlogits, .mean = a->losses,
-                         .in = a->logits, .targets = targets, .width = V, .batch_rows = rows},
+                 (RowOp){.kind = OP_CROSSENTROPY,
+                         .out = a->dlogits,
+                         .mean = a->losses,
+                         .in = a->logits,
+                         .targets = targets,
+                         .width = V,
+                         .batch_rows = rows},
                  N);
         ColumnSums losses = {.dout = a->losses, .tmp = ts->token_grad_tmp, .T = T, .width = 1};
-        shard_sum(&ts->loss_sum, 1, B, column_shard, &losses, ts->shard_scratch);
+        shard_sum(&ts->loss_sum, 1, B, column_shard, &losses, ts->shard_scratch, ts->pool);
     }
     if (loss) *loss = ts->loss_sum / N;
     return 0;
@@ -510,15 +542,22 @@ void gpt_backward(TrainState *ts) {
 
         /* resid2 = resid1 + dropout(fcproj): dresid already is d(resid1) along the identity. */
         run_rows(ts,
-                 (RowOp){.kind = OP_DROPOUT_BACKWARD, .out = a->dsmall, .in = a->dresid,
-                         .in2 = a->fcproj_mask + l * NC, .width = C},
+                 (RowOp){.kind = OP_DROPOUT_BACKWARD,
+                         .out = a->dsmall,
+                         .in = a->dresid,
+                         .in2 = a->fcproj_mask + l * NC,
+                         .width = C},
                  N);
         matmul_backward_input(mm, a->dfch_act, a->dsmall, lp->fcproj_w, N, 4 * C, C, false);
         weight_grad(ts, lg->fcproj_w, a->dsmall, fch_act, 4 * C, C, false);
         bias_grads(ts, lg->fcproj_b, a->dsmall, C);
         run_rows(ts,
-                 (RowOp){.kind = OP_ACTIVATION_BACKWARD, .out = a->dfch, .in = fch_in,
-                         .in2 = a->dfch_act, .width = 4 * C, .act = c->activation},
+                 (RowOp){.kind = OP_ACTIVATION_BACKWARD,
+                         .out = a->dfch,
+                         .in = fch_in,
+                         .in2 = a->dfch_act,
+                         .width = 4 * C,
+                         .act = c->activation},
                  N);
         matmul_backward_input(mm, a->dln, a->dfch, lp->fc_w, N, C, 4 * C, false);
         weight_grad(ts, lg->fc_w, a->dfch, ln2, C, 4 * C, false);
@@ -530,8 +569,11 @@ void gpt_backward(TrainState *ts) {
 
         /* resid1 = x + dropout(attproj) */
         run_rows(ts,
-                 (RowOp){.kind = OP_DROPOUT_BACKWARD, .out = a->dsmall, .in = a->dresid,
-                         .in2 = a->attproj_mask + l * NC, .width = C},
+                 (RowOp){.kind = OP_DROPOUT_BACKWARD,
+                         .out = a->dsmall,
+                         .in = a->dresid,
+                         .in2 = a->attproj_mask + l * NC,
+                         .width = C},
                  N);
         matmul_backward_input(mm, a->datty, a->dsmall, lp->proj_w, N, C, C, false);
         weight_grad(ts, lg->proj_w, a->dsmall, atty, C, C, false);
@@ -548,9 +590,9 @@ void gpt_backward(TrainState *ts) {
                         a->ln1_rstd + l * N);
     }
     Tokens tokens = {ts->last_inputs, a->dresid, ts->token_grad_tmp, T, C, V};
-    shard_sum(g->wte, (size_t)V * C, B, token_shard, &tokens, ts->shard_scratch);
+    shard_sum(g->wte, (size_t)V * C, B, token_shard, &tokens, ts->shard_scratch, ts->pool);
     Rows positions = {.dout = a->dresid, .T = T, .width = C};
-    shard_sum(g->wpe, (size_t)T * C, B, rows_shard, &positions, ts->shard_scratch);
+    shard_sum(g->wpe, (size_t)T * C, B, rows_shard, &positions, ts->shard_scratch, ts->pool);
     memset(g->wpe + (size_t)T * C, 0, (size_t)(c->block_size - T) * C * sizeof(float));
     ts->grad_memory[ts->model->n_params + ts->head_grad_size] = ts->loss_sum;
 

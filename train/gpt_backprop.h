@@ -41,7 +41,7 @@ typedef struct {
     float *dqkv;                          /* (B, T, 3C) */
     float *dfch, *dfch_act;               /* (B, T, 4C) */
     float *dlogits;                       /* (B, T, V) */
-    float *att_scratch; /* attention_scratch_floats per sequence, for the pool */
+    float *att_scratch;                   /* attention_scratch_floats per sequence, for the pool */
 } Activations;
 
 /* Adds, in place, the vectors of n floats that every rank holds, so that all end with the sum in
@@ -49,7 +49,7 @@ typedef struct {
 typedef void (*GradCombine)(void *ctx, float *v, size_t n);
 
 typedef struct {
-    GPT *model;         /* the parameters trained; not owned */
+    GPT *model; /* the parameters trained; not owned */
     /* The gradient vector (train_grad_floats): the parameters' gradients in their layout, then a
      * tied head's own part (head_grad_size floats, folded into wte's at the end of the pass),
      * then the sum of the pass's losses. Allocated by gpt_alloc_grads. */

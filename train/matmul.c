@@ -85,8 +85,8 @@ void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, co
     count(mm, t0, N, K, M);
 }
 
-void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N,
-                           int K, int M, bool w_is_out_in) {
+void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N, int K,
+                           int M, bool w_is_out_in) {
     double t0 = start();
     /* W^T as a (M, K) matrix: (K, M) read transposed, or (M, K) as it is. */
     right_hand(mm, w, w_is_out_in ? K : M, !w_is_out_in, NULL, M, K);

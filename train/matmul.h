@@ -25,7 +25,7 @@ struct ThreadPool;
 typedef struct {
     const struct Kernels *kernels;
     struct ThreadPool *pool; /* NULL: the calling thread alone */
-    PackedMatrix packed; /* the current right-hand matrix: a view, or laid out in `panels` */
+    PackedMatrix packed;     /* the current right-hand matrix: a view, or laid out in `panels` */
     float *panels, *panel_bias, *zeros;
     size_t panels_cap, bias_cap, zeros_cap;
     double seconds, flops; /* spent in the products so far, and their multiply-adds times 2 */
@@ -44,8 +44,8 @@ void matmul_forward(Matmul *mm, float *out, const float *inp, const float *w, co
                     int N, int K, int M, bool w_is_out_in, PackedOutput how);
 
 /* dinp (N, K) = dout (N, M) @ W^T: the gradient of the product's input. */
-void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N,
-                           int K, int M, bool w_is_out_in);
+void matmul_backward_input(Matmul *mm, float *dinp, const float *dout, const float *w, int N, int K,
+                           int M, bool w_is_out_in);
 
 /* The weight gradient of T rows (one sequence): inp^T @ dout in W's layout, (K, M) or (M, K),
  * each element one chain over the T rows in order. Stored in dw, or added to what dw holds when

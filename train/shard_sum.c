@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "../common/thread_pool.h"
+
 size_t shard_sum_scratch(size_t n, int shards) {
     int depth = 0;
     for (int s = shards; s > 1; s = s - s / 2) depth++;
@@ -12,10 +14,33 @@ static void add_into(float *out, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = out[i] + x[i];
 }
 
+/* out += x over the pool, in ranges (each element its own sum). */
+typedef struct {
+    float *out;
+    const float *x;
+    size_t n, per_task;
+} AddJob;
+
+static void add_task(void *ctx, int task) {
+    const AddJob *j = ctx;
+    size_t at = (size_t)task * j->per_task, n = j->n - at < j->per_task ? j->n - at : j->per_task;
+    add_into(j->out + at, j->x + at, n);
+}
+
+static void add_over(ThreadPool *pool, float *out, const float *x, size_t n) {
+    int threads = pool ? thread_pool_size(pool) : 1;
+    if (threads == 1 || n < 16384) {
+        add_into(out, x, n);
+        return;
+    }
+    AddJob j = {out, x, n, (n + 4 * (size_t)threads - 1) / (4 * (size_t)threads)};
+    thread_pool_run(pool, add_task, &j, (int)((n + j.per_task - 1) / j.per_task));
+}
+
 /* out = (add ? out + : ) the sum of shards [lo, hi). Every level below uses the scratch after
  * its own n floats. */
 static void sum_range(float *out, size_t n, int lo, int hi, ShardPartial partial, void *ctx,
-                      float *scratch, bool add) {
+                      float *scratch, bool add, ThreadPool *pool) {
     if (hi - lo == 1) {
         partial(ctx, lo, out, add);
         return;
@@ -27,16 +52,17 @@ static void sum_range(float *out, size_t n, int lo, int hi, ShardPartial partial
     }
     int mid = lo + (hi - lo) / 2;
     if (add) {
-        sum_range(scratch, n, lo, hi, partial, ctx, scratch + n, false);
-        add_into(out, scratch, n);
+        sum_range(scratch, n, lo, hi, partial, ctx, scratch + n, false, pool);
+        add_over(pool, out, scratch, n);
         return;
     }
-    sum_range(out, n, lo, mid, partial, ctx, scratch, false);
-    sum_range(out, n, mid, hi, partial, ctx, scratch, true);
+    sum_range(out, n, lo, mid, partial, ctx, scratch, false, pool);
+    sum_range(out, n, mid, hi, partial, ctx, scratch, true, pool);
 }
 
-void shard_sum(float *out, size_t n, int shards, ShardPartial partial, void *ctx, float *scratch) {
-    sum_range(out, n, 0, shards, partial, ctx, scratch, false);
+void shard_sum(float *out, size_t n, int shards, ShardPartial partial, void *ctx, float *scratch,
+               ThreadPool *pool) {
+    sum_range(out, n, 0, shards, partial, ctx, scratch, false, pool);
 }
 
 void shard_sum_vectors(float *vectors, size_t n, size_t stride, int count) {

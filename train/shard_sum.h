@@ -19,8 +19,11 @@ typedef void (*ShardPartial)(void *ctx, int shard, float *out, bool add);
 /* Floats of scratch shard_sum needs for n-float partials over `shards` shards. */
 size_t shard_sum_scratch(size_t n, int shards);
 
-/* out (n) = the tree sum of the partials of shards [0, shards). */
-void shard_sum(float *out, size_t n, int shards, ShardPartial partial, void *ctx, float *scratch);
+struct ThreadPool;
+/* out (n) = the tree sum of the partials of shards [0, shards). The sums of two nodes run over
+ * the pool (NULL: the caller alone), in ranges of elements. */
+void shard_sum(float *out, size_t n, int shards, ShardPartial partial, void *ctx, float *scratch,
+               struct ThreadPool *pool);
 
 /* The top of the same tree: vectors[i] (n floats, stride apart) holds the sum of the i-th of
  * `count` equal runs of shards (count a power of two); leaves the sum of all in vectors[0]. */

@@ -10,11 +10,11 @@
 #include "../common/clock.h"
 #include "../common/thread_pool.h"
 #include "../model/checkpoint.h"
+#include "../model/kernels.h"
 #include "adamw.h"
 #include "data_parallel.h"
 #include "dataset.h"
 #include "gpt_backprop.h"
-#include "../model/kernels.h"
 
 /* The pool's runs (products, attention) follow each other closely; between them the trainer's
  * thread does short serial work (layer norms, sums), so workers wait a little for the next. */
@@ -363,8 +363,14 @@ static void adamw_step(TrainState *ts, OptimizerState *opt, int t, const AdamWCo
         return;
     }
     int threads = thread_pool_size(ts->pool);
-    AdamWJob j = {m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params,
-                  (m->n_params + 4 * threads - 1) / (4 * threads), t, c};
+    AdamWJob j = {m->param_memory,
+                  ts->grad_memory,
+                  opt->m,
+                  opt->v,
+                  m->n_params,
+                  (m->n_params + 4 * threads - 1) / (4 * threads),
+                  t,
+                  c};
     thread_pool_run(ts->pool, adamw_task, &j, (int)((j.n + j.per_task - 1) / j.per_task));
 }
 

@@ -104,7 +104,7 @@ static void tree_sum(float *out, size_t n, int shards, Chains *c) {
     size_t floats = shard_sum_scratch(n, shards);
     float *scratch = floats ? malloc(floats * sizeof *scratch) : NULL;
     assert_true(floats == 0 || scratch != NULL);
-    shard_sum(out, n, shards, chain_partial, c, scratch);
+    shard_sum(out, n, shards, chain_partial, c, scratch, NULL);
     free(scratch);
 }
 
@@ -281,7 +281,7 @@ static void add_is_alone_then_added(void **state) {
     for (size_t i = 0; i < n; i++) want[i] = ref_tree(b.partials, n, i, 0, shards, false);
     tree_sum(got, n, shards, &b.chains);
     assert_true(same_bits(got, want, n));
-    shard_sum(got, n, shards, row_by_row, &b.chains, scratch);
+    shard_sum(got, n, shards, row_by_row, &b.chains, scratch, NULL);
     assert_false(same_bits(got, want, n));
     batch_free(&b);
 }
