@@ -430,6 +430,9 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     if (kernels_choose(&kernels, err) ||
         (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)))
         goto done;
+    /* Training's runs are long (whole products, a sequence's attention per task): waiting for a
+     * worker's task is part of the work, not a sign of a shared CPU, so every run is shared. */
+    if (pool) thread_pool_always_share(pool);
     train_state_use(&ts, kernels, pool);
     if (data_parallel_check_batch(dp, o.batch_size, err)) goto done;
     ts.shard0 = dp->rank * (o.batch_size / dp->size);
