@@ -46,13 +46,14 @@ else
     done >"$DATA"
 fi
 
-# Every run writes the same relative --out in the same directory, so the recorded command (which
-# leaves out --threads and names the program "gpt-train") is the same for all of them.
+# Width 64: the MLP's weights (64 x 256) are long enough for shard_sum to spread their sums over
+# the pool. Every run writes the same relative --out in the same directory, so the recorded
+# command (which leaves out --threads and names the program "gpt-train") is the same for all.
 mkdir "$TMP/run" && cd "$TMP/run" || exit 1
 OUT=m.safetensors
 STATE=$OUT.state
 COMMON=(--data "$DATA" --out "$OUT" --eval-interval 3 --eval-iters 2 --log-interval 0)
-TINY=("${COMMON[@]}" --n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch-size 8
+TINY=("${COMMON[@]}" --n-layer 2 --n-head 2 --n-embd 64 --block-size 32 --batch-size 8
     --dropout 0.1)
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
 

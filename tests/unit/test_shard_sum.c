@@ -10,6 +10,7 @@
  *     partials (matmul_weight_grad on every kernel path, bias_grad, layernorm_weight_grad,
  *     embedding_token_grad, rows_grad) honour the same: added into a buffer, they give that
  *     buffer + the partial computed alone;
+ *   - the nodes' sums over a thread pool give the caller's bits;
  *   - every shard's partial is asked for once, and shard_sum_scratch's room is enough (ASan). */
 #include <math.h>
 #include <setjmp.h>
@@ -25,6 +26,7 @@
 #include "test_filter.h"
 
 #include "../../common/rng.h"
+#include "../../common/thread_pool.h"
 #include "../../model/kernels.h"
 #include "../../train/matmul.h"
 #include "../../train/shard_sum.h"
@@ -99,13 +101,17 @@ static void batch_free(Batch *b) {
 }
 
 /* shard_sum over `shards` shards from the context's first, with exactly the scratch it asks for
- * (so ASan sees any use past it). */
-static void tree_sum(float *out, size_t n, int shards, Chains *c) {
+ * (so ASan sees any use past it), on the pool (NULL: the caller alone). */
+static void tree_sum_on(float *out, size_t n, int shards, Chains *c, ThreadPool *pool) {
     size_t floats = shard_sum_scratch(n, shards);
     float *scratch = floats ? malloc(floats * sizeof *scratch) : NULL;
     assert_true(floats == 0 || scratch != NULL);
-    shard_sum(out, n, shards, chain_partial, c, scratch, NULL);
+    shard_sum(out, n, shards, chain_partial, c, scratch, pool);
     free(scratch);
+}
+
+static void tree_sum(float *out, size_t n, int shards, Chains *c) {
+    tree_sum_on(out, n, shards, c, NULL);
 }
 
 /* The reference: the tree written as its definition, over partials (shards, n). */
@@ -229,6 +235,36 @@ static void tree_matches_the_reference_for_1_to_33_shards(void **state) {
         free(want);
         batch_free(&b);
     }
+}
+
+/* The nodes' sums spread over a pool (in ranges of elements, for long vectors) give the same bits
+ * as the caller alone, and the reference. */
+static void pool_gives_the_same_bits(void **state) {
+    (void)state;
+    const size_t n = 40009; /* long enough to be split over the pool, not a multiple of it */
+    const int shard_counts[] = {3, 8, 12};
+    float *alone = malloc(n * sizeof *alone), *got = malloc(n * sizeof *got);
+    assert_non_null(alone);
+    assert_non_null(got);
+    for (int threads = 2; threads <= 3; threads++) {
+        ThreadPool *pool;
+        Error err;
+        assert_int_equal(thread_pool_create(&pool, threads, 0, &err), 0);
+        for (size_t k = 0; k < 3; k++) {
+            int shards = shard_counts[k];
+            Batch b;
+            batch_make(&b, shards, 2, n, 300 + (uint64_t)shards);
+            tree_sum(alone, n, shards, &b.chains);
+            tree_sum_on(got, n, shards, &b.chains, pool);
+            assert_true(same_bits(got, alone, n));
+            for (size_t i = 0; i < n; i++)
+                assert_true(alone[i] == ref_tree(b.partials, n, i, 0, shards, false));
+            batch_free(&b);
+        }
+        thread_pool_destroy(pool);
+    }
+    free(alone);
+    free(got);
 }
 
 /* With 1e8 + 1 == 1e8 in float: left to right ((1e8 + 1) - 1e8) + 1 = 1, the tree
@@ -405,6 +441,7 @@ int main(void) {
         cmocka_unit_test(one_rank_is_the_sum_itself),
         cmocka_unit_test(tree_is_the_hand_written_one),
         cmocka_unit_test(tree_matches_the_reference_for_1_to_33_shards),
+        cmocka_unit_test(pool_gives_the_same_bits),
         cmocka_unit_test(order_matters),
         cmocka_unit_test(scratch_is_enough_for_wide_partials),
         cmocka_unit_test(add_is_alone_then_added),
