@@ -19,7 +19,7 @@ echo "load before the run: $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark wants
 
 FLAGS=(--data "$DATA" --n-layer "$L" --n-head "$NH" --n-embd "$C" --block-size "$T"
        --batch-size "$B" --activation "$ACT" --dropout "$DROPOUT" --max-iters $((STEPS + 3))
-       --eval-interval 1000000 --eval-iters 1 --log-interval 0)
+       --eval-interval 1000000 --eval-iters 1 --log-interval 0 --measure-peak)
 
 # Runs gpt-train (or the command given before its flags), sets tps (tokens/s), gflops and peak.
 run_c() {

@@ -503,14 +503,18 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     if (timed_steps > 0) {
         fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
                 timed_seconds / timed_steps * 1e3, bt * timed_steps / timed_seconds, timed_steps);
-        /* The products' rate against what this kernel path's FMA loop reaches on the same
-         * threads: how much of the machine the bulk of the work uses. */
-        double peak = kernels_peak_gflops(kernels, pool, 5), rate = product_flops / product_seconds;
-        fprintf(progress,
-                "products: %.1f GFLOP/s, %.0f%% of the step time; %s FMA peak %.1f GFLOP/s on %d "
-                "thread%s: %.0f%% of it\n",
-                rate / 1e9, 100 * product_seconds / timed_seconds, kernels->name, peak, o.threads,
-                o.threads == 1 ? "" : "s", 100 * rate / 1e9 / peak);
+        double rate = product_flops / product_seconds;
+        fprintf(progress, "products: %.1f GFLOP/s, %.0f%% of the step time", rate / 1e9,
+                100 * product_seconds / timed_seconds);
+        /* Against what this kernel path's FMA loop reaches on the same threads: how much of the
+         * machine the bulk of the work uses (a second or more: for benchmarks). */
+        if (o.measure_peak && dp->rank == 0) {
+            double peak = kernels_peak_gflops(kernels, pool, 5);
+            fprintf(progress, "; %s FMA peak %.1f GFLOP/s on %d thread%s: %.0f%% of it",
+                    kernels->name, peak, o.threads, o.threads == 1 ? "" : "s",
+                    100 * rate / 1e9 / peak);
+        }
+        fputc('\n', progress);
     }
     fprintf(progress, "done in %.1f s\n", clock_seconds() - t_start);
     rc = 0;
