@@ -13,6 +13,8 @@
 #ifndef GPTD_KERNELS_H
 #define GPTD_KERNELS_H
 
+#include <stdbool.h>
+
 #include "../common/error.h"
 #include "packed_matmul.h"
 
@@ -32,6 +34,7 @@ typedef struct {
     int chunks;        /* fewer than 4 rows: tasks are ranges of panels */
     int rows_per_task; /* 4 or more rows: tasks are (panel, block of rows) */
     int row_blocks;
+    bool rows_outer; /* consecutive tasks: the panels of one block of rows (else the reverse) */
 } PackedJob;
 
 typedef struct Kernels {

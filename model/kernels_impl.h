@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
     for (int k = 0; k < K; k++)
         for (int g = 0; g < G; g++) {
             VF w[PANEL_VECS];
-            load_weights(pm, (size_t)(p0 + g) * pm->panel_step + (size_t)k * pm->row_step, w);
+            load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);
             for (int r = 0; r < R; r++) {
                 VF xr = vf_set1(x[r * j->in_stride + k * ks]);
                 for (int v = 0; v < PANEL_VECS; v++)
@@ -149,7 +149,11 @@ static void tile_rest(const PackedJob *j, int p, int r, int rows) {
  * cache). Blocks of rows let narrow matrices still spread evenly. */
 static void rows_task(void *ctx, int task) {
     const PackedJob *j = ctx;
-    int p = task / j->row_blocks, r = task % j->row_blocks * j->rows_per_task;
+    int p, r;
+    if (j->rows_outer) /* a block of rows through every panel: its inputs stay in cache */
+        p = task % j->pm->panels, r = task / j->pm->panels * j->rows_per_task;
+    else /* a panel through every block of rows: its weights stay in cache */
+        p = task / j->row_blocks, r = task % j->row_blocks * j->rows_per_task;
     int first = r, end = r + j->rows_per_task < j->N ? r + j->rows_per_task : j->N;
     if (j->k_stride == 1)
         for (; r + TILE_ROWS <= end; r += TILE_ROWS) tile(j, p, 1, r, TILE_ROWS, true);

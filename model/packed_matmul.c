@@ -28,8 +28,6 @@ int packed_matrix_init(PackedMatrix *pm, const float *w, const float *bias, int 
     pm->K = K;
     pm->M = M;
     pm->panels = (M + PANEL - 1) / PANEL;
-    pm->panel_step = (size_t)K * PANEL;
-    pm->row_step = PANEL;
     size_t n = (size_t)pm->panels * K * PANEL;
     bool half = allow_half && all_float16(w, (size_t)K * M);
     if (half)
@@ -70,8 +68,6 @@ void packed_matrix_fill(PackedMatrix *pm, const float *w, int ld, bool transpose
     pm->panels = (M + PANEL - 1) / PANEL;
     pm->w16 = NULL;
     pm->min_split_rows = 0;
-    pm->panel_step = (size_t)K * PANEL;
-    pm->row_step = PANEL;
     for (int p = 0; p < pm->panels; p++) {
         int cols = M - p * PANEL < PANEL ? M - p * PANEL : PANEL;
         float *dst = pm->w + (size_t)p * K * PANEL;
@@ -86,21 +82,6 @@ void packed_matrix_fill(PackedMatrix *pm, const float *w, int ld, bool transpose
     }
     for (int col = 0; col < pm->panels * PANEL; col++)
         pm->bias[col] = bias && col < M ? bias[col] : 0.0f;
-}
-
-void packed_matrix_view(PackedMatrix *pm, const Kernels *kernels, const float *w, int ld,
-                        const float *bias, int K, int M) {
-    pm->kernels = kernels;
-    pm->panel = kernels->panel;
-    pm->K = K;
-    pm->M = M;
-    pm->panels = M / kernels->panel;
-    pm->w = (float *)w; /* read only: the kernels never write the panels */
-    pm->w16 = NULL;
-    pm->bias = (float *)bias;
-    pm->min_split_rows = 0;
-    pm->panel_step = (size_t)kernels->panel;
-    pm->row_step = (size_t)ld;
 }
 
 /* The fastest of `repeats` products of N rows, on the pool or on the caller alone. */
@@ -183,6 +164,11 @@ void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size
     }
     j.rows_per_task = N < 32 ? 4 : 16;
     j.row_blocks = (N + j.rows_per_task - 1) / j.rows_per_task;
+    /* More rows than columns (the trainer's products over a whole batch): the inputs are the
+     * larger operand, so each block of rows goes through every panel while it is in cache. Fewer
+     * (the engine's steps): each panel goes through every block of rows, and weights that do not
+     * fit in the caches stream from memory once. The outputs are the same either way. */
+    j.rows_outer = N > pm->M;
     int tasks = pm->panels * j.row_blocks;
     if (threads > 1)
         thread_pool_run(pool, pm->kernels->rows_task, &j, tasks);

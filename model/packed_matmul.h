@@ -25,9 +25,6 @@ typedef struct {
     float *bias;                   /* (panels * panel), zeros where there is no bias */
     int min_split_rows; /* products of fewer rows run on the caller alone (packed_matrix_calibrate)
                          */
-    /* row k of panel p starts at p * panel_step + k * row_step: (K * panel, panel) when packed,
-     * (panel, ld) for a row-major matrix read in place (packed_matrix_view) */
-    size_t panel_step, row_step;
 } PackedMatrix;
 
 /* What a product does with each result: store it, add it to out (a residual connection), or
@@ -48,10 +45,7 @@ void packed_matrix_free(PackedMatrix *pm);
  * panel), float32 only. w is (K, M) with rows ld apart or, when transposed, (M, K) with rows ld
  * apart, read as its transpose. bias (M) may be NULL. */
 size_t packed_matrix_floats(int K, int M, int panel);
-/* A row-major (K, M) matrix w, rows ld apart, used in place as panels: no copy, for M a multiple
- * of the panel (a panel's row is then contiguous). bias (M) must not be NULL (zeros for none). */
-void packed_matrix_view(PackedMatrix *pm, const struct Kernels *kernels, const float *w, int ld,
-                        const float *bias, int K, int M);
+
 void packed_matrix_fill(PackedMatrix *pm, const float *w, int ld, bool transposed,
                         const float *bias, int K, int M);
 /* Bytes of packed weights (what a product streams). */

@@ -16,7 +16,6 @@ void matmul_init(Matmul *mm, const Kernels *kernels, ThreadPool *pool) {
 void matmul_free(Matmul *mm) {
     free(mm->panels);
     free(mm->panel_bias);
-    free(mm->zeros);
     memset(mm, 0, sizeof *mm);
 }
 
@@ -39,23 +38,18 @@ int matmul_reserve(Matmul *mm, const int (*shapes)[2], int n, Error *err) {
         panels = f > panels ? f : panels;
         cols = shapes[i][1] > cols ? shapes[i][1] : cols;
     }
-    size_t bias = packed_matrix_floats(1, cols, panel), zeros = mm->zeros_cap;
-    if (grow(&mm->panels, &mm->panels_cap, panels) || grow(&mm->panel_bias, &mm->bias_cap, bias) ||
-        grow(&mm->zeros, &mm->zeros_cap, bias))
+    size_t bias = packed_matrix_floats(1, cols, panel);
+    if (grow(&mm->panels, &mm->panels_cap, panels) || grow(&mm->panel_bias, &mm->bias_cap, bias))
         return error_set(err, "out of memory for the products' scratch (%zu MB)",
                          panels * sizeof(float) >> 20);
-    if (mm->zeros_cap != zeros) memset(mm->zeros, 0, mm->zeros_cap * sizeof(float));
     return 0;
 }
 
-/* The right-hand matrix of the next product, (K, M) with rows ld apart or, transposed, (M, K):
- * read in place when its panels' rows are contiguous, else laid out into the scratch. */
+/* The right-hand matrix of the next product, (K, M) with rows ld apart or, transposed, (M, K),
+ * laid out into panels. (Reading a row-major matrix in place as panels, rows ld apart, was
+ * measured slower: a panel's rows then sit a page apart.) */
 static void right_hand(Matmul *mm, const float *w, int ld, bool transposed, const float *bias,
                        int K, int M) {
-    if (!transposed && M % mm->kernels->panel == 0) {
-        packed_matrix_view(&mm->packed, mm->kernels, w, ld, bias ? bias : mm->zeros, K, M);
-        return;
-    }
     mm->packed.kernels = mm->kernels;
     mm->packed.w = mm->panels;
     mm->packed.bias = mm->panel_bias;

@@ -2,8 +2,7 @@
  * at start-up (AVX-512, AVX2, NEON or portable C), spread over the trainer's pool. Every output
  * is one fused multiply-add chain in order over the reduced dimension, and the pool splits
  * outputs, never a chain, so a product gives the same bits on every path and at any thread
- * count. A right-hand matrix whose columns come in whole panels is read in place
- * (packed_matrix_view); another is laid out into panels at each call (the weights change every
+ * count. The right-hand matrix is laid out into panels at each call (the weights change every
  * step): one pass over a matrix the product reads N times.
  *
  * Row-major throughout. Weights are GPT-2 "Conv1D" (in, out) or, for the language-model head,
