@@ -127,8 +127,8 @@ static int train(int argc, char **argv, DataParallel *dp) {
          "machine)",
          false, NULL},
         {"measure-peak", CLI_BOOL, &o.measure_peak, 0, 0,
-         "after training, report the products' share of the kernels' FMA peak (bench-train)",
-         false, NULL},
+         "after training, report the products' share of the kernels' FMA peak (bench-train)", false,
+         NULL},
         {"log-interval", CLI_INT, &o.log_interval, 0, 1 << 30, "steps between progress lines",
          false, NULL},
     };

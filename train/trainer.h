@@ -20,7 +20,7 @@ typedef struct {
     int batch_size, max_iters, eval_interval, eval_iters, warmup_iters, threads, log_interval;
     float lr, min_lr, dropout, weight_decay;
     unsigned long long seed;
-    bool measure_peak; /* after training, the products' share of the kernels' FMA peak */
+    bool measure_peak;           /* after training, the products' share of the kernels' FMA peak */
     const char *command_line;    /* stored in the checkpoint's metadata */
     struct DataParallel *ranks;  /* the ranks of a data-parallel run, or NULL: one process */
     volatile sig_atomic_t *stop; /* set by a signal handler: save and return */
