@@ -16,8 +16,8 @@
  *
  * Between runs, workers poll for the next one for spin_us microseconds and then sleep on a
  * condition variable, so an idle pool costs no CPU. Polling pays where runs follow each other
- * within microseconds (the engine's products); where another library's threads run between runs
- * (OpenBLAS in the trainer) a short spin_us keeps the pool from stealing their cores. */
+ * within microseconds (the engine's products, the trainer's); where another library's threads
+ * run between runs, a short spin_us keeps the pool from stealing their cores. */
 #ifndef GPTD_THREAD_POOL_H
 #define GPTD_THREAD_POOL_H
 

@@ -1,6 +1,7 @@
 /* The elementwise and per-row layers of the GPT's training pass, each a forward/backward pair in
- * plain C. Arguments: outputs first, then inputs, then sizes. Backward functions accumulate (+=)
- * into gradients of parameters and inputs, so branches of the residual stream add up. */
+ * plain C. Arguments: outputs first, then inputs, then sizes. layernorm_backward accumulates (+=)
+ * into its input's gradient, where the residual stream's branches add up; the other backward
+ * functions write theirs. Parameter gradients come per sequence, for shard_sum.h's tree. */
 #ifndef GPTD_TRAIN_LAYERS_H
 #define GPTD_TRAIN_LAYERS_H
 
