@@ -165,11 +165,7 @@ for tie in untied tied; do
             trains_like $tie "${flags[@]}" --max-iters 6 --threads $t
     done
     for k in $KERNELS; do
-        # Portable at one thread only: gpt-train ends a run of more than 3 steps by measuring the
-        # path's FMA peak, some 10 s a thread on portable.
-        threads="1 2"
-        [ "$k" = portable ] && threads=1
-        for t in $threads; do
+        for t in 1 2; do
             check "$tie: GPTD_KERNELS=$k --threads $t writes the same bytes" \
                 trains_like $tie GPTD_KERNELS="$k" "${flags[@]}" --max-iters 6 --threads $t
         done
@@ -197,6 +193,10 @@ for tie in untied tied; do
 done
 check "untied: mpirun -np 2 at --threads 2 a rank, the same bytes" \
     trains_like untied -np 2 "${TINY[@]}" --max-iters 6 --threads 2
+check "untied: reference, 20 steps on one thread" \
+    reference untied20 "${TINY[@]}" --max-iters 20 --threads 1
+check "untied: 20 steps of mpirun -np 2 write the bytes of one process" \
+    trains_like untied20 -np 2 "${TINY[@]}" --max-iters 20 --threads 1
 
 # Resumed at step 3 with another rank count. The lr is constant, so a 3-step run's .state is the
 # straight run's state at step 3; --resume skips the eval at the step it starts from and saves at 6.
