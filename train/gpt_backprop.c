@@ -198,7 +198,9 @@ static int reserve_products(TrainState *ts, int B, int T, Error *err) {
     free(ts->shard_scratch);
     free(ts->token_grad_tmp);
     ts->shard_scratch = malloc((shard_sum_scratch(largest, B) + 1) * sizeof(float));
-    ts->token_grad_tmp = malloc((size_t)V * C * sizeof(float));
+    /* the token embedding's partial, and any bias's (4C, or V for the head's) */
+    size_t tmp = (size_t)V * C > (size_t)4 * C ? (size_t)V * C : (size_t)4 * C;
+    ts->token_grad_tmp = malloc((tmp > (size_t)V ? tmp : (size_t)V) * sizeof(float));
     if (!ts->shard_scratch || !ts->token_grad_tmp)
         return error_set(err, "out of memory for the gradients' scratch");
     return 0;

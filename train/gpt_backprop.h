@@ -70,7 +70,7 @@ typedef struct {
     Matmul mm;
     struct ThreadPool *pool;
     float *shard_scratch;  /* shard_sum's */
-    float *token_grad_tmp; /* (V, C) */
+    float *token_grad_tmp; /* a partial gradient being added: (V, C), or a bias of 4C */
     /* this pass as a part of the batch: the index of its first sequence in the batch, and the
      * batch's rows (0: this pass is the whole batch); set by a data-parallel trainer */
     int shard0, batch_rows;
