@@ -25,11 +25,12 @@
 #define LATE_US 250
 
 /* After a run in which the caller had to wait for a worker that was not running, the caller runs
- * this many runs alone before it hands work out again; each such wait soon after the last doubles
- * it, up to SOLO_RUNS_MAX (a second or so of decoding). On a shared CPU a worker that the kernel
- * deschedules while it holds tasks would otherwise cost the caller a time slice at every run. */
-#define SOLO_RUNS_MIN 64
-#define SOLO_RUNS_MAX 8192
+ * alone for this long before it hands work out again; each such wait soon after the last doubles
+ * it, up to SOLO_MAX_S. On a shared CPU a worker that the kernel deschedules while it holds tasks
+ * would otherwise cost the caller a time slice (milliseconds) at every run. A time, not a count
+ * of runs: a run may be a short product or a whole decode step. */
+#define SOLO_MIN_S 0.008
+#define SOLO_MAX_S 1.0
 
 /* A hint to the core while polling: lets a sibling hyperthread run, saves power. */
 static inline void cpu_relax(void) {
@@ -67,10 +68,10 @@ struct ThreadPool {
     bool always_share; /* never run alone (thread_pool_always_share) */
     /* Only the caller of thread_pool_run touches these. */
     uint64_t run_number;
-    int solo_left;          /* runs still to do alone after a late worker */
-    bool probe;             /* the run after solo ones hands work out whatever the workers' CPUs */
-    int solo_runs;          /* how many the next late worker costs */
-    uint64_t last_late_run; /* the run that last waited for a late worker */
+    double solo_until; /* runs before this time (clock_seconds) run alone, after a late worker */
+    bool probe;        /* the run after solo ones hands work out whatever the workers' CPUs */
+    double solo_s;     /* how long the next late worker makes the caller run alone */
+    double last_late;  /* when the caller last backed off */
     RunDescription runs[2]; /* runs[r & 1] describes run r */
     _Atomic uint64_t claim; /* (run << TASK_BITS) | next unclaimed task of that run */
     atomic_int done;        /* tasks of the current run finished */
@@ -196,7 +197,7 @@ int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err)
     if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && n_threads > CPU_COUNT(&cpus))
         p->spin_s = 0;
     p->stall_s = p->spin_s < STALL_US * 1e-6 ? p->spin_s : STALL_US * 1e-6;
-    p->solo_runs = SOLO_RUNS_MIN;
+    p->solo_s = SOLO_MIN_S;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work_ready, NULL);
     pthread_cond_init(&p->work_done, NULL);
@@ -246,23 +247,24 @@ void thread_pool_set_worker_hook(ThreadPool *p, void (*hook)(void *arg), void *a
 /* After a run that waited for a late worker, or found every worker on its own CPU: run alone for
  * a while, longer if it happens again soon after the last time (the CPU is still shared),
  * SOLO_RUNS_MIN if not. */
-static void back_off(ThreadPool *p) {
-    bool again = p->run_number - p->last_late_run <= SOLO_RUNS_MIN;
+static void back_off(ThreadPool *p, double now) {
+    bool again = now - p->last_late <= p->solo_s + SOLO_MIN_S;
     if (!again)
-        p->solo_runs = SOLO_RUNS_MIN;
-    else if (p->solo_runs < SOLO_RUNS_MAX)
-        p->solo_runs *= 2;
-    p->solo_left = p->solo_runs;
-    p->last_late_run = p->run_number;
+        p->solo_s = SOLO_MIN_S;
+    else if (p->solo_s < SOLO_MAX_S)
+        p->solo_s *= 2;
+    p->solo_until = now + p->solo_s;
+    p->last_late = now;
     p->probe = true;
 }
 
 void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
-    if (p->n_threads == 1 || n_tasks <= 1 || (uint64_t)n_tasks > TASK_MASK || p->solo_left > 0) {
-        if (p->solo_left > 0) p->solo_left--;
+    if (p->n_threads == 1 || n_tasks <= 1 || (uint64_t)n_tasks > TASK_MASK ||
+        (p->solo_until > 0 && clock_seconds() < p->solo_until)) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);
         return;
     }
+    p->solo_until = 0;
     int cpu = sched_getcpu();
     atomic_store(&p->caller_cpu, cpu);
     bool alone = cpu >= 0 && !p->probe && !p->always_share;
@@ -270,7 +272,7 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     for (int i = 0; i < p->n_threads - 1 && alone; i++)
         alone = atomic_load(&p->workers[i].cpu) == cpu;
     if (alone) {
-        back_off(p);
+        back_off(p, clock_seconds());
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);
         return;
     }
@@ -289,5 +291,5 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     double start = clock_seconds();
     int own = run_tasks(p, run, fn, ctx, n_tasks);
     double task_s = own > 0 ? (clock_seconds() - start) / own : 0;
-    if (wait_done(p, n_tasks, task_s) && !p->always_share) back_off(p);
+    if (wait_done(p, n_tasks, task_s) && !p->always_share) back_off(p, clock_seconds());
 }

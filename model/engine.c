@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,9 @@ struct Engine {
     PackedMatrix *packed; /* (L, 4): qkv, proj, fc, fcproj of each layer, repacked at start-up */
     PackedMatrix head;    /* (C, V): the head transposed to (in, out), then packed */
     const Kernels *kernels;
-    float *kv;     /* (slots, L, 2, T * C): keys as (NH, hs, T), transposed so that a score is one
-                    * chain over channels with vectors over keys; values as (NH, T, hs). A head's
+    float *kv;     /* (slots, L, 2, Tc * C), Tc the context rounded up to KEY_BLOCK: keys as NH
+                    * heads transposed in blocks (kernels.h key_index), so that a score is one
+                    * chain over channels with vectors over keys; values as (NH, Tc, hs). A head's
                     * cache is contiguous for its attention task. */
     int *slot_len; /* (slots) positions of each slot's cache that are filled */
     /* per-call scratch, sized for max_rows */
@@ -34,10 +36,18 @@ struct Engine {
     int *row_of;                      /* (max_slots) first row of segment */
     long attention_split_work;        /* from this many (query, key) pairs in all, attention is
                                        * spread over the pool (measured at start-up) */
+    int group_split_segments;         /* from this many segments, each thread takes a group of
+                                       * them through the whole step (measured at start-up) */
+    int *group_first;                 /* (threads + 1) scratch: where each group starts */
 };
 
+/* Positions a slot's cache holds: the context, rounded up to whole blocks of keys. */
+static int cache_len(const GPTConfig *c) {
+    return (c->block_size + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
+}
+
 size_t engine_slot_bytes(const GPTConfig *c) {
-    return (size_t)2 * c->n_layer * c->block_size * c->n_embd * sizeof(float);
+    return (size_t)2 * c->n_layer * cache_len(c) * c->n_embd * sizeof(float);
 }
 
 int engine_slots_for_memory(const GPTConfig *c, size_t n_params, size_t memory_bytes, int asked,
@@ -61,9 +71,9 @@ int engine_slots_for_memory(const GPTConfig *c, size_t n_params, size_t memory_b
 
 static float *kv_at(const Engine *e, int slot, int layer, int which) {
     const GPTConfig *c = &e->model->config;
-    size_t per_layer = (size_t)2 * c->block_size * c->n_embd;
+    size_t per_layer = (size_t)2 * cache_len(c) * c->n_embd;
     return e->kv + ((size_t)slot * c->n_layer + layer) * per_layer +
-           (size_t)which * c->block_size * c->n_embd;
+           (size_t)which * cache_len(c) * c->n_embd;
 }
 
 /* The KV cache is large and read all over each step: back it with huge pages where the kernel
@@ -102,6 +112,7 @@ void engine_destroy(Engine *e) {
     free(e->logits);
     free(e->scores);
     free(e->row_of);
+    free(e->group_first);
     free(e);
 }
 
@@ -137,8 +148,9 @@ int engine_create(Engine **out, const GPT *model, const EngineConfig *cfg, Error
     e->logits = alloc_floats(S * V);
     e->scores = alloc_floats(S * (size_t)c->n_head * SCORES_STRIDE(T));
     e->row_of = malloc(S * sizeof(int));
+    e->group_first = malloc((size_t)(cfg->threads + 1) * sizeof(int));
     if (!e->packed || !e->kv || !e->slot_len || !e->x || !e->ln || !e->qkv || !e->atty || !e->fch ||
-        !e->last || !e->logits || !e->scores || !e->row_of) {
+        !e->last || !e->logits || !e->scores || !e->row_of || !e->group_first) {
         engine_destroy(e);
         return error_set(err, "out of memory for the engine (%zu slots of %zu MB)", S,
                          engine_slot_bytes(c) >> 20);
@@ -224,6 +236,7 @@ static int validate(const Engine *e, const EngineSegment *segs, int n_segs, Erro
 typedef struct {
     Engine *e;
     const EngineSegment *segs;
+    int first; /* the segment of task 0 */
     int layer;
 } AttentionJob;
 
@@ -240,27 +253,27 @@ static void attention_task(void *ctx, int task) {
     const AttentionJob *j = ctx;
     const Engine *e = j->e;
     const GPTConfig *c = &e->model->config;
-    int NH = c->n_head, C = c->n_embd, T = c->block_size, hs = C / NH;
-    int s = task / head_groups(c), h = task % head_groups(c) * ATTEND_MAX_HEADS;
+    int NH = c->n_head, C = c->n_embd, T = c->block_size, Tc = cache_len(c), hs = C / NH;
+    int s = j->first + task / head_groups(c), h = task % head_groups(c) * ATTEND_MAX_HEADS;
     int heads = NH - h < ATTEND_MAX_HEADS ? NH - h : ATTEND_MAX_HEADS;
     const EngineSegment *g = &j->segs[s];
-    float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * T; /* (hs, T) a head */
-    float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * T * hs; /* (T, hs) a head */
+    float *kt = kv_at(e, g->slot, j->layer, 0) + (size_t)h * hs * Tc; /* blocks, a head */
+    float *vc = kv_at(e, g->slot, j->layer, 1) + (size_t)h * Tc * hs; /* (Tc, hs) a head */
     float *scores = e->scores + ((size_t)s * NH + h) * SCORES_STRIDE(T);
     for (int i = 0; i < g->n; i++) {
         const float *row = e->qkv + (size_t)(e->row_of[s] + i) * 3 * C;
         int pos = g->pos + i;
         for (int k = 0; k < heads; k++) {
-            float *kh = kt + (size_t)k * hs * T;
-            for (int d = 0; d < hs; d++) /* keys transposed: channel-major */
-                kh[(size_t)d * T + pos] = row[C + (h + k) * hs + d];
-            memcpy(vc + ((size_t)k * T + pos) * hs, row + 2 * C + (h + k) * hs, hs * sizeof(float));
+            float *kh = kt + (size_t)k * hs * Tc;
+            for (int d = 0; d < hs; d++) kh[key_index(hs, d, pos)] = row[C + (h + k) * hs + d];
+            memcpy(vc + ((size_t)k * Tc + pos) * hs, row + 2 * C + (h + k) * hs,
+                   hs * sizeof(float));
         }
     }
     for (int i = 0; i < g->n; i++) {
         int row = e->row_of[s] + i;
         e->kernels->attend(e->atty + (size_t)row * C + h * hs, scores, SCORES_STRIDE(T),
-                           e->qkv + (size_t)row * 3 * C + h * hs, kt, vc, hs, T, g->pos + i + 1,
+                           e->qkv + (size_t)row * 3 * C + h * hs, kt, vc, hs, Tc, g->pos + i + 1,
                            heads);
     }
     if (g->attention && g->attention_layer == j->layer) /* the last row's weights, as used */
@@ -273,7 +286,7 @@ static void attention_task(void *ctx, int task) {
  * the pool or on the caller alone. */
 static double attention_seconds(Engine *e, int visible, bool split, int repeats) {
     EngineSegment seg = {.slot = 0, .pos = visible - 1, .n = 1};
-    AttentionJob job = {e, &seg, 0};
+    AttentionJob job = {e, &seg, 0, 0};
     int tasks = head_groups(&e->model->config);
     e->row_of[0] = 0;
     double best = 1e30;
@@ -289,22 +302,41 @@ static double attention_seconds(Engine *e, int visible, bool split, int repeats)
     return best;
 }
 
-/* The fastest of `repeats` decode steps of one sequence half way through slot 0's context (its
- * cache holds nothing of value; slot_len goes back to 0). */
-static double decode_step_seconds(Engine *e, int repeats) {
-    int token = 0, pos = e->model->config.block_size / 2;
-    EngineSegment seg = {.slot = 0, .pos = pos, .n = 1, .tokens = &token};
+/* The fastest of `repeats` decode steps of n sequences half way through the context of slots
+ * [0, n) (their caches hold nothing of value; slot_len goes back to 0). segs: room for n. */
+static double decode_step_seconds(Engine *e, EngineSegment *segs, int n, int repeats) {
+    static const int token = 0;
+    int pos = e->model->config.block_size / 2;
+    for (int s = 0; s < n; s++) {
+        segs[s] = (EngineSegment){.slot = s, .pos = pos, .n = 1, .tokens = &token};
+        e->slot_len[s] = pos;
+    }
     Error err;
     double best = 1e30;
-    e->slot_len[0] = pos;
     for (int i = -2; i < repeats; i++) { /* two to warm up */
         double t0 = clock_seconds();
-        if (engine_forward(e, &seg, 1, &err)) break;
+        if (engine_forward(e, segs, n, &err)) break;
         double dt = clock_seconds() - t0;
         if (i >= 0 && dt < best) best = dt;
     }
-    e->slot_len[0] = 0;
+    for (int s = 0; s < n; s++) e->slot_len[s] = 0;
     return best;
+}
+
+/* From how many sequences a decode step goes faster as groups of them a thread than as pieces
+ * split over the threads: measured from as many as the engine holds (at most 64) down, halving
+ * while the groups still win. */
+#define GROUP_CALIBRATE_MAX 64
+static void calibrate_groups(Engine *e, EngineSegment *segs, int most) {
+    int threads = thread_pool_size(e->pool), won = INT_MAX;
+    for (int n = most; n >= 2 * threads; n /= 2) {
+        e->group_split_segments = INT_MAX;
+        double pieces = decode_step_seconds(e, segs, n, 5);
+        e->group_split_segments = n;
+        if (decode_step_seconds(e, segs, n, 5) >= pieces) break;
+        won = n;
+    }
+    e->group_split_segments = won;
 }
 
 /* Every product's min_split_rows: at least `at_least`, or rows[shape] (qkv, proj, fc, fcproj,
@@ -331,6 +363,7 @@ static int calibrate(Engine *e) {
         e->packed[i].min_split_rows = e->packed[i % 4].min_split_rows;
     if (packed_matrix_calibrate(&e->head, e->pool)) return -1;
     e->attention_split_work = 2L * c->block_size;
+    e->group_split_segments = e->config.group_segments > 0 ? e->config.group_segments : INT_MAX;
     if (thread_pool_size(e->pool) == 1) return 0;
     memset(e->qkv, 0, (size_t)3 * c->n_embd * sizeof(float));
     for (int visible = 8; visible <= c->block_size; visible *= 2) {
@@ -348,13 +381,19 @@ static int calibrate(Engine *e) {
     for (int i = 0; i < 4; i++) min_rows[i] = e->packed[i].min_split_rows;
     min_rows[4] = e->head.min_split_rows;
     long attention_work = e->attention_split_work;
-    double split = decode_step_seconds(e, 9);
+    int most =
+        e->config.max_slots < GROUP_CALIBRATE_MAX ? e->config.max_slots : GROUP_CALIBRATE_MAX;
+    EngineSegment *segs = malloc((size_t)most * sizeof *segs);
+    if (!segs) return -1;
+    double split = decode_step_seconds(e, segs, 1, 9);
     set_min_split_rows(e, 2, NULL);
     e->attention_split_work = 2L * c->block_size;
-    if (split < decode_step_seconds(e, 9)) { /* the measured splits pay: keep them */
+    if (split < decode_step_seconds(e, segs, 1, 9)) { /* the measured splits pay: keep them */
         set_min_split_rows(e, 0, min_rows);
         e->attention_split_work = attention_work;
     }
+    if (e->config.group_segments == 0) calibrate_groups(e, segs, most);
+    free(segs);
     return 0;
 }
 
@@ -375,15 +414,14 @@ static void norm_task(void *ctx, int task) {
                         j->C);
 }
 
-static void layernorm_rows(Engine *e, float *out, const float *inp, const float *weight,
-                           const float *bias, int N) {
-    int C = e->model->config.n_embd;
-    if (N < NORM_SPLIT_ROWS) {
+static void layernorm_rows(ThreadPool *pool, float *out, const float *inp, const float *weight,
+                           const float *bias, int N, int C) {
+    if (!pool || N < NORM_SPLIT_ROWS) {
         layernorm_inference(out, inp, weight, bias, N, C);
         return;
     }
     NormJob j = {out, inp, weight, bias, N, C};
-    thread_pool_run(e->pool, norm_task, &j, (N + NORM_BLOCK_ROWS - 1) / NORM_BLOCK_ROWS);
+    thread_pool_run(pool, norm_task, &j, (N + NORM_BLOCK_ROWS - 1) / NORM_BLOCK_ROWS);
 }
 
 /* The MLP's activation, fused into its first product. */
@@ -391,54 +429,115 @@ static PackedOutput mlp_output(Activation a) {
     return a == ACT_GELU ? PACKED_GELU : a == ACT_GELU_ERF ? PACKED_GELU_ERF : PACKED_RELU;
 }
 
+/* Segments [s0, s1) through the whole model: their rows (from e->row_of[s0] on) through every
+ * layer, their last rows through the head. Each piece is spread over `pool`; NULL: all on the
+ * calling thread. */
+static void forward_segments(Engine *e, const EngineSegment *segs, int s0, int s1,
+                             ThreadPool *pool) {
+    const GPTConfig *c = &e->model->config;
+    const GPTParams *p = &e->model->params;
+    int C = c->n_embd, V = c->vocab_size, R0 = e->row_of[s0];
+    int N = e->row_of[s1 - 1] + segs[s1 - 1].n - R0;
+    float *x = e->x + (size_t)R0 * C, *ln = e->ln + (size_t)R0 * C;
+    float *qkv = e->qkv + (size_t)R0 * 3 * C, *atty = e->atty + (size_t)R0 * C;
+    float *fch = e->fch + (size_t)R0 * 4 * C;
+    for (int s = s0; s < s1; s++)
+        for (int i = 0; i < segs[s].n; i++) {
+            float *row = e->x + (size_t)(e->row_of[s] + i) * C;
+            const float *te = p->wte + (size_t)segs[s].tokens[i] * C;
+            const float *pe = p->wpe + (size_t)(segs[s].pos + i) * C;
+            for (int k = 0; k < C; k++) row[k] = te[k] + pe[k];
+        }
+    long att_work = 0;
+    for (int s = s0; s < s1; s++) att_work += (long)segs[s].n * (segs[s].pos + segs[s].n);
+    int att_tasks = (s1 - s0) * head_groups(c);
+    for (int l = 0; l < c->n_layer; l++) {
+        const LayerParams *lp = &p->layer[l];
+        const PackedMatrix *pm = e->packed + 4 * l;
+        layernorm_rows(pool, ln, x, lp->ln1_w, lp->ln1_b, N, C);
+        matmul_packed(qkv, ln, &pm[0], N, PACKED_STORE, pool);
+        AttentionJob job = {e, segs, s0, l};
+        if (pool && att_work >= e->attention_split_work)
+            thread_pool_run(pool, attention_task, &job, att_tasks);
+        else
+            for (int t = 0; t < att_tasks; t++) attention_task(&job, t);
+        matmul_packed(x, atty, &pm[1], N, PACKED_ADD, pool); /* x += proj(y) */
+        layernorm_rows(pool, ln, x, lp->ln2_w, lp->ln2_b, N, C);
+        matmul_packed(fch, ln, &pm[2], N, mlp_output(c->activation), pool);
+        matmul_packed(x, fch, &pm[3], N, PACKED_ADD, pool); /* x += mlp(x) */
+    }
+    for (int s = s0; s < s1; s++) { /* each segment's last row goes on to the head */
+        e->slot_len[segs[s].slot] = segs[s].pos + segs[s].n;
+        const float *last = e->x + (size_t)(e->row_of[s] + segs[s].n - 1) * C;
+        memcpy(e->last + (size_t)s * C, last, C * sizeof(float));
+    }
+    float *last = e->last + (size_t)s0 * C, *logits = e->logits + (size_t)s0 * V;
+    layernorm_rows(pool, last, last, p->lnf_w, p->lnf_b, s1 - s0, C);
+    matmul_packed(logits, last, &e->head, s1 - s0, PACKED_STORE, pool);
+    for (int s = s0; s < s1; s++)
+        if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
+}
+
+/* Splitting every piece of a step over the threads hands work (and the activations it reads)
+ * from core to core some thirty times a step. With many sequences, a group of them a thread, each
+ * through the whole step on its own core, does the same sums without those hand-offs: each
+ * segment's rows go through the same kernels, so the bits do not change. The groups are
+ * contiguous runs of segments of about equal work (products by rows, attention by rows times
+ * keys); when no such split exists (one long prompt among short ones) the step is not grouped. */
+typedef struct {
+    Engine *e;
+    const EngineSegment *segs;
+    const int *first; /* group g is segments [first[g], first[g + 1]) */
+} GroupJob;
+
+static void group_task(void *ctx, int g) {
+    const GroupJob *j = ctx;
+    forward_segments(j->e, j->segs, j->first[g], j->first[g + 1], NULL);
+}
+
+#define GROUP_IMBALANCE 1.125 /* the largest group's work at most this much above the mean */
+
+/* A row's products are 24 C^2 FLOPs a layer, at ~200 GFLOP/s a core; its attention reads 2 C
+ * floats a key from memory, at ~30 GB/s: a row costs about as much as C / 2 keys. */
+static long segment_work(const GPTConfig *c, const EngineSegment *g) {
+    return (long)g->n * (c->n_embd / 2 + g->pos + g->n);
+}
+
+static bool group_segments(const Engine *e, const EngineSegment *segs, int n_segs, int groups,
+                           int *first) {
+    const GPTConfig *c = &e->model->config;
+    long total = 0, done = 0, most = 0;
+    for (int s = 0; s < n_segs; s++) total += segment_work(c, &segs[s]);
+    first[0] = 0;
+    for (int g = 1, s = 0; g <= groups; g++) {
+        long start = done, target = total * g / groups;
+        while (s < n_segs && done + segment_work(c, &segs[s]) / 2 <= target) /* last: all */
+            done += segment_work(c, &segs[s++]);
+        first[g] = s;
+        if (first[g] == first[g - 1]) return false;
+        most = done - start > most ? done - start : most;
+    }
+    return most * groups <= GROUP_IMBALANCE * total;
+}
+
 int engine_forward(Engine *e, const EngineSegment *segs, int n_segs, Error *err) {
     if (validate(e, segs, n_segs, err)) return -1;
     if (n_segs == 0) return 0;
-    const GPTConfig *c = &e->model->config;
-    const GPTParams *p = &e->model->params;
-    int C = c->n_embd, V = c->vocab_size, R = 0;
-    for (int s = 0; s < n_segs; s++) {
-        e->row_of[s] = R;
-        for (int i = 0; i < segs[s].n; i++) {
-            float *x = e->x + (size_t)(R + i) * C;
-            const float *te = p->wte + (size_t)segs[s].tokens[i] * C;
-            const float *pe = p->wpe + (size_t)(segs[s].pos + i) * C;
-            for (int k = 0; k < C; k++) x[k] = te[k] + pe[k];
-        }
-        R += segs[s].n;
+    for (int s = 0, R = 0; s < n_segs; R += segs[s++].n) e->row_of[s] = R;
+    int groups = thread_pool_size(e->pool);
+    if (n_segs >= e->group_split_segments &&
+        group_segments(e, segs, n_segs, groups, e->group_first)) {
+        GroupJob job = {e, segs, e->group_first};
+        thread_pool_run(e->pool, group_task, &job, groups);
+    } else {
+        forward_segments(e, segs, 0, n_segs, e->pool);
     }
-    for (int l = 0; l < c->n_layer; l++) {
-        const LayerParams *lp = &p->layer[l];
-        layernorm_rows(e, e->ln, e->x, lp->ln1_w, lp->ln1_b, R);
-        const PackedMatrix *pm = e->packed + 4 * l;
-        matmul_packed(e->qkv, e->ln, &pm[0], R, PACKED_STORE, e->pool);
-        AttentionJob job = {e, segs, l};
-        long att_work = 0;
-        for (int s = 0; s < n_segs; s++) att_work += (long)segs[s].n * (segs[s].pos + segs[s].n);
-        if (att_work >= e->attention_split_work)
-            thread_pool_run(e->pool, attention_task, &job, n_segs * head_groups(c));
-        else
-            for (int t = 0; t < n_segs * head_groups(c); t++) attention_task(&job, t);
-        matmul_packed(e->x, e->atty, &pm[1], R, PACKED_ADD, e->pool); /* x += proj(y) */
-        layernorm_rows(e, e->ln, e->x, lp->ln2_w, lp->ln2_b, R);
-        matmul_packed(e->fch, e->ln, &pm[2], R, mlp_output(c->activation), e->pool);
-        matmul_packed(e->x, e->fch, &pm[3], R, PACKED_ADD, e->pool); /* x += mlp(x) */
-    }
-    for (int s = 0; s < n_segs; s++) { /* each segment's last row goes on to the head */
-        e->slot_len[segs[s].slot] = segs[s].pos + segs[s].n;
-        const float *x = e->x + (size_t)(e->row_of[s] + segs[s].n - 1) * C;
-        memcpy(e->last + (size_t)s * C, x, C * sizeof(float));
-    }
-    layernorm_rows(e, e->last, e->last, p->lnf_w, p->lnf_b, n_segs);
-    matmul_packed(e->logits, e->last, &e->head, n_segs, PACKED_STORE, e->pool);
-    for (int s = 0; s < n_segs; s++)
-        if (segs[s].logits) memcpy(segs[s].logits, e->logits + (size_t)s * V, V * sizeof(float));
     return 0;
 }
 
 int engine_copy_slot(Engine *e, int from, int to, int rows, Error *err) {
     const GPTConfig *c = &e->model->config;
-    int S = e->config.max_slots, T = c->block_size, NH = c->n_head, hs = c->n_embd / c->n_head;
+    int S = e->config.max_slots, Tc = cache_len(c), NH = c->n_head, hs = c->n_embd / c->n_head;
     if (from < 0 || from >= S || to < 0 || to >= S || from == to)
         return error_set(err, "cannot copy slot %d to slot %d of %d", from, to, S);
     if (rows < 0 || rows > e->slot_len[from])
@@ -446,13 +545,11 @@ int engine_copy_slot(Engine *e, int from, int to, int rows, Error *err) {
     for (int l = 0; l < c->n_layer; l++) {
         const float *k = kv_at(e, from, l, 0), *v = kv_at(e, from, l, 1);
         float *kd = kv_at(e, to, l, 0), *vd = kv_at(e, to, l, 1);
+        size_t blocks = ((size_t)rows + KEY_BLOCK - 1) / KEY_BLOCK;
         for (int h = 0; h < NH; h++) {
-            for (int d = 0; d < hs; d++) { /* keys (NH, hs, T): a run of positions a channel */
-                size_t at = ((size_t)h * hs + d) * T;
-                memcpy(kd + at, k + at, (size_t)rows * sizeof(float));
-            }
-            size_t at = (size_t)h * T * hs; /* values (NH, T, hs): a run of rows a head */
-            memcpy(vd + at, v + at, (size_t)rows * hs * sizeof(float));
+            size_t at = (size_t)h * hs * Tc; /* keys: the blocks that hold the rows */
+            memcpy(kd + at, k + at, blocks * hs * KEY_BLOCK * sizeof(float));
+            memcpy(vd + at, v + at, (size_t)rows * hs * sizeof(float)); /* values (NH, Tc, hs) */
         }
     }
     e->slot_len[to] = rows;

@@ -25,6 +25,9 @@ typedef struct {
     bool float32_weights; /* keep weights as float even where float16 holds them exactly (the
                            * results are the same bits; tests compare the two) */
     const struct Kernels *kernels; /* NULL: GPTD_KERNELS, else the best this CPU has */
+    int group_segments; /* from how many segments each thread takes a group of them through the
+                         * whole step rather than every piece being split over the threads (the
+                         * same bits either way): 0, measured at start-up; -1, never */
 } EngineConfig;
 
 typedef struct {
@@ -52,7 +55,8 @@ const char *engine_kernels_name(const Engine *engine);
 /* The engine's threads, for work between its calls that is spread the same way (sampling). */
 struct ThreadPool *engine_pool(Engine *engine);
 
-/* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size x n_embd floats. */
+/* Bytes of KV cache per slot: 2 (k, v) x n_layer x block_size (rounded up to KEY_BLOCK) x n_embd
+ * floats. */
 size_t engine_slot_bytes(const GPTConfig *c);
 
 /* How many KV slots to make for a model of n_params in memory_bytes (0: unknown): `asked`, refused

@@ -21,6 +21,17 @@
 /* Heads one attend call runs side by side. */
 #define ATTEND_MAX_HEADS 4
 
+/* A head's cached keys, transposed in blocks of KEY_BLOCK positions: (T / KEY_BLOCK, hs,
+ * KEY_BLOCK), T a multiple of KEY_BLOCK. A score is still one chain over channels with vectors
+ * over keys (a vector of every path lies inside one block), and a query over n keys reads n / 16
+ * runs of hs * 64 contiguous bytes, not a piece of each of hs rows a whole context long (at batch
+ * 64 the cache does not fit in the CPU's caches, and those scattered pieces were most of the
+ * time attention took). */
+#define KEY_BLOCK 16
+static inline size_t key_index(int hs, int d, int t) {
+    return ((size_t)(t / KEY_BLOCK) * hs + d) * KEY_BLOCK + t % KEY_BLOCK;
+}
+
 /* One product as the kernels see it; packed_matmul.c splits it into tasks. */
 typedef struct {
     float *out;
@@ -45,9 +56,9 @@ typedef struct Kernels {
     void (*panels_task)(void *job, int chunk);
     /* One query row of causal attention for `heads` consecutive heads (1..ATTEND_MAX_HEADS), run
      * side by side so that their chains overlap. Head g: query q + g hs; keys keys_t + g hs T,
-     * (hs, T), transposed; values values + g T hs, (T, hs). Leaves head g's softmax row,
-     * normalised, in scores + g stride, [0, visible) (stride at least the visible count
-     * rounded up to 16), and its output in out + g hs (hs). */
+     * in blocks (key_index); values values + g T hs, (T, hs); T a multiple of KEY_BLOCK. Leaves
+     * head g's softmax row, normalised, in scores + g stride, [0, visible) (stride at least the
+     * visible count rounded up to 16), and its output in out + g hs (hs). */
     void (*attend)(float *out, float *scores, size_t stride, const float *q, const float *keys_t,
                    const float *values, int hs, int T, int visible, int heads);
     /* exp(x) of x <= 0 in place, n a multiple of 16 (the softmax's exp, for tests). */

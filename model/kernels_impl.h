@@ -190,17 +190,20 @@ static void exp_nonpositive(float *x, int n) {
 }
 
 /* score[t] = (q . k_t) * scale for t in [t0, t0 + BLOCKS * VW): BLOCKS independent chains, each
- * over the channels in order. */
+ * over the channels in order. Keys in blocks (key_index); VW divides KEY_BLOCK. */
 static inline __attribute__((always_inline)) void scores_block(float *scores, const float *q,
-                                                               const float *kt, int hs, int T,
-                                                               int t0, const int BLOCKS,
-                                                               float scale) {
+                                                               const float *kt, int hs, int t0,
+                                                               const int BLOCKS, float scale) {
     VF a[4];
-    for (int b = 0; b < BLOCKS; b++) a[b] = vf_zero();
+    const float *k[4];
+    for (int b = 0; b < BLOCKS; b++) {
+        a[b] = vf_zero();
+        k[b] = kt + key_index(hs, 0, t0 + VW * b);
+    }
     for (int d = 0; d < hs; d++) {
         VF qd = vf_set1(q[d]);
         for (int b = 0; b < BLOCKS; b++)
-            a[b] = vf_fma(qd, vf_loadu(kt + (size_t)d * T + t0 + VW * b), a[b]);
+            a[b] = vf_fma(qd, vf_loadu(k[b] + (size_t)d * KEY_BLOCK), a[b]);
     }
     for (int b = 0; b < BLOCKS; b++) vf_storeu(scores + t0 + VW * b, vf_mul(a[b], vf_set1(scale)));
 }
@@ -209,17 +212,12 @@ static inline __attribute__((always_inline)) void scores_block(float *scores, co
  * past `visible` up to the next vector hold finite values nobody reads). */
 static void scores_exp(float *scores, const float *q, const float *kt, int hs, int T, int visible) {
     float scale = 1.0f / sqrtf((float)hs);
-    /* Whole vectors of keys while they stay inside the cache's rows of T (a vector may run past
-     * `visible` into positions not filled yet: finite, and overwritten below). */
+    /* Whole vectors of keys; T is a multiple of KEY_BLOCK and so of VW, so a vector may run past
+     * `visible` into positions not filled yet (finite, and overwritten below) but not past T. */
     int t = 0;
     for (; t < visible && t + 4 * VW <= T; t += 4 * VW)
-        scores_block(scores, q, kt, hs, T, t, 4, scale);
-    for (; t < visible && t + VW <= T; t += VW) scores_block(scores, q, kt, hs, T, t, 1, scale);
-    for (; t < visible; t++) {
-        float acc = 0.0f;
-        for (int d = 0; d < hs; d++) acc = fmaf(q[d], kt[(size_t)d * T + t], acc);
-        scores[t] = acc * scale;
-    }
+        scores_block(scores, q, kt, hs, t, 4, scale);
+    for (; t < visible; t += VW) scores_block(scores, q, kt, hs, t, 1, scale);
     /* The maximum is the same whatever the order, so vectors may take it. */
     int padded = (visible + VW - 1) / VW * VW;
     for (t = visible; t < padded; t++) scores[t] = scores[0];

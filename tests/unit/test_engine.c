@@ -24,12 +24,13 @@
 
 /* half: every weight rounded to a float16 value, as in a float16 checkpoint, so that the engine
  * stores its panels as float16. */
-static void random_model_sized(GPT *m, Tokenizer *tok, bool half, int n_embd, int n_head) {
+static void random_model_shaped(GPT *m, Tokenizer *tok, bool half, int n_embd, int n_head,
+                                int block_size) {
     GPTConfig c = {.vocab_size = 65,
                    .n_layer = 2,
                    .n_head = n_head,
                    .n_embd = n_embd,
-                   .block_size = 16,
+                   .block_size = block_size,
                    .activation = ACT_GELU,
                    .qkv_bias = true};
     Error err;
@@ -45,6 +46,10 @@ static void random_model_sized(GPT *m, Tokenizer *tok, bool half, int n_embd, in
     for (int i = 0; i < 65; i++) vocab[i] = (char)(' ' + i);
     vocab[65] = '\0';
     assert_int_equal(tokenizer_from_string(tok, vocab, &err), 0);
+}
+
+static void random_model_sized(GPT *m, Tokenizer *tok, bool half, int n_embd, int n_head) {
+    random_model_shaped(m, tok, half, n_embd, n_head, 16);
 }
 
 /* Width 384: shapes where OpenBLAS's results do depend on the row count, so the invariance test
@@ -108,12 +113,13 @@ static void logits_match_forward_random(void **state) {
     }
 }
 
-/* Heads 6 wide (not a multiple of the 8-lane vectors) take the scalar paths of attention. */
+/* Heads 6 wide (not a multiple of the 8-lane vectors) take the scalar paths of attention; a
+ * context of 20 is not a whole number of blocks of keys (kernels.h KEY_BLOCK). */
 static void logits_match_forward_narrow_heads(void **state) {
     (void)state;
     GPT m;
     Tokenizer tok;
-    random_model_sized(&m, &tok, false, 36, 6);
+    random_model_shaped(&m, &tok, false, 36, 6, 20);
     check_logits(&m, false);
     gpt_free(&m);
     tokenizer_free(&tok);
@@ -407,13 +413,19 @@ static void forks_share_one_prefill(void **state) {
 /* Runs job 0 (the seeded request) with n_others, which start at other steps and stop at other
  * lengths; returns job 0's text (caller frees) and fills logprobs (40) with the log-probability
  * of each of its tokens: those carry the logits' bits, so they show any numerical difference
- * even where sampling happens to pick the same token. */
+ * even where sampling happens to pick the same token. group_segments: the engine's (2: steps of
+ * 2 or more segments go as a group a thread where the work splits evenly; -1: never). */
 static char *run_with_others_on(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, int n_others,
-                                uint64_t seed, float *logprobs, const Kernels *kernels) {
+                                uint64_t seed, float *logprobs, const Kernels *kernels,
+                                int group_segments) {
     Error err;
     int n = 1 + n_others;
     Engine *e;
-    EngineConfig ec = {.max_slots = 64, .max_rows = 64 + 24, .threads = 2, .kernels = kernels};
+    EngineConfig ec = {.max_slots = 64,
+                       .max_rows = 64 + 24,
+                       .threads = 2,
+                       .kernels = kernels,
+                       .group_segments = group_segments};
     assert_int_equal(engine_create(&e, m, &ec, &err), 0);
     BatchScratch b;
     assert_int_equal(batch_scratch_init(&b, 64, m->config.vocab_size, &err), 0);
@@ -457,7 +469,7 @@ static char *run_with_others_on(GPT *m, Tokenizer *tok, const ContextPolicy *ctx
 
 static char *run_with_others(GPT *m, Tokenizer *tok, const ContextPolicy *ctx, int n_others,
                              uint64_t seed, float *logprobs) {
-    return run_with_others_on(m, tok, ctx, n_others, seed, logprobs, NULL);
+    return run_with_others_on(m, tok, ctx, n_others, seed, logprobs, NULL, 2);
 }
 
 static void check_batch_invariance(bool half, const char *rule) {
@@ -472,10 +484,12 @@ static void check_batch_invariance(bool half, const char *rule) {
     char *alone = run_with_others(&m, &tok, &ctx, 0, 424242, lp_alone);
     assert_int_equal(strlen(alone), 40);
     int others[] = {1, 7, 31, 63};
-    for (int i = 0; i < 4; i++) {
-        char *mixed = run_with_others(&m, &tok, &ctx, others[i], 424242, lp_mixed);
+    for (int i = 0; i < 4; i++) { /* steps in groups a thread, and split piece by piece */
+        int groups = i % 2 ? 2 : -1;
+        char *mixed = run_with_others_on(&m, &tok, &ctx, others[i], 424242, lp_mixed, NULL, groups);
         bool same_lp = memcmp(lp_alone, lp_mixed, sizeof lp_alone) == 0;
-        printf("  alone vs with %2d others: text %s, logprobs %s\n", others[i],
+        printf("  alone vs with %2d others (%s): text %s, logprobs %s\n", others[i],
+               groups > 0 ? "groups" : "pieces",
                strcmp(alone, mixed) == 0 ? "identical" : "DIFFERENT",
                same_lp ? "bit-identical" : "DIFFERENT");
         assert_string_equal(alone, mixed);
@@ -570,9 +584,9 @@ static void paths_same_bits(void **state) {
             ContextPolicy ctx;
             assert_int_equal(context_policy_init(&ctx, T, "keep", 0, &err), 0);
             float lp_first[40], lp[40];
-            char *text = run_with_others_on(&m, &tok, &ctx, 7, 99, lp_first, paths[0]);
+            char *text = run_with_others_on(&m, &tok, &ctx, 7, 99, lp_first, paths[0], 2);
             for (int p = 1; p < n_paths; p++) {
-                char *other = run_with_others_on(&m, &tok, &ctx, 7, 99, lp, paths[p]);
+                char *other = run_with_others_on(&m, &tok, &ctx, 7, 99, lp, paths[p], 2);
                 assert_string_equal(text, other);
                 if (memcmp(lp_first, lp, sizeof lp))
                     fail_msg("logprobs on %s differ from %s", paths[p]->name, paths[0]->name);
