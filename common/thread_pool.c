@@ -165,23 +165,27 @@ static void *worker_main(void *arg) {
 /* Waits until all n_tasks are done. The tasks left are claimed by workers; they should take
  * about as long as the caller's own took per task (task_s). Polls twice that long and stall_s
  * more, then sleeps: a worker that takes longer is probably not running. Returns whether the
- * wait outlasted that by LATE_US, which only a worker that lost its CPU for a time slice makes
- * it do (an interrupt or a page fault on the worker's side delays it far less). */
+ * wait outlasted the time the caller would have taken to run those tasks itself by LATE_US: the
+ * run went slower than the caller alone would have, which a worker that lost its CPU for a time
+ * slice makes it do, or one that shares a CPU with another process (a whole decode step of a
+ * group at half speed); an interrupt or a page fault on the worker's side delays it far less. */
 static bool wait_done(ThreadPool *p, int n_tasks, double task_s) {
     int left = n_tasks - atomic_load(&p->done);
     if (left == 0) return false;
-    double until = clock_seconds() + 2 * left * task_s + p->stall_s;
+    double start = clock_seconds(), until = start + 2 * left * task_s + p->stall_s;
     for (int i = 1;; i++) {
-        if (atomic_load(&p->done) == n_tasks) return false;
-        if ((i & 15) == 0 && clock_seconds() >= until) break;
+        if (atomic_load(&p->done) == n_tasks) break;
+        if ((i & 15) == 0 && clock_seconds() >= until) {
+            pthread_mutex_lock(&p->lock);
+            atomic_store(&p->caller_asleep, 1);
+            while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->work_done, &p->lock);
+            atomic_store(&p->caller_asleep, 0);
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
         cpu_relax();
     }
-    pthread_mutex_lock(&p->lock);
-    atomic_store(&p->caller_asleep, 1);
-    while (atomic_load(&p->done) != n_tasks) pthread_cond_wait(&p->work_done, &p->lock);
-    atomic_store(&p->caller_asleep, 0);
-    pthread_mutex_unlock(&p->lock);
-    return clock_seconds() - until >= LATE_US * 1e-6;
+    return clock_seconds() - start >= left * task_s + LATE_US * 1e-6;
 }
 
 int thread_pool_create(ThreadPool **out, int n_threads, int spin_us, Error *err) {
