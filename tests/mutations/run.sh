@@ -13,8 +13,8 @@
 # tagged fast, than that (raise the counts when adding mutations). A run ends with the kill rate
 # by directory of the mutated files (model/, api/, server/, train/, common/).
 #
-# The tracked files of the working tree (uncommitted changes included, weights/context256 left
-# out) are copied to a scratch directory under ${TMPDIR:-/tmp}, built once without sanitizers
+# The tracked files of the working tree (uncommitted changes included, weights/context256 and
+# weights/seed left out) are copied to a scratch directory under ${TMPDIR:-/tmp}, built once without sanitizers
 # (make SAN=), and the tests a mutation names are first run on the unmutated copy (they must
 # pass). Then, for each mutation: the snippet must occur exactly once in its file (else "DOES NOT
 # APPLY", a fault of the list), it is replaced, only the targets its tests need are rebuilt, the
@@ -249,7 +249,7 @@ trap 'exit 130' INT TERM
 
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
     while IFS= read -r -d '' f; do
-        case "$f" in weights/context256/*) continue ;; esac
+        case "$f" in weights/context256/* | weights/seed/*) continue ;; esac
         [ -e "$repo/$f" ] && printf '%s\0' "$f"
     done | tar -C "$repo" --null -T - -cf - | tar -C "$work" -xf - || {
     echo "run.sh: copying the tree failed" >&2
