@@ -250,7 +250,7 @@ void thread_pool_set_worker_hook(ThreadPool *p, void (*hook)(void *arg), void *a
 
 /* After a run that waited for a late worker, or found every worker on its own CPU: run alone for
  * a while, longer if it happens again soon after the last time (the CPU is still shared),
- * SOLO_RUNS_MIN if not. */
+ * SOLO_MIN_S if not. */
 static void back_off(ThreadPool *p, double now) {
     bool again = now - p->last_late <= p->solo_s + SOLO_MIN_S;
     if (!again)
