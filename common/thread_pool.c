@@ -297,3 +297,29 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     double task_s = own > 0 ? (clock_seconds() - start) / own : 0;
     if (wait_done(p, n_tasks, task_s) && !p->always_share) back_off(p, clock_seconds());
 }
+
+typedef struct {
+    RangeTask fn;
+    void *ctx;
+    size_t n, range;
+} RangeJob;
+
+static void range_task(void *ctx, int task) {
+    const RangeJob *j = ctx;
+    size_t begin = (size_t)task * j->range;
+    j->fn(j->ctx, begin, j->n - begin < j->range ? j->n : begin + j->range);
+}
+
+void thread_pool_run_ranges(ThreadPool *p, RangeTask fn, void *ctx, size_t n, int per_thread,
+                            size_t min_range) {
+    size_t ranges =
+        p && p->n_threads > 1 && n > min_range ? (size_t)p->n_threads * (size_t)per_thread : 1;
+    size_t range = (n + ranges - 1) / ranges;
+    if (range < min_range) range = min_range;
+    if (ranges == 1 || range >= n) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    RangeJob j = {fn, ctx, n, range};
+    thread_pool_run(p, range_task, &j, (int)((n + range - 1) / range));
+}

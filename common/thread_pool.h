@@ -21,6 +21,8 @@
 #ifndef GPTD_THREAD_POOL_H
 #define GPTD_THREAD_POOL_H
 
+#include <stddef.h>
+
 #include "error.h"
 
 typedef struct ThreadPool ThreadPool;
@@ -35,6 +37,14 @@ int thread_pool_size(const ThreadPool *pool);
 
 /* Runs all tasks and returns when every one has finished, n_tasks < 2^24. One caller at a time. */
 void thread_pool_run(ThreadPool *pool, PoolTask fn, void *ctx, int n_tasks);
+
+/* fn(ctx, begin, end) over consecutive ranges that cover [0, n): about `per_thread` ranges a
+ * thread, none shorter than min_range (the last excepted), so that a range pays for its hand-off.
+ * With one thread, a NULL pool or n <= min_range: one call over [0, n) on the caller. For work
+ * whose elements are independent (the results do not depend on the ranges). */
+typedef void (*RangeTask)(void *ctx, size_t begin, size_t end);
+void thread_pool_run_ranges(ThreadPool *pool, RangeTask fn, void *ctx, size_t n, int per_thread,
+                            size_t min_range);
 
 /* Every run is handed out to the workers: the pool never decides to run alone. For measurements
  * of what the threads can do (bench-engine's peak) and tests that need each run to reach the

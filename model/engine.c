@@ -397,31 +397,26 @@ static int calibrate(Engine *e) {
     return 0;
 }
 
-/* LayerNorm of many rows in blocks over the pool: at batch 64 it is a few percent of a step, all
+/* LayerNorm of many rows in ranges over the pool: at batch 64 it is a few percent of a step, all
  * of it on one thread otherwise. Below NORM_SPLIT_ROWS rows a hand-off costs more than it saves. */
-#define NORM_BLOCK_ROWS 8
 #define NORM_SPLIT_ROWS 32
 typedef struct {
     float *out;
     const float *inp, *weight, *bias;
-    int N, C;
+    int C;
 } NormJob;
 
-static void norm_task(void *ctx, int task) {
+static void norm_range(void *ctx, size_t begin, size_t end) {
     const NormJob *j = ctx;
-    int r = task * NORM_BLOCK_ROWS, n = j->N - r < NORM_BLOCK_ROWS ? j->N - r : NORM_BLOCK_ROWS;
-    layernorm_inference(j->out + (size_t)r * j->C, j->inp + (size_t)r * j->C, j->weight, j->bias, n,
-                        j->C);
+    layernorm_inference(j->out + begin * j->C, j->inp + begin * j->C, j->weight, j->bias,
+                        (int)(end - begin), j->C);
 }
 
 static void layernorm_rows(ThreadPool *pool, float *out, const float *inp, const float *weight,
                            const float *bias, int N, int C) {
-    if (!pool || N < NORM_SPLIT_ROWS) {
-        layernorm_inference(out, inp, weight, bias, N, C);
-        return;
-    }
-    NormJob j = {out, inp, weight, bias, N, C};
-    thread_pool_run(pool, norm_task, &j, (N + NORM_BLOCK_ROWS - 1) / NORM_BLOCK_ROWS);
+    NormJob j = {out, inp, weight, bias, C};
+    thread_pool_run_ranges(N < NORM_SPLIT_ROWS ? NULL : pool, norm_range, &j, (size_t)N, 4,
+                           NORM_SPLIT_ROWS / 4);
 }
 
 /* The MLP's activation, fused into its first product. */

@@ -35,7 +35,10 @@ typedef struct {
     Activation act;
 } RowOp;
 
-static void row_op_range(const RowOp *op, int r0, int r1) {
+/* A RowOp over rows [begin, end) (a RangeTask). */
+static void row_op_range(void *ctx, size_t begin, size_t end) {
+    const RowOp *op = ctx;
+    int r0 = (int)begin, r1 = (int)end;
     size_t at = (size_t)r0 * op->width;
     int rows = r1 - r0;
     long n = (long)rows * op->width;
@@ -67,27 +70,10 @@ static void row_op_range(const RowOp *op, int r0, int r1) {
     }
 }
 
-typedef struct {
-    const RowOp *op;
-    int rows, per_task;
-} RowJob;
-
-static void row_task(void *ctx, int task) {
-    const RowJob *j = ctx;
-    int r0 = task * j->per_task, r1 = r0 + j->per_task < j->rows ? r0 + j->per_task : j->rows;
-    row_op_range(j->op, r0, r1);
-}
-
-/* Runs op over rows [0, rows): a few tasks per thread, whole rows each, so the results do not
+/* Runs op over rows [0, rows): a few ranges per thread, whole rows each, so the results do not
  * depend on the split. */
 static void run_rows(TrainState *ts, RowOp op, int rows) {
-    int threads = ts->pool ? thread_pool_size(ts->pool) : 1;
-    if (threads == 1) {
-        row_op_range(&op, 0, rows);
-        return;
-    }
-    RowJob j = {&op, rows, (rows + 4 * threads - 1) / (4 * threads)};
-    thread_pool_run(ts->pool, row_task, &j, (rows + j.per_task - 1) / j.per_task);
+    thread_pool_run_ranges(ts->pool, row_op_range, &op, (size_t)rows, 4, 1);
 }
 
 /* Dropout's masks: one stream per (layer, site, sequence of the whole batch), derived from one
@@ -309,12 +295,12 @@ typedef struct {
     int s;
     float *out;
     bool add;
-    int per_task;
 } ColumnSums;
 
-static void column_task(void *ctx, int task) {
+/* Columns [begin, end) of the shard being summed (a RangeTask). */
+static void column_range(void *ctx, size_t begin, size_t end) {
     const ColumnSums *c = ctx;
-    int c0 = task * c->per_task, n = c->width - c0 < c->per_task ? c->width - c0 : c->per_task;
+    int c0 = (int)begin, n = (int)(end - begin);
     size_t rows = (size_t)c->s * c->T;
     const float *dout = c->dout + rows * c->width + c0;
     if (c->inp)
@@ -329,14 +315,7 @@ static void column_shard(void *ctx, int s, float *out, bool add) {
     c->s = s;
     c->out = out;
     c->add = add;
-    int threads = c->pool ? thread_pool_size(c->pool) : 1;
-    c->per_task =
-        threads > 1 && c->width >= 64 ? (c->width + 2 * threads - 1) / (2 * threads) : c->width;
-    int tasks = (c->width + c->per_task - 1) / c->per_task;
-    if (tasks > 1)
-        thread_pool_run(c->pool, column_task, c, tasks);
-    else
-        column_task(c, 0);
+    thread_pool_run_ranges(c->pool, column_range, c, (size_t)c->width, 2, 16);
 }
 
 typedef struct {

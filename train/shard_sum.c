@@ -14,27 +14,21 @@ static void add_into(float *out, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = out[i] + x[i];
 }
 
-/* out += x over the pool, in ranges (each element its own sum). */
+/* out += x over the pool, in ranges (each element its own sum); a few thousand floats take less
+ * than a hand-off. */
 typedef struct {
     float *out;
     const float *x;
-    size_t n, per_task;
 } AddJob;
 
-static void add_task(void *ctx, int task) {
+static void add_range(void *ctx, size_t begin, size_t end) {
     const AddJob *j = ctx;
-    size_t at = (size_t)task * j->per_task, n = j->n - at < j->per_task ? j->n - at : j->per_task;
-    add_into(j->out + at, j->x + at, n);
+    add_into(j->out + begin, j->x + begin, end - begin);
 }
 
 static void add_over(ThreadPool *pool, float *out, const float *x, size_t n) {
-    int threads = pool ? thread_pool_size(pool) : 1;
-    if (threads == 1 || n < 16384) {
-        add_into(out, x, n);
-        return;
-    }
-    AddJob j = {out, x, n, (n + 4 * (size_t)threads - 1) / (4 * (size_t)threads)};
-    thread_pool_run(pool, add_task, &j, (int)((n + j.per_task - 1) / j.per_task));
+    AddJob j = {out, x};
+    thread_pool_run_ranges(pool, add_range, &j, n, 4, 4096);
 }
 
 /* out = (add ? out + : ) the sum of shards [lo, hi). Every level below uses the scratch after

@@ -345,33 +345,20 @@ typedef struct {
     float *params;
     const float *grads;
     float *m, *v;
-    size_t n, per_task;
     int t;
     const AdamWConfig *c;
 } AdamWJob;
 
-static void adamw_task(void *ctx, int task) {
+static void adamw_range(void *ctx, size_t begin, size_t end) {
     const AdamWJob *j = ctx;
-    size_t at = (size_t)task * j->per_task, n = j->n - at < j->per_task ? j->n - at : j->per_task;
-    adamw_update(j->params + at, j->grads + at, j->m + at, j->v + at, n, j->t, j->c);
+    adamw_update(j->params + begin, j->grads + begin, j->m + begin, j->v + begin, end - begin, j->t,
+                 j->c);
 }
 
 static void adamw_step(TrainState *ts, OptimizerState *opt, int t, const AdamWConfig *c) {
     GPT *m = ts->model;
-    if (!ts->pool) {
-        adamw_update(m->param_memory, ts->grad_memory, opt->m, opt->v, m->n_params, t, c);
-        return;
-    }
-    int threads = thread_pool_size(ts->pool);
-    AdamWJob j = {m->param_memory,
-                  ts->grad_memory,
-                  opt->m,
-                  opt->v,
-                  m->n_params,
-                  (m->n_params + 4 * threads - 1) / (4 * threads),
-                  t,
-                  c};
-    thread_pool_run(ts->pool, adamw_task, &j, (int)((j.n + j.per_task - 1) / j.per_task));
+    AdamWJob j = {m->param_memory, ts->grad_memory, opt->m, opt->v, t, c};
+    thread_pool_run_ranges(ts->pool, adamw_range, &j, m->n_params, 4, 1);
 }
 
 /* One AdamW step on a random training batch (x, y: its buffers); *loss is the batch's. Every

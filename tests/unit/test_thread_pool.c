@@ -60,6 +60,52 @@ static void single_thread_runs_inline(void **state) {
     check_runs(1, 200, 0);
 }
 
+/* Ranges: each element once, in ranges of at least min_range (the last excepted), and a run on
+ * the caller alone where a split would not pay. */
+typedef struct {
+    atomic_int count[MAX_TASKS];
+    atomic_int calls, short_ones;
+    size_t min_range, n;
+} RangeCounts;
+
+static void count_range(void *ctx, size_t begin, size_t end) {
+    RangeCounts *c = ctx;
+    for (size_t i = begin; i < end; i++) atomic_fetch_add(&c->count[i], 1);
+    atomic_fetch_add(&c->calls, 1);
+    if (end - begin < c->min_range && end != c->n) atomic_fetch_add(&c->short_ones, 1);
+}
+
+static int check_ranges(ThreadPool *p, size_t n, int per_thread, size_t min_range) {
+    static RangeCounts c;
+    memset(&c, 0, sizeof c);
+    c.min_range = min_range;
+    c.n = n;
+    thread_pool_run_ranges(p, count_range, &c, n, per_thread, min_range);
+    for (size_t i = 0; i < MAX_TASKS; i++) assert_int_equal(atomic_load(&c.count[i]), i < n);
+    assert_int_equal(atomic_load(&c.short_ones), 0);
+    return atomic_load(&c.calls);
+}
+
+static void ranges_cover_every_element_once(void **state) {
+    (void)state;
+    ThreadPool *p;
+    Error err;
+    assert_int_equal(thread_pool_create(&p, 2, 200, &err), 0);
+    thread_pool_always_share(p);
+    assert_int_equal(check_ranges(p, 0, 4, 1), 0);
+    assert_int_equal(check_ranges(p, 1, 4, 1), 1);
+    assert_int_equal(check_ranges(p, 7, 4, 1), 7);   /* ranges of 1 */
+    assert_int_equal(check_ranges(p, 300, 4, 1), 8); /* 2 threads x 4 */
+    assert_int_equal(check_ranges(p, 300, 2, 1), 4);
+    assert_int_equal(check_ranges(p, 300, 4, 100), 3); /* none under 100 */
+    assert_int_equal(check_ranges(p, 100, 4, 100), 1); /* no split of min_range or fewer */
+    assert_int_equal(check_ranges(NULL, 300, 4, 1), 1);
+    thread_pool_destroy(p);
+    assert_int_equal(thread_pool_create(&p, 1, 200, &err), 0);
+    assert_int_equal(check_ranges(p, 300, 4, 1), 1);
+    thread_pool_destroy(p);
+}
+
 static void destroy_while_polling_or_asleep(void **state) {
     (void)state;
     ThreadPool *p;
@@ -281,6 +327,7 @@ int main(void) {
         cmocka_unit_test(every_task_once_polling),
         cmocka_unit_test(every_task_once_sleeping),
         cmocka_unit_test(single_thread_runs_inline),
+        cmocka_unit_test(ranges_cover_every_element_once),
         cmocka_unit_test(destroy_while_polling_or_asleep),
         cmocka_unit_test(destroy_ends_a_long_poll),
         cmocka_unit_test(late_worker_cannot_hold_a_run),
