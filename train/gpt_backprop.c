@@ -1,6 +1,6 @@
 /* The training pass of the GPT: forward over a batch (B, T) keeping every activation, then
  * backward into the gradients. Matrix products on the engine's kernels (matmul.c), attention in
- * attention.c, parameter gradients summed over the batch's sequences in shard_sum's fixed tree.
+ * attention.c, parameter gradients summed over the batch's sequences in grad_sums.c.
  * Inference does not come here: it uses the engine (engine.c). */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "../model/kernels.h"
 #include "attention.h"
 #include "gpt_backprop.h"
+#include "grad_sums.h"
 #include "matmul.h"
 #include "shard_sum.h"
 #include "train_layers.h"
@@ -258,79 +259,6 @@ static int alloc_activations(TrainState *ts, int B, int T, bool dropout, Error *
     return reserve_products(ts, B, T, err);
 }
 
-/* The partials of shard_sum.h: one sequence's rows of a parameter gradient. */
-typedef struct {
-    Matmul *mm;
-    const float *dout, *inp;
-    int T, K, M;
-    bool out_in;
-} WeightGrad;
-
-static void weight_shard(void *ctx, int s, float *out, bool add) {
-    const WeightGrad *w = ctx;
-    matmul_weight_grad(w->mm, out, w->dout + (size_t)s * w->T * w->M,
-                       w->inp + (size_t)s * w->T * w->K, w->T, w->K, w->M, w->out_in, add);
-}
-
-/* Rows of (T, width) per sequence: the position embedding's gradient (the rows themselves). */
-typedef struct {
-    const float *dout;
-    int T, width;
-} Rows;
-
-static void rows_shard(void *ctx, int s, float *out, bool add) {
-    const Rows *r = ctx;
-    rows_grad(out, r->dout + (size_t)s * r->T * r->width, (long)r->T * r->width, add);
-}
-
-/* Column sums over a sequence's rows of (T, width): a bias's gradient, a LayerNorm gain's (with
- * inp, mean and rstd: sums of dout * xhat), the loss (width 1). Columns are independent chains,
- * so ranges of them go to the pool. */
-typedef struct {
-    const float *dout, *inp, *mean, *rstd; /* inp NULL: a bias */
-    float *tmp;
-    int T, width;
-    ThreadPool *pool;
-    /* the shard being summed */
-    int s;
-    float *out;
-    bool add;
-} ColumnSums;
-
-/* Columns [begin, end) of the shard being summed (a RangeTask). */
-static void column_range(void *ctx, size_t begin, size_t end) {
-    const ColumnSums *c = ctx;
-    int c0 = (int)begin, n = (int)(end - begin);
-    size_t rows = (size_t)c->s * c->T;
-    const float *dout = c->dout + rows * c->width + c0;
-    if (c->inp)
-        layernorm_weight_grad(c->out + c0, c->tmp + c0, dout, c->inp + rows * c->width + c0,
-                              c->mean + rows, c->rstd + rows, c->T, n, c->width, c->add);
-    else
-        bias_grad(c->out + c0, c->tmp + c0, dout, c->T, n, c->width, c->add);
-}
-
-static void column_shard(void *ctx, int s, float *out, bool add) {
-    ColumnSums *c = ctx;
-    c->s = s;
-    c->out = out;
-    c->add = add;
-    thread_pool_run_ranges(c->pool, column_range, c, (size_t)c->width, 2, 16);
-}
-
-typedef struct {
-    const int *tokens;
-    const float *dout;
-    float *tmp;
-    int T, C, V;
-} Tokens;
-
-static void token_shard(void *ctx, int s, float *out, bool add) {
-    const Tokens *t = ctx;
-    size_t at = (size_t)s * t->T;
-    embedding_token_grad(out, t->tmp, t->dout + at * t->C, t->tokens + at, t->T, t->C, t->V, add);
-}
-
 /* dinp += the gradient of a LayerNorm's input, over the pool. */
 static void layernorm_back(TrainState *ts, float *dinp, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd) {
@@ -344,34 +272,6 @@ static void layernorm_back(TrainState *ts, float *dinp, const float *dout, const
                      .rstd = (float *)rstd,
                      .width = ts->model->config.n_embd},
              ts->last_B * ts->last_T);
-}
-
-/* dw = the tree sum over the pass's sequences of inp^T @ dout (weight_shard). */
-static void weight_grad(TrainState *ts, float *dw, const float *dout, const float *inp, int K,
-                        int M, bool out_in) {
-    WeightGrad w = {&ts->mm, dout, inp, ts->last_T, K, M, out_in};
-    shard_sum(dw, (size_t)K * M, ts->last_B, weight_shard, &w, ts->shard_scratch, ts->pool);
-}
-
-static void bias_grads(TrainState *ts, float *db, const float *dout, int M) {
-    ColumnSums c = {
-        .dout = dout, .tmp = ts->token_grad_tmp, .T = ts->last_T, .width = M, .pool = ts->pool};
-    shard_sum(db, (size_t)M, ts->last_B, column_shard, &c, ts->shard_scratch, ts->pool);
-}
-
-static void layernorm_grads(TrainState *ts, float *dw, float *db, const float *dout,
-                            const float *inp, const float *mean, const float *rstd) {
-    int C = ts->model->config.n_embd;
-    ColumnSums c = {.dout = dout,
-                    .inp = inp,
-                    .mean = mean,
-                    .rstd = rstd,
-                    .tmp = ts->token_grad_tmp,
-                    .T = ts->last_T,
-                    .width = C,
-                    .pool = ts->pool};
-    shard_sum(dw, (size_t)C, ts->last_B, column_shard, &c, ts->shard_scratch, ts->pool);
-    bias_grads(ts, db, dout, C);
 }
 
 int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, int T, float dropout,
@@ -486,8 +386,7 @@ int gpt_forward(TrainState *ts, const int *inputs, const int *targets, int B, in
                          .width = V,
                          .batch_rows = rows},
                  N);
-        ColumnSums losses = {.dout = a->losses, .tmp = ts->token_grad_tmp, .T = T, .width = 1};
-        shard_sum(&ts->loss_sum, 1, B, column_shard, &losses, ts->shard_scratch, ts->pool);
+        grad_sum_losses(ts, &ts->loss_sum, a->losses);
     }
     if (loss) *loss = ts->loss_sum / N;
     return 0;
@@ -505,12 +404,12 @@ void gpt_backward(TrainState *ts) {
 
     /* dlogits was filled by the forward pass's cross-entropy. */
     matmul_backward_input(mm, a->dln, a->dlogits, p->head_w, N, C, V, true);
-    weight_grad(ts, c->tied_head ? ts->head_grad : g->head_w, a->dlogits, a->lnf, C, V, true);
-    if (g->head_b) bias_grads(ts, g->head_b, a->dlogits, V);
+    grad_sum_weight(ts, c->tied_head ? ts->head_grad : g->head_w, a->dlogits, a->lnf, C, V, true);
+    if (g->head_b) grad_sum_bias(ts, g->head_b, a->dlogits, V);
     memset(a->dresid, 0, NC * sizeof(float));
     const float *last = a->resid2 + (L - 1) * NC;
     layernorm_back(ts, a->dresid, a->dln, last, p->lnf_w, a->lnf_mean, a->lnf_rstd);
-    layernorm_grads(ts, g->lnf_w, g->lnf_b, a->dln, last, a->lnf_mean, a->lnf_rstd);
+    grad_sum_layernorm(ts, g->lnf_w, g->lnf_b, a->dln, last, a->lnf_mean, a->lnf_rstd);
     for (int l = L - 1; l >= 0; l--) {
         const LayerParams *lp = &p->layer[l];
         LayerParams *lg = &g->layer[l];
@@ -530,8 +429,8 @@ void gpt_backward(TrainState *ts) {
                          .width = C},
                  N);
         matmul_backward_input(mm, a->dfch_act, a->dsmall, lp->fcproj_w, N, 4 * C, C, false);
-        weight_grad(ts, lg->fcproj_w, a->dsmall, fch_act, 4 * C, C, false);
-        bias_grads(ts, lg->fcproj_b, a->dsmall, C);
+        grad_sum_weight(ts, lg->fcproj_w, a->dsmall, fch_act, 4 * C, C, false);
+        grad_sum_bias(ts, lg->fcproj_b, a->dsmall, C);
         run_rows(ts,
                  (RowOp){.kind = OP_ACTIVATION_BACKWARD,
                          .out = a->dfch,
@@ -541,12 +440,12 @@ void gpt_backward(TrainState *ts) {
                          .act = c->activation},
                  N);
         matmul_backward_input(mm, a->dln, a->dfch, lp->fc_w, N, C, 4 * C, false);
-        weight_grad(ts, lg->fc_w, a->dfch, ln2, C, 4 * C, false);
-        bias_grads(ts, lg->fc_b, a->dfch, 4 * C);
+        grad_sum_weight(ts, lg->fc_w, a->dfch, ln2, C, 4 * C, false);
+        grad_sum_bias(ts, lg->fc_b, a->dfch, 4 * C);
         layernorm_back(ts, a->dresid, a->dln, resid1, lp->ln2_w, a->ln2_mean + l * N,
                        a->ln2_rstd + l * N);
-        layernorm_grads(ts, lg->ln2_w, lg->ln2_b, a->dln, resid1, a->ln2_mean + l * N,
-                        a->ln2_rstd + l * N);
+        grad_sum_layernorm(ts, lg->ln2_w, lg->ln2_b, a->dln, resid1, a->ln2_mean + l * N,
+                           a->ln2_rstd + l * N);
 
         /* resid1 = x + dropout(attproj) */
         run_rows(ts,
@@ -557,23 +456,21 @@ void gpt_backward(TrainState *ts) {
                          .width = C},
                  N);
         matmul_backward_input(mm, a->datty, a->dsmall, lp->proj_w, N, C, C, false);
-        weight_grad(ts, lg->proj_w, a->dsmall, atty, C, C, false);
-        bias_grads(ts, lg->proj_b, a->dsmall, C);
+        grad_sum_weight(ts, lg->proj_w, a->dsmall, atty, C, C, false);
+        grad_sum_bias(ts, lg->proj_b, a->dsmall, C);
         memset(a->dqkv, 0, 3 * NC * sizeof(float));
         AttentionPass pass = {ts, l, T, ts->last_dropout, true};
         attention_layer(ts, &pass);
         matmul_backward_input(mm, a->dln, a->dqkv, lp->qkv_w, N, C, 3 * C, false);
-        weight_grad(ts, lg->qkv_w, a->dqkv, ln1, C, 3 * C, false);
-        if (lg->qkv_b) bias_grads(ts, lg->qkv_b, a->dqkv, 3 * C);
+        grad_sum_weight(ts, lg->qkv_w, a->dqkv, ln1, C, 3 * C, false);
+        if (lg->qkv_b) grad_sum_bias(ts, lg->qkv_b, a->dqkv, 3 * C);
         layernorm_back(ts, a->dresid, a->dln, x, lp->ln1_w, a->ln1_mean + l * N,
                        a->ln1_rstd + l * N);
-        layernorm_grads(ts, lg->ln1_w, lg->ln1_b, a->dln, x, a->ln1_mean + l * N,
-                        a->ln1_rstd + l * N);
+        grad_sum_layernorm(ts, lg->ln1_w, lg->ln1_b, a->dln, x, a->ln1_mean + l * N,
+                           a->ln1_rstd + l * N);
     }
-    Tokens tokens = {ts->last_inputs, a->dresid, ts->token_grad_tmp, T, C, V};
-    shard_sum(g->wte, (size_t)V * C, B, token_shard, &tokens, ts->shard_scratch, ts->pool);
-    Rows positions = {.dout = a->dresid, .T = T, .width = C};
-    shard_sum(g->wpe, (size_t)T * C, B, rows_shard, &positions, ts->shard_scratch, ts->pool);
+    grad_sum_tokens(ts, g->wte, a->dresid);
+    grad_sum_positions(ts, g->wpe, a->dresid);
     memset(g->wpe + (size_t)T * C, 0, (size_t)(c->block_size - T) * C * sizeof(float));
     ts->grad_memory[ts->model->n_params + ts->head_grad_size] = ts->loss_sum;
 
