@@ -21,13 +21,15 @@ engine=$(./bin/bench-engine --model "$MODEL" --threads "$THREADS" --new-tokens "
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 100); do ./bin/gptd --healthcheck --port "$PORT" 2>/dev/null && break; sleep 0.1; done
+# The rate in one line of bench-server's output; the rate of 64 streaming clients on a port.
+rate() { echo "$1" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p'; }
+rate64() { rate "$(./bin/bench-server --port "$1" --clients 64 --max-tokens "$NEW")"; }
 echo "| clients | tokens/s | TTFT p50 ms | TTFT p99 ms | between tokens p50 ms | p99 ms | daemon µs/token | of engine batch-64 |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in 1 8 32 64 256; do
   line=""
   for _ in $(seq 1 "$REPEATS"); do
     run=$(./bin/bench-server --port "$PORT" --clients "$n" --max-tokens "$NEW" --pid "$pid")
-    rate() { echo "$1" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p'; }
     if [ -z "$line" ] || [ "$(rate "$run")" -gt "$(rate "$line")" ]; then line=$run; fi
   done
   get() { echo "$line" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
@@ -49,11 +51,10 @@ awk -v n=64 -v t="$(get tokens_per_s)" -v a="$(get ttft_p50_ms)" -v b="$(get ttf
 held=""
 plain=0
 for _ in $(seq 1 "$REPEATS"); do
-  r=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$NEW" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p')
+  r=$(rate64 "$PORT")
   [ "${r:-0}" -gt "$plain" ] && plain=$r
   run=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$NEW" --idle 1000 --slow 500 \
         --health --pid "$pid")
-  rate() { echo "$1" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p'; }
   if [ -z "$held" ] || [ "$(rate "$run")" -gt "$(rate "$held")" ]; then held=$run; fi
 done
 get() { echo "$held" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
@@ -122,7 +123,6 @@ NGINX
     for _ in $(seq 1 100); do ./bin/gptd --healthcheck --port $((PORT + i)) 2>/dev/null && break; sleep 0.1; done
   done
   sleep 0.5
-  rate64() { ./bin/bench-server --port "$1" --clients 64 --max-tokens "$NEW" | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p'; }
   three=0 one=0
   for _ in $(seq 1 $((2 * REPEATS))); do
     r=$(rate64 "$lb"); [ "${r:-0}" -gt "$three" ] && three=$r
