@@ -390,6 +390,64 @@ static void log_progress(FILE *progress, const TrainOptions *o, int step, float 
     fflush(progress);
 }
 
+/* The kernels and threads a run's state uses, and its share of each batch when it is one rank of
+ * several. */
+static int set_up_compute(const TrainOptions *o, DataParallel *dp, TrainState *ts,
+                          const Kernels **kernels, ThreadPool **pool, Error *err) {
+    if (kernels_choose(kernels, err) ||
+        (o->threads > 1 && thread_pool_create(pool, o->threads, TRAINER_POOL_SPIN_US, err)))
+        return -1;
+    /* Training's runs are long (whole products, a sequence's attention per task): waiting for a
+     * worker's task is part of the work, not a sign of a shared CPU, so every run is shared. */
+    if (*pool) thread_pool_always_share(*pool);
+    train_state_use(ts, *kernels, *pool);
+    if (data_parallel_check_batch(dp, o->batch_size, err)) return -1;
+    ts->shard0 = dp->rank * (o->batch_size / dp->size);
+    ts->batch_rows = o->batch_size * o->model.block_size;
+    if (dp->size > 1) {
+        ts->combine = data_parallel_combine;
+        ts->combine_ctx = dp;
+    }
+    return 0;
+}
+
+static void print_start(FILE *progress, const TrainOptions *o, const GPT *m, const Dataset *data,
+                        const Tokenizer *tok, const Kernels *kernels, const DataParallel *dp) {
+    fprintf(progress,
+            "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d, %s kernels, %d "
+            "thread%s",
+            m->n_params, (int)data->n_train, data->n - data->n_train, tok->vocab_size,
+            kernels->name, o->threads, o->threads == 1 ? "" : "s");
+    if (dp->size > 1) fprintf(progress, " a rank, %d ranks", dp->size);
+    fputc('\n', progress);
+}
+
+/* Pure step time after a short warm-up (first allocations, thread start), for benchmarks. */
+#define WARM_STEPS 3
+typedef struct {
+    double seconds, product_seconds, product_flops;
+    int steps;
+} StepTimes;
+
+static void report_speed(FILE *progress, const TrainOptions *o, const StepTimes *t,
+                         const Kernels *kernels, ThreadPool *pool, const DataParallel *dp) {
+    if (t->steps == 0) return;
+    size_t bt = (size_t)o->batch_size * o->model.block_size;
+    fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
+            t->seconds / t->steps * 1e3, bt * t->steps / t->seconds, t->steps);
+    double rate = t->product_flops / t->product_seconds;
+    fprintf(progress, "products: %.1f GFLOP/s, %.0f%% of the step time", rate / 1e9,
+            100 * t->product_seconds / t->seconds);
+    /* Against what this kernel path's FMA loop reaches on the same threads: how much of the
+     * machine the bulk of the work uses (a second or more: for benchmarks). */
+    if (o->measure_peak && dp->rank == 0) {
+        double peak = kernels_peak_gflops(kernels, pool, 5);
+        fprintf(progress, "; %s FMA peak %.1f GFLOP/s on %d thread%s: %.0f%% of it", kernels->name,
+                peak, o->threads, o->threads == 1 ? "" : "s", 100 * rate / 1e9 / peak);
+    }
+    fputc('\n', progress);
+}
+
 int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err) {
     TrainOptions o = *opts;
     GPT m;
@@ -412,40 +470,15 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
     train_state_init(&ts, &m);
 
     if (start_run(&o, &m, &tok, &opt, &data, &p, err) ||
-        dataset_check(&data, o.model.block_size, err) || gpt_alloc_grads(&ts, err))
+        dataset_check(&data, o.model.block_size, err) || gpt_alloc_grads(&ts, err) ||
+        set_up_compute(&o, dp, &ts, &kernels, &pool, err) || alloc_batch(&o, &x, &y, err))
         goto done;
-    if (kernels_choose(&kernels, err) ||
-        (o.threads > 1 && thread_pool_create(&pool, o.threads, TRAINER_POOL_SPIN_US, err)))
-        goto done;
-    /* Training's runs are long (whole products, a sequence's attention per task): waiting for a
-     * worker's task is part of the work, not a sign of a shared CPU, so every run is shared. */
-    if (pool) thread_pool_always_share(pool);
-    train_state_use(&ts, kernels, pool);
-    if (data_parallel_check_batch(dp, o.batch_size, err)) goto done;
-    ts.shard0 = dp->rank * (o.batch_size / dp->size);
-    ts.batch_rows = o.batch_size * o.model.block_size;
-    if (dp->size > 1) {
-        ts.combine = data_parallel_combine;
-        ts.combine_ctx = dp;
-    }
-    if (alloc_batch(&o, &x, &y, err)) goto done;
-    size_t bt = (size_t)o.batch_size * o.model.block_size;
-    fprintf(progress,
-            "gpt-train: %zu parameters, %d train / %zu val tokens, vocab %d, %s kernels, %d "
-            "thread%s",
-            m.n_params, (int)data.n_train, data.n - data.n_train, tok.vocab_size, kernels->name,
-            o.threads, o.threads == 1 ? "" : "s");
-    if (dp->size > 1) fprintf(progress, " a rank, %d ranks", dp->size);
-    fputc('\n', progress);
+    print_start(progress, &o, &m, &data, &tok, kernels, dp);
 
     AdamWConfig adam = {o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay};
-    int first_step = p.step;
+    int first_step = p.step, window_steps = 0;
     double t_start = clock_seconds(), t_window = t_start;
-    int window_steps = 0;
-    /* Pure step time after a short warm-up (first allocations, thread start), for benchmarks. */
-    const int warm_steps = 3;
-    double timed_seconds = 0.0, product_seconds = 0.0, product_flops = 0.0;
-    int timed_steps = 0;
+    StepTimes timed = {0};
     float train_loss = NAN, val_loss = NAN;
     for (;;) {
         bool at_eval = p.step % o.eval_interval == 0 || p.step == o.max_iters;
@@ -478,31 +511,16 @@ int trainer_run(const TrainOptions *opts, FILE *log, FILE *progress, Error *err)
             goto done;
         }
         window_steps++;
-        if (p.step - first_step > warm_steps) {
-            timed_seconds += clock_seconds() - t_step;
-            timed_steps++;
-            product_seconds += ts.mm.seconds - product_s;
-            product_flops += ts.mm.flops - product_f;
+        if (p.step - first_step > WARM_STEPS) {
+            timed.seconds += clock_seconds() - t_step;
+            timed.steps++;
+            timed.product_seconds += ts.mm.seconds - product_s;
+            timed.product_flops += ts.mm.flops - product_f;
         }
         if (o.log_interval > 0 && p.step % o.log_interval == 0)
             log_progress(progress, &o, p.step, loss, adam.lr, t_window, window_steps);
     }
-    if (timed_steps > 0) {
-        fprintf(progress, "train speed: %.1f ms/step, %.0f tokens/s over %d steps\n",
-                timed_seconds / timed_steps * 1e3, bt * timed_steps / timed_seconds, timed_steps);
-        double rate = product_flops / product_seconds;
-        fprintf(progress, "products: %.1f GFLOP/s, %.0f%% of the step time", rate / 1e9,
-                100 * product_seconds / timed_seconds);
-        /* Against what this kernel path's FMA loop reaches on the same threads: how much of the
-         * machine the bulk of the work uses (a second or more: for benchmarks). */
-        if (o.measure_peak && dp->rank == 0) {
-            double peak = kernels_peak_gflops(kernels, pool, 5);
-            fprintf(progress, "; %s FMA peak %.1f GFLOP/s on %d thread%s: %.0f%% of it",
-                    kernels->name, peak, o.threads, o.threads == 1 ? "" : "s",
-                    100 * rate / 1e9 / peak);
-        }
-        fputc('\n', progress);
-    }
+    report_speed(progress, &o, &timed, kernels, pool, dp);
     fprintf(progress, "done in %.1f s\n", clock_seconds() - t_start);
     rc = 0;
 done:
