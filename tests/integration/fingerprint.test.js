@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Gptd, makeTempDir, modelPath } from './helpers.js';
+import { Gptd, makeTempDir, modelPath, PORTABLE_READY_MS } from './helpers.js';
 
 const FP = /^fp_[0-9a-f]{16}$/;
 const BODY = { prompt: 'ROMEO:', max_tokens: 40, seed: 5, temperature: 0.9 };
@@ -56,7 +56,7 @@ describe('system_fingerprint', () => {
     const others = ['portable', ...(first.kernels === 'avx512' ? ['avx2'] : [])];
     assert.ok(!others.includes(first.kernels), `the best path is ${first.kernels}`);
     for (const kernels of others) {
-      const gptd = await Gptd.start({ args: ['--kernels', kernels] });
+      const gptd = await Gptd.start({ args: ['--kernels', kernels], readyTimeoutMs: PORTABLE_READY_MS });
       try {
         const a = await answers(gptd);
         assert.equal(a.kernels, kernels);

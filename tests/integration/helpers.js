@@ -31,6 +31,10 @@ export const IS_SANITIZER_BUILD = (() => {
   }
 })();
 
+/** How long a start with the portable kernels may take to become ready: it measures its start-up
+ * splits and groups with scalar code, which under the sanitizers on a slow machine takes over a
+ * minute (80 s on a 2-core Zen 3). */
+export const PORTABLE_READY_MS = 300_000;
 
 /** The checkpoint the tests serve (a copy of it): $GPTD_TEST_MODEL, default the shipped model. */
 export const SOURCE_MODEL = process.env.GPTD_TEST_MODEL

@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  Gptd, IS_SANITIZER_BUILD, assertNoSanitizerReport, freePort, makeTempDir,
+  Gptd, IS_SANITIZER_BUILD, PORTABLE_READY_MS, assertNoSanitizerReport, freePort, makeTempDir,
   modelPath, runGptd, sleep,
 } from './helpers.js';
 
@@ -252,7 +252,7 @@ describe('kernels', () => {
     } finally {
       await best.stop();
     }
-    const portable = await Gptd.start({ env: { GPTD_KERNELS: 'portable' } });
+    const portable = await Gptd.start({ env: { GPTD_KERNELS: 'portable' }, readyTimeoutMs: PORTABLE_READY_MS });
     try {
       assert.equal((await portable.get('/info')).json.kernels, 'portable');
       const r = await portable.post('/generate', body);
