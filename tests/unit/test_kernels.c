@@ -309,6 +309,53 @@ static void attention_heads_side_by_side_match_one_by_one(void **state) {
         }
 }
 
+/* A score far above the rest (by 100, past where exp overflows) in the last vector of keys: the
+ * maximum subtracted before exp must be taken over every vector, or exp of a large positive number
+ * overflows. Every visible count from 1 to T puts the large score in the last vector. */
+static void attention_takes_a_far_larger_last_score(void **state) {
+    (void)state;
+    int widths[] = {32, 8, 64};
+    enum { T = 48 };
+    Rng rng;
+    rng_seed(&rng, 6);
+    for (int wi = 0; wi < 3; wi++) {
+        int hs = widths[wi];
+        float *q = malloc(sizeof(float) * hs), *kt = malloc(sizeof(float) * hs * T);
+        float *v = malloc(sizeof(float) * T * hs), *out = malloc(sizeof(float) * hs);
+        float *kept = malloc(sizeof(float) * hs), scores[T];
+        fill(q, hs, &rng, false);
+        fill(kt, (size_t)hs * T, &rng, false);
+        fill(v, (size_t)T * hs, &rng, false);
+        double qq = 0;
+        for (int d = 0; d < hs; d++) qq += (double)q[d] * q[d];
+        float a = (float)(100.0 * sqrt(hs) / qq); /* the last key a * q: its score is 100 */
+        for (int visible = 1; visible <= T; visible++) {
+            int last = visible - 1;
+            for (int d = 0; d < hs; d++) {
+                kept[d] = kt[key_index(hs, d, last)];
+                kt[key_index(hs, d, last)] = a * q[d];
+            }
+            for (int p = 0; p < n_paths; p++) {
+                paths[p]->attend(out, scores, 0, q, kt, v, hs, T, visible, 1);
+                for (int t = 0; t < visible; t++)
+                    if (!(fabsf(scores[t] - (t == last ? 1.0f : 0.0f)) <= 1e-6f))
+                        fail_msg("%s hs %d visible %d: p[%d] = %g", paths[p]->name, hs, visible, t,
+                                 scores[t]);
+                for (int d = 0; d < hs; d++)
+                    if (!(fabsf(out[d] - v[last * hs + d]) <= 1e-5f))
+                        fail_msg("%s hs %d visible %d: out[%d] = %g, want %g", paths[p]->name, hs,
+                                 visible, d, out[d], v[last * hs + d]);
+            }
+            for (int d = 0; d < hs; d++) kt[key_index(hs, d, last)] = kept[d];
+        }
+        free(q);
+        free(kt);
+        free(v);
+        free(out);
+        free(kept);
+    }
+}
+
 /* GPTD_KERNELS picks a path; an unknown name or one this CPU lacks is an error naming the paths
  * it has. */
 static void choosing_a_path(void **state) {
@@ -339,6 +386,7 @@ int main(void) {
         cmocka_unit_test(gelu_matches_the_tanh_form),
         cmocka_unit_test(attention_is_softmax_and_the_same_everywhere),
         cmocka_unit_test(attention_heads_side_by_side_match_one_by_one),
+        cmocka_unit_test(attention_takes_a_far_larger_last_score),
         cmocka_unit_test(choosing_a_path),
     };
     apply_test_filter();
