@@ -24,13 +24,23 @@
  * slices are milliseconds). */
 #define LATE_US 250
 
-/* After a run in which the caller had to wait for a worker that was not running, the caller runs
- * alone for this long before it hands work out again; each such wait soon after the last doubles
- * it, up to SOLO_MAX_S. On a shared CPU a worker that the kernel deschedules while it holds tasks
- * would otherwise cost the caller a time slice (milliseconds) at every run. A time, not a count
- * of runs: a run may be a short product or a whole decode step. */
+/* After a run in which the caller had to wait for a worker that was not running, when handing
+ * work out has stopped paying, the caller runs alone for this long before it hands work out
+ * again; each such back-off soon after the last doubles it, up to SOLO_MAX_S. On a shared CPU a
+ * worker that the kernel deschedules while it holds tasks would otherwise cost the caller a time
+ * slice (milliseconds) at every run. A time, not a count of runs: a run may be a short product or
+ * a whole decode step. */
 #define SOLO_MIN_S 0.008
 #define SOLO_MAX_S 1.0
+
+/* Whether handing work out pays is judged from the recent runs, not the last one: each shared
+ * run gains the time the caller alone would have taken (its own time per task, times the tasks)
+ * less the run's wall time, and the gains of the last GAIN_MEMORY_S or so are summed (older ones
+ * fade). A neighbour that keeps the worker's CPU busy makes every run lose, and the sum soon
+ * turns negative; a moment's wait while the process's own other threads (the daemon's event loop)
+ * take a core is outweighed by the runs around it, which a back-off of SOLO_MIN_S at every such
+ * wait would throw away (it halved the daemon's decode rate at 64 streams). */
+#define GAIN_MEMORY_S 0.05
 
 /* A hint to the core while polling: lets a sibling hyperthread run, saves power. */
 static inline void cpu_relax(void) {
@@ -72,6 +82,8 @@ struct ThreadPool {
     bool probe;        /* the run after solo ones hands work out whatever the workers' CPUs */
     double solo_s;     /* how long the next late worker makes the caller run alone */
     double last_late;  /* when the caller last backed off */
+    double gain_s;     /* the recent shared runs' summed gains (may be negative), as of gain_at */
+    double gain_at;
     RunDescription runs[2]; /* runs[r & 1] describes run r */
     _Atomic uint64_t claim; /* (run << TASK_BITS) | next unclaimed task of that run */
     atomic_int done;        /* tasks of the current run finished */
@@ -252,6 +264,7 @@ void thread_pool_set_worker_hook(ThreadPool *p, void (*hook)(void *arg), void *a
  * a while, longer if it happens again soon after the last time (the CPU is still shared),
  * SOLO_MIN_S if not. */
 static void back_off(ThreadPool *p, double now) {
+    p->gain_s = 0; /* the runs after the solo ones are judged afresh */
     bool again = now - p->last_late <= p->solo_s + SOLO_MIN_S;
     if (!again)
         p->solo_s = SOLO_MIN_S;
@@ -260,6 +273,14 @@ static void back_off(ThreadPool *p, double now) {
     p->solo_until = now + p->solo_s;
     p->last_late = now;
     p->probe = true;
+}
+
+/* Adds a shared run's gain to the recent ones, those before fading over GAIN_MEMORY_S (a
+ * hyperbolic fade: no libm here). */
+static void add_gain(ThreadPool *p, double now, double gain) {
+    double age = now - p->gain_at;
+    p->gain_s = p->gain_s * GAIN_MEMORY_S / (GAIN_MEMORY_S + (age > 0 ? age : 0)) + gain;
+    p->gain_at = now;
 }
 
 void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
@@ -271,7 +292,7 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     p->solo_until = 0;
     int cpu = sched_getcpu();
     atomic_store(&p->caller_cpu, cpu);
-    bool alone = cpu >= 0 && !p->probe && !p->always_share;
+    bool alone = cpu >= 0 && !p->probe && !p->always_share && p->gain_s <= 0;
     p->probe = false;
     for (int i = 0; i < p->n_threads - 1 && alone; i++)
         alone = atomic_load(&p->workers[i].cpu) == cpu;
@@ -295,7 +316,10 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     double start = clock_seconds();
     int own = run_tasks(p, run, fn, ctx, n_tasks);
     double task_s = own > 0 ? (clock_seconds() - start) / own : 0;
-    if (wait_done(p, n_tasks, task_s) && !p->always_share) back_off(p, clock_seconds());
+    bool late = wait_done(p, n_tasks, task_s);
+    double now = clock_seconds();
+    if (own > 0) add_gain(p, now, n_tasks * task_s - (now - start));
+    if (late && p->gain_s < 0 && !p->always_share) back_off(p, now);
 }
 
 typedef struct {
