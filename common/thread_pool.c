@@ -39,7 +39,7 @@
  * fade). A neighbour that keeps the worker's CPU busy makes every run lose, and the sum soon
  * turns negative; a moment's wait while the process's own other threads (the daemon's event loop)
  * take a core is outweighed by the runs around it, which a back-off of SOLO_MIN_S at every such
- * wait would throw away (it halved the daemon's decode rate at 64 streams). */
+ * wait would throw away (the daemon at 64 streams then ran alone for up to a second at a time). */
 #define GAIN_MEMORY_S 0.05
 
 /* A hint to the core while polling: lets a sibling hyperthread run, saves power. */
