@@ -102,7 +102,7 @@ static void admit(Scheduler *s, double now) {
  * with n streams woken every step that is n x 25 us a step, a fifth of a batch-64 step here. So
  * the interval grows with the streams, by STREAM_WAKE_PER_STREAM_S each (64 streams: 26 ms, a
  * few tokens a write), and is never under --stream-interval. 0.4 ms rather than 0.25: at 64
- * streams on a 2-core Zen 3 the readers' CPU fell by 45% and the event loop's by 18% a token. */
+ * streams on a 2-core Zen 3 the readers' CPU fell by 30% and the event loop's by 18% a token. */
 #define STREAM_WAKE_PER_STREAM_S 0.0004
 static double stream_wake_interval(const SchedulerConfig *c, int n_active) {
     double by_load = n_active * STREAM_WAKE_PER_STREAM_S;
