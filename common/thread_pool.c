@@ -260,9 +260,9 @@ void thread_pool_set_worker_hook(ThreadPool *p, void (*hook)(void *arg), void *a
     p->hook_arg = arg;
 }
 
-/* After a run that waited for a late worker, or found every worker on its own CPU: run alone for
- * a while, longer if it happens again soon after the last time (the CPU is still shared),
- * SOLO_MIN_S if not. */
+/* After a run that waited for a late worker when sharing had stopped paying, or found every worker
+ * on its own CPU: run alone for a while, longer if it happens again soon after the last time (the
+ * CPU is still shared), SOLO_MIN_S if not. */
 static void back_off(ThreadPool *p, double now) {
     p->gain_s = 0; /* the runs after the solo ones are judged afresh */
     bool again = now - p->last_late <= p->solo_s + SOLO_MIN_S;
@@ -275,8 +275,10 @@ static void back_off(ThreadPool *p, double now) {
     p->probe = true;
 }
 
-/* Adds a shared run's gain to the recent ones, those before fading over GAIN_MEMORY_S (a
- * hyperbolic fade: no libm here). */
+/* Adds a shared run's gain to the recent ones. Those before shrink by GAIN_MEMORY_S /
+ * (GAIN_MEMORY_S
+ * + the time since the last run): over many close runs about an exponential fade with that time
+ * constant, after a long pause a gentler one (a seventh is left after 300 ms); and no libm. */
 static void add_gain(ThreadPool *p, double now, double gain) {
     double age = now - p->gain_at;
     p->gain_s = p->gain_s * GAIN_MEMORY_S / (GAIN_MEMORY_S + (age > 0 ? age : 0)) + gain;
@@ -318,7 +320,11 @@ void thread_pool_run(ThreadPool *p, PoolTask fn, void *ctx, int n_tasks) {
     double task_s = own > 0 ? (clock_seconds() - start) / own : 0;
     bool late = wait_done(p, n_tasks, task_s);
     double now = clock_seconds();
-    if (own > 0) add_gain(p, now, n_tasks * task_s - (now - start));
+    /* The caller's time per task, times the tasks, is what it alone would have taken; but if the
+     * kernel paused the caller in its own few tasks, that overstates it, so the gain is at most
+     * what the workers could have saved: their number times the run's time. */
+    double wall = now - start, gain = n_tasks * task_s - wall, most = (p->n_threads - 1) * wall;
+    if (own > 0) add_gain(p, now, gain < most ? gain : most);
     if (late && p->gain_s < 0 && !p->always_share) back_off(p, now);
 }
 

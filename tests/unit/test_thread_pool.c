@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -340,43 +341,78 @@ static bool timed_run(ThreadPool *p, int caller_ms, int worker_ms) {
     return atomic_load(&r.worker_ran);
 }
 
+/* The caller on one CPU and the worker on another, so that the pool never finds the worker on
+ * the caller's CPU (which also sends the caller alone): only the runs' gains decide. */
+typedef struct {
+    cpu_set_t all, caller_cpu, worker_cpu;
+} Pinning;
+
+static void pin_worker(void *arg) {
+    const Pinning *pin = arg;
+    pthread_setaffinity_np(pthread_self(), sizeof pin->worker_cpu, &pin->worker_cpu);
+}
+
+/* A 2-thread pool pinned so, that has handed out a run; NULL (the test skips) with one CPU. */
+static ThreadPool *pinned_pool(Pinning *pin) {
+    if (sched_getaffinity(0, sizeof pin->all, &pin->all) != 0 || CPU_COUNT(&pin->all) < 2)
+        return NULL;
+    CPU_ZERO(&pin->caller_cpu);
+    CPU_ZERO(&pin->worker_cpu);
+    for (int cpu = 0, found = 0; cpu < CPU_SETSIZE && found < 2; cpu++)
+        if (CPU_ISSET(cpu, &pin->all)) CPU_SET(cpu, found++ ? &pin->worker_cpu : &pin->caller_cpu);
+    assert_int_equal(
+        pthread_setaffinity_np(pthread_self(), sizeof pin->caller_cpu, &pin->caller_cpu), 0);
+    ThreadPool *p;
+    Error err;
+    assert_int_equal(thread_pool_create(&p, 2, 1000, &err), 0);
+    thread_pool_set_worker_hook(p, pin_worker, pin);
+    bool shared = false;
+    for (int run = 0; run < 50 && !shared; run++) shared = timed_run(p, 1, 1);
+    assert_true(shared);
+    usleep(100 * 1000); /* whatever the first runs did is forgotten */
+    return p;
+}
+
+static void unpin(ThreadPool *p, const Pinning *pin) {
+    thread_pool_destroy(p);
+    pthread_setaffinity_np(pthread_self(), sizeof pin->all, &pin->all);
+}
+
 /* The daemon's case: runs that gain from the worker (20 ms each side: 20 ms instead of 40), then
  * one where the worker is late (45 ms against the caller's 20: the caller waits 25 ms, longer
  * than doing the task itself would have taken). Sharing still pays over the recent runs, so the
  * next run is handed out again (a back-off at every late run would run it alone). */
 static void one_late_run_among_paying_ones_keeps_sharing(void **state) {
     (void)state;
-    ThreadPool *p;
-    Error err;
-    assert_int_equal(thread_pool_create(&p, 2, 1000, &err), 0);
+    Pinning pin;
+    ThreadPool *p = pinned_pool(&pin);
+    if (!p) skip();
     bool late_was_shared = false;
     for (int attempt = 0; attempt < 5 && !late_was_shared; attempt++) {
         for (int run = 0; run < 4; run++) timed_run(p, 20, 20);
         late_was_shared = timed_run(p, 20, 45);
     }
     assert_true(late_was_shared); /* else the test proved nothing */
-    assert_true(timed_run(p, 20, 20));
-    thread_pool_destroy(p);
+    assert_true(timed_run(p, 50, 50));
+    unpin(p, &pin);
 }
 
-/* A neighbour's case: sharing paid (20 ms each side), then the process idled for 300 ms, then a
- * neighbour took the worker's CPU: a run in which the worker's task takes 30 ms against the
- * caller's 2 loses 26 ms against the caller alone. The gains of 300 ms ago have faded, so the
- * caller runs the next runs alone. (Here the caller often also finds the worker on its own CPU,
- * woken there by the worker's last task, which alone sends it alone too: this test cannot tell
- * the two apart, only that the caller does not keep handing work out.) */
+/* A neighbour's case: sharing paid (20 ms each side), then the process idled for half a second,
+ * then a neighbour took the worker's CPU: a run in which the worker's task takes 60 ms against
+ * the caller's 2 loses 56 ms against the caller alone. Little is left of the gains of half a
+ * second ago, so the caller runs the next runs alone. */
 static void losing_runs_send_the_caller_alone(void **state) {
     (void)state;
-    ThreadPool *p;
-    Error err;
-    assert_int_equal(thread_pool_create(&p, 2, 1000, &err), 0);
+    Pinning pin;
+    ThreadPool *p = pinned_pool(&pin);
+    if (!p) skip();
     for (int run = 0; run < 3; run++) timed_run(p, 20, 20);
-    usleep(300 * 1000);
+    usleep(500 * 1000);
     bool lost = false;
-    for (int attempt = 0; attempt < 5 && !lost; attempt++) lost = timed_run(p, 2, 30);
+    for (int attempt = 0; attempt < 5 && !lost; attempt++) lost = timed_run(p, 2, 60);
     assert_true(lost); /* else the test proved nothing */
     assert_false(timed_run(p, 1, 1));
-    thread_pool_destroy(p);
+    unpin(p, &pin);
 }
 
 static void refuses_bad_arguments(void **state) {
