@@ -275,10 +275,9 @@ static void back_off(ThreadPool *p, double now) {
     p->probe = true;
 }
 
-/* Adds a shared run's gain to the recent ones. Those before shrink by GAIN_MEMORY_S /
- * (GAIN_MEMORY_S
- * + the time since the last run): over many close runs about an exponential fade with that time
- * constant, after a long pause a gentler one (a seventh is left after 300 ms); and no libm. */
+/* Adds a shared run's gain to the recent ones, each shrunk by M / (M + the time since the last
+ * run), M = GAIN_MEMORY_S: over many close runs about an exponential fade of time constant M,
+ * after a long pause a gentler one (a seventh is left after 300 ms); no libm needed. */
 static void add_gain(ThreadPool *p, double now, double gain) {
     double age = now - p->gain_at;
     p->gain_s = p->gain_s * GAIN_MEMORY_S / (GAIN_MEMORY_S + (age > 0 ? age : 0)) + gain;

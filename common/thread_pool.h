@@ -8,11 +8,13 @@
  * waits only for tasks a worker has claimed and not yet finished, polling about as long as they
  * should take and then sleeping.
  *
- * Threads are used where they pay. When the caller had to sleep for a worker, or finds every
- * worker on its own CPU (the kernel puts a process's threads on one CPU when another process
- * keeps the other busy), it runs the next runs alone, then hands one out again to see whether
- * the CPU is still shared (longer each time it is). A worker on the caller's CPU sleeps instead
- * of polling for the next run, so that it takes no time from the caller.
+ * Threads are used where they pay. When the caller had to sleep for a worker and handing work
+ * out has stopped paying over the recent runs, or finds every worker on its own CPU (the kernel
+ * puts a process's threads on one CPU when another process keeps the other busy) while it has,
+ * it runs the next runs alone, then hands one out again to see whether the CPU is still shared
+ * (longer each time it is). A single late run among runs that pay (the process's own other
+ * threads taking a core for a moment) does not stop the sharing. A worker on the caller's CPU
+ * sleeps instead of polling for the next run, so that it takes no time from the caller.
  *
  * Between runs, workers poll for the next one for spin_us microseconds and then sleep on a
  * condition variable, so an idle pool costs no CPU. Polling pays where runs follow each other
