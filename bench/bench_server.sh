@@ -108,21 +108,50 @@ longp=$(probe "$LONG")
 awk -v n="$NEW" -v l="$LONG" -v s="$short" -v p="$longp" 'BEGIN {
   printf "a %d-token request beside 8 x %d tokens: %.3f s; beside 8 x %d tokens: %.3f s (%.2fx)\n",
          n, n, s, l, p, p / s }'
-# Three replicas on this machine behind docker/nginx.conf (as compose runs them; the upstreams
-# pointed at loopback ports, as tests/lb does), each with the default thread count, 64 clients
-# through nginx; side by side, in turns, 64 clients straight to the first replica while the
-# other two idle (one replica alone). Turns, because this shared machine's speed drifts over the
-# minutes between this row and the rows above. REPLICAS=0 skips it (needs nginx).
+# Three replicas on this machine behind docker/nginx.conf, as compose runs them: each in a cgroup
+# limited to one CPU (compose's `cpus: 1.0`), so each takes its default thread count from that
+# quota (the upstreams pointed at loopback ports, as tests/lb does); 64 clients through nginx.
+# Side by side, in turns: 64 clients straight to one gptd with the machine's default threads and
+# no quota (one daemon on the whole machine) while the replicas idle. Turns, because this shared
+# machine's speed drifts over the minutes between this row and the rows above. Needs nginx and a
+# writable cgroup cpu controller (v2 or v1; as root); without one, the replicas run with
+# --threads 1 and no quota, and the line says so. REPLICAS=0 skips it.
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+# Makes a cgroup limited to one CPU and prints its directory; prints nothing where it cannot.
+one_cpu_cgroup() {
+  local d
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then # v2: the root must delegate the cpu controller
+    d=/sys/fs/cgroup/gptd-bench-$1
+    echo +cpu > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    mkdir -p "$d" 2>/dev/null && echo "100000 100000" > "$d/cpu.max" 2>/dev/null && echo "$d"
+  elif [ -d /sys/fs/cgroup/cpu ]; then
+    d=/sys/fs/cgroup/cpu/gptd-bench-$1
+    mkdir -p "$d" 2>/dev/null && echo 100000 > "$d/cpu.cfs_period_us" 2>/dev/null &&
+      echo 100000 > "$d/cpu.cfs_quota_us" 2>/dev/null && echo "$d"
+  fi
+  return 0
+}
 if [ "${REPLICAS:-1}" != 0 ] && [ -x "$NGINX" ]; then
   kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
   dir=$(mktemp -d)
   pids=()
-  trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+  cgroups=()
+  trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null; for c in ${cgroups[*]}; do rmdir "$c"; done; rm -rf "$dir"' EXIT
+  how="each in a one-CPU cgroup, default threads"
   for i in 1 2 3; do
-    ./bin/gptd --model "$MODEL" --port $((PORT + i)) --threads 0 --log-level warn &
+    cg=$(one_cpu_cgroup "$i")
+    if [ -n "$cg" ]; then
+      cgroups+=("$cg")
+      (echo "$BASHPID" > "$cg/cgroup.procs" &&
+        exec ./bin/gptd --model "$MODEL" --port $((PORT + i)) --log-level warn) &
+    else
+      how="each --threads 1, no cgroup quota here"
+      ./bin/gptd --model "$MODEL" --port $((PORT + i)) --threads 1 --log-level warn &
+    fi
     pids+=($!)
   done
+  ./bin/gptd --model "$MODEL" --port $((PORT + 4)) --log-level warn &
+  pids+=($!)
   lb=$((PORT + 10))
   sed -e "s/server gptd1:8080/server 127.0.0.1:$((PORT + 1))/" -e "s/server gptd2:8080/server 127.0.0.1:$((PORT + 2))/" \
       -e "s/server gptd3:8080/server 127.0.0.1:$((PORT + 3))/" -e "s/listen 8080;/listen 127.0.0.1:$lb;/" \
@@ -140,16 +169,17 @@ http {
 NGINX
   "$NGINX" -c "$dir/nginx.conf" -p "$dir" &
   pids+=($!)
-  for i in 1 2 3; do
+  for i in 1 2 3 4; do
     for _ in $(seq 1 100); do ./bin/gptd --healthcheck --port $((PORT + i)) 2>/dev/null && break; sleep 0.1; done
   done
+  threads=$(curl -s "http://127.0.0.1:$((PORT + 1))/info" | sed -n 's/.*"threads":\([0-9]*\).*/\1/p')
   sleep 0.5
   three=0 one=0
   for _ in $(seq 1 $((2 * REPEATS))); do
     r=$(rate64 "$lb"); [ "${r:-0}" -gt "$three" ] && three=$r
-    r=$(rate64 $((PORT + 1))); [ "${r:-0}" -gt "$one" ] && one=$r
+    r=$(rate64 $((PORT + 4))); [ "${r:-0}" -gt "$one" ] && one=$r
   done
-  awk -v t="$three" -v o="$one" 'BEGIN {
-    printf "three replicas (default threads each) behind nginx, 64 clients: %.0f tokens/s, %.0f%% of one replica alone in turns with it (%.0f)\n",
-           t, 100 * t / o, o }'
+  awk -v t="$three" -v o="$one" -v how="$how" -v th="${threads:-?}" 'BEGIN {
+    printf "three replicas (%s: %s) behind nginx, 64 clients: %.0f tokens/s, %.0f%% of one gptd on the whole machine (default threads, in turns: %.0f)\n",
+           how, th, t, 100 * t / o, o }'
 fi
