@@ -5,6 +5,8 @@
  * mostly sleep in recv, so they take little CPU from the server.
  * --probe N: once every client has its first token, one more request of N tokens is timed from
  * its start to its last token: what a short request pays for sharing the server with them.
+ * --arrivals N: once every client streams, N one-token requests one after another: their time to
+ * first token (p50/p99), what a request arriving at a busy server waits.
  * --idle N, --slow N: before the clients start, N keep-alive connections that have had one
  * GET /health answered and then stay silent, and N connections that send a request's headers one
  * byte a second (slowloris); both are held open for the whole run. --health: a GET /health on a
@@ -253,18 +255,45 @@ typedef struct {
     int n;
 } Probe;
 
+/* Waits until every client has streamed a token, then sends n_ttft one-token requests one after
+ * another, each 1-8 ms after the last ended (a fixed pattern, so arrivals fall at every point of
+ * an engine step), and keeps each one's time to its first token. */
+typedef struct {
+    Client *clients;
+    int n, port, n_ttft, n_ok;
+    double *ttft;
+} Arrivals;
+
+static void wait_first_tokens(Client *clients, int n) {
+    for (int i = 0; i < n; i++)
+        while (__atomic_load_n(&clients[i].tokens, __ATOMIC_RELAXED) == 0 &&
+               __atomic_load_n(&clients[i].finished, __ATOMIC_ACQUIRE) == 0)
+            usleep(1000);
+}
+
+static void *arrivals_main(void *arg) {
+    Arrivals *a = arg;
+    wait_first_tokens(a->clients, a->n);
+    for (int i = 0; i < a->n_ttft; i++) {
+        usleep((useconds_t)(1000 + (i * 2654435761u) % 7000));
+        Client c = {.port = a->port, .max_tokens = 1, .id = a->n + 1 + i};
+        c.gaps = calloc(1, sizeof(double));
+        client_run(&c);
+        if (c.ok) a->ttft[a->n_ok++] = c.first - c.start;
+        free(c.gaps);
+    }
+    return NULL;
+}
+
 static void *probe_main(void *arg) {
     Probe *p = arg;
-    for (int i = 0; i < p->n; i++)
-        while (__atomic_load_n(&p->clients[i].tokens, __ATOMIC_RELAXED) == 0 &&
-               __atomic_load_n(&p->clients[i].finished, __ATOMIC_ACQUIRE) == 0)
-            usleep(1000);
+    wait_first_tokens(p->clients, p->n);
     return client_main(&p->probe);
 }
 
 int main(int argc, char **argv) {
-    int port = 8080, clients = 8, max_tokens = 100, probe_tokens = 0, n_idle = 0, n_slow = 0,
-        pid = 0;
+    int port = 8080, clients = 8, max_tokens = 100, probe_tokens = 0, n_ttft = 0, n_idle = 0,
+        n_slow = 0, pid = 0;
     bool health = false;
     CliFlag flags[] = {
         {"idle", CLI_INT, &n_idle, 0, 100000, "idle keep-alive connections held open", false, NULL},
@@ -275,6 +304,9 @@ int main(int argc, char **argv) {
         {"port", CLI_INT, &port, 1, 65535, "gptd's port on 127.0.0.1", false, NULL},
         {"clients", CLI_INT, &clients, 1, 4096, "concurrent streaming clients", false, NULL},
         {"max-tokens", CLI_INT, &max_tokens, 1, 100000, "tokens per request", false, NULL},
+        {"arrivals", CLI_INT, &n_ttft, 0, 10000,
+         "one-token requests sent one by one once every client streams: their time to first token",
+         false, NULL},
         {"probe", CLI_INT, &probe_tokens, 0, 100000,
          "tokens of one more request, timed, sent once every client streams (0 = none)", false,
          NULL},
@@ -282,7 +314,7 @@ int main(int argc, char **argv) {
     int rc =
         cli_parse(flags, sizeof flags / sizeof flags[0], argc, argv,
                   "usage: bench-server --port N --clients N --max-tokens N [--probe N] [--idle N] "
-                  "[--slow N] [--health] [--pid P]");
+                  "[--slow N] [--health] [--pid P] [--arrivals N]");
     if (rc) return rc == 1 ? 0 : 2;
     double rss_before = 0, rss_during = 0;
     int threads_before = 0, threads_during = 0;
@@ -307,7 +339,12 @@ int main(int argc, char **argv) {
         pthread_create(&th[i], NULL, client_main, &cs[i]);
     }
     Probe probe = {.clients = cs, .n = clients};
-    pthread_t probe_thread;
+    pthread_t probe_thread, arrivals_thread;
+    Arrivals arrivals = {.clients = cs, .n = clients, .port = port, .n_ttft = n_ttft};
+    if (n_ttft > 0) {
+        arrivals.ttft = calloc((size_t)n_ttft, sizeof(double));
+        pthread_create(&arrivals_thread, NULL, arrivals_main, &arrivals);
+    }
     if (probe_tokens > 0) {
         probe.probe = (Client){.port = port, .max_tokens = probe_tokens, .id = clients};
         probe.probe.gaps = calloc((size_t)probe_tokens, sizeof(double));
@@ -315,6 +352,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
     if (probe_tokens > 0) pthread_join(probe_thread, NULL);
+    if (n_ttft > 0) pthread_join(arrivals_thread, NULL);
     double wall = now() - t0;
     double daemon_s = pid ? daemon_cpu_s(pid) - cpu0 : 0;
     if (pid) process_status(pid, &rss_during, &threads_during);
@@ -352,6 +390,13 @@ int main(int argc, char **argv) {
                "daemon_us_per_token=%.1f\n",
                rss_before, rss_during, threads_before, threads_during,
                tokens > 0 ? daemon_s * 1e6 / (double)tokens : 0);
+    if (n_ttft > 0) {
+        printf("arrivals=%d arrivals_ok=%d arrival_ttft_p50_ms=%.2f arrival_ttft_p99_ms=%.2f\n",
+               n_ttft, arrivals.n_ok, percentile(arrivals.ttft, arrivals.n_ok, 0.5) * 1e3,
+               percentile(arrivals.ttft, arrivals.n_ok, 0.99) * 1e3);
+        if (arrivals.n_ok < n_ttft) ok = -1;
+        free(arrivals.ttft);
+    }
     if (probe_tokens > 0) {
         printf("probe_ok=%d probe_s=%.4f\n", probe.probe.ok, probe.probe.end - probe.probe.start);
         free(probe.probe.gaps);

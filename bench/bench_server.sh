@@ -46,6 +46,12 @@ for n in 1 8 32 64 256; do
       'BEGIN { printf "| %d | %.0f | %.1f | %.1f | %.2f | %.2f | %.1f | %s |\n", n, t, a, b, c, d, u,
                (n >= 64 ? sprintf("%.0f%%", 100 * t / e) : "") }'
 done
+# A request arriving at a busy server: 63 clients stream 200 tokens each while 50 one-token
+# requests arrive one after another (the 64th slot); their time to first token. The table's TTFT
+# is that of 64 clients starting at once, each a thread of bench-server on these same cores.
+arr=$(./bin/bench-server --port "$PORT" --clients 63 --max-tokens 200 --arrivals 50) || true
+get() { echo "$arr" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
+echo "a request arriving beside 63 streams (50 one after another): time to first token p50 $(get arrival_ttft_p50_ms) ms, p99 $(get arrival_ttft_p99_ms) ms"
 # Long replies: 64 clients x LONG tokens (well past the context), every request must complete.
 long=$(./bin/bench-server --port "$PORT" --clients 64 --max-tokens "$LONG" --pid "$pid") || true
 get() { echo "$long" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }

@@ -28,10 +28,11 @@ struct Scheduler {
     int slots_in_use; /* their choices: a slot each */
     bool joined; /* the thread has ended (scheduler_stop; only the thread calling it reads it) */
     /* scheduler thread only */
-    long steps;       /* engine steps run */
-    Request **active; /* (max_batch) */
-    Sequence **seqs;  /* (max_batch) every active choice's sequence */
-    bool *slot_used;  /* (max_batch) */
+    long steps;        /* engine steps run */
+    Request **active;  /* (max_batch) */
+    Sequence **seqs;   /* (max_batch) the sequences of a step */
+    Request **stepped; /* (max_batch) the requests of a step */
+    bool *slot_used;   /* (max_batch) */
 };
 
 /* Removes active[i] (its choices' slots become free) and drops the scheduler's reference. */
@@ -115,6 +116,55 @@ static double stream_wake_interval(const Scheduler *s) {
     return by_load > s->config.stream_interval_s ? by_load : s->config.stream_interval_s;
 }
 
+/* No choice of r has a token yet: admitted since the last step, or still prefilling its prompt. */
+static bool is_new(Request *r) {
+    for (int k = 0; k < r->n_choices; k++) {
+        const Sequence *q = &request_choice(r, k)->seq;
+        if (q->n_generated > 0 || q->finish != FINISH_NONE) return false;
+    }
+    return true;
+}
+
+/* One engine step over the sequences of the active requests (only the new ones' when only_new),
+ * then each stepped request's news goes to its channel and the finished retire. Returns the
+ * tokens the step ran, or -1 when it failed: a bug, not a user error, so every active request
+ * fails and the scheduler keeps serving. */
+static long step(Scheduler *s, bool only_new, int prefill_budget) {
+    int n_seqs = 0, n_stepped = 0;
+    for (int i = 0; i < s->n_active; i++) {
+        Request *r = s->active[i];
+        if (only_new && !is_new(r)) continue;
+        s->stepped[n_stepped++] = r;
+        for (int k = 0; k < r->n_choices; k++) s->seqs[n_seqs++] = &request_choice(r, k)->seq;
+    }
+    Error err;
+    if (s->config.step_delay_ms > 0) usleep((useconds_t)s->config.step_delay_ms * 1000);
+    double t0 = clock_seconds();
+    int ran = ++s->steps == s->config.fail_step
+                  ? error_set(&err, "injected fault at step %ld (GPTD_TEST_FAIL_STEP)", s->steps)
+                  : batch_step(s->engine, s->seqs, n_seqs, prefill_budget, &s->scratch, &err);
+    double t1 = clock_seconds();
+    if (ran < 0) {
+        log_error("engine step failed: %s", err.message);
+        ApiError failure;
+        api_error(&failure, 500, "server_error", "generation failed: %s", err.message);
+        for (int i = s->n_active - 1; i >= 0; i--) {
+            request_fail(s->active[i], &failure, t1);
+            retire(s, i);
+        }
+        metrics_set_active(s->metrics, s->n_active);
+        return -1;
+    }
+    metrics_step(s->metrics, ran, t1 - t0);
+    metrics_engine_rows(s->metrics, s->scratch.rows);
+    double interval = stream_wake_interval(s);
+    for (int j = 0; j < n_stepped; j++) request_publish(s->stepped[j], t1, interval, s->metrics);
+    for (int i = s->n_active - 1; i >= 0; i--)
+        if (request_all_finished(s->active[i])) retire(s, i);
+    metrics_set_active(s->metrics, s->n_active);
+    return ran > 0 ? s->scratch.rows : 0;
+}
+
 static void *scheduler_main(void *arg) {
     pthread_setname_np(pthread_self(), "gptd-scheduler"); /* for top -H and bench-server */
     Scheduler *s = arg;
@@ -138,38 +188,16 @@ static void *scheduler_main(void *arg) {
         }
         metrics_set_active(s->metrics, s->n_active);
         if (s->n_active == 0) continue;
-        int n_seqs = 0;
+        /* First tokens first: requests with no token yet (admitted since the last step, or still
+         * prefilling) run a short step of their own before everyone's step, so a new request's
+         * first token waits for the step in progress, not for one more whole step too. Only while
+         * the others are at least as many: with fewer, the extra step costs more than it saves.
+         * The two steps share one prefill budget. */
+        int n_new = 0, n_old = 0;
         for (int i = 0; i < s->n_active; i++)
-            for (int k = 0; k < s->active[i]->n_choices; k++)
-                s->seqs[n_seqs++] = &request_choice(s->active[i], k)->seq;
-        Error err;
-        if (s->config.step_delay_ms > 0) usleep((useconds_t)s->config.step_delay_ms * 1000);
-        double t0 = clock_seconds();
-        int ran =
-            ++s->steps == s->config.fail_step
-                ? error_set(&err, "injected fault at step %ld (GPTD_TEST_FAIL_STEP)", s->steps)
-                : batch_step(s->engine, s->seqs, n_seqs, s->config.prefill_budget, &s->scratch,
-                             &err);
-        double t1 = clock_seconds();
-        if (ran < 0) { /* a bug, not a user error: fail the batch, keep serving */
-            log_error("engine step failed: %s", err.message);
-            ApiError failure;
-            api_error(&failure, 500, "server_error", "generation failed: %s", err.message);
-            for (int i = s->n_active - 1; i >= 0; i--) {
-                request_fail(s->active[i], &failure, t1);
-                retire(s, i);
-            }
-            continue;
-        }
-        metrics_step(s->metrics, ran, t1 - t0);
-        metrics_engine_rows(s->metrics, s->scratch.rows);
-        double interval = stream_wake_interval(s);
-        for (int i = s->n_active - 1; i >= 0; i--) {
-            Request *r = s->active[i];
-            request_publish(r, t1, interval, s->metrics);
-            if (request_all_finished(r)) retire(s, i);
-        }
-        metrics_set_active(s->metrics, s->n_active);
+            *(is_new(s->active[i]) ? &n_new : &n_old) += s->active[i]->n_choices;
+        long used = n_new > 0 && n_old >= n_new ? step(s, true, s->config.prefill_budget) : 0;
+        if (used >= 0 && s->n_active > 0) step(s, false, s->config.prefill_budget - (int)used);
     }
     /* Shutdown: whatever is still here ends now, so no HTTP thread waits forever. */
     double now = clock_seconds();
@@ -197,6 +225,7 @@ static void scheduler_free(Scheduler *s) {
     free(s->queue);
     free(s->active);
     free(s->seqs);
+    free(s->stepped);
     free(s->slot_used);
     free(s);
 }
@@ -213,8 +242,9 @@ int scheduler_create(Scheduler **out, Engine *engine, const SchedulerConfig *c, 
     s->queue = calloc((size_t)c->max_queue, sizeof *s->queue);
     s->active = calloc((size_t)c->max_batch, sizeof *s->active);
     s->seqs = calloc((size_t)c->max_batch, sizeof *s->seqs);
+    s->stepped = calloc((size_t)c->max_batch, sizeof *s->stepped);
     s->slot_used = calloc((size_t)c->max_batch, sizeof *s->slot_used);
-    if (!s->queue || !s->active || !s->seqs || !s->slot_used ||
+    if (!s->queue || !s->active || !s->seqs || !s->stepped || !s->slot_used ||
         batch_scratch_init(&s->scratch, c->max_batch, c->vocab_size, err)) {
         scheduler_free(s);
         return error_set(err, "out of memory");

@@ -19,9 +19,10 @@
  *   - The watchdog thread (server/receive_deadline.c, only with --receive-timeout > 0) shuts
  *     down the sockets of connections that did not send a request in time, or too slowly.
  *     ReceiveDeadline.lock guards its list; it takes no other lock.
- *   - The scheduler thread (this file), each step: admits queued requests into free slots,
- *     drops the cancelled and timed-out, runs one batch_step (decode rows + a prefill budget),
- *     appends each sequence's new text to its channel, retires finished sequences. It alone
+ *   - The scheduler thread (this file), each round: admits queued requests into free slots,
+ *     drops the cancelled and timed-out, runs a batch_step (decode rows + a prefill budget; new
+ *     requests may get a short one of their own first), appends each sequence's new text to its
+ *     channel, retires finished sequences. It alone
  *     touches the engine, the active list, the slots and, once a request is submitted, its
  *     Sequence (Request.seq). A step runs without holding any lock.
  *   - The engine's pool workers (common/thread_pool.c, --threads minus one): they run the tasks

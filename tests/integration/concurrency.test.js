@@ -287,3 +287,35 @@ describe('queue order', () => {
     }
   });
 });
+
+// A request that arrives while others stream gets its first token from a short step of its own,
+// between the others' steps, not with their next token. Every step here waits 300 ms first (a
+// test hook), so the steps' moments are far apart: the new request's first token comes a step
+// after the others' last token and a step before their next one. Were it to wait for the
+// others' next step, it would arrive with their next token.
+describe('first tokens first', () => {
+  test("a request arriving mid-stream gets its first token between the others' steps", async (t) => {
+    const gptd = await Gptd.start({ env: { GPTD_TEST_STEP_DELAY_MS: '300' } });
+    try {
+      const body = (seed, max_tokens) => ({ prompt: PROMPT, max_tokens, seed, stream: true });
+      let startNew;
+      const midway = new Promise((resolve) => {
+        startNew = resolve;
+      });
+      const a = gptd.stream(body(1, 8), { onEvent: (_, events) => events.length === 2 && startNew() });
+      const b = gptd.stream(body(2, 8));
+      await midway;
+      const c = await gptd.stream(body(3, 2));
+      const [sa, sb] = await Promise.all([a, b]);
+      assertCompleteStream(sa, 8, 'a');
+      assertCompleteStream(sb, 8, 'b');
+      assertCompleteStream(c, 2, 'c');
+      const first = c.tokens[0].t;
+      const apart = Math.min(...sa.tokens.map((e) => Math.abs(e.t - first)));
+      t.diagnostic(`the new request's first token came ${apart.toFixed(0)} ms from the nearest of the others'`);
+      assert.ok(apart >= 100, `the first token came ${apart.toFixed(0)} ms from one of the others' tokens`);
+    } finally {
+      await gptd.stop();
+    }
+  });
+});
