@@ -255,9 +255,7 @@ typedef struct {
     int n;
 } Probe;
 
-/* Waits until every client has streamed a token, then sends n_ttft one-token requests one after
- * another, each 1-8 ms after the last ended (a fixed pattern, so arrivals fall at every point of
- * an engine step), and keeps each one's time to its first token. */
+/* The --arrivals client: n_ttft one-token requests and the times to their first tokens. */
 typedef struct {
     Client *clients;
     int n, port, n_ttft, n_ok;
@@ -271,6 +269,9 @@ static void wait_first_tokens(Client *clients, int n) {
             usleep(1000);
 }
 
+/* Waits until every client has streamed a token, then sends the one-token requests one after
+ * another, each 1-8 ms after the last ended (a fixed pattern, so arrivals fall at every point of
+ * an engine step), and keeps each one's time to its first token. */
 static void *arrivals_main(void *arg) {
     Arrivals *a = arg;
     wait_first_tokens(a->clients, a->n);
