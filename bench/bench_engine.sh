@@ -74,7 +74,7 @@ done
 # A shared CPU: the decode and prefill rows at 1 and 2 threads, idle and beside a busy process
 # (`yes`, in a session of its own as another program would be, so the kernel shares the CPU
 # between the two fairly), with PyTorch under the same neighbour; each as a ratio to the idle
-# single-thread rate. SHARED=0 skips it.
+# single-thread rate. SHARED=0 skips it; ROUNDS (2) sets how many turns of 1 and 2 threads.
 if [ "${SHARED:-1}" != 0 ]; then
   rows() { # THREADS: "b1 b64 prefill" tokens/s
     local o
@@ -84,14 +84,30 @@ if [ "${SHARED:-1}" != 0 ]; then
       echo "$o" | awk -F'|' -v r="$r" '$2 ~ r { gsub(/ /, "", $3); printf "%s ", $3 }'
     done
   }
-  read -r i1_1 i1_64 i1_p <<<"$(rows 1)"
-  read -r i2_1 i2_64 i2_p <<<"$(rows 2)"
+  # 1 and 2 threads in turns, ROUNDS times, the fastest of each column: the machine's speed
+  # drifts over minutes, and one run of each after the other would put the drift in the ratio.
+  best() { # "a b c" "x y z": the larger of each pair
+    paste <(tr ' ' '\n' <<<"$1") <(tr ' ' '\n' <<<"$2") |
+      awk 'NF == 2 { printf "%s ", ($1 + 0 > $2 + 0 ? $1 : $2) } NF == 1 { printf "%s ", $1 }'
+  }
+  turns() { # "1-thread columns|2-thread columns", each the fastest of ROUNDS
+    local one="" two=""
+    for _ in $(seq 1 "${ROUNDS:-2}"); do
+      one=$(best "$(rows 1)" "$one")
+      two=$(best "$(rows 2)" "$two")
+    done
+    echo "$one|$two"
+  }
+  IFS='|' read -r idle1 idle2 <<<"$(turns)"
+  read -r i1_1 i1_64 i1_p <<<"$idle1"
+  read -r i2_1 i2_64 i2_p <<<"$idle2"
   setsid yes >/dev/null 2>&1 &
   busy=$!
   trap 'kill $busy 2>/dev/null' EXIT
   sleep 0.5
-  read -r b1_1 b1_64 b1_p <<<"$(rows 1)"
-  read -r b2_1 b2_64 b2_p <<<"$(rows 2)"
+  IFS='|' read -r busy1 busy2 <<<"$(turns)"
+  read -r b1_1 b1_64 b1_p <<<"$busy1"
+  read -r b2_1 b2_64 b2_p <<<"$busy2"
   pb1=$(faster "$(torch 2 --batch 1 --new-tokens "$NEW")" "$(torch 1 --batch 1 --new-tokens "$NEW")")
   pb64=$(torch 2 --batch 64 --new-tokens "$NEW")
   pbp=$(torch 2 --mode prefill --batch 1 --prompt-len "$T")
