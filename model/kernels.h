@@ -42,8 +42,9 @@ typedef struct {
      * the next (1, or a row of a matrix read transposed) */
     size_t in_stride, out_stride, k_stride;
     int N;
-    int chunks;        /* fewer than 4 rows: tasks are ranges of panels */
-    int rows_per_task; /* 4 or more rows: tasks are (panel, block of rows) */
+    int k_begin, k_end; /* the terms of every chain: k in [k_begin, k_end) of pm->K */
+    int chunks;         /* fewer than 4 rows: tasks are ranges of panels */
+    int rows_per_task;  /* 4 or more rows: tasks are (panel, block of rows) */
     int row_blocks;
     bool rows_outer; /* consecutive tasks: the panels of one block of rows (else the reverse) */
 } PackedJob;

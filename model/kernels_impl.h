@@ -95,8 +95,9 @@ static void gelu_block(const PackedJob *j, int r0, int r1, int p0, int p1) {
 }
 
 /* R rows times G panels (R * G <= 8, constants after inlining). Each output is the bias plus
- * x[0] w[0] + x[1] w[1] + ... fused in k order, whatever R and G are. UNIT: a row's elements are
- * known to be adjacent (k_stride 1), so the compiler steps through them without a multiply. */
+ * x[0] w[0] + x[1] w[1] + ... fused in k order (the job's span of k), whatever R and G are. UNIT: a
+ * row's elements are known to be adjacent (k_stride 1), so the compiler steps through them without
+ * a multiply. */
 static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p0, const int G,
                                                        int r0, const int R, const bool UNIT) {
     const PackedMatrix *pm = j->pm;
@@ -108,7 +109,7 @@ static inline __attribute__((always_inline)) void tile(const PackedJob *j, int p
         for (int r = 0; r < R; r++)
             for (int v = 0; v < PANEL_VECS; v++)
                 acc[g * R + r][v] = vf_loadu(pm->bias + (p0 + g) * PANEL + VW * v);
-    for (int k = 0; k < K; k++)
+    for (int k = j->k_begin; k < j->k_end; k++)
         for (int g = 0; g < G; g++) {
             VF w[PANEL_VECS];
             load_weights(pm, ((size_t)(p0 + g) * K + k) * PANEL, w);

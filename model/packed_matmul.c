@@ -145,6 +145,12 @@ void matmul_packed(float *out, const float *inp, const PackedMatrix *pm, int N, 
 void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size_t in_stride,
                            size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
                            ThreadPool *pool) {
+    matmul_packed_span(out, out_stride, inp, in_stride, k_stride, pm, N, how, pool, 0, pm->K);
+}
+
+void matmul_packed_span(float *out, size_t out_stride, const float *inp, size_t in_stride,
+                        size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
+                        ThreadPool *pool, int k_begin, int k_end) {
     int threads = pool && N >= pm->min_split_rows ? thread_pool_size(pool) : 1;
     PackedJob j = {.out = out,
                    .inp = inp,
@@ -154,6 +160,8 @@ void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size
                    .k_stride = k_stride,
                    .out_stride = out_stride,
                    .N = N,
+                   .k_begin = k_begin,
+                   .k_end = k_end,
                    .chunks = threads};
     if (N < 4) {
         if (threads > 1)

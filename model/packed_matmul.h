@@ -64,4 +64,11 @@ void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size
                            size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
                            struct ThreadPool *pool);
 
+/* The same over the terms [k_begin, k_end) of every chain, when the caller knows the others are
+ * zero (the masked part of a causal product): a chain that starts from a bias other than -0 ends
+ * with the same bits without them, since x + 0 and x + -0 are x for every x but -0. */
+void matmul_packed_span(float *out, size_t out_stride, const float *inp, size_t in_stride,
+                        size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
+                        struct ThreadPool *pool, int k_begin, int k_end);
+
 #endif

@@ -51,27 +51,69 @@ size_t attention_scratch_floats(const AttentionShape *s) {
            packed_matrix_floats(1, max3(s->Tq, s->Tk, s->head_size), panel);
 }
 
+/* Which part of a causal product is not known to be zero, for a block of its rows (queries, or
+ * keys when the rows are keys): every output (ALL, also whenever the attention is not causal);
+ * the columns that are keys the block's queries see (SEEN_KEYS: scores and their gradients);
+ * the terms over keys they see (OVER_SEEN_KEYS: probabilities times values or keys); the terms
+ * over the queries that see the block's keys (OVER_SEEING_QUERIES: the keys' and values'
+ * gradients). The rest is zero or never read: skipping it halves a causal pass's products and
+ * changes no bit (matmul_packed_span). */
+typedef enum { ALL, SEEN_KEYS, OVER_SEEN_KEYS, OVER_SEEING_QUERIES } Span;
+
+/* Rows a block of a causal product: its columns or terms are those of its last row. */
+#define CAUSAL_BLOCK 16
+
 /* out (rows, cols) = a (rows, n) @ b, or out + that when add; a's rows are lda apart and its
  * elements a_step apart (a row-major matrix read transposed: lda 1, a_step its row length); b is
  * (n, cols) or, transposed, (cols, n), rows ldb apart. On the engine's kernels, on the calling
  * thread (the trainer spreads sequences over its pool): each output one chain over n in order. */
 static void product(const AttentionShape *s, float *scratch, float *out, size_t ldo, const float *a,
                     size_t lda, size_t a_step, const float *b, size_t ldb, bool transposed,
-                    int rows, int n, int cols, bool add) {
+                    int rows, int n, int cols, bool add, Span span) {
     const Kernels *k = kernels_of(s);
     float *pack = scratch + 2 * (size_t)s->Tq * s->Tk;
     PackedMatrix pm = {.kernels = k, .w = pack, .bias = pack + pack_floats(s, k->panel)};
     packed_matrix_fill(&pm, b, (int)ldb, transposed, NULL, n, cols);
-    matmul_packed_strided(out, ldo, a, lda, a_step, &pm, rows, add ? PACKED_ADD : PACKED_STORE,
-                          NULL);
+    PackedOutput how = add ? PACKED_ADD : PACKED_STORE;
+    if (!s->causal || span == ALL) {
+        matmul_packed_span(out, ldo, a, lda, a_step, &pm, rows, how, NULL, 0, n);
+        return;
+    }
+    for (int r0 = 0; r0 < rows; r0 += CAUSAL_BLOCK) {
+        int r1 = r0 + CAUSAL_BLOCK < rows ? r0 + CAUSAL_BLOCK : rows;
+        PackedMatrix seen = pm;
+        int k0 = 0, k1 = n;
+        if (span == SEEN_KEYS) {
+            seen.M = visible_keys(s, r1 - 1);
+            seen.panels = (seen.M + seen.panel - 1) / seen.panel;
+        } else if (span == OVER_SEEN_KEYS) {
+            k1 = visible_keys(s, r1 - 1);
+        } else { /* rows are keys: query i sees key r0 from i = r0 - (Tk - Tq) on */
+            k0 = r0 - (s->Tk - s->Tq) > 0 ? r0 - (s->Tk - s->Tq) : 0;
+        }
+        matmul_packed_span(out + r0 * ldo, ldo, a + r0 * lda, lda, a_step, &seen, r1 - r0, how,
+                           NULL, k0, k1);
+    }
 }
 
 void attention_scores(float *scores, float *scratch, const float *q, const float *k,
                       const AttentionShape *s, int b, int h) {
     product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, 1, k + kv_at(s, b, h),
-            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false);
+            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false, ALL);
     float scale = score_scale(s);
     for (size_t i = 0; i < (size_t)s->Tq * s->Tk; i++) scores[i] *= scale;
+}
+
+/* Row i's scores, scaled, for the keys it sees (the rest of the row is left as it was). */
+static void seen_scores(float *scores, float *scratch, const float *q, const float *k,
+                        const AttentionShape *s, int b, int h) {
+    product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, 1, k + kv_at(s, b, h),
+            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false, SEEN_KEYS);
+    float scale = score_scale(s);
+    for (int i = 0; i < s->Tq; i++) {
+        float *row = scores + (size_t)i * s->Tk;
+        for (int j = 0, n = visible_keys(s, i); j < n; j++) row[j] *= scale;
+    }
 }
 
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
@@ -81,7 +123,7 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {
             float *p = att + ((size_t)b * s->n_head + h) * Tq * Tk; /* (Tq, Tk) */
-            attention_scores(p, scratch, q, k, s, b, h);
+            seen_scores(p, scratch, q, k, s, b, h);
             for (int i = 0; i < Tq; i++) {
                 float *row = p + (size_t)i * Tk;
                 int n = visible_keys(s, i);
@@ -115,7 +157,7 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
                 pv = scratch;
             }
             product(s, scratch, out + out_at(s, b, h), s->out_stride, pv, Tk, 1, v + kv_at(s, b, h),
-                    s->kv_stride, false, Tq, Tk, hs, false);
+                    s->kv_stride, false, Tq, Tk, hs, false, OVER_SEEN_KEYS);
         }
 }
 
@@ -139,10 +181,10 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             const float *dout_bh = dout + out_at(s, b, h);
             /* dv (Tk, hs) += pv^T (Tk, Tq) @ dout (Tq, hs) */
             product(s, scratch, dv + kv_at(s, b, h), s->kv_stride, pv, 1, Tk, dout_bh,
-                    s->out_stride, false, Tk, Tq, hs, true);
+                    s->out_stride, false, Tk, Tq, hs, true, OVER_SEEING_QUERIES);
             /* dp (Tq, Tk) = dout (Tq, hs) @ v^T (hs, Tk) */
             product(s, scratch, dp, Tk, dout_bh, s->out_stride, 1, v + kv_at(s, b, h), s->kv_stride,
-                    true, Tq, hs, Tk, false);
+                    true, Tq, hs, Tk, false, SEEN_KEYS);
             /* Softmax backward, row by row: ds = p * (dp - sum(p * dp)), times the scale. */
             for (int i = 0; i < Tq; i++) {
                 float *dpr = dp + (size_t)i * Tk;
@@ -157,8 +199,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             }
             /* dq (Tq, hs) += ds (Tq, Tk) @ k (Tk, hs); dk (Tk, hs) += ds^T @ q */
             product(s, scratch, dq + q_at(s, b, h), s->q_stride, dp, Tk, 1, k + kv_at(s, b, h),
-                    s->kv_stride, false, Tq, Tk, hs, true);
+                    s->kv_stride, false, Tq, Tk, hs, true, OVER_SEEN_KEYS);
             product(s, scratch, dk + kv_at(s, b, h), s->kv_stride, dp, 1, Tk, q + q_at(s, b, h),
-                    s->q_stride, false, Tk, Tq, hs, true);
+                    s->q_stride, false, Tk, Tq, hs, true, OVER_SEEING_QUERIES);
         }
 }

@@ -97,6 +97,51 @@ static void products_are_one_chain_in_k_order(void **state) {
     thread_pool_destroy(pool);
 }
 
+/* A span of terms: each output is the chain over k in [k0, k1) alone (bit for bit with the plain
+ * loop), and equals the whole chain of a row that is zero outside the span, the promise the
+ * trainer's causal attention relies on to skip the masked part (packed_matmul.h). */
+static void a_span_is_the_chain_over_its_terms(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 4);
+    int K = 41, M = 53, spans[][2] = {{0, 41}, {0, 17}, {9, 41}, {5, 30}, {12, 12}};
+    int rows[] = {1, 3, 5, 18};
+    float *w = malloc(sizeof(float) * K * M), *bias = malloc(sizeof(float) * M);
+    float *x = malloc(sizeof(float) * 18 * K), *zeroed = malloc(sizeof(float) * 18 * K);
+    float *span = malloc(sizeof(float) * 18 * M), *whole = malloc(sizeof(float) * 18 * M);
+    for (int p = 0; p < n_paths; p++)
+        for (int si = 0; si < 5; si++)
+            for (int ni = 0; ni < 4; ni++) {
+                int k0 = spans[si][0], k1 = spans[si][1], N = rows[ni];
+                fill(w, (size_t)K * M, &rng, false);
+                fill(bias, M, &rng, false);
+                fill(x, (size_t)N * K, &rng, false);
+                for (int i = 0; i < N * K; i++) zeroed[i] = i % K >= k0 && i % K < k1 ? x[i] : 0;
+                PackedMatrix pm;
+                assert_int_equal(packed_matrix_init(&pm, w, bias, K, M, false, paths[p]), 0);
+                matmul_packed_span(span, M, x, K, 1, &pm, N, PACKED_STORE, NULL, k0, k1);
+                matmul_packed(whole, zeroed, &pm, N, PACKED_STORE, NULL);
+                for (int r = 0; r < N; r++)
+                    for (int c = 0; c < M; c++) {
+                        float acc = bias[c];
+                        for (int k = k0; k < k1; k++)
+                            acc = fmaf(x[r * K + k], w[(size_t)k * M + c], acc);
+                        float got = span[r * M + c], all = whole[r * M + c];
+                        if (memcmp(&got, &acc, sizeof acc) || memcmp(&all, &acc, sizeof acc))
+                            fail_msg("%s, terms [%d, %d), %d rows: out[%d][%d] = %.9g, the whole "
+                                     "chain of the zeroed row %.9g, the chain over the span %.9g",
+                                     paths[p]->name, k0, k1, N, r, c, got, all, acc);
+                    }
+                packed_matrix_free(&pm);
+            }
+    free(w);
+    free(bias);
+    free(x);
+    free(zeroed);
+    free(span);
+    free(whole);
+}
+
 /* Our float16 conversion in plain C is the IEEE one: every half widens to the value the CPU's
  * own instruction gives, and floats round to nearest even as it does (ties, subnormals,
  * overflow to infinity, NaN). */
@@ -381,6 +426,7 @@ int main(void) {
     printf("\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(products_are_one_chain_in_k_order),
+        cmocka_unit_test(a_span_is_the_chain_over_its_terms),
         cmocka_unit_test(float16_matches_the_cpu),
         cmocka_unit_test(exp_is_accurate_and_the_same_everywhere),
         cmocka_unit_test(gelu_matches_the_tanh_form),
