@@ -65,8 +65,11 @@ void matmul_packed_strided(float *out, size_t out_stride, const float *inp, size
                            struct ThreadPool *pool);
 
 /* The same over the terms [k_begin, k_end) of every chain, when the caller knows the others are
- * zero (the masked part of a causal product): a chain that starts from a bias other than -0 ends
- * with the same bits without them, since x + 0 and x + -0 are x for every x but -0. */
+ * zero (the masked part of a causal product). Leaving them out changes no bit as long as the sum
+ * they would have been added to is not -0 (x + 0 and x + -0 are x for every other x): always so
+ * for zeros before the span from a bias other than -0; for zeros after it, unless the chain
+ * underflowed to exactly -0, where the whole product would have turned it into +0.
+ * 0 <= k_begin <= k_end <= pm->K. */
 void matmul_packed_span(float *out, size_t out_stride, const float *inp, size_t in_stride,
                         size_t k_stride, const PackedMatrix *pm, int N, PackedOutput how,
                         struct ThreadPool *pool, int k_begin, int k_end);

@@ -219,6 +219,9 @@ static void causal_blocks_match_the_visible_keys(void **state) {
               *dk = calloc((size_t)Tk * C, sizeof(float));
         float *dv = calloc((size_t)Tk * C, sizeof(float));
         float *scratch = malloc(attention_scratch_floats(&s) * sizeof(float));
+        /* NaN wherever nothing was written: a score or gradient read but not computed shows */
+        for (size_t i = 0; i < attention_scratch_floats(&s); i++) scratch[i] = NAN;
+        for (int i = 0; i < NH * Tq * Tk; i++) att[i] = NAN;
         attention_forward(out, att, NULL, scratch, q, k, v, &s, 0.0f, NULL);
         attention_backward(dq, dk, dv, scratch, dout, att, NULL, q, k, v, &s);
         double *p = malloc(sizeof(double) * Tk), *dp = malloc(sizeof(double) * Tk);
