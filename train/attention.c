@@ -96,24 +96,22 @@ static void product(const AttentionShape *s, float *scratch, float *out, size_t 
     }
 }
 
-void attention_scores(float *scores, float *scratch, const float *q, const float *k,
-                      const AttentionShape *s, int b, int h) {
+/* scores (Tq, Tk), scaled: every one (ALL), or in each row those of the keys it sees (SEEN_KEYS;
+ * the rest of the row is left as it was). */
+static void scaled_scores(float *scores, float *scratch, const float *q, const float *k,
+                          const AttentionShape *s, int b, int h, Span span) {
     product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, 1, k + kv_at(s, b, h),
-            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false, ALL);
-    float scale = score_scale(s);
-    for (size_t i = 0; i < (size_t)s->Tq * s->Tk; i++) scores[i] *= scale;
-}
-
-/* Row i's scores, scaled, for the keys it sees (the rest of the row is left as it was). */
-static void seen_scores(float *scores, float *scratch, const float *q, const float *k,
-                        const AttentionShape *s, int b, int h) {
-    product(s, scratch, scores, s->Tk, q + q_at(s, b, h), s->q_stride, 1, k + kv_at(s, b, h),
-            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false, SEEN_KEYS);
+            s->kv_stride, true, s->Tq, s->head_size, s->Tk, false, span);
     float scale = score_scale(s);
     for (int i = 0; i < s->Tq; i++) {
         float *row = scores + (size_t)i * s->Tk;
-        for (int j = 0, n = visible_keys(s, i); j < n; j++) row[j] *= scale;
+        for (int j = 0, n = span == ALL ? s->Tk : visible_keys(s, i); j < n; j++) row[j] *= scale;
     }
+}
+
+void attention_scores(float *scores, float *scratch, const float *q, const float *k,
+                      const AttentionShape *s, int b, int h) {
+    scaled_scores(scores, scratch, q, k, s, b, h, ALL);
 }
 
 void attention_forward(float *out, float *att, float *att_mask, float *scratch, const float *q,
@@ -123,7 +121,7 @@ void attention_forward(float *out, float *att, float *att_mask, float *scratch, 
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->n_head; h++) {
             float *p = att + ((size_t)b * s->n_head + h) * Tq * Tk; /* (Tq, Tk) */
-            seen_scores(p, scratch, q, k, s, b, h);
+            scaled_scores(p, scratch, q, k, s, b, h, SEEN_KEYS);
             for (int i = 0; i < Tq; i++) {
                 float *row = p + (size_t)i * Tk;
                 int n = visible_keys(s, i);
